@@ -1,0 +1,491 @@
+"""HTTP and websocket routes of the cloud dialect: Comfy Cloud's API per ``openapi-cloud.yaml`` and
+its documentation. Routes live under ``/api`` only; ``X-API-Key`` is required except on the public
+operations; ``/api/view`` redirects (302) to the separate storage origin; jobs are seen through
+``/api/jobs`` and ``/api/job/{id}/status``; the websocket needs ``token=<key>`` and broadcasts every
+job of the account. Execution, validation and files are shared with the local dialect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from . import _local_routes as local
+from ._faults import faults_middleware
+from ._server import STATE, EmulatorState, JobRecord
+from ._storage import build_storage_app, signed_url
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLOUD_MAX_UPLOAD = 50 * 1024 * 1024
+MAX_EDGE = 16384
+MAX_PIXELS = 67108864
+PUBLIC_PATHS = {
+    "/api/system_stats", "/api/features", "/api/workflow_templates", "/api/experiment/models",
+    "/api/global_subgraphs",
+}
+TERMINAL = {"success": "completed", "error": "failed", "cancelled": "cancelled"}
+
+
+def error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status, headers=headers)
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith("/api/experiment/models/")
+
+
+def key_matches(state: EmulatorState, given: str | None) -> bool:
+    expected = state.api_key or ""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@web.middleware
+async def require_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    path = request.path
+    if path == "/ws" or path.startswith("/_emulator/") or _is_public(path):
+        return await handler(request)
+    if not path.startswith("/api/"):
+        return error(404, "not_found", f"No route {path}; Comfy Cloud serves its API under /api/")
+    if not key_matches(state, request.headers.get("X-API-Key")):
+        return error(401, "unauthorized",
+                     "Invalid or missing API key: send it in the X-API-Key header.")
+    return await handler(request)
+
+
+@web.middleware
+async def json_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return error(404, "not_found", f"No route {request.path}")
+    except web.HTTPMethodNotAllowed:
+        return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+
+
+# -- websocket --------------------------------------------------------------------------------
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    if not key_matches(state, request.rel_url.query.get("token")):
+        return error(401, "unauthorized", "Invalid or missing token: connect with ?token=<key>.")
+    if state.faults.ws_refuse:
+        return error(503, "emulated_fault", "websocket refused")
+    ws = web.WebSocketResponse(max_msg_size=0)
+    await ws.prepare(request)
+    conn = state.hub.register(ws, request.rel_url.query.get("clientId", ""), account=state.account)
+    try:
+        remaining = state.queue.remaining(state.account)
+        await state.hub.send_now(conn, "status", {"status": {"exec_info": {
+            "queue_remaining": remaining}}, "sid": conn.sid})
+        await local._read_client_messages(state, conn, ws)
+    finally:
+        state.hub.unregister(conn)
+    return ws
+
+
+# -- prompt, jobs, queue ----------------------------------------------------------------------
+
+
+async def post_prompt(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError:
+        return error(400, "invalid_json", "The request body is not valid JSON.")
+    if not isinstance(body, dict):
+        return error(400, "invalid_request", "The request body must be a JSON object.")
+    if state.faults.no_credits:
+        return error(402, "insufficient_credits",
+                     "Insufficient credits: add credits to your Comfy account.")
+    if state.faults.rate_limited:
+        return error(429, "rate_limited", "Rate limit exceeded. Please try again later.",
+                     **{"Retry-After": "1"})
+    prompt_id = body.get("prompt_id")
+    if prompt_id is not None:
+        with state.jobs_lock:
+            existing = state.jobs.get(str(prompt_id))
+        if existing is not None:  # a retried submission: answer it, never run it twice
+            return web.json_response({"prompt_id": existing.prompt_id, "number": 0,
+                                      "node_errors": {}})
+    body = {k: v for k, v in body.items() if k not in ("number", "front", "client_id")}
+    if not isinstance(body.get("prompt", {}), dict):
+        return error(400, "invalid_prompt", "prompt must be an object in API format.")
+    if "prompt" in body and _looks_like_ui_workflow(body["prompt"]):
+        return web.json_response({"error": {
+            "type": "invalid_prompt",
+            "message": "Cannot execute because a node is missing the class_type property.",
+            "details": "The workflow is in UI format; export it in API format.",
+            "extra_info": {}}, "node_errors": {}}, status=400)
+    return local.submit_prompt(state, body, account=state.account)
+
+
+def _looks_like_ui_workflow(prompt: dict[str, Any]) -> bool:
+    return "nodes" in prompt and "links" in prompt
+
+
+async def get_prompt(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"exec_info": {"queue_remaining": state.queue.remaining(
+        state.account)}})
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _job(state: EmulatorState, job_id: str) -> JobRecord | web.Response:
+    with state.jobs_lock:
+        record = state.jobs.get(job_id)
+    if record is None:
+        return error(404, "not_found", f"Job {job_id} not found")
+    if record.account != state.account:
+        return error(403, "forbidden", "This job belongs to another user")
+    return record
+
+
+def friendly_status(record: JobRecord) -> str:
+    if record.raw_status in TERMINAL:
+        return TERMINAL[record.raw_status]
+    return "in_progress" if record.raw_status == "executing" else "pending"
+
+
+def _execution_error(record: JobRecord) -> dict[str, Any] | None:
+    if record.history is None:
+        return None
+    for event, data in record.history["status"]["messages"]:
+        if event == "execution_error":
+            return {
+                "node_id": data["node_id"], "node_type": data["node_type"],
+                "exception_message": data["exception_message"],
+                "exception_type": data["exception_type"], "traceback": data["traceback"],
+                "current_inputs": data["current_inputs"], "current_outputs": {},
+            }
+    return None
+
+
+def _output_files(outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    files = []
+    for node_id, output in outputs.items():
+        for key, items in output.items():
+            if key == "animated" or not isinstance(items, list):
+                continue
+            for entry in items:
+                if isinstance(entry, dict) and "filename" in entry:
+                    files.append({**entry, "nodeId": node_id, "mediaType": key})
+    return files
+
+
+def job_entry(record: JobRecord, detail: bool = False) -> dict[str, Any]:
+    status = friendly_status(record)
+    entry: dict[str, Any] = {"id": record.prompt_id, "status": status,
+                             "create_time": record.create_time}
+    terminal = record.raw_status in TERMINAL
+    outputs = (record.history or {}).get("outputs", {}) if terminal else {}
+    files = _output_files(outputs)
+    if terminal:
+        entry["outputs_count"] = len(files)
+        if files:
+            entry["preview_output"] = files[0]
+        if record.execution_start_time is not None:
+            entry["execution_start_time"] = record.execution_start_time
+        entry["execution_end_time"] = record.execution_end_time or record.update_time
+    failure = _execution_error(record)
+    if failure is not None:
+        entry["execution_error"] = failure
+    if detail:
+        entry["update_time"] = record.update_time
+        entry["workflow"] = {"prompt": record.prompt}
+        if terminal:
+            entry["outputs"] = outputs
+            history = record.history or {}
+            entry["execution_status"] = history.get("status", {"status_str": "error",
+                                                               "completed": False,
+                                                               "messages": []})
+            entry["execution_meta"] = history.get("meta", {})
+    return entry
+
+
+async def get_job_status(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    record = _job(state, request.match_info["job_id"])
+    if isinstance(record, web.Response):
+        return record
+    failure = _execution_error(record)
+    message = json.dumps(failure) if failure is not None else None
+    if record.raw_status == "cancelled":
+        message = None
+    return web.json_response({
+        "id": record.prompt_id,
+        "status": record.raw_status,
+        "created_at": _iso(record.create_time),
+        "updated_at": _iso(record.update_time or record.create_time),
+        "last_state_update": _iso(record.update_time or record.create_time),
+        "assigned_inference": "emulated-worker" if record.raw_status != "queued_waiting"
+        else None,
+        "error_message": message,
+    })
+
+
+async def get_jobs(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    query = request.rel_url.query
+    try:
+        offset = int(query.get("offset", "0"))
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        return error(400, "invalid_parameter", "offset and limit must be integers")
+    if offset < 0 or not 1 <= limit <= 1000:
+        return error(400, "invalid_parameter", "offset must be >= 0 and limit 1..1000")
+    sort_by = query.get("sort_by", "create_time")
+    sort_order = query.get("sort_order", "desc")
+    if sort_by not in ("create_time", "execution_time") or sort_order not in ("asc", "desc"):
+        return error(400, "invalid_parameter",
+                     "sort_by is create_time|execution_time, sort_order asc|desc")
+    wanted = {s for s in query.get("status", "").split(",") if s}
+    output_type = query.get("output_type")
+    with state.jobs_lock:
+        records = [r for r in state.jobs.values() if r.account == state.account]
+    entries = [job_entry(r) for r in records]
+    if wanted:
+        entries = [e for e in entries if e["status"] in wanted]
+    if "workflow_id" in query:
+        entries = [e for e in entries if e.get("workflow_id") == query["workflow_id"]]
+    if output_type:
+        entries = [e for e in entries if e["status"] == "completed"
+                   and _has_output_type(state, e["id"], output_type)]
+
+    def sort_key(entry: dict[str, Any]) -> int:
+        if sort_by == "execution_time":
+            start, end = entry.get("execution_start_time"), entry.get("execution_end_time")
+            return (end - start) if start is not None and end is not None else -1
+        return int(entry["create_time"])
+
+    entries.sort(key=sort_key, reverse=sort_order == "desc")
+    page = entries[offset: offset + limit]
+    return web.json_response({"jobs": page, "pagination": {
+        "offset": offset, "limit": limit, "total": len(entries),
+        "has_more": offset + len(page) < len(entries)}})
+
+
+def _has_output_type(state: EmulatorState, job_id: str, output_type: str) -> bool:
+    with state.jobs_lock:
+        record = state.jobs[job_id]
+    outputs = (record.history or {}).get("outputs", {})
+    extensions = {"image": (".png", ".jpg", ".jpeg", ".webp", ".gif"),
+                  "video": (".mp4", ".webm", ".mov"),
+                  "audio": (".flac", ".mp3", ".wav", ".opus", ".ogg")}.get(output_type, ())
+    return any(f["filename"].lower().endswith(extensions) for f in _output_files(outputs))
+
+
+async def get_job_detail(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    record = _job(state, request.match_info["job_id"])
+    if isinstance(record, web.Response):
+        return record
+    return web.json_response(job_entry(record, detail=True))
+
+
+async def post_job_cancel(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    record = _job(state, request.match_info["job_id"])
+    if isinstance(record, web.Response):
+        return record
+    if record.raw_status == "queued_waiting":
+        cancelled = bool(state.cancel_pending({record.prompt_id}))
+    elif record.raw_status == "executing":
+        cancelled = state.interrupt(record.prompt_id)
+    else:
+        cancelled = False
+    return web.json_response({"cancelled": cancelled})
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+
+    def row(position: int, item: Any) -> list[Any]:
+        return [position, item.prompt_id, item.prompt, item.outputs_to_execute,
+                {"create_time": item.create_time}]
+
+    running = [i for i in state.queue.running() if i.account == state.account]
+    pending = sorted((i for i in state.queue.pending() if i.account == state.account),
+                     key=lambda i: i.create_time)
+    return web.json_response({
+        "queue_running": [row(n, i) for n, i in enumerate(running, 1)],
+        "queue_pending": [row(n, i) for n, i in enumerate(pending, len(running) + 1)],
+    })
+
+
+async def post_queue(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError:
+        return error(400, "invalid_json", "The request body is not valid JSON.")
+    if not isinstance(body, dict) or set(body) - {"delete", "clear"}:
+        return error(400, "invalid_request", "Send {\"delete\": [job ids]} and/or {\"clear\": true}.")
+    deleted: list[str] = []
+    if body.get("clear"):
+        deleted += state.cancel_pending(None)
+    if body.get("delete"):
+        deleted += state.cancel_pending({str(i) for i in body["delete"]})
+    return web.json_response({"deleted": deleted, "cleared": bool(body.get("clear"))})
+
+
+async def post_interrupt(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await request.read()
+    state.interrupt(None)  # every running job of the account
+    return web.Response(status=200)
+
+
+async def post_history(request: web.Request) -> web.Response:
+    return await local.post_history(request)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+async def post_upload(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.content_length is not None and request.content_length > CLOUD_MAX_UPLOAD + 65536:
+        return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
+    post = await request.post()
+    image = post.get("image")
+    if image is None or not hasattr(image, "file"):
+        return error(400, "missing_file", "Send the file in a multipart part named 'image'.")
+    data = image.file.read()
+    if len(data) > CLOUD_MAX_UPLOAD:
+        return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
+    size_error = _pixel_limit_error(data)
+    if size_error is not None:
+        return error(400, "image_too_large", size_error)
+    extension = os.path.splitext(image.filename or "")[1].lower() or ".png"
+    name = hashlib.sha256(data).hexdigest() + extension  # content-addressed, like Cloud
+    kind = post.get("type") or "output"
+    subfolder = post.get("subfolder", "")
+    target = state.input_dir / name  # every upload is readable by LoadImage
+    if request.path.endswith("/mask") and post.get("original_ref"):
+        buffer = io.BytesIO()
+        local.mask_writer(state, post)(data, target)
+        if not target.exists():
+            return error(400, "bad_original_ref", "original_ref names no uploaded file.")
+        del buffer
+    elif not target.exists():
+        target.write_bytes(data)
+    body: dict[str, Any] = {"name": name, "subfolder": subfolder, "type": kind}
+    if request.path.endswith("/mask"):
+        body["metadata"] = {"is_mask": True, "original_hash": None,
+                            "mask_type": "painted_masked",
+                            "related_files": {"mask": name, "paint": None, "painted": None}}
+    return web.json_response(body)
+
+
+def _pixel_limit_error(data: bytes) -> str | None:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Exception:  # not an image (audio, video): no pixel limits apply
+        return None
+    if max(width, height) > MAX_EDGE:
+        return f"Image is {width}x{height}; the limit is {MAX_EDGE} px per edge."
+    if width * height > MAX_PIXELS:
+        return f"Image has {width * height} pixels; the limit is {MAX_PIXELS}."
+    return None
+
+
+async def get_view(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    query = request.rel_url.query
+    if "filename" not in query:
+        return error(400, "missing_filename", "filename is required")
+    resolved = local.resolve_view_path(state, query)
+    if isinstance(resolved, int) and resolved == 404:
+        resolved = _find_by_name(state, query["filename"])
+    if isinstance(resolved, int):
+        return error(404 if resolved == 404 else resolved, "not_found",
+                     "File not found or unauthorized")
+    if query.get("channel") in ("rgb", "a", "alpha"):
+        channel = "a" if query["channel"] == "alpha" else query["channel"]
+        body, content_type = local.render_view(resolved, {"channel": channel})
+        return web.Response(body=body, content_type=content_type)
+    for kind, base in (("output", state.output_dir), ("temp", state.temp_dir),
+                       ("input", state.input_dir)):
+        try:
+            relative = resolved.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+        raise web.HTTPFound(signed_url(state, kind, relative))
+    return error(404, "not_found", "File not found or unauthorized")
+
+
+def _find_by_name(state: EmulatorState, filename: str) -> Any:
+    """Cloud ignores ``subfolder``: find the file by name in outputs, temp and inputs."""
+    name = os.path.basename(local.annotated(filename)[0])
+    for base in (state.output_dir, state.temp_dir, state.input_dir):
+        for path in base.rglob(name):
+            if path.is_file():
+                return path.resolve()
+    return 404
+
+
+async def get_user(request: web.Request) -> web.Response:
+    return web.json_response({"status": "active"})
+
+
+async def get_system_stats(request: web.Request) -> web.Response:
+    stats = local.system_stats(request.app[STATE])
+    stats["system"]["cloud_version"] = "comfy_nb-emulator"
+    return web.json_response(stats)
+
+
+async def get_workflow_templates(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/api/prompt", post_prompt),
+    ("GET", "/api/prompt", get_prompt),
+    ("GET", "/api/job/{job_id}/status", get_job_status),
+    ("GET", "/api/jobs", get_jobs),
+    ("GET", "/api/jobs/{job_id}", get_job_detail),
+    ("POST", "/api/jobs/{job_id}/cancel", post_job_cancel),
+    ("GET", "/api/queue", get_queue),
+    ("POST", "/api/queue", post_queue),
+    ("POST", "/api/interrupt", post_interrupt),
+    ("POST", "/api/history", post_history),
+    ("POST", "/api/upload/image", post_upload),
+    ("POST", "/api/upload/mask", post_upload),
+    ("GET", "/api/view", get_view),
+    ("GET", "/api/object_info", local.get_object_info),
+    ("GET", "/api/features", local.get_features),
+    ("GET", "/api/system_stats", get_system_stats),
+    ("GET", "/api/user", get_user),
+    ("GET", "/api/workflow_templates", get_workflow_templates),
+    ("GET", "/api/experiment/models", local.get_experiment_models),
+    ("GET", "/api/experiment/models/{folder}", local.get_experiment_model_folder),
+    ("GET", "/ws", websocket),
+]
+
+
+def build_cloud_apps(state: EmulatorState) -> list[tuple[web.Application, int]]:
+    api = web.Application(
+        middlewares=[json_not_found, faults_middleware(state.faults), require_api_key],
+        client_max_size=CLOUD_MAX_UPLOAD + 1024 * 1024,
+    )
+    api[STATE] = state
+    for method, path, handler in ROUTES:
+        api.router.add_route(method, path, handler)
+    api.router.add_get("/_emulator/faults", local.get_faults)
+    api.router.add_post("/_emulator/faults", local.post_faults)
+    return [(api, state.options.port), (build_storage_app(state), 0)]

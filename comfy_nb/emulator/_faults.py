@@ -1,0 +1,103 @@
+"""Fault injection for the emulator: what a flaky network or an overloaded server does to a client.
+
+One :class:`Faults` object per server, settable from Python (``server.faults``), from the command
+line, or over HTTP at ``POST /_emulator/faults`` (JSON with the same field names). Every fault is
+off by default. ``http_error_count`` counts down one per request it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from aiohttp import web
+
+CONTROL_PREFIX = "/_emulator/"
+
+
+@dataclass
+class Faults:
+    """What to break. Assign fields directly or call :meth:`update`."""
+
+    ws_drop_after_frames: int | None = None  # close each socket (abruptly) after N frames
+    ws_refuse: bool = False  # answer websocket upgrades with 503
+    http_error_count: int = 0  # answer the next N HTTP requests with http_error_status
+    http_error_status: int = 503
+    retry_after: float | None = None  # Retry-After seconds on injected errors (429 sets 1 s)
+    latency: float = 0.0  # seconds added before every HTTP answer
+    truncate_view: bool = False  # cut /view (and storage) bodies short and close the connection
+    no_credits: bool = False  # cloud: POST /api/prompt answers 402
+    rate_limited: bool = False  # cloud: POST /api/prompt answers 429 with Retry-After
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def update(self, **changes: Any) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}; known: {sorted(names)}")
+        with self._lock:
+            for key, value in changes.items():
+                setattr(self, key, value)
+
+    def reset(self) -> None:
+        self.update(**{f.name: f.default for f in fields(self)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def take_http_error(self) -> int | None:
+        """Consume one injected HTTP error, if any is armed."""
+        with self._lock:
+            if self.http_error_count <= 0:
+                return None
+            self.http_error_count -= 1
+            return self.http_error_status
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def faults_middleware(faults: Faults) -> Any:
+    """aiohttp middleware applying latency and injected HTTP errors."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        if faults.latency > 0:
+            await asyncio.sleep(faults.latency)
+        status = faults.take_http_error()
+        if status is not None:
+            headers = {}
+            retry_after = faults.retry_after
+            if status == 429 and retry_after is None:
+                retry_after = 1
+            if retry_after is not None:
+                headers["Retry-After"] = str(int(retry_after) if float(retry_after).is_integer()
+                                             else retry_after)
+            return web.json_response(
+                {"code": "emulated_fault", "message": f"injected HTTP {status}"},
+                status=status,
+                headers=headers,
+            )
+        return await handler(request)
+
+    return middleware
+
+
+async def write_truncated(
+    request: web.Request, body: bytes, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Announce the full length, send half the body, then drop the connection."""
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: max(1, len(body) // 2)])
+    if request.transport is not None:
+        request.transport.close()
+    return response

@@ -1,0 +1,591 @@
+"""HTTP and websocket routes of the local dialect: ComfyUI 0.3.64 as recorded. Every route answers
+both bare and under ``/api`` (``/internal/*`` bare only); a request whose ``Origin`` names another
+host than ``Host`` gets 403 with an empty body; unknown paths get ComfyUI's empty 404.
+
+Handlers read and change :class:`~comfy_nb.emulator._server.EmulatorState`; they never run nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import mimetypes
+import os
+import platform
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from ._faults import write_truncated
+from ._queue import QueueItem
+from ._server import STAND_IN_NOTICE, STATE, EmulatorState
+from ._validation import validate_prompt
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+COMFYUI_VERSION = "0.3.64"
+FRONTEND_VERSION = "1.27.10"
+TEMPLATES_VERSION = "0.1.95"
+MODEL_FOLDERS = [
+    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models",
+    "clip_vision", "style_models", "embeddings", "diffusers", "vae_approx", "controlnet",
+    "gligen", "upscale_models", "custom_nodes", "hypernetworks", "photomaker", "classifiers",
+    "model_patches", "audio_encoders",
+]
+UNSAFE_CONTENT_TYPES = {
+    "text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css",
+}
+
+
+def state_of(request: web.Request) -> EmulatorState:
+    return request.app[STATE]
+
+
+def empty(status: int = 200) -> web.Response:
+    return web.Response(status=status)
+
+
+# -- middlewares ------------------------------------------------------------------------------
+
+
+@web.middleware
+async def origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """ComfyUI's origin check: a browser request from another origin is refused."""
+    host = request.headers.get("Host")
+    origin = request.headers.get("Origin")
+    if host is not None and origin is not None:
+        origin_netloc = urllib.parse.urlparse(origin).netloc.lower()
+        if host.lower() != origin_netloc:
+            return empty(403)
+    return await handler(request)
+
+
+@web.middleware
+async def comfy_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes: an empty 404, as ComfyUI's static catch-all answers."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        response = web.StreamResponse(status=404)
+        response.content_type = "application/octet-stream"
+        return response
+
+
+# -- websocket --------------------------------------------------------------------------------
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    if state.faults.ws_refuse:
+        return web.json_response({"code": "emulated_fault", "message": "websocket refused"},
+                                 status=503)
+    ws = web.WebSocketResponse(max_msg_size=0)
+    await ws.prepare(request)
+    conn = state.hub.register(ws, request.rel_url.query.get("clientId", ""))
+    try:
+        remaining = state.queue.remaining()
+        await state.hub.send_now(conn, "status", {"status": {"exec_info": {
+            "queue_remaining": remaining}}, "sid": conn.sid})
+        for worker in state.workers:
+            job = worker.job
+            if job is not None and job.sid == conn.sid and job.last_node_id is not None:
+                await state.hub.send_now(conn, "executing", {"node": job.last_node_id})
+        await _read_client_messages(state, conn, ws)
+    finally:
+        state.hub.unregister(conn)
+    return ws
+
+
+async def _read_client_messages(state: EmulatorState, conn: Any,
+                                ws: web.WebSocketResponse) -> None:
+    first = True
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT:
+            first = False
+            continue
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            first = False
+            continue
+        if first and isinstance(data, dict) and data.get("type") == "feature_flags":
+            flags = data.get("data") or {}
+            conn.supports_preview_metadata = bool(flags.get("supports_preview_metadata"))
+            await state.hub.send_now(conn, "feature_flags", server_features(state))
+        first = False
+
+
+def server_features(state: EmulatorState) -> dict[str, Any]:
+    return {"supports_preview_metadata": True, "max_upload_size": state.options.max_upload_size}
+
+
+# -- prompt and queue -------------------------------------------------------------------------
+
+
+async def post_prompt(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await request.json()  # invalid JSON or an empty body: 500, as ComfyUI
+    return submit_prompt(state, body, account="")
+
+
+def submit_prompt(state: EmulatorState, body: Any, account: str) -> web.Response:
+    """Validate and enqueue a ``POST /prompt`` body; shared by both dialects."""
+    number = state.next_number(body)
+    if "prompt" not in body:
+        error = {"type": "no_prompt", "message": "No prompt provided",
+                 "details": "No prompt provided", "extra_info": {}}
+        return web.json_response({"error": error, "node_errors": {}}, status=400)
+    prompt = body["prompt"]
+    prompt_id = str(body.get("prompt_id", uuid.uuid4()))
+    targets = body.get("partial_execution_targets")
+    outcome = validate_prompt(prompt, state.object_info(), partial_execution_targets=targets,
+                              input_dir=state.input_dir)
+    extra_data: dict[str, Any] = dict(body.get("extra_data") or {})
+    if "client_id" in body:
+        extra_data["client_id"] = body["client_id"]
+    if not outcome.ok:
+        return web.json_response({"error": outcome.error, "node_errors": outcome.node_errors},
+                                 status=400)
+    item = QueueItem(number=number, prompt_id=prompt_id, prompt=prompt, extra_data=extra_data,
+                     outputs_to_execute=list(outcome.outputs_to_execute), account=account,
+                     create_time=int(time.time() * 1000))
+    state.enqueue(item)
+    return web.json_response(
+        {"prompt_id": prompt_id, "number": number, "node_errors": outcome.node_errors}
+    )
+
+
+async def get_prompt(request: web.Request) -> web.Response:
+    return web.json_response({"exec_info": {"queue_remaining": state_of(request).queue.remaining()}})
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    queue = state_of(request).queue
+    return web.json_response({
+        "queue_running": [i.as_list() for i in queue.running()],
+        "queue_pending": [i.as_list() for i in queue.pending()],
+    })
+
+
+async def post_queue(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await request.json()
+    if body.get("clear"):
+        state.cancel_pending(None)
+    for prompt_id in body.get("delete", []) if "delete" in body else []:
+        state.cancel_pending({prompt_id})
+    return empty()
+
+
+async def post_interrupt(request: web.Request) -> web.Response:
+    state = state_of(request)
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        body = {}
+    prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+    state.interrupt(prompt_id or None)
+    return empty()
+
+
+async def post_free(request: web.Request) -> web.Response:
+    await request.read()
+    return empty()
+
+
+async def get_history(request: web.Request) -> web.Response:
+    query = request.rel_url.query
+    max_items = int(query["max_items"]) if "max_items" in query else None
+    offset = int(query["offset"]) if "offset" in query else -1
+    return web.json_response(state_of(request).queue.history(max_items=max_items, offset=offset))
+
+
+async def get_history_item(request: web.Request) -> web.Response:
+    return web.json_response(state_of(request).queue.history(request.match_info["prompt_id"]))
+
+
+async def post_history(request: web.Request) -> web.Response:
+    queue = state_of(request).queue
+    body = await request.json()
+    if body.get("clear"):
+        queue.clear_history()
+    if "delete" in body:
+        queue.delete_history(list(body["delete"]))
+    return empty()
+
+
+# -- node definitions and server info ---------------------------------------------------------
+
+
+async def get_object_info(request: web.Request) -> web.Response:
+    return web.json_response(state_of(request).object_info())
+
+
+async def get_object_info_node(request: web.Request) -> web.Response:
+    name = request.match_info["node_class"]
+    info = state_of(request).object_info()
+    return web.json_response({name: info[name]} if name in info else {})
+
+
+def system_stats(state: EmulatorState) -> dict[str, Any]:
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        pages = free = 0
+    argv = ["main.py", "--listen", state.options.host]
+    if state.options.preview_method != "none":
+        argv += ["--preview-method", "latent2rgb"]
+    return {
+        "system": {
+            "os": os.name,
+            "ram_total": pages,
+            "ram_free": free,
+            "comfyui_version": COMFYUI_VERSION,
+            "required_frontend_version": FRONTEND_VERSION,
+            "installed_templates_version": TEMPLATES_VERSION,
+            "required_templates_version": TEMPLATES_VERSION,
+            "python_version": sys.version,
+            "pytorch_version": "none (comfy_nb emulator)",
+            "embedded_python": False,
+            "argv": argv,
+        },
+        "devices": [{
+            "name": "cpu", "type": "cpu", "index": None, "vram_total": pages, "vram_free": free,
+            "torch_vram_total": pages, "torch_vram_free": free,
+        }],
+        "emulator": {
+            "name": "comfy_nb emulator",
+            "dialect": state.options.dialect,
+            "stand_in_pixels": True,
+            "notice": STAND_IN_NOTICE,
+            "platform": platform.platform(),
+        },
+    }
+
+
+async def get_system_stats(request: web.Request) -> web.Response:
+    return web.json_response(system_stats(state_of(request)))
+
+
+async def get_features(request: web.Request) -> web.Response:
+    return web.json_response(server_features(state_of(request)))
+
+
+async def get_embeddings(request: web.Request) -> web.Response:
+    return web.json_response([])
+
+
+async def get_extensions(request: web.Request) -> web.Response:
+    return web.json_response([])
+
+
+async def get_models(request: web.Request) -> web.Response:
+    return web.json_response(MODEL_FOLDERS)
+
+
+def model_files(state: EmulatorState, folder: str) -> list[str] | None:
+    """The model files the emulator pretends to have, from object_info's loader combos."""
+    if folder not in MODEL_FOLDERS:
+        return None
+    loaders = {"checkpoints": ("CheckpointLoaderSimple", "ckpt_name"),
+               "loras": ("LoraLoader", "lora_name"), "vae": ("VAELoader", "vae_name")}
+    if folder not in loaders:
+        return []
+    class_name, input_name = loaders[folder]
+    spec = state.object_info().get(class_name, {}).get("input", {}).get("required", {})
+    choices = spec.get(input_name, [[]])[0]
+    return [c for c in choices if isinstance(c, str) and c.endswith((".safetensors", ".ckpt",
+                                                                      ".pt", ".pth"))]
+
+
+async def get_model_folder(request: web.Request) -> web.Response:
+    files = model_files(state_of(request), request.match_info["folder"])
+    if files is None:
+        return empty(404)
+    return web.json_response(files)
+
+
+async def get_experiment_models(request: web.Request) -> web.Response:
+    return web.json_response([{"name": f, "folders": [f]} for f in MODEL_FOLDERS])
+
+
+async def get_experiment_model_folder(request: web.Request) -> web.Response:
+    state = state_of(request)
+    files = model_files(state, request.match_info["folder"])
+    if not files:
+        return empty(404)
+    stamp = state.started_at
+    return web.json_response([{"name": f, "pathIndex": 0, "modified": stamp, "created": stamp,
+                               "size": 0} for f in files])
+
+
+async def get_view_metadata(request: web.Request) -> web.Response:
+    files = model_files(state_of(request), request.match_info["folder"]) or []
+    if request.rel_url.query.get("filename") not in files:
+        return empty(404)
+    return web.json_response({"note": "comfy_nb emulator stand-in model: no weights"})
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+async def get_users(request: web.Request) -> web.Response:
+    return web.json_response({"storage": "server", "migrated": True})
+
+
+async def get_folder_paths(request: web.Request) -> web.Response:
+    state = state_of(request)
+    return web.json_response({f: [str(state.data_dir / "models" / f)] for f in MODEL_FOLDERS})
+
+
+async def get_index(request: web.Request) -> web.Response:
+    return web.Response(
+        text=f"<!doctype html><title>comfy_nb emulator</title><p>{STAND_IN_NOTICE}.</p>",
+        content_type="text/html",
+    )
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def directory_by_type(state: EmulatorState, kind: str | None) -> Path | None:
+    return {"input": state.input_dir, "output": state.output_dir, "temp": state.temp_dir}.get(
+        kind or ""
+    )
+
+
+def annotated(name: str) -> tuple[str, str | None]:
+    """``name.png [output]`` → (``name.png``, ``"output"``)."""
+    for kind in ("input", "output", "temp"):
+        suffix = f" [{kind}]"
+        if name.endswith(suffix):
+            return name[: -len(suffix)], kind
+    return name, None
+
+
+def resolve_view_path(state: EmulatorState, query: Any) -> Path | int:
+    """The file a ``/view`` query names, or the status ComfyUI answers instead."""
+    if "filename" not in query:
+        return 404
+    filename, kind = annotated(query["filename"])
+    if not filename:
+        return 400
+    if filename[0] == "/" or ".." in filename:
+        return 400
+    base = directory_by_type(state, kind or query.get("type", "output"))
+    if base is None:
+        return 400
+    folder = base.resolve()
+    if "subfolder" in query:
+        candidate = (folder / query["subfolder"]).resolve()
+        if os.path.commonpath((str(candidate), str(folder))) != str(folder):
+            return 403
+        folder = candidate
+    path = folder / os.path.basename(filename)
+    return path if path.is_file() else 404
+
+
+def render_view(path: Path, query: Any) -> tuple[bytes, str]:
+    """The bytes and content type ``/view`` serves for ``path`` with its query options."""
+    filename = path.name
+    if "preview" in query:
+        with Image.open(path) as img:
+            parts = query["preview"].split(";")
+            image_format = parts[0]
+            if image_format not in ("webp", "jpeg") or "a" in query.get("channel", ""):
+                image_format = "webp"
+            quality = int(parts[-1]) if parts[-1].isdigit() else 90
+            if image_format == "jpeg" or query.get("channel", "") == "rgb":
+                img = img.convert("RGB")
+            buffer = io.BytesIO()
+            img.save(buffer, format=image_format, quality=quality)
+            return buffer.getvalue(), f"image/{image_format}"
+    channel = query.get("channel", "rgba")
+    if channel in ("rgb", "a"):
+        with Image.open(path) as img:
+            if channel == "rgb":
+                out = img.convert("RGB") if img.mode != "RGBA" else Image.merge("RGB", img.split()[:3])
+            else:
+                alpha = img.split()[3] if img.mode == "RGBA" else Image.new("L", img.size, 255)
+                out = Image.new("RGBA", img.size)
+                out.putalpha(alpha)
+            buffer = io.BytesIO()
+            out.save(buffer, format="PNG")
+            return buffer.getvalue(), "image/png"
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if content_type in UNSAFE_CONTENT_TYPES:
+        content_type = "application/octet-stream"
+    return path.read_bytes(), content_type
+
+
+async def get_view(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    resolved = resolve_view_path(state, request.rel_url.query)
+    if isinstance(resolved, int):
+        return empty(resolved)
+    body, content_type = render_view(resolved, request.rel_url.query)
+    headers = {"Content-Disposition": f'filename="{resolved.name}"', "Content-Type": content_type}
+    if state.faults.truncate_view:
+        return await write_truncated(request, body, headers)
+    return web.Response(body=body, headers=headers)
+
+
+async def save_upload(
+    state: EmulatorState,
+    post: Any,
+    default_type: str = "input",
+    write: Callable[[bytes, Path], None] | None = None,
+) -> web.Response:
+    """ComfyUI's ``image_upload``: rename on conflict unless ``overwrite``, dedupe identical
+    bytes, ``subfolder`` inside the type folder, 400 without an ``image`` part."""
+    image = post.get("image")
+    if image is None or not hasattr(image, "file"):
+        return empty(400)
+    filename = image.filename
+    if not filename:
+        return empty(400)
+    kind = post.get("type") or default_type
+    base = directory_by_type(state, kind)
+    if base is None:
+        raise ValueError(f"unknown upload type {kind!r}")  # ComfyUI answers 500 here too
+    base = base.resolve()
+    subfolder = post.get("subfolder", "")
+    folder = (base / os.path.normpath(subfolder)).resolve() if subfolder else base
+    path = (folder / filename).resolve()
+    if os.path.commonpath((str(base), str(path))) != str(base):
+        return empty(400)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = image.file.read()
+    overwrite = post.get("overwrite")
+    duplicate = False
+    if overwrite not in ("true", "1"):
+        stem, suffix = os.path.splitext(filename)
+        counter = 1
+        while path.exists():
+            if hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest():
+                duplicate = True
+                break
+            filename = f"{stem} ({counter}){suffix}"
+            path = folder / filename
+            counter += 1
+    if not duplicate:
+        if write is not None:
+            write(data, path)
+        else:
+            path.write_bytes(data)
+    return web.json_response({"name": filename, "subfolder": subfolder, "type": kind})
+
+
+async def post_upload_image(request: web.Request) -> web.Response:
+    post = await request.post()
+    return await save_upload(state_of(request), post)
+
+
+def mask_writer(state: EmulatorState, post: Any) -> Callable[[bytes, Path], None]:
+    """ComfyUI's mask upload: the original's alpha replaced by the mask's alpha, as PNG."""
+
+    def write(data: bytes, path: Path) -> None:
+        ref = json.loads(post.get("original_ref"))
+        name, kind = annotated(ref["filename"])
+        if not name or name[0] == "/" or ".." in name:
+            raise ValueError("bad original_ref filename")
+        base = directory_by_type(state, kind or ref.get("type", "output"))
+        if base is None:
+            raise ValueError("bad original_ref type")
+        original_path = base / ref.get("subfolder", "") / name
+        if not original_path.is_file():
+            return
+        with Image.open(original_path) as original:
+            info = PngInfo()
+            for key, value in getattr(original, "text", {}).items():
+                info.add_text(key, value)
+            rgba = original.convert("RGBA")
+        with Image.open(io.BytesIO(data)) as mask:
+            rgba.putalpha(mask.convert("RGBA").getchannel("A"))
+        rgba.save(path, compress_level=4, pnginfo=info)
+
+    return write
+
+
+async def post_upload_mask(request: web.Request) -> web.Response:
+    state = state_of(request)
+    post = await request.post()
+    return await save_upload(state, post, write=mask_writer(state, post))
+
+
+# -- emulator control -------------------------------------------------------------------------
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return web.json_response(state_of(request).faults.as_dict())
+
+
+async def post_faults(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await request.json()
+    if body.pop("restart", False):
+        state.restart()
+    try:
+        state.faults.update(**body)
+    except (ValueError, TypeError) as exc:
+        return web.json_response({"code": "bad_fault", "message": str(exc)}, status=400)
+    state.hub.drop_after_frames = state.faults.ws_drop_after_frames
+    return web.json_response(state.faults.as_dict())
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/ws", websocket),
+    ("GET", "/embeddings", get_embeddings),
+    ("GET", "/models", get_models),
+    ("GET", "/models/{folder}", get_model_folder),
+    ("GET", "/extensions", get_extensions),
+    ("POST", "/upload/image", post_upload_image),
+    ("POST", "/upload/mask", post_upload_mask),
+    ("GET", "/view", get_view),
+    ("GET", "/view_metadata/{folder}", get_view_metadata),
+    ("GET", "/system_stats", get_system_stats),
+    ("GET", "/features", get_features),
+    ("GET", "/prompt", get_prompt),
+    ("GET", "/object_info", get_object_info),
+    ("GET", "/object_info/{node_class}", get_object_info_node),
+    ("GET", "/history", get_history),
+    ("GET", "/history/{prompt_id}", get_history_item),
+    ("GET", "/queue", get_queue),
+    ("POST", "/prompt", post_prompt),
+    ("POST", "/queue", post_queue),
+    ("POST", "/interrupt", post_interrupt),
+    ("POST", "/free", post_free),
+    ("POST", "/history", post_history),
+    ("GET", "/settings", get_settings),
+    ("GET", "/users", get_users),
+    ("GET", "/experiment/models", get_experiment_models),
+    ("GET", "/experiment/models/{folder}", get_experiment_model_folder),
+]
+
+
+def build_local_app(state: EmulatorState) -> list[tuple[web.Application, int]]:
+    from ._faults import faults_middleware
+
+    app = web.Application(
+        middlewares=[comfy_not_found, origin_only, faults_middleware(state.faults)],
+        client_max_size=state.options.max_upload_size,
+    )
+    app[STATE] = state
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+        app.router.add_route(method, "/api" + path, handler)
+    app.router.add_get("/internal/folder_paths", get_folder_paths)
+    app.router.add_get("/", get_index)
+    app.router.add_get("/_emulator/faults", get_faults)
+    app.router.add_post("/_emulator/faults", post_faults)
+    return [(app, state.options.port)]
