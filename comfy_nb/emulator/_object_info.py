@@ -11,15 +11,13 @@ import copy
 import functools
 import gzip
 import json
+import mimetypes
+import os
+import pathlib
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-AUDIO_VIDEO_EXTENSIONS = {
-    ".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac",
-    ".mp4", ".webm", ".mov", ".mkv", ".avi",
-}
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,42 +28,82 @@ def recorded_object_info() -> dict[str, Any]:
     return parsed
 
 
-def input_files(input_dir: Path) -> list[str]:
-    """Every file below ``input_dir`` as ComfyUI names them (``sub/name.png``), sorted."""
-    if not input_dir.is_dir():
-        return []
-    names = [
-        p.relative_to(input_dir).as_posix()
-        for p in input_dir.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    ]
-    return sorted(names)
-
-
-def _suffix(name: str) -> str:
-    return Path(name).suffix.lower()
-
-
 def current_object_info(input_dir: Path) -> dict[str, Any]:
-    """object_info with the upload combos listing the files now in ``input_dir``.
+    """object_info with the upload combos listing the files now in ``input_dir``."""
+    return with_input_files(recorded_object_info(), input_dir)
 
-    LoadImage lists images only, LoadImageMask every file, LoadAudio audio and video files,
-    matching what the recorded server showed for the same folder contents.
-    """
-    info = copy.copy(recorded_object_info())
-    files = input_files(input_dir)
-    images = [f for f in files if _suffix(f) in IMAGE_EXTENSIONS]
-    media = [f for f in files if _suffix(f) in AUDIO_VIDEO_EXTENSIONS]
-    for class_name, choices in (
-        ("LoadImage", images),
-        ("LoadImageMask", files),
-        ("LoadAudio", media),
-    ):
-        if class_name not in info:
+
+# folder_paths' extension → content type overrides (applied before ``mimetypes``).
+_CONTENT_TYPE_OVERRIDES = {"webp": "image", "fbx": "model"}
+_MODEL_3D_SUFFIXES = {".gltf", ".glb", ".obj", ".fbx", ".stl"}
+
+
+def _content_type(file_name: str) -> str | None:
+    extension = file_name.split(".")[-1]
+    if extension in _CONTENT_TYPE_OVERRIDES:
+        return _CONTENT_TYPE_OVERRIDES[extension]
+    mime_type, _ = mimetypes.guess_type(file_name, strict=False)
+    return mime_type.split("/")[0] if mime_type else None
+
+
+def _filter_content_types(names: Iterable[str], content_types: set[str]) -> list[str]:
+    return [name for name in names if _content_type(name) in content_types]
+
+
+def _listdir(folder: pathlib.Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _files_in(folder: pathlib.Path) -> list[str]:
+    return [name for name in _listdir(folder) if (folder / name).is_file()]
+
+
+def _models_3d(input_dir: pathlib.Path) -> list[str]:
+    folder = input_dir / "3d"
+    if not folder.is_dir():
+        return []
+    return [
+        path.relative_to(input_dir).as_posix()
+        for path in folder.rglob("*")
+        if path.suffix.lower() in _MODEL_3D_SUFFIXES
+    ]
+
+
+# class → (input name, how ComfyUI lists the input folder for it)
+_FILE_COMBOS: dict[str, tuple[str, Callable[[pathlib.Path], list[str]]]] = {
+    "LoadImage": ("image", lambda d: _filter_content_types(_files_in(d), {"image"})),
+    "LoadImageMask": ("image", _files_in),
+    "LoadAudio": ("audio", lambda d: _filter_content_types(_listdir(d), {"audio", "video"})),
+    "LoadVideo": ("file", lambda d: _filter_content_types(_files_in(d), {"video"})),
+    "Load3D": ("model_file", _models_3d),
+    "Load3DAnimation": ("model_file", _models_3d),
+}
+
+
+def with_input_files(object_info: dict[str, Any], input_dir: pathlib.Path) -> dict[str, Any]:
+    """A copy of ``object_info`` whose upload combos list the files of ``input_dir`` the way
+    ComfyUI's INPUT_TYPES does: sorted; top-level images for LoadImage, every top-level file for
+    LoadImageMask, audio and video for LoadAudio, video for LoadVideo, ``3d/`` models for Load3D.
+    ``object_info`` itself is not modified."""
+    result = dict(object_info)
+    folder = pathlib.Path(input_dir)
+    for class_type, (input_name, list_files) in _FILE_COMBOS.items():
+        info = object_info.get(class_type)
+        spec = (info or {}).get("input", {}).get("required", {}).get(input_name)
+        if not isinstance(spec, list) or not spec:
             continue
-        node = copy.deepcopy(info[class_name])
-        spec = node["input"]["required"].get("image" if class_name != "LoadAudio" else "audio")
-        if isinstance(spec, list) and spec and isinstance(spec[0], list):
-            spec[0] = list(choices)
-        info[class_name] = node
-    return info
+        files = sorted(list_files(folder))
+        new_info = copy.deepcopy(info)
+        assert new_info is not None
+        new_spec = new_info["input"]["required"][input_name]
+        if isinstance(new_spec[0], list):
+            new_spec[0] = files
+        elif len(new_spec) > 1 and isinstance(new_spec[1], dict) and "options" in new_spec[1]:
+            new_spec[1]["options"] = files
+        else:
+            continue
+        result[class_type] = new_info
+    return result

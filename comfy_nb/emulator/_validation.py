@@ -3,8 +3,7 @@
 Owns ComfyUI 0.3.64's ``validate_prompt`` / ``validate_inputs`` algorithm, re-implemented against
 ``object_info`` (the only description of node classes the emulator has): which nodes are outputs,
 per-input checks, link checks, the custom file checks of the Load* nodes, the per-node result
-cache, ``node_errors`` with ``dependent_outputs`` and the top-level ``error``. Also rebuilds the
-file combos of ``object_info`` for an input folder (:func:`with_input_files`).
+cache, ``node_errors`` with ``dependent_outputs`` and the top-level ``error``.
 
 It must not run nodes, touch the queue or speak HTTP: the route turns a :class:`PromptValidation`
 into the 200 / 400 body, and turns an exception raised here into the 500 the real server sends.
@@ -17,14 +16,12 @@ history) holds the coerced values. Pass a copy if that is not wanted.
 from __future__ import annotations
 
 import copy
-import mimetypes
 import os
 import pathlib
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PromptValidation", "validate_prompt", "with_input_files"]
+__all__ = ["PromptValidation", "validate_prompt"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,9 @@ _FRAME_CALL_FROM_INPUTS = _exec_frame(
     808,
     "validate_inputs",
     _CALL_FROM_INPUTS_SRC,
-    _carets_under(_CALL_FROM_INPUTS_SRC, "await validate_inputs(prompt_id, prompt, o_id, validated)"),
+    _carets_under(
+        _CALL_FROM_INPUTS_SRC, "await validate_inputs(prompt_id, prompt, o_id, validated)"
+    ),
 )
 _FRAME_GET_INPUTS = _exec_frame(
     730,
@@ -110,13 +109,13 @@ _FRAME_MIN = _exec_frame(
     869,
     "validate_inputs",
     'if "min" in extra_info and val < extra_info["min"]:',
-    '                           ^^^^^^^^^^^^^^^^^^^^^^^',
+    "                           ^^^^^^^^^^^^^^^^^^^^^^^",
 )
 _FRAME_MAX = _exec_frame(
     882,
     "validate_inputs",
     'if "max" in extra_info and val > extra_info["max"]:',
-    '                           ^^^^^^^^^^^^^^^^^^^^^^^',
+    "                           ^^^^^^^^^^^^^^^^^^^^^^^",
 )
 _FRAME_COMBO = _exec_frame(
     896, "validate_inputs", "if val not in combo_options:", "   ^^^^^^^^^^^^^^^^^^^^^^^^"
@@ -145,9 +144,7 @@ _FRAMES_CUSTOM_CALL = (
         "await process_inputs(input_dict, i)",
         "^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
     ),
-    _exec_frame(
-        304, "process_inputs", "result = f(**inputs)", "         ^^^^^^^^^^^"
-    ),
+    _exec_frame(304, "process_inputs", "result = f(**inputs)", "         ^^^^^^^^^^^"),
 )
 
 
@@ -234,8 +231,7 @@ class _CustomValidator:
         if self.argument not in values:
             raise _with_frames(
                 TypeError(
-                    f"{self.qualname}() missing 1 required positional argument: "
-                    f"'{self.argument}'"
+                    f"{self.qualname}() missing 1 required positional argument: '{self.argument}'"
                 ),
                 *_FRAMES_CUSTOM_CALL,
             )
@@ -362,9 +358,7 @@ _Result = tuple[bool, list[dict[str, Any]], Any]
 class _PromptChecker:
     """One validation run: the prompt, the node classes, and ComfyUI's per-node cache."""
 
-    def __init__(
-        self, prompt: Any, object_info: dict[str, Any], folders: _Folders
-    ) -> None:
+    def __init__(self, prompt: Any, object_info: dict[str, Any], folders: _Folders) -> None:
         self.prompt = prompt
         self.object_info = object_info
         self.folders = folders
@@ -456,7 +450,11 @@ class _PromptChecker:
                     "bad_linked_input",
                     "Bad linked input, must be a length-2 list of [node_id, slot_index]",
                     f"{name}",
-                    {"input_name": name, "input_config": config, "received_value": value},
+                    {
+                        "input_name": name,
+                        "input_config": config,
+                        "received_value": copy.deepcopy(value),
+                    },
                 )
             )
             return None
@@ -542,7 +540,11 @@ class _PromptChecker:
             )
         if name in skip_range_checks:
             return None
-        details = {"input_name": name, "input_config": config, "received_value": value}
+        details = {
+            "input_name": name,
+            "input_config": config,
+            "received_value": copy.deepcopy(value),
+        }
         try:
             too_small = "min" in extra and value < extra["min"]
         except Exception as exc:
@@ -571,7 +573,9 @@ class _PromptChecker:
                 else:
                     listed = str(input_type)
                 return _error(
-                    "value_not_in_list", "Value not in list", f"{name}: '{value}' not in {listed}",
+                    "value_not_in_list",
+                    "Value not in list",
+                    f"{name}: '{value}' not in {listed}",
                     details,
                 )
         return None
@@ -657,8 +661,7 @@ def validate_prompt(
             partial_execution_targets is None or node_id in partial_execution_targets
         ):
             # ComfyUI collects outputs in a set (run-dependent order); the prompt order is used.
-            if node_id not in outputs:
-                outputs.append(node_id)
+            outputs.append(node_id)
 
     if not outputs:
         return _invalid(_error("prompt_no_outputs", "Prompt has no outputs", "", {}))
@@ -720,82 +723,3 @@ def validate_prompt(
 
 def _invalid(error: dict[str, Any]) -> PromptValidation:
     return PromptValidation(False, error, [], {})
-
-
-# --------------------------------------------------------------------------------------------
-# File combos of object_info for an input folder.
-
-# folder_paths' extension → content type overrides (applied before ``mimetypes``).
-_CONTENT_TYPE_OVERRIDES = {"webp": "image", "fbx": "model"}
-_MODEL_3D_SUFFIXES = {".gltf", ".glb", ".obj", ".fbx", ".stl"}
-
-
-def _content_type(file_name: str) -> str | None:
-    extension = file_name.split(".")[-1]
-    if extension in _CONTENT_TYPE_OVERRIDES:
-        return _CONTENT_TYPE_OVERRIDES[extension]
-    mime_type, _ = mimetypes.guess_type(file_name, strict=False)
-    return mime_type.split("/")[0] if mime_type else None
-
-
-def _filter_content_types(names: Iterable[str], content_types: set[str]) -> list[str]:
-    return [name for name in names if _content_type(name) in content_types]
-
-
-def _listdir(folder: pathlib.Path) -> list[str]:
-    try:
-        return os.listdir(folder)
-    except OSError:
-        return []
-
-
-def _files_in(folder: pathlib.Path) -> list[str]:
-    return [name for name in _listdir(folder) if (folder / name).is_file()]
-
-
-def _models_3d(input_dir: pathlib.Path) -> list[str]:
-    folder = input_dir / "3d"
-    if not folder.is_dir():
-        return []
-    return [
-        path.relative_to(input_dir).as_posix()
-        for path in folder.rglob("*")
-        if path.suffix.lower() in _MODEL_3D_SUFFIXES
-    ]
-
-
-# class → (input name, how ComfyUI lists the input folder for it)
-_FILE_COMBOS: dict[str, tuple[str, Callable[[pathlib.Path], list[str]]]] = {
-    "LoadImage": ("image", lambda d: _filter_content_types(_files_in(d), {"image"})),
-    "LoadImageMask": ("image", _files_in),
-    "LoadAudio": ("audio", lambda d: _filter_content_types(_listdir(d), {"audio", "video"})),
-    "LoadVideo": ("file", lambda d: _filter_content_types(_files_in(d), {"video"})),
-    "Load3D": ("model_file", _models_3d),
-    "Load3DAnimation": ("model_file", _models_3d),
-}
-
-
-def with_input_files(object_info: dict[str, Any], input_dir: pathlib.Path) -> dict[str, Any]:
-    """A copy of ``object_info`` whose upload combos list the files of ``input_dir`` the way
-    ComfyUI's INPUT_TYPES does: sorted; top-level images for LoadImage, every top-level file for
-    LoadImageMask, audio and video for LoadAudio, video for LoadVideo, ``3d/`` models for Load3D.
-    ``object_info`` itself is not modified."""
-    result = dict(object_info)
-    folder = pathlib.Path(input_dir)
-    for class_type, (input_name, list_files) in _FILE_COMBOS.items():
-        info = object_info.get(class_type)
-        spec = (info or {}).get("input", {}).get("required", {}).get(input_name)
-        if not isinstance(spec, list) or not spec:
-            continue
-        files = sorted(list_files(folder))
-        new_info = copy.deepcopy(info)
-        assert new_info is not None
-        new_spec = new_info["input"]["required"][input_name]
-        if isinstance(new_spec[0], list):
-            new_spec[0] = files
-        elif len(new_spec) > 1 and isinstance(new_spec[1], dict) and "options" in new_spec[1]:
-            new_spec[1]["options"] = files
-        else:
-            continue
-        result[class_type] = new_info
-    return result

@@ -1,0 +1,32 @@
+"""Fixtures of the conformance suite: a fresh local-dialect emulator per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from comfy_nb.emulator import RunningEmulator, serve
+
+from ._replay import FIXTURES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not FIXTURES.is_dir():
+        raise pytest.UsageError(
+            f"recorded fixtures not found at {FIXTURES}; clone the repository next to shared/ "
+            "or set COMFY_NB_FIXTURES"
+        )
+
+
+@pytest.fixture
+def server() -> Iterator[RunningEmulator]:
+    with serve(dialect="local", step_delay=0.01) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def http(server: RunningEmulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        yield client
