@@ -2,7 +2,11 @@
 its documentation. Routes live under ``/api`` only; ``X-API-Key`` is required except on the public
 operations; ``/api/view`` redirects (302) to the separate storage origin; jobs are seen through
 ``/api/jobs`` and ``/api/job/{id}/status``; the websocket needs ``token=<key>`` and broadcasts every
-job of the account. Execution, validation and files are shared with the local dialect.
+job of the account. Every error the API itself answers is an ``ErrorResponse`` JSON body
+(``{"code", "message"}``); ``POST /api/prompt`` answers a rejected prompt with the local
+``{"error", "node_errors"}`` shape. Uploads are content-addressed (``<sha256>.<ext>``, stored where
+``LoadImage`` reads them) within Cloud's limits (50 MB, 16384 px per edge, 64 MP). Execution,
+validation and files are shared with the local dialect.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
+import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from . import _local_routes as local
 from ._faults import faults_middleware
@@ -25,6 +34,7 @@ from ._server import STATE, EmulatorState, JobRecord
 from ._storage import build_storage_app, signed_url
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("comfy_nb.emulator")
 CLOUD_MAX_UPLOAD = 50 * 1024 * 1024
 MAX_EDGE = 16384
 MAX_PIXELS = 67108864
@@ -63,13 +73,22 @@ async def require_api_key(request: web.Request, handler: Handler) -> web.StreamR
 
 
 @web.middleware
-async def json_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors as ``ErrorResponse`` JSON: unknown routes, wrong methods, oversized bodies and
+    crashes (Cloud never answers aiohttp's plain-text pages). Redirects pass through."""
     try:
         return await handler(request)
     except web.HTTPNotFound:
         return error(404, "not_found", f"No route {request.path}")
     except web.HTTPMethodNotAllowed:
         return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+    except Exception:
+        log.exception("cloud emulator: %s %s failed", request.method, request.path)
+        return error(500, "internal_error", "The emulator failed to handle this request.")
 
 
 # -- websocket --------------------------------------------------------------------------------
@@ -118,16 +137,31 @@ async def post_prompt(request: web.Request) -> web.Response:
         if existing is not None:  # a retried submission: answer it, never run it twice
             return web.json_response({"prompt_id": existing.prompt_id, "number": 0,
                                       "node_errors": {}})
+    # number and front are ignored (fair per-user scheduling); clientId means nothing on Cloud
     body = {k: v for k, v in body.items() if k not in ("number", "front", "client_id")}
-    if not isinstance(body.get("prompt", {}), dict):
-        return error(400, "invalid_prompt", "prompt must be an object in API format.")
+    if "prompt" in body and not isinstance(body["prompt"], dict):
+        return prompt_error("invalid_prompt", "prompt must be an object in API format.",
+                            f"prompt is a {type(body['prompt']).__name__}")
     if "prompt" in body and _looks_like_ui_workflow(body["prompt"]):
-        return web.json_response({"error": {
-            "type": "invalid_prompt",
-            "message": "Cannot execute because a node is missing the class_type property.",
-            "details": "The workflow is in UI format; export it in API format.",
-            "extra_info": {}}, "node_errors": {}}, status=400)
-    return local.submit_prompt(state, body, account=state.account)
+        return prompt_error(
+            "invalid_prompt", "Cannot execute because a node is missing the class_type property.",
+            "The workflow is in UI format; export it in API format.")
+    prompt_id = str(prompt_id) if prompt_id is not None else str(uuid.uuid4())
+    body["prompt_id"] = prompt_id
+    response = local.submit_prompt(state, body, account=state.account)
+    workflow_id = body.get("workflow_id")
+    if response.status == 200 and isinstance(workflow_id, str):
+        with state.jobs_lock:
+            record = state.jobs.get(prompt_id)
+            if record is not None:
+                record.extra["workflow_id"] = workflow_id
+    return response
+
+
+def prompt_error(kind: str, message: str, details: str) -> web.Response:
+    """A rejected prompt, in the ``{"error", "node_errors"}`` shape of local ComfyUI."""
+    return web.json_response({"error": {"type": kind, "message": message, "details": details,
+                                        "extra_info": {}}, "node_errors": {}}, status=400)
 
 
 def _looks_like_ui_workflow(prompt: dict[str, Any]) -> bool:
@@ -190,6 +224,8 @@ def job_entry(record: JobRecord, detail: bool = False) -> dict[str, Any]:
     status = friendly_status(record)
     entry: dict[str, Any] = {"id": record.prompt_id, "status": status,
                              "create_time": record.create_time}
+    if isinstance(record.extra.get("workflow_id"), str):
+        entry["workflow_id"] = record.extra["workflow_id"]
     terminal = record.raw_status in TERMINAL
     outputs = (record.history or {}).get("outputs", {}) if terminal else {}
     files = _output_files(outputs)
@@ -231,7 +267,7 @@ async def get_job_status(request: web.Request) -> web.Response:
         "created_at": _iso(record.create_time),
         "updated_at": _iso(record.update_time or record.create_time),
         "last_state_update": _iso(record.update_time or record.create_time),
-        "assigned_inference": "emulated-worker" if record.raw_status != "queued_waiting"
+        "assigned_inference": "emulated-worker" if record.execution_start_time is not None
         else None,
         "error_message": message,
     })
@@ -256,22 +292,25 @@ async def get_jobs(request: web.Request) -> web.Response:
     output_type = query.get("output_type")
     with state.jobs_lock:
         records = [r for r in state.jobs.values() if r.account == state.account]
-    entries = [job_entry(r) for r in records]
+    # submission order breaks ties (several jobs can share a create_time millisecond)
+    numbered = [(seq, job_entry(r)) for seq, r in enumerate(records)]
     if wanted:
-        entries = [e for e in entries if e["status"] in wanted]
+        numbered = [(n, e) for n, e in numbered if e["status"] in wanted]
     if "workflow_id" in query:
-        entries = [e for e in entries if e.get("workflow_id") == query["workflow_id"]]
+        numbered = [(n, e) for n, e in numbered if e.get("workflow_id") == query["workflow_id"]]
     if output_type:
-        entries = [e for e in entries if e["status"] == "completed"
-                   and _has_output_type(state, e["id"], output_type)]
+        numbered = [(n, e) for n, e in numbered if e["status"] == "completed"
+                    and _has_output_type(state, e["id"], output_type)]
 
-    def sort_key(entry: dict[str, Any]) -> int:
+    def sort_key(item: tuple[int, dict[str, Any]]) -> tuple[int, int]:
+        seq, entry = item
         if sort_by == "execution_time":
             start, end = entry.get("execution_start_time"), entry.get("execution_end_time")
-            return (end - start) if start is not None and end is not None else -1
-        return int(entry["create_time"])
+            return ((end - start) if start is not None and end is not None else -1), seq
+        return int(entry["create_time"]), seq
 
-    entries.sort(key=sort_key, reverse=sort_order == "desc")
+    numbered.sort(key=sort_key, reverse=sort_order == "desc")
+    entries = [e for _, e in numbered]
     page = entries[offset: offset + limit]
     return web.json_response({"jobs": page, "pagination": {
         "offset": offset, "limit": limit, "total": len(entries),
@@ -280,7 +319,9 @@ async def get_jobs(request: web.Request) -> web.Response:
 
 def _has_output_type(state: EmulatorState, job_id: str, output_type: str) -> bool:
     with state.jobs_lock:
-        record = state.jobs[job_id]
+        record = state.jobs.get(job_id)
+    if record is None:  # deleted meanwhile
+        return False
     outputs = (record.history or {}).get("outputs", {})
     extensions = {"image": (".png", ".jpg", ".jpeg", ".webp", ".gif"),
                   "video": (".mp4", ".webm", ".mov"),
@@ -301,12 +342,12 @@ async def post_job_cancel(request: web.Request) -> web.Response:
     record = _job(state, request.match_info["job_id"])
     if isinstance(record, web.Response):
         return record
-    if record.raw_status == "queued_waiting":
+    cancelled = False
+    if record.raw_status not in TERMINAL:
+        # pending: dequeue it; else (running, or just taken by a worker) interrupt it
         cancelled = bool(state.cancel_pending({record.prompt_id}))
-    elif record.raw_status == "executing":
-        cancelled = state.interrupt(record.prompt_id)
-    else:
-        cancelled = False
+        if not cancelled:
+            cancelled = state.interrupt(record.prompt_id)
     return web.json_response({"cancelled": cancelled})
 
 
@@ -332,14 +373,27 @@ async def post_queue(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         return error(400, "invalid_json", "The request body is not valid JSON.")
-    if not isinstance(body, dict) or set(body) - {"delete", "clear"}:
-        return error(400, "invalid_request", "Send {\"delete\": [job ids]} and/or {\"clear\": true}.")
+    problem = _manage_request_problem(body)
+    if problem is not None:
+        return error(400, "invalid_request", problem)
     deleted: list[str] = []
     if body.get("clear"):
         deleted += state.cancel_pending(None)
     if body.get("delete"):
-        deleted += state.cancel_pending({str(i) for i in body["delete"]})
+        deleted += state.cancel_pending(set(body["delete"]))
     return web.json_response({"deleted": deleted, "cleared": bool(body.get("clear"))})
+
+
+def _manage_request_problem(body: Any) -> str | None:
+    """Why a ``QueueManageRequest`` / ``HistoryManageRequest`` body is invalid, or None."""
+    if not isinstance(body, dict) or set(body) - {"delete", "clear"}:
+        return 'Send {"delete": [job ids]} and/or {"clear": true}, nothing else.'
+    delete = body.get("delete", [])
+    if not isinstance(delete, list) or not all(isinstance(i, str) for i in delete):
+        return "delete must be a list of job id strings."
+    if not isinstance(body.get("clear", False), bool):
+        return "clear must be a boolean."
+    return None
 
 
 async def post_interrupt(request: web.Request) -> web.Response:
@@ -350,7 +404,25 @@ async def post_interrupt(request: web.Request) -> web.Response:
 
 
 async def post_history(request: web.Request) -> web.Response:
-    return await local.post_history(request)
+    """Delete (or clear) finished jobs of the account: from history and from ``/api/jobs``.
+    Pending and running jobs are left alone."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError:
+        return error(400, "invalid_json", "The request body is not valid JSON.")
+    problem = _manage_request_problem(body)
+    if problem is not None:
+        return error(400, "invalid_request", problem)
+    with state.jobs_lock:
+        finished = [pid for pid, r in state.jobs.items()
+                    if r.account == state.account and r.raw_status in TERMINAL]
+        chosen = finished if body.get("clear") else [p for p in body.get("delete", [])
+                                                     if p in finished]
+        for prompt_id in chosen:
+            del state.jobs[prompt_id]
+    state.queue.delete_history(chosen)
+    return web.Response(status=200)
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -360,48 +432,103 @@ async def post_upload(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.content_length is not None and request.content_length > CLOUD_MAX_UPLOAD + 65536:
         return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
-    post = await request.post()
+    try:
+        post = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
     image = post.get("image")
-    if image is None or not hasattr(image, "file"):
+    if not isinstance(image, web.FileField):
         return error(400, "missing_file", "Send the file in a multipart part named 'image'.")
     data = image.file.read()
-    if len(data) > CLOUD_MAX_UPLOAD:
-        return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
-    size_error = _pixel_limit_error(data)
+    size_error = _upload_limit_error(data)
     if size_error is not None:
-        return error(400, "image_too_large", size_error)
-    extension = os.path.splitext(image.filename or "")[1].lower() or ".png"
-    name = hashlib.sha256(data).hexdigest() + extension  # content-addressed, like Cloud
+        return error(400, *size_error)
     kind = post.get("type") or "output"
     subfolder = post.get("subfolder", "")
-    target = state.input_dir / name  # every upload is readable by LoadImage
-    if request.path.endswith("/mask") and post.get("original_ref"):
-        buffer = io.BytesIO()
-        local.mask_writer(state, post)(data, target)
-        if not target.exists():
-            return error(400, "bad_original_ref", "original_ref names no uploaded file.")
-        del buffer
-    elif not target.exists():
-        target.write_bytes(data)
-    body: dict[str, Any] = {"name": name, "subfolder": subfolder, "type": kind}
+    body: dict[str, Any] = {"name": "", "subfolder": subfolder if isinstance(subfolder, str)
+                            else "", "type": kind if isinstance(kind, str) else "output"}
     if request.path.endswith("/mask"):
-        body["metadata"] = {"is_mask": True, "original_hash": None,
+        masked = _masked_original(state, data, post.get("original_ref"))
+        if isinstance(masked, web.Response):
+            return masked
+        stored, original_hash = masked
+        body["name"] = _store(state, stored, ".png")
+        body["metadata"] = {"is_mask": True, "original_hash": original_hash,
                             "mask_type": "painted_masked",
-                            "related_files": {"mask": name, "paint": None, "painted": None}}
+                            "related_files": {"mask": body["name"]}}
+    else:
+        extension = os.path.splitext(image.filename or "")[1].lower() or ".png"
+        body["name"] = _store(state, data, extension)
     return web.json_response(body)
 
 
-def _pixel_limit_error(data: bytes) -> str | None:
+def _store(state: EmulatorState, data: bytes, extension: str) -> str:
+    """Content-addressed storage: the name is the hash of the stored bytes, so the same bytes
+    always get the same name and a name never changes its content (``overwrite`` is moot)."""
+    name = hashlib.sha256(data).hexdigest() + extension
+    target = state.input_dir / name  # every upload is readable by LoadImage
+    if not target.exists():
+        target.write_bytes(data)
+    return name
+
+
+def _upload_limit_error(data: bytes) -> tuple[str, str] | None:
+    """(code, message) when ``data`` exceeds Cloud's per-file limits."""
+    if len(data) > CLOUD_MAX_UPLOAD:
+        return "file_too_large", "Uploads are limited to 50 MB per file."
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:  # far beyond 64 MP: Pillow refuses to open it
+        return "image_too_large", f"Image has more than {MAX_PIXELS} pixels."
     except Exception:  # not an image (audio, video): no pixel limits apply
         return None
     if max(width, height) > MAX_EDGE:
-        return f"Image is {width}x{height}; the limit is {MAX_EDGE} px per edge."
+        return "image_too_large", f"Image is {width}x{height}; the limit is {MAX_EDGE} px per edge."
     if width * height > MAX_PIXELS:
-        return f"Image has {width * height} pixels; the limit is {MAX_PIXELS}."
+        return "image_too_large", f"Image has {width * height} pixels; the limit is {MAX_PIXELS}."
     return None
+
+
+def _masked_original(
+    state: EmulatorState, mask: bytes, original_ref: Any
+) -> tuple[bytes, str] | web.Response:
+    """ComfyUI's mask upload: the original (found by name, wherever it is stored) with its alpha
+    replaced by the mask's, as PNG bytes; with the original's content hash."""
+    try:
+        ref = json.loads(original_ref) if isinstance(original_ref, str) else None
+    except ValueError:
+        ref = None
+    if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
+        return error(400, "bad_original_ref",
+                     'original_ref must be a JSON string like {"filename": "...", "type": "..."}.')
+    name = local.annotated(ref["filename"])[0]
+    original = _find_by_name(state, name) if _safe_name(name) else 404
+    if isinstance(original, int):
+        return error(400, "bad_original_ref", "original_ref names no uploaded file.")
+    original_bytes = original.read_bytes()
+    size_error = _upload_limit_error(original_bytes)
+    if size_error is not None:
+        return error(400, size_error[0], "The original image: " + size_error[1])
+    try:
+        with Image.open(io.BytesIO(original_bytes)) as img:
+            info = PngInfo()
+            for key, value in getattr(img, "text", {}).items():
+                info.add_text(key, value)
+            rgba = img.convert("RGBA")
+        with Image.open(io.BytesIO(mask)) as mask_image:
+            rgba.putalpha(mask_image.convert("RGBA").getchannel("A"))
+    except Exception as exc:  # not images, or sizes differ
+        return error(400, "bad_mask", f"Cannot apply the mask to the original: {exc}")
+    buffer = io.BytesIO()
+    rgba.save(buffer, format="PNG", compress_level=4, pnginfo=info)
+    return buffer.getvalue(), hashlib.sha256(original_bytes).hexdigest()
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and not name.startswith("/") and ".." not in name and "\\" not in name
 
 
 async def get_view(request: web.Request) -> web.StreamResponse:
@@ -409,15 +536,21 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     query = request.rel_url.query
     if "filename" not in query:
         return error(400, "missing_filename", "filename is required")
+    name = local.annotated(query["filename"])[0]
+    if not _safe_name(name):
+        return error(400, "invalid_filename", "filename must be a plain file name.")
+    # Cloud ignores subfolder and type for storage: the exact local path first, else by name
     resolved = local.resolve_view_path(state, query)
-    if isinstance(resolved, int) and resolved == 404:
-        resolved = _find_by_name(state, query["filename"])
     if isinstance(resolved, int):
-        return error(404 if resolved == 404 else resolved, "not_found",
-                     "File not found or unauthorized")
+        resolved = _find_by_name(state, name)
+    if isinstance(resolved, int):
+        return error(404, "not_found", "File not found or unauthorized")
     if query.get("channel") in ("rgb", "a", "alpha"):
         channel = "a" if query["channel"] == "alpha" else query["channel"]
-        body, content_type = local.render_view(resolved, {"channel": channel})
+        try:
+            body, content_type = local.render_view(resolved, {"channel": channel})
+        except Exception:
+            return error(400, "not_an_image", "channel= needs an image file.")
         return web.Response(body=body, content_type=content_type)
     for kind, base in (("output", state.output_dir), ("temp", state.temp_dir),
                        ("input", state.input_dir)):
@@ -429,12 +562,13 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     return error(404, "not_found", "File not found or unauthorized")
 
 
-def _find_by_name(state: EmulatorState, filename: str) -> Any:
-    """Cloud ignores ``subfolder``: find the file by name in outputs, temp and inputs."""
-    name = os.path.basename(local.annotated(filename)[0])
+def _find_by_name(state: EmulatorState, filename: str) -> Path | int:
+    """Cloud ignores ``subfolder``: find the file by its exact name (no glob) in outputs, temp
+    and inputs; 404 when there is none."""
+    name = os.path.basename(filename)
     for base in (state.output_dir, state.temp_dir, state.input_dir):
-        for path in base.rglob(name):
-            if path.is_file():
+        for path in sorted(base.rglob("*")):
+            if path.name == name and path.is_file():
                 return path.resolve()
     return 404
 
@@ -451,6 +585,13 @@ async def get_system_stats(request: web.Request) -> web.Response:
 
 async def get_workflow_templates(request: web.Request) -> web.Response:
     return web.json_response({})
+
+
+async def get_experiment_model_folder(request: web.Request) -> web.StreamResponse:
+    response = await local.get_experiment_model_folder(request)
+    if response.status == 404:
+        return error(404, "not_found", f"No models in folder {request.match_info['folder']}")
+    return response
 
 
 ROUTES: list[tuple[str, str, Handler]] = [
@@ -473,14 +614,14 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/user", get_user),
     ("GET", "/api/workflow_templates", get_workflow_templates),
     ("GET", "/api/experiment/models", local.get_experiment_models),
-    ("GET", "/api/experiment/models/{folder}", local.get_experiment_model_folder),
+    ("GET", "/api/experiment/models/{folder}", get_experiment_model_folder),
     ("GET", "/ws", websocket),
 ]
 
 
 def build_cloud_apps(state: EmulatorState) -> list[tuple[web.Application, int]]:
     api = web.Application(
-        middlewares=[json_not_found, faults_middleware(state.faults), require_api_key],
+        middlewares=[json_errors, faults_middleware(state.faults), require_api_key],
         client_max_size=CLOUD_MAX_UPLOAD + 1024 * 1024,
     )
     api[STATE] = state

@@ -63,33 +63,21 @@ class PromptQueue:
             self._not_empty.notify()
         self._on_change()
 
-    def get(
-        self, timeout: float | None = None, accept: Callable[[QueueItem], bool] | None = None
-    ) -> tuple[int, QueueItem] | None:
-        """Take the first pending item that ``accept`` allows (all by default), waiting up to
-        ``timeout`` seconds; None on timeout or after :meth:`close`."""
+    def get(self, timeout: float | None = None) -> tuple[int, QueueItem] | None:
+        """Take the first pending item (lowest number), waiting up to ``timeout`` seconds;
+        None on timeout or after :meth:`close`."""
         with self._lock:
-            while True:
-                if self._closed:
+            while not self._pending:
+                if self._closed or not self._not_empty.wait(timeout):
                     return None
-                chosen = self._first_acceptable(accept)
-                if chosen is not None:
-                    break
-                if not self._not_empty.wait(timeout):
-                    return None
-            self._pending.remove(chosen)
-            heapq.heapify(self._pending)
+            if self._closed:
+                return None
+            chosen = heapq.heappop(self._pending)
             item_id = self._counter
             self._counter += 1
             self._running[item_id] = chosen
         self._on_change()
         return item_id, chosen
-
-    def _first_acceptable(self, accept: Callable[[QueueItem], bool] | None) -> QueueItem | None:
-        for item in sorted(self._pending):
-            if accept is None or accept(item):
-                return item
-        return None
 
     def wake(self) -> None:
         """Wake waiting workers (a concurrency slot may have freed)."""
@@ -136,8 +124,9 @@ class PromptQueue:
             removed = [i for i in self._pending if should_delete(i)]
             if not removed:
                 return []
-            self._pending = [i for i in self._pending if not should_delete(i)]
-            heapq.heapify(self._pending)
+            for item in removed:  # ComfyUI pops each match and re-heapifies
+                self._pending.remove(item)
+                heapq.heapify(self._pending)
         self._on_change()
         return [i.prompt_id for i in removed]
 

@@ -84,8 +84,19 @@ def _resize_axis(array: Array, axis: int, size: int, method: str) -> Array:
     if array.shape[axis] == size:
         return array
     weights = _MATRICES[method](array.shape[axis], size).astype(np.float32)
-    moved = np.moveaxis(array.astype(np.float32), axis, -1)
-    return np.moveaxis(moved @ weights.T, -1, axis)
+    # Each output line only uses a few input lines: gather those (the "taps") instead of doing a
+    # dense matrix product, which would be slow for large images.
+    taps = int((weights != 0).sum(axis=1).max())
+    columns = np.argsort(weights == 0, axis=1, kind="stable")[:, :taps]
+    tap_weights = np.take_along_axis(weights, columns, axis=1)
+    broadcast = [1] * array.ndim
+    broadcast[axis] = size
+    out_shape = list(array.shape)
+    out_shape[axis] = size
+    out = np.zeros(out_shape, dtype=np.float32)
+    for t in range(taps):
+        out += tap_weights[:, t].reshape(broadcast) * np.take(array, columns[:, t], axis=axis)
+    return out
 
 
 def _lanczos(images: Array, height: int, width: int) -> Array:
