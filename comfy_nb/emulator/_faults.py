@@ -39,7 +39,9 @@ class Faults:
         names = {f.name for f in fields(self)}
         unknown = set(changes) - names
         if unknown:
-            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}; known: {sorted(names)}")
+            raise ValueError(
+                f"unknown fault(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}"
+            )
         with self._lock:
             for key, value in changes.items():
                 setattr(self, key, value)

@@ -196,7 +196,9 @@ class SocketRecorder:
         with self._changed:
             return [payload for kind, payload in self.frames if kind == "text"]
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> dict[str, Any]:
         """Wait until a JSON message satisfying ``predicate`` has arrived; return it."""
         with self._changed:
             ok = self._changed.wait_for(

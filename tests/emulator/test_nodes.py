@@ -24,7 +24,7 @@ FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / 
 RUNS = FIXTURES / "runs"
 TEMP_NAME = re.compile(r"^ComfyUI_temp_[a-z]{5}_(\d{5})_\.(png|flac)$")
 
-needs_fixtures = pytest.mark.skipif(not RUNS.is_dir(), reason="recorded fixtures not available")
+assert RUNS.is_dir(), f"recorded fixtures not found at {RUNS}"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -220,7 +220,6 @@ def test_every_node_of_the_brief_is_registered() -> None:
     assert set(BRIEF_NODES) <= set(IMPLEMENTATIONS)
 
 
-@needs_fixtures
 def test_every_implementation_is_a_real_node_class() -> None:
     object_info = json.loads((FIXTURES / "http" / "object_info.json").read_text())
     assert set(IMPLEMENTATIONS) <= set(object_info)
@@ -403,7 +402,6 @@ def test_load_image_mask_channels(ctx: FakeContext) -> None:
 # -- images: save --------------------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_empty_invert_save_matches_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("empty_invert_save")["prompt"]
     results = execute(ctx, ctx.prompt)
@@ -414,7 +412,6 @@ def test_empty_invert_save_matches_recording(ctx: FakeContext) -> None:
     assert png_text(saved) == png_text(recorded)  # byte-identical prompt chunk
 
 
-@needs_fixtures
 def test_extra_pnginfo_chunks_match_recording(ctx: FakeContext) -> None:
     body = recorded_prompt("client_supplied_prompt_id")
     ctx.prompt, ctx.extra_pnginfo = body["prompt"], body["extra_data"]["extra_pnginfo"]
@@ -467,7 +464,6 @@ def test_save_image_refuses_to_leave_the_output_folder(ctx: FakeContext) -> None
     assert not (ctx.output_dir.parent / "escape").exists()
 
 
-@needs_fixtures
 def test_preview_image_temp_naming_matches_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("preview_image_temp")["prompt"]
     ui = execute(ctx, ctx.prompt)["2"].ui
@@ -485,7 +481,6 @@ def test_preview_image_temp_naming_matches_recording(ctx: FakeContext) -> None:
     assert png_text(saved)["prompt"] == json.dumps(ctx.prompt)
 
 
-@needs_fixtures
 def test_load_subfolder_preview_matches_recording(ctx: FakeContext) -> None:
     (ctx.input_dir / "comfy_nb").mkdir()
     (ctx.input_dir / "comfy_nb" / "grad.png").write_bytes(
@@ -498,7 +493,6 @@ def test_load_subfolder_preview_matches_recording(ctx: FakeContext) -> None:
     np.testing.assert_array_equal(pixels(saved), pixels(recorded))
 
 
-@needs_fixtures
 def test_upload_load_scale_save_matches_recording(ctx: FakeContext) -> None:
     (ctx.input_dir / "comfy_nb_gradient.png").write_bytes(
         (FIXTURES / "inputs" / "gradient_64x48.png").read_bytes()
@@ -511,7 +505,6 @@ def test_upload_load_scale_save_matches_recording(ctx: FakeContext) -> None:
     np.testing.assert_array_equal(mine, theirs)  # bilinear like torch, pixel for pixel
 
 
-@needs_fixtures
 def test_animated_webp_and_png_match_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("animated_webp_png")["prompt"]
     results = execute(ctx, ctx.prompt)
@@ -600,7 +593,6 @@ def test_animated_metadata_with_extra_pnginfo(ctx: FakeContext) -> None:
 # -- GetImageSize, PreviewAny, websocket images --------------------------------------------------
 
 
-@needs_fixtures
 def test_multi_output_text_matches_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("multi_output_text")["prompt"]
     results = execute(ctx, ctx.prompt)
@@ -619,7 +611,6 @@ def test_get_image_size(ctx: FakeContext) -> None:
     assert ctx.texts == ["width: 7, height: 5\n batch size: 3"]
 
 
-@needs_fixtures
 def test_save_image_websocket_matches_recording(ctx: FakeContext) -> None:
     results = execute(ctx, recorded_prompt("save_image_websocket_legacy")["prompt"])
     assert results["2"].ui is None and results["2"].outputs == ()
@@ -651,7 +642,6 @@ def test_preview_any_formats(ctx: FakeContext) -> None:
 # -- strings -------------------------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_regex_replace_raises_the_recorded_error(ctx: FakeContext) -> None:
     body = recorded_prompt("runtime_error_regex")
     ws = json.loads((RUNS / "runtime_error_regex" / "ws_messages.json").read_text())
@@ -766,7 +756,6 @@ def test_empty_audio(ctx: FakeContext) -> None:
     assert audio["waveform"].dtype == np.float32 and not audio["waveform"].any()
 
 
-@needs_fixtures
 def test_audio_empty_save_matches_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("audio_empty_save")["prompt"]
     results = execute(ctx, ctx.prompt)
@@ -793,7 +782,6 @@ def test_audio_empty_save_matches_recording(ctx: FakeContext) -> None:
         assert audio_info(mine) == audio_info(theirs)
 
 
-@needs_fixtures
 def test_audio_load_save_matches_recording(ctx: FakeContext) -> None:
     (ctx.input_dir / "comfy_nb_sine.wav").write_bytes(
         (FIXTURES / "inputs" / "sine_440hz_0.5s.wav").read_bytes()
@@ -839,7 +827,6 @@ def test_audio_batches_stereo_and_formats(ctx: FakeContext) -> None:
 # -- video ---------------------------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_video_save_matches_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("video_save")["prompt"]
     results = execute(ctx, ctx.prompt)
@@ -961,7 +948,6 @@ def test_empty_latent_image(ctx: FakeContext) -> None:
     assert latent["samples"].shape == (2, 4, 32, 64) and not latent["samples"].any()
 
 
-@needs_fixtures
 def test_ksampler_progress_and_previews_match_recording(ctx: FakeContext) -> None:
     ctx.step_delay = 0.25
     txt2img(ctx, steps=4)
@@ -1033,7 +1019,6 @@ def test_vae_decode_is_a_smooth_stand_in_image(ctx: FakeContext) -> None:
     assert np.abs(image - other).mean() > 0.05  # another seed is visibly different
 
 
-@needs_fixtures
 def test_txt2img_graph_saves_like_the_recording(ctx: FakeContext) -> None:
     ctx.prompt = recorded_prompt("txt2img_random_sd15_legacy_previews")["prompt"]
     results = execute(ctx, ctx.prompt)
