@@ -72,6 +72,7 @@ class RunningJob:
     item: QueueItem
     sid: str | None  # where its events go (client_id locally, the account on Cloud)
     interrupted: threading.Event = field(default_factory=threading.Event)
+    discarded: bool = False  # the server "restarted": the job leaves no trace
     last_node_id: str | None = None
     status: str = "running"  # cloud raw state while running
 
@@ -266,10 +267,11 @@ class Worker:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
-    def interrupt(self, prompt_id: str | None = None) -> bool:
+    def interrupt(self, prompt_id: str | None = None, discard: bool = False) -> bool:
         job = self.job
         if job is None or (prompt_id is not None and job.item.prompt_id != prompt_id):
             return False
+        job.discarded = job.discarded or discard
         job.interrupted.set()
         return True
 
@@ -301,7 +303,7 @@ class Worker:
         def add_message(event: str, data: dict[str, Any], broadcast: bool) -> None:
             data = {**data, "timestamp": now_ms()}
             messages.append([event, data])
-            if sid is not None or broadcast:
+            if (sid is not None or broadcast) and not job.discarded:
                 hub.send_json(event, data, sid)
 
         prompt = item.prompt
@@ -373,6 +375,9 @@ class Worker:
             "meta": meta,
         }
         self.job = None
+        if job.discarded:
+            state.finish_job(item_id, item, None, "lost")
+            return
         state.finish_job(item_id, item, history, job.status)
         if sid is not None:
             hub.send_json("executing", {"node": None, "prompt_id": prompt_id}, sid)

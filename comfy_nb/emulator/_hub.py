@@ -97,6 +97,20 @@ class SocketHub:
         for conn in connections:
             await conn.ws.close()
 
+    def disconnect_all(self) -> None:
+        """Close every socket (from any thread), as a server going away does."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        async def close_all() -> None:
+            with self._lock:
+                connections = list({*self._by_sid.values(), *self._all})
+            for conn in connections:
+                await conn.ws.close(code=1012)  # 1012: service restart
+
+        asyncio.run_coroutine_threadsafe(close_all(), loop)
+
     # -- registration ------------------------------------------------------------------------
 
     def register(self, ws: web.WebSocketResponse, client_id: str, account: str = "") -> Connection:

@@ -208,12 +208,15 @@ class EmulatorState:
 
     def restart(self) -> None:
         """Emulate a server restart: running jobs stop, queue, history and caches are lost."""
-        self.queue.wipe()
         for worker in self.workers:
-            worker.interrupt()
+            worker.interrupt(discard=True)
             worker.cache.clear()
+        self.queue.wipe()
         with self.jobs_lock:
             self.jobs.clear()
+        with self.number_lock:
+            self.number = 0
+        self.hub.disconnect_all()
 
     def running_worker_for(self, prompt_id: str) -> Worker | None:
         for worker in self.workers:

@@ -132,6 +132,7 @@ class SocketRecorder:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self.closed = False  # the server closed the connection
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> SocketRecorder:
@@ -182,6 +183,7 @@ class SocketRecorder:
                 try:
                     self._record(receiver.result())
                 except websockets.ConnectionClosed:
+                    self.closed = True
                     return
 
     def _record(self, message: str | bytes) -> None:
