@@ -265,7 +265,8 @@ class Worker:
         self._thread.start()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
 
     def interrupt(self, prompt_id: str | None = None, discard: bool = False) -> bool:
         job = self.job

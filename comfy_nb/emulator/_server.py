@@ -273,6 +273,7 @@ class ServerThread:
         self._thread = threading.Thread(target=self._loop.run_forever, name="comfy-nb-emulator",
                                         daemon=True)
         self._runners: list[web.AppRunner] = []
+        self._stopped = False
         self.url = ""
 
     def start(self) -> None:
@@ -304,6 +305,9 @@ class ServerThread:
         return urls[0]
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self.state.stop_workers()
         if self._loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._stop(), self._loop)
@@ -312,7 +316,7 @@ class ServerThread:
             finally:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(timeout=10)
-        if not self._loop.is_running():
+        if not self._loop.is_running() and self._thread.ident is not None:
             self._loop.close()
         self.state.cleanup()
 

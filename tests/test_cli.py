@@ -1,0 +1,90 @@
+"""The ``comfy-nb`` command: the emulator server process and ``run`` on the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from comfy_nb.cli import main
+
+
+def test_run_writes_the_default_image(tmp_path: Path, capsys: object) -> None:
+    out = tmp_path / "outputs"
+    assert main(["run", "--out", str(out), "--step-delay", "0"]) == 0
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["ComfyUI_00001_.png"]
+    with Image.open(files[0]) as image:
+        assert image.size == (512, 512)
+        assert json.loads(image.text["prompt"])["3"]["class_type"] == "KSampler"
+    assert not list(out.glob(".*.part"))
+
+
+def test_run_reports_a_rejected_workflow(tmp_path: Path, capsys: object) -> None:
+    workflow = tmp_path / "bad.json"
+    workflow.write_text(json.dumps({"1": {"class_type": "EmptyImage", "inputs": {
+        "width": 99999, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                     "filename_prefix": "x"}}}))
+    assert main(["run", str(workflow), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "Value 99999 bigger than max of 16384" in err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_run_refuses_an_editor_workflow_with_advice(tmp_path: Path, capsys: object) -> None:
+    workflow = tmp_path / "ui.json"
+    workflow.write_text(json.dumps({"nodes": [], "links": []}))
+    assert main(["run", str(workflow)]) == 2
+    assert "Export (API)" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_emulator_command_serves_until_terminated() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", "0", "--dialect", "cloud"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "comfy_nb emulator (cloud dialect) listening on http://127.0.0.1:" in first
+        url = first.strip().rsplit(" ", 1)[-1]
+        notice = process.stdout.readline()
+        assert "stand-in pixels" in notice
+        response = httpx.get(url + "/api/system_stats", timeout=5)
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert process.returncode == 0
+
+
+def test_emulator_command_explains_a_busy_port() -> None:
+    with_server = subprocess.Popen(
+        [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert with_server.stdout is not None
+        url = with_server.stdout.readline().strip().rsplit(" ", 1)[-1]
+        port = url.rsplit(":", 1)[-1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", port],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert busy.returncode == 1
+        assert "Pick another port with --port" in busy.stderr
+        assert "Traceback" not in busy.stderr
+    finally:
+        with_server.terminate()
+        with_server.wait(10)
