@@ -38,6 +38,9 @@ def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cloud: the key the emulator accepts (default: a generated one)")
     parser.add_argument("--data-dir", default=None,
                         help="keep input/, output/ and temp/ here (default: a temporary folder)")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
+                        help="start with a fault set, e.g. latency=0.2 or http_error_count=3 "
+                             "(repeatable; change later with POST /_emulator/faults)")
 
 
 def serve_forever(args: argparse.Namespace) -> int:
@@ -47,6 +50,11 @@ def serve_forever(args: argparse.Namespace) -> int:
         print(f"comfy-nb emulator: {exc}", file=sys.stderr)
         return 2
     emulator = RunningEmulator(options)
+    try:
+        emulator.set_faults(**_parse_faults(args.fault))
+    except ValueError as exc:
+        print(f"comfy-nb emulator: {exc}", file=sys.stderr)
+        return 2
     try:
         emulator.start()
     except OSError as exc:
@@ -70,6 +78,19 @@ def serve_forever(args: argparse.Namespace) -> int:
     finally:
         emulator.stop()
     return 0
+
+
+def _parse_faults(items: list[str]) -> dict[str, Any]:
+    faults: dict[str, Any] = {}
+    for item in items:
+        name, separator, text = item.partition("=")
+        if not separator:
+            raise ValueError(f"--fault takes NAME=VALUE, not {item!r}")
+        try:
+            faults[name.strip()] = json.loads(text)
+        except ValueError:
+            faults[name.strip()] = text
+    return faults
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,7 +77,6 @@ class RunningEmulator:
         if changes.pop("restart", False):
             self.restart()
         self.state.faults.update(**changes)
-        self.state.hub.drop_after_frames = self.state.faults.ws_drop_after_frames
 
     def restart(self) -> None:
         """Behave like a restarted server: running jobs stop, queue and history are lost."""
@@ -112,10 +111,18 @@ class RunningEmulator:
 
 
 @contextmanager
-def serve(dialect: str = "local", port: int = 0, **options: Any) -> Iterator[RunningEmulator]:
+def serve(
+    dialect: str = "local",
+    port: int = 0,
+    faults: dict[str, Any] | None = None,
+    **options: Any,
+) -> Iterator[RunningEmulator]:
     """Start an emulator in a background thread on ``127.0.0.1:port`` (0 = a free port) and stop
-    it on exit. ``options`` are :class:`EmulatorOptions` fields (``step_delay``, ``tier``, ...)."""
+    it on exit. ``options`` are :class:`EmulatorOptions` fields (``step_delay``, ``tier``, ...);
+    ``faults`` sets :class:`Faults` from the start (change them later with ``set_faults``)."""
     emulator = RunningEmulator(EmulatorOptions(dialect=dialect, port=port, **options))  # type: ignore[arg-type]
+    if faults:
+        emulator.set_faults(**faults)
     emulator.start()
     try:
         yield emulator

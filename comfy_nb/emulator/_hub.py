@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ._faults import Faults
+
 log = logging.getLogger("comfy_nb.emulator")
 
 PREVIEW_IMAGE = 1
@@ -66,15 +68,15 @@ class Connection:
 class SocketHub:
     """Registry of sockets and ordered, thread-safe delivery of frames."""
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, faults: Faults) -> None:
         self.dialect = dialect
+        self.faults = faults
         self._lock = threading.Lock()
         self._by_sid: dict[str, Connection] = {}  # local: the socket registered for a clientId
         self._all: list[Connection] = []  # cloud: every open socket
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue[tuple[str, Any, str | None, str]] | None = None
         self._publisher: asyncio.Task[None] | None = None
-        self.drop_after_frames: int | None = None  # fault: close each new socket after N frames
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,7 +117,8 @@ class SocketHub:
 
     def register(self, ws: web.WebSocketResponse, client_id: str, account: str = "") -> Connection:
         sid = client_id or uuid.uuid4().hex
-        conn = Connection(ws=ws, sid=sid, account=account, drop_after=self.drop_after_frames)
+        conn = Connection(ws=ws, sid=sid, account=account,
+                          drop_after=self.faults.ws_drop_after_frames)
         with self._lock:
             if self.dialect == "local":
                 self._by_sid[sid] = conn

@@ -539,7 +539,6 @@ async def post_faults(request: web.Request) -> web.Response:
         state.faults.update(**body)
     except (ValueError, TypeError) as exc:
         return web.json_response({"code": "bad_fault", "message": str(exc)}, status=400)
-    state.hub.drop_after_frames = state.faults.ws_drop_after_frames
     return web.json_response(state.faults.as_dict())
 
 

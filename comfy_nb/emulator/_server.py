@@ -83,7 +83,7 @@ class EmulatorState:
     def __init__(self, options: EmulatorOptions) -> None:
         self.options = options
         self.faults = Faults()
-        self.hub = SocketHub(options.dialect)
+        self.hub = SocketHub(options.dialect, self.faults)
         self.api_key = options.api_key or (
             "comfyui-emulator-" + secrets.token_hex(16) if options.dialect == "cloud" else None
         )

@@ -529,9 +529,9 @@ def check_post(replay: Replay) -> None:
     body, rec_body = replay.post_body, recorded["response"]["body"]
     assert list(body) == list(rec_body)
     assert shape(body) == shape(rec_body)
-    client_id = recorded["request"]["body"].get("prompt_id")
-    if client_id is not None:  # a client-supplied id is kept exactly
-        assert body["prompt_id"] == client_id == rec_body["prompt_id"]
+    supplied = recorded["request"]["body"].get("prompt_id")
+    if supplied is not None:  # a client-supplied id is kept exactly
+        assert body["prompt_id"] == supplied == rec_body["prompt_id"]
     else:  # PROMPT_IDS: a fresh uuid4
         assert uuid.UUID(body["prompt_id"]).version == 4
     assert isinstance(body["number"], int) and body["number"] >= 0  # NUMBERS

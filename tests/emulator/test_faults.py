@@ -200,3 +200,21 @@ def test_garbage_on_the_socket_and_websocket_never_kills_the_server(
     asyncio.run(junk_messages())
     with httpx.Client(base_url=server.url) as http:
         assert _history(http, _run(http))["status"]["status_str"] == "success"
+
+
+def test_faults_set_at_start() -> None:
+    with serve(faults={"http_error_count": 1, "http_error_status": 500}) as server, \
+            httpx.Client(base_url=server.url) as http:
+        assert [http.get("/queue").status_code for _ in range(2)] == [500, 200]
+
+
+def test_unknown_fault_at_start_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown fault"), serve(faults={"explode": True}):
+        pass
+
+
+def test_cli_fault_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from comfy_nb.cli import main
+
+    assert main(["emulator", "--port", "0", "--fault", "nonsense"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
