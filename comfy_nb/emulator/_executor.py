@@ -416,7 +416,7 @@ class Worker:
                                         "prompt_id": item.prompt_id}, sid)
         inputs: dict[str, Any] = {}
         for name, value in node["inputs"].items():
-            inputs[name] = results[value[0]][value[1]] if is_link(value) else value
+            inputs[name] = self._output_of(value, signatures, results) if is_link(value) else value
         current_inputs = {k: [format_input_value(v)] for k, v in inputs.items()}
         context = NodeRun(self, job, node_id, progress)
         try:
@@ -443,6 +443,16 @@ class Worker:
         hub.send_json("progress_state", progress.finish(node_id), sid)
         executed.append(node_id)
         return None
+
+    def _output_of(self, link: list[Any], signatures: dict[str, str],
+                   results: dict[str, tuple[Any, ...]]) -> Any:
+        """The value behind a link: from this run, or from the cache for a cached node (which
+        is never staged, as in ComfyUI)."""
+        source, slot = link
+        outputs = results.get(source)
+        if outputs is None:
+            outputs = self.cache[signatures[source]].outputs
+        return outputs[slot]
 
     def _signature(self, prompt: dict[str, Any], node_id: str, memo: dict[str, str]) -> str:
         """ComfyUI's input signature: class, inputs, linked ancestors' signatures and, for

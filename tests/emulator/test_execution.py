@@ -1,0 +1,128 @@
+"""Execution through the server: the stand-in text-to-image graph is deterministic and says what
+it is, sampler progress and previews arrive per step, and a node that is not emulated fails with
+an execution_error that says so."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.workflows import bundled
+
+from ..conformance._replay import SocketRecorder, finished
+
+
+@pytest.fixture
+def server() -> Iterator[RunningEmulator]:
+    with serve(dialect="local", step_delay=0.0) as emulator:
+        yield emulator
+
+
+def _txt2img(seed: int, text: str = "a lighthouse", steps: int = 3) -> dict[str, Any]:
+    workflow = bundled("txt2img")
+    workflow["3"]["inputs"].update(seed=seed, steps=steps)
+    workflow["5"]["inputs"].update(width=128, height=96)
+    workflow["6"]["inputs"]["text"] = text
+    return workflow
+
+
+def _run(server: RunningEmulator, workflow: dict[str, Any],
+         socket: SocketRecorder | None = None) -> dict[str, Any]:
+    with httpx.Client(base_url=server.url) as http:
+        body: dict[str, Any] = {"prompt": workflow}
+        if socket is not None:
+            body["client_id"] = "exec-client"
+        response = http.post("/prompt", json=body)
+        assert response.status_code == 200, response.text
+        prompt_id = response.json()["prompt_id"]
+        if socket is not None:
+            socket.wait_for(finished(prompt_id))
+        deadline = time.monotonic() + 10
+        while not (entry := http.get(f"/history/{prompt_id}").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        return {"prompt_id": prompt_id, **entry[prompt_id]}
+
+
+def _pixels(server: RunningEmulator, entry: dict[str, Any]) -> np.ndarray:
+    image = next(iter(entry["outputs"].values()))["images"][0]
+    with httpx.Client(base_url=server.url) as http:
+        data = http.get("/view", params=image).content
+    with Image.open(io.BytesIO(data)) as picture:
+        return np.asarray(picture.convert("RGB"))
+
+
+def test_stand_in_is_deterministic_and_seed_sensitive(server: RunningEmulator) -> None:
+    first = _pixels(server, _run(server, _txt2img(seed=1)))
+    again = _pixels(server, _run(server, _txt2img(seed=1, steps=3) | {}))
+    other_seed = _pixels(server, _run(server, _txt2img(seed=2)))
+    other_text = _pixels(server, _run(server, _txt2img(seed=1, text="a forest")))
+    assert first.shape == (96, 128, 3)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other_seed)
+    assert not np.array_equal(first, other_text)
+    assert first.std() > 5  # a picture, not a flat fill
+
+
+def test_sampler_reports_every_step_with_a_preview(server: RunningEmulator) -> None:
+    with SocketRecorder(server.ws_url, client_id="exec-client") as socket:
+        _run(server, _txt2img(seed=5, steps=4), socket)
+        frames = list(socket.frames)
+    progress = [p["data"]["value"] for k, p in frames if k == "text" and p["type"] == "progress"]
+    assert progress == [1, 2, 3, 4]
+    previews = [p for k, p in frames if k == "binary"]
+    assert len(previews) == 4
+    for frame in previews:
+        assert frame[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01"  # type 1, JPEG
+        with Image.open(io.BytesIO(frame[8:])) as preview:
+            assert preview.format == "JPEG"
+            assert max(preview.size) == 512
+
+
+def test_no_previews_with_preview_method_none() -> None:
+    with serve(step_delay=0.0, preview_method="none") as quiet, \
+            SocketRecorder(quiet.ws_url, client_id="exec-client") as socket:
+        _run(quiet, _txt2img(seed=5, steps=2), socket)
+        kinds = [k for k, _ in socket.frames]
+    assert "binary" not in kinds
+
+
+def test_a_node_that_is_not_emulated_fails_clearly(server: RunningEmulator) -> None:
+    workflow = {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageSharpen",
+              "inputs": {"image": ["1", 0], "sharpen_radius": 1, "sigma": 1.0, "alpha": 1.0}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    with SocketRecorder(server.ws_url, client_id="exec-client") as socket:
+        entry = _run(server, workflow, socket)
+        error = socket.wait_for(lambda m: m["type"] == "execution_error")["data"]
+    assert entry["status"]["status_str"] == "error"
+    assert error["node_id"] == "2" and error["node_type"] == "ImageSharpen"
+    assert error["exception_type"].endswith("NotEmulatedError")
+    assert "ImageSharpen is not emulated" in error["exception_message"]
+    assert "real ComfyUI server or on Comfy Cloud" in error["exception_message"]
+    assert error["executed"] == ["1"]
+
+
+def test_partial_execution_targets_run_only_those_outputs(server: RunningEmulator) -> None:
+    workflow = _txt2img(seed=3, steps=1)
+    workflow["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    with httpx.Client(base_url=server.url) as http:
+        response = http.post("/prompt", json={"prompt": workflow,
+                                              "partial_execution_targets": ["10"]})
+        prompt_id = response.json()["prompt_id"]
+        deadline = time.monotonic() + 10
+        while not (entry := http.get(f"/history/{prompt_id}").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert list(entry[prompt_id]["outputs"]) == ["10"]
