@@ -5,8 +5,9 @@ operations; ``/api/view`` redirects (302) to the separate storage origin; jobs a
 job of the account. Every error the API itself answers is an ``ErrorResponse`` JSON body
 (``{"code", "message"}``); ``POST /api/prompt`` answers a rejected prompt with the local
 ``{"error", "node_errors"}`` shape. Uploads are content-addressed (``<sha256>.<ext>``, stored where
-``LoadImage`` reads them) within Cloud's limits (50 MB, 16384 px per edge, 64 MP). Execution,
-validation and files are shared with the local dialect.
+``LoadImage`` reads them) within Cloud's limits (50 MB, 16384 px per edge, 64 MP).
+``POST /api/history`` deletes finished jobs from history and from ``/api/jobs`` alike.
+Execution, validation and files are shared with the local dialect.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
@@ -457,8 +459,9 @@ async def post_upload(request: web.Request) -> web.Response:
                             "mask_type": "painted_masked",
                             "related_files": {"mask": body["name"]}}
     else:
-        extension = os.path.splitext(image.filename or "")[1].lower() or ".png"
-        body["name"] = _store(state, data, extension)
+        suffix = os.path.splitext(image.filename or "")[1].lower()
+        extension = "." + re.sub(r"[^a-z0-9]", "", suffix)[:16]
+        body["name"] = _store(state, data, extension if extension != "." else ".png")
     return web.json_response(body)
 
 
@@ -528,7 +531,8 @@ def _masked_original(
 
 
 def _safe_name(name: str) -> bool:
-    return bool(name) and not name.startswith("/") and ".." not in name and "\\" not in name
+    return (bool(name) and not name.startswith("/") and ".." not in name
+            and not any(c in name for c in "\\\0"))
 
 
 async def get_view(request: web.Request) -> web.StreamResponse:

@@ -164,7 +164,8 @@ def submit_prompt(state: EmulatorState, body: Any, account: str) -> web.Response
 
 
 async def get_prompt(request: web.Request) -> web.Response:
-    return web.json_response({"exec_info": {"queue_remaining": state_of(request).queue.remaining()}})
+    remaining = state_of(request).queue.remaining()
+    return web.json_response({"exec_info": {"queue_remaining": remaining}})
 
 
 async def get_queue(request: web.Request) -> web.Response:
@@ -414,7 +415,10 @@ def render_view(path: Path, query: Any) -> tuple[bytes, str]:
     if channel in ("rgb", "a"):
         with Image.open(path) as img:
             if channel == "rgb":
-                out = img.convert("RGB") if img.mode != "RGBA" else Image.merge("RGB", img.split()[:3])
+                if img.mode == "RGBA":
+                    out = Image.merge("RGB", img.split()[:3])
+                else:
+                    out = img.convert("RGB")
             else:
                 alpha = img.split()[3] if img.mode == "RGBA" else Image.new("L", img.size, 255)
                 out = Image.new("RGBA", img.size)

@@ -86,7 +86,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     expected = _signature(state, object_path, date, expires)
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return _storage_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
-    if False and time.time() > signed_at.timestamp() + expires:
+    if time.time() > signed_at.timestamp() + expires:
         return _storage_error(400, "ExpiredToken", "The signed URL has expired.")
     parts = object_path.split("/", 3)  # "", bucket, kind, relative
     if len(parts) != 4 or parts[1] != BUCKET:

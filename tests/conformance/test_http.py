@@ -2,18 +2,21 @@
 against the emulator and compared (status, recorded headers, body), bare and under ``/api``.
 
 One parametrized test per recorded file dispatches to the check registered for it; a file in
-``http/`` with no registered check fails, so nothing there is silently left unchecked.
+``http/`` with no registered check fails, so nothing there is silently left unchecked. The
+uploaded files of ``inputs/`` are checked against the uploads that sent them, and replayed.
 """
 
 from __future__ import annotations
 
 import inspect
 import io
+import itertools
 import json
 import shutil
 import time
 import urllib.parse
 import uuid
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import pytest
 import websockets
 from PIL import Image
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from comfy_nb.emulator import RunningEmulator, serve
 
@@ -32,11 +36,11 @@ from ._exchanges import (
     assert_headers,
     assert_keeps_serving,
     body_of,
-    json_length,
 )
 from ._replay import FIXTURES, SocketRecorder, finished, load, replace_ids, send, shape, without
 from .deviations import (
     CLIENT_IDS,
+    ENCODED_BYTES,
     INPUT_FILES,
     MACHINE_STATS,
     MODEL_FILES,
@@ -47,7 +51,7 @@ from .deviations import (
     TIMESTAMPS,
 )
 
-COVERS = ["http/*.json"]
+COVERS = ["http/*.json", "inputs/*"]
 HTTP_DIR = FIXTURES / "http"
 INPUTS = FIXTURES / "inputs"
 
@@ -79,6 +83,35 @@ def test_http_fixture(name: str, request: pytest.FixtureRequest) -> None:
 
 def test_every_registered_check_has_a_file() -> None:
     assert sorted(CHECKS) == sorted(p.name for p in HTTP_DIR.iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "inputs").iterdir()))
+def test_recorded_input_file(name: str) -> None:
+    """inputs/ holds the files the recorded uploads sent (same sizes), and they are what their
+    names say. The upload and object_info checks above replay them."""
+    path = INPUTS / name
+    uploads = [*load("http/POST_upload_image.json"), load("http/POST_upload_image_wav.json")]
+    declared = [e["request"]["multipart_fields"]["image"] for e in uploads
+                if "image" in e["request"]["multipart_fields"]]
+    if name == "gradient_64x48.png":
+        with Image.open(path) as img:
+            assert (img.format, img.size) == ("PNG", (64, 48))
+        sent = {d["filename"] for d in declared if d["bytes"] == path.stat().st_size}
+        assert sent == {"comfy_nb_gradient.png", "grad.png"}
+    elif name == "sine_440hz_0.5s.wav":
+        with wave.open(str(path)) as wav:
+            frames = wav.readframes(wav.getnframes())
+            rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()
+        assert (width, channels) == (2, 1)
+        assert len(frames) / (rate * width) == 0.5
+        samples = [int.from_bytes(frames[i:i + 2], "little", signed=True)
+                   for i in range(0, len(frames), 2)]
+        rising = sum(1 for a, b in itertools.pairwise(samples) if a < 0 <= b)
+        assert abs(rising - 220) <= 1  # 440 Hz for 0.5 s
+        sent = {d["filename"] for d in declared if d["bytes"] == path.stat().st_size}
+        assert sent == {"comfy_nb_sine.wav"}
+    else:
+        pytest.fail(f"inputs/{name} has no conformance check in {__name__}")
 
 
 # -- shared servers -----------------------------------------------------------------------------
@@ -120,7 +153,7 @@ TXT2IMG = load("runs/txt2img_random_sd15_legacy_previews/post_prompt.json")
 INTERRUPT = load("runs/txt2img_interrupt_mid_sampling/during.json")[0]
 
 
-def _wait_history(http: httpx.Client, prompt_id: str, timeout: float = 20) -> None:
+def _wait_history(http: httpx.Client, prompt_id: str, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not http.get(f"/history/{prompt_id}").json():
         assert time.monotonic() < deadline, f"{prompt_id} never reached history"
@@ -142,7 +175,7 @@ def _run_history_prompt(server: RunningEmulator, http: httpx.Client, recorded_id
             assert INTERRUPT["request"]["body"] == {"prompt_id": recorded_id}
             interrupted = send(http, INTERRUPT["request"], body={"prompt_id": prompt_id})
             assert interrupted.status_code == 200
-        socket.wait_for(finished(prompt_id), timeout=20)
+        socket.wait_for(finished(prompt_id), timeout=5)
     _wait_history(http, prompt_id)
     return prompt_id
 
@@ -240,6 +273,7 @@ def check_object_info_exchange(name: str, shared_http: httpx.Client) -> None:
 SIZE_DEVIATIONS = {
     "/system_stats": MACHINE_STATS,
     "/extensions": NO_FRONTEND,
+    "/internal/folder_paths": PATHS,
 }
 
 
@@ -286,11 +320,12 @@ def check_history(name: str, history_server: RunningEmulator,
             response = http.get(path)
             assert response.status_code == exchange["response"]["status"]
             assert_headers(response, exchange["response"], where=path)
-            got = without(replace_ids(response.json(), back), ignored)  # PROMPT_IDS
+            mapped = replace_ids(response.json(), back)  # PROMPT_IDS
+            assert shape(mapped) == shape(exchange["response"]["body"]), path
+            got = without(mapped, ignored)
             expected = without(exchange["response"]["body"], ignored)
             assert list(got) == list(expected), f"{path}: entries or their order"
             assert json.dumps(got) == json.dumps(expected), path  # key order included
-            assert shape(response.json()) == shape(exchange["response"]["body"])
 
 
 # -- /view --------------------------------------------------------------------------------------
@@ -324,6 +359,7 @@ def check_view_variants(name: str, txt2img_server: RunningEmulator) -> None:
             recorded = exchange["response"]
             response = http.get(path)
             assert response.status_code == recorded["status"], path
+            # STAND_IN_PIXELS, ENCODED_BYTES: the emulator's pictures have their own sizes
             assert_headers(response, recorded, length=False, where=path)
             if recorded["status"] != 200:
                 assert_headers(response, recorded, where=path)
@@ -348,6 +384,10 @@ def check_view_variants(name: str, txt2img_server: RunningEmulator) -> None:
                     assert img.convert("RGB").getextrema() == ((0, 0),) * 3, path
                 elif content_type == "image/png":
                     assert img.convert("RGB").tobytes() == original_rgb, path
+                if content_type == "image/jpeg":  # quality 50: the unscaled standard tables
+                    quality = int(query["preview"][0].split(";")[-1])
+                    assert quality == 50
+                    assert img.quantization[0][0] == 16, path
             if "preview" not in query and "channel" not in query:
                 # the file itself: STAND_IN_PIXELS make its bytes the emulator's own
                 assert content == on_disk, path
@@ -474,7 +514,7 @@ def check_socket(server: RunningEmulator, recorded_path: str, headers: dict[str,
     url = base + path
     if "handshake_error_status" in result:
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-            ws_connect(url, origin=headers.get("Origin"), open_timeout=10)
+            ws_connect(url, origin=Origin(headers["Origin"]), open_timeout=10)
         response = refused.value.response
         assert response.status_code == result["handshake_error_status"], url
         assert response.body in (b"", None), url
@@ -571,5 +611,5 @@ def check_extensions(name: str, http: httpx.Client) -> None:
         assert all(isinstance(p, str) for p in recorded["body"])
 
 
-RELIES_ON = (CLIENT_IDS, INPUT_FILES, MACHINE_STATS, MODEL_FILES, NO_FRONTEND, PATHS, PROMPT_IDS,
-             STAND_IN_PIXELS, TIMESTAMPS)
+RELIES_ON = (CLIENT_IDS, ENCODED_BYTES, INPUT_FILES, MACHINE_STATS, MODEL_FILES, NO_FRONTEND,
+             PATHS, PROMPT_IDS, STAND_IN_PIXELS, TIMESTAMPS)

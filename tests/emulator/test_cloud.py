@@ -621,16 +621,18 @@ def test_jobs_carry_workflow_id(client: httpx.Client) -> None:
     assert "workflow_id" not in detail_of(client, untagged)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_executor.py bug: a job whose upstream nodes are served from the worker's cache while a "
-    "downstream node must run crashes with KeyError (cached outputs never reach `results`)"))
 def test_resubmission_with_cached_upstream_nodes_runs() -> None:
+    """Upstream nodes served from the worker's cache must still feed the node that runs."""
     with serve(dialect="cloud", tier="standard") as cloud, httpx.Client(
             base_url=cloud.url, headers={"X-API-Key": str(cloud.api_key)}) as client:
         first = submit(client, invert_workflow(prefix="cloud/first"))
         assert wait_terminal(client, first)["status"] == "success"
         second = submit(client, invert_workflow(prefix="cloud/second"))  # only node 3 differs
         assert wait_terminal(client, second)["status"] == "success"
+        assert first_image(client, second)["filename"].startswith("second_")
+        first_bytes = (cloud.output_dir / "cloud" / first_image(client, first)["filename"])
+        second_bytes = (cloud.output_dir / "cloud" / first_image(client, second)["filename"])
+        assert first_bytes.read_bytes() != b"" and second_bytes.is_file()
 
 
 def test_job_detail_has_outputs_only_when_terminal() -> None:
@@ -814,7 +816,7 @@ def test_view_of_unknown_or_bad_files(client: httpx.Client) -> None:
     for name in ("no_such_file.png", "*", "*.png", "invert_0000?_.png", "[a-z]*"):
         body = assert_error_response(client.get("/api/view", params={"filename": name}), 404)
         assert body["code"] == "not_found"
-    for name in ("../secret.png", "/etc/passwd", ""):
+    for name in ("../secret.png", "/etc/passwd", "", "nul\0.png", "a\\..\\b.png"):
         assert_error_response(client.get("/api/view", params={"filename": name}), 400)
     assert_error_response(client.get("/api/view"), 400)
 
@@ -841,6 +843,10 @@ def test_upload_is_content_addressed(cloud: RunningEmulator, client: httpx.Clien
     assert same_again.json()["name"] == body["name"]
     different = upload(client, png_bytes((12, 10), (1, 2, 3)))
     assert different.json()["name"] != body["name"]
+    odd = upload(client, png_bytes((2, 2)), filename="x.P?N*G").json()["name"]
+    assert odd.endswith(".png") and (cloud.input_dir / odd).is_file()
+    nameless = upload(client, png_bytes((3, 3)), filename="")  # as locally: no file name, 400
+    assert assert_error_response(nameless, 400)["code"] == "missing_file"
     assert (cloud.input_dir / body["name"]).read_bytes() == data
     location = client.get("/api/view", params={"filename": body["name"]}).headers["Location"]
     assert httpx.get(location).content == data
@@ -850,6 +856,23 @@ def test_upload_limits(client: httpx.Client) -> None:
     too_big = b"\0" * (50 * 1024 * 1024 + 1)
     body = assert_error_response(upload(client, too_big, filename="big.bin"), 400)
     assert body["code"] == "file_too_large"
+    # refused from Content-Length alone, and chunked (no Content-Length) past the body limit
+    body = assert_error_response(upload(client, too_big + b"\0" * 2**20, filename="b.bin"), 400)
+    assert body["code"] == "file_too_large"
+    boundary = "comfy-nb-boundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+            f'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+
+    def chunked() -> Iterator[bytes]:
+        yield head
+        for _ in range(52):
+            yield b"\0" * 2**20
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    streamed = client.post("/api/upload/image", content=chunked(), headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert "content-length" not in streamed.request.headers
+    assert assert_error_response(streamed, 400)["code"] == "file_too_large"
     tall = Image.new("L", (1, 16385))
     buffer = io.BytesIO()
     tall.save(buffer, format="PNG")
