@@ -9,6 +9,7 @@ It owns execution state (running jobs, caches, interrupts). It never speaks HTTP
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -16,6 +17,7 @@ import logging
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("comfy_nb.emulator")
 
 FILE_INPUT_NODES = {"LoadImage": "image", "LoadImageMask": "image", "LoadAudio": "audio"}
+# Nodes whose IS_CHANGED returns a new value every time (SaveImageWebsocket returns time.time()):
+# they are never served from the cache.
+ALWAYS_CHANGED_NODES = {"SaveImageWebsocket"}
 
 
 def now_ms() -> int:
@@ -75,6 +80,7 @@ class RunningJob:
     discarded: bool = False  # the server "restarted": the job leaves no trace
     last_node_id: str | None = None
     status: str = "running"  # cloud raw state while running
+    node_prompt: dict[str, Any] | None = None  # the prompt as nodes see it (with is_changed)
 
 
 class ProgressState:
@@ -101,8 +107,10 @@ class ProgressState:
         return self.snapshot()
 
     def update(self, node_id: str, value: float, total: float) -> dict[str, Any]:
+        # kept as the node reported them: ints from a sampler or SaveImageWebsocket stay ints
+        # (recorded: `"value": 1, "max": 4` after the node's `"value": 0.0, "max": 1.0` start)
         entry = self.nodes.setdefault(node_id, self._entry(node_id, 0.0, 1.0, "running"))
-        entry["value"], entry["max"] = float(value), float(total)
+        entry["value"], entry["max"] = value, total
         return self.snapshot()
 
     def finish(self, node_id: str) -> dict[str, Any]:
@@ -128,7 +136,7 @@ class NodeRun:
         self._progress = progress
         self.node_id = node_id
         self.prompt_id = job.item.prompt_id
-        self.prompt = job.item.prompt
+        self.prompt = job.node_prompt if job.node_prompt is not None else job.item.prompt
         self.extra_pnginfo = job.item.extra_data.get("extra_pnginfo")
         self.input_dir: Path = state.input_dir
         self.output_dir: Path = state.output_dir
@@ -310,6 +318,7 @@ class Worker:
         prompt = item.prompt
         prompt_id = item.prompt_id
         signatures = {node_id: self._signature(prompt, node_id, {}) for node_id in prompt}
+        job.node_prompt = self._prompt_for_nodes(prompt)
         live = set(signatures.values())
         self.cache = {k: v for k, v in self.cache.items() if k in live}
 
@@ -472,13 +481,33 @@ class Worker:
         memo[node_id] = hashlib.sha256(text.encode()).hexdigest()
         return memo[node_id]
 
+    def _prompt_for_nodes(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        """The prompt handed to nodes (SaveImage's PNG ``prompt`` chunk, the WEBP EXIF prompt).
+        ComfyUI's IsChangedCache writes each IS_CHANGED result into the prompt's node as
+        ``"is_changed": [value]``, so a LoadImage node carries its file's sha256 there (recorded
+        in the PNGs of upload_load_scale_save and load_subfolder_preview); history keeps the
+        prompt as posted."""
+        annotated = copy.deepcopy(prompt)
+        for node in annotated.values():
+            if node.get("class_type") in FILE_INPUT_NODES:
+                digest = self._file_hash(node)
+                if digest is not None:
+                    node["is_changed"] = [digest]
+        return annotated
+
     def _is_changed(self, node: dict[str, Any]) -> str:
-        input_name = FILE_INPUT_NODES.get(node["class_type"])
-        if input_name is None:
+        if node["class_type"] in ALWAYS_CHANGED_NODES:
+            return f"changed at {time.time()!r} {uuid.uuid4().hex}"
+        if node["class_type"] not in FILE_INPUT_NODES:
             return ""
+        return self._file_hash(node) or "missing"
+
+    def _file_hash(self, node: dict[str, Any]) -> str | None:
+        """LoadImage's IS_CHANGED: the sha256 of the input file (None when it is missing)."""
+        input_name = FILE_INPUT_NODES[node["class_type"]]
         name = str(node["inputs"].get(input_name, "")).rsplit(" [", 1)[0]
         path = self.state.input_dir / name
         try:
             return hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
-            return "missing"
+            return None

@@ -14,6 +14,7 @@ publisher task on the event loop delivers frames in the order they were sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import struct
@@ -88,10 +89,8 @@ class SocketHub:
     async def stop(self) -> None:
         if self._publisher is not None:
             self._publisher.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._publisher
-            except asyncio.CancelledError:
-                pass
         with self._lock:
             connections = list({*self._by_sid.values(), *self._all})
             self._by_sid.clear()
@@ -173,10 +172,8 @@ class SocketHub:
         if _on_loop_thread(loop):
             outbox.put_nowait(item)
         else:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed while stopping
                 loop.call_soon_threadsafe(outbox.put_nowait, item)
-            except RuntimeError:  # loop closed while stopping
-                pass
 
     async def send_now(self, conn: Connection, event: str, data: dict[str, Any]) -> None:
         """Send directly to one socket, from the event loop (connect-time messages)."""

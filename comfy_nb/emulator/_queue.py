@@ -92,8 +92,8 @@ class PromptQueue:
     def task_done(self, item_id: int, history_entry: dict[str, Any] | None) -> None:
         """Finish a running item; store ``history_entry`` (None stores nothing)."""
         with self._lock:
-            item = self._running.pop(item_id)
-            if history_entry is not None:
+            item = self._running.pop(item_id, None)  # None: dropped by a restart
+            if history_entry is not None and item is not None:
                 if len(self._history) > MAXIMUM_HISTORY_SIZE:
                     self._history.pop(next(iter(self._history)))
                 entry: dict[str, Any] = {"prompt": item.as_history_list(), "outputs": {}}
@@ -131,9 +131,10 @@ class PromptQueue:
         return [i.prompt_id for i in removed]
 
     def wipe(self) -> None:
-        """Drop everything pending and all history (an emulated server restart)."""
+        """Forget everything pending, running and done (an emulated server restart)."""
         with self._lock:
             self._pending.clear()
+            self._running.clear()
             self._history.clear()
         self._on_change()
 

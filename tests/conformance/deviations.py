@@ -26,7 +26,6 @@ NUMBERS = deviation("numbers", "Queue `number` counts from 0 on every emulator s
 PATHS = deviation("paths", "Paths (tracebacks, folder_paths, exception messages naming files) are the emulator's data folder, not /srv/ComfyUI.")
 TRACEBACK_TEXT = deviation("traceback-text", "Execution-error tracebacks are the emulator's own Python frames; validation tracebacks match only for the recorded cases.")
 MACHINE_STATS = deviation("machine-stats", "system_stats values (RAM, VRAM, python/pytorch versions, argv) describe the emulator's machine; it adds an `emulator` key saying its pixels are stand-ins.")
-FILE_COUNTERS = deviation("file-counters", "Output file counters start at 00001 in a fresh emulator; the recording server had saved earlier files with the same prefix.")
 TEMP_LETTERS = deviation("temp-letters", "PreviewImage/PreviewAudio temp names use 5 random letters, so they differ from the recorded ones.")
 SET_ORDER = deviation("set-order", "ComfyUI builds several lists from Python sets (outputs_to_execute, executed, current_outputs, history output order), whose order changes between server starts; compared as sets.")
 

@@ -1,6 +1,7 @@
-"""Conformance of whole runs against ``runs/``: each recorded run is replayed on a fresh emulator the
-way it was recorded (same client ids, feature flags, observer socket, input files, earlier runs that
-filled the cache, the requests sent while it ran), and every recorded file of the run is compared:
+"""Conformance of whole runs against ``runs/``: each recorded run is replayed on a fresh emulator
+the way it was recorded (same client ids, feature flags, observer socket, input files, earlier
+runs that filled the cache, the requests sent while it ran), and every recorded file of the run
+is compared:
 the POST response, the websocket frames of the prompt's socket and of the observer, the binary
 frames, the history entry, every ``/view`` response and the bytes it returned.
 
@@ -57,6 +58,8 @@ from .deviations import (
 )
 
 COVERS: list[str] = ["runs/**/*"]
+RELIES_ON = (EXECUTION_SPEED, PATHS, TRACEBACK_TEXT, STAND_IN_PIXELS, ENCODED_BYTES, TEMP_LETTERS,
+             TIMESTAMPS, SET_ORDER, PROMPT_IDS, NUMBERS)
 
 RUNS_DIR = FIXTURES / "runs"
 RUNS = sorted(p.name for p in RUNS_DIR.iterdir() if p.is_dir())
@@ -72,6 +75,8 @@ MODEL_RUNS = {
     "no_client_id_txt2img_interrupt",
 }
 # Runs that were recorded on a server on which these runs had happened before (cache, counters).
+# Replaying them first makes the output file counters match the recording too, so saved file
+# names are compared exactly here (only the temp letters differ: TEMP_LETTERS).
 PREREQUISITES = {
     "cache_second_run_identical": ["cache_first_run"],
     "cache_partial_change": ["cache_first_run", "cache_second_run_identical"],
@@ -126,13 +131,21 @@ class Replay:
     ephemeral_missing_at_run: bool = False
 
 
-_REPLAYS: dict[str, Replay] = {}
+_REPLAYS: dict[str, Replay | BaseException] = {}
 
 
 def replayed(run: str) -> Replay:
+    """The run's replay, made by the first test that needs it (a failed replay fails every test
+    of the run with the same error, without replaying again)."""
     if run not in _REPLAYS:
-        _REPLAYS[run] = _replay(run)
-    return _REPLAYS[run]
+        try:
+            _REPLAYS[run] = _replay(run)
+        except Exception as exc:
+            _REPLAYS[run] = exc
+    result = _REPLAYS[run]
+    if isinstance(result, BaseException):
+        raise AssertionError(f"replaying runs/{run} failed: {result!r}") from result
+    return result
 
 
 # -- replaying --------------------------------------------------------------------------------
@@ -146,6 +159,31 @@ def _wait_history(http: httpx.Client, prompt_id: str, timeout: float = 30) -> di
             return entry
         time.sleep(0.02)
     raise TimeoutError(f"{prompt_id} never reached history")
+
+
+def _recorded_output_orders() -> dict[str, list[str]]:
+    orders = {}
+    for run in RUNS:
+        for entry in load(f"runs/{run}/history.json")["response"]["body"].values():
+            orders[json.dumps(entry["prompt"][2], sort_keys=True)] = entry["prompt"][4]
+    return orders
+
+
+def _use_recorded_output_order(server: RunningEmulator) -> None:
+    """SET_ORDER: ComfyUI's outputs_to_execute comes from a Python set, whose order changes
+    between server starts, and that order decides which output branch runs first. The replay
+    hands the emulator the recorded order of each recorded prompt, so that everything that
+    follows from it (the message sequence, history output order) is compared exactly."""
+    orders = _recorded_output_orders()
+    enqueue = server.state.enqueue
+
+    def enqueue_in_recorded_order(item: Any) -> None:
+        order = orders.get(json.dumps(item.prompt, sort_keys=True))
+        if order is not None and sorted(order) == sorted(item.outputs_to_execute):
+            item.outputs_to_execute = list(order)
+        enqueue(item)
+
+    server.state.enqueue = enqueue_in_recorded_order  # type: ignore[method-assign]
 
 
 def _run_before(http: httpx.Client, run: str) -> None:
@@ -215,6 +253,7 @@ def _replay(run: str) -> Replay:
     with serve(dialect="local", **options) as server, \
             httpx.Client(base_url=server.url, timeout=30.0) as http, \
             contextlib.ExitStack() as stack:
+        _use_recorded_output_order(server)
         for name, source in INPUT_FILES.items():
             target = server.input_dir / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +268,10 @@ def _replay(run: str) -> Replay:
             ids[recorded_slow] = slow_id
         main = stack.enter_context(SocketRecorder(
             server.ws_url, ws_rec["client_id"], ws_rec.get("feature_flags_sent")))
+        if run == "runtime_error_deleted_input":
+            # recorded: the slow prompt moved on to node 10 before this prompt was posted
+            main.wait_for(lambda m: m["type"] == "progress_state"
+                          and m["data"]["nodes"].get("10", {}).get("state") == "running")
         observer = None
         if observer_rec is not None:
             observer = stack.enter_context(SocketRecorder(server.ws_url, observer_rec["client_id"]))
@@ -366,11 +409,33 @@ def compare_text(recorded: dict[str, Any], actual: dict[str, Any], replay: Repla
     return problems
 
 
+def recorded_first_frame(run: str) -> tuple[dict[str, Any] | None, Image.Image | None]:
+    """The metadata (type 4) and image of the run's binary_frame_0.bin, if it has one."""
+    path = RUNS_DIR / run / "binary_frame_0.bin"
+    if not path.exists():
+        return None, None
+    data = path.read_bytes()
+    event_type, second = struct.unpack(">II", data[:8])
+    if event_type == 4:
+        return json.loads(data[8:8 + second]), Image.open(io.BytesIO(data[8 + second:]))
+    if event_type == 1:
+        return None, Image.open(io.BytesIO(data[8:]))
+    return None, None
+
+
 def compare_binary(recorded: dict[str, Any], payload: bytes, replay: Replay,
                    where: str) -> list[str]:
     """Layout of a binary frame: event type, second word, metadata, node id and text, the image
-    format (ENCODED_BYTES / STAND_IN_PIXELS: not the image bytes)."""
+    format and size (ENCODED_BYTES / STAND_IN_PIXELS: not the image bytes). Every preview of a
+    run comes from one node, so each is also held against the run's binary_frame_0.bin."""
     problems = []
+    first_metadata, first_image = recorded_first_frame(replay.run)
+    if first_image is not None and event_type_of(payload) in (1, 4):
+        image = Image.open(io.BytesIO(preview_bytes(payload)))
+        if (image.format, image.size, image.mode) != (
+                first_image.format, first_image.size, first_image.mode):
+            problems.append(f"{where}: preview {image.format} {image.size} {image.mode} != "
+                            f"{first_image.format} {first_image.size} {first_image.mode}")
     event_type, second = struct.unpack(">II", payload[:8])
     if event_type != recorded["event_type"]:
         return [f"{where}: binary event type {event_type} != {recorded['event_type']}"]
@@ -397,6 +462,10 @@ def compare_binary(recorded: dict[str, Any], payload: bytes, replay: Replay,
                             f"{metadata.get('image_type')}")
         if metadata.get("prompt_id") != replay.prompt_id:
             problems.append(f"{where}: metadata prompt_id {metadata.get('prompt_id')}")
+        if first_metadata is not None:
+            expected = replace_ids(first_metadata, replay.ids)
+            if list(metadata) != list(expected) or metadata != expected:
+                problems.append(f"{where}: metadata {metadata} != recorded {expected}")
     elif event_type == 3:
         if len(payload) != recorded["length"] or payload[:16] != head:
             problems.append(f"{where}: type 3 frame {payload[:16].hex()} ({len(payload)} bytes) "
@@ -404,6 +473,16 @@ def compare_binary(recorded: dict[str, Any], payload: bytes, replay: Replay,
     else:
         problems.append(f"{where}: unknown binary event type {event_type}")
     return problems
+
+
+def event_type_of(payload: bytes) -> int:
+    return int(struct.unpack(">I", payload[:4])[0])
+
+
+def preview_bytes(payload: bytes) -> bytes:
+    """The image inside a type 1 or type 4 frame."""
+    event_type, second = struct.unpack(">II", payload[:8])
+    return payload[8 + second:] if event_type == 4 else payload[8:]
 
 
 def compare_socket(recorded_frames: list[dict[str, Any]], frames: list[tuple[str, Any]],
@@ -574,6 +653,10 @@ def check_first_binary_frame(replay: Replay) -> None:
     assert (act.format, act.size, act.mode) == (rec.format, rec.size, rec.mode)
     if replay.run in WEBSOCKET_IMAGE_RUNS:  # EmptyImage pixels: model-free, exact
         assert np.array_equal(pixels(act), pixels(rec))
+        # the batch is two identical EmptyImage images (both recorded frames have one length)
+        for payload in binaries[1:]:
+            other = Image.open(io.BytesIO(preview_bytes(payload)))
+            assert np.array_equal(pixels(other), pixels(rec))
     else:
         assert replay.run in MODEL_RUNS  # STAND_IN_PIXELS: sampler previews are stand-ins
 
@@ -587,13 +670,13 @@ def check_history(replay: Replay) -> None:
     entry = replay.history[replay.prompt_id]
     assert list(entry) == list(rec_entry)
     number, prompt_id, prompt, extra_data, outputs_to_execute = entry["prompt"]
-    rec_number, rec_id, rec_prompt, rec_extra, rec_outputs = rec_entry["prompt"]
+    _, rec_id, rec_prompt, rec_extra, rec_outputs = rec_entry["prompt"]
     assert isinstance(number, int) and number == replay.post_body["number"]  # NUMBERS
     assert prompt_id == replay.ids[rec_id]
     assert prompt == rec_prompt
     assert extra_data == rec_extra
-    assert sorted(outputs_to_execute) == sorted(rec_outputs)  # SET_ORDER
-    # SET_ORDER: the order of history outputs is not compared (a dict comparison)
+    assert outputs_to_execute == rec_outputs  # SET_ORDER: the recorded order was handed over
+    # SET_ORDER: history outputs (and meta) come from a set of node ids: order not compared
     assert typed(file_names(entry["outputs"])) == typed(file_names(rec_entry["outputs"]))
     status, rec_status = entry["status"], rec_entry["status"]
     assert list(status) == list(rec_status)
@@ -664,5 +747,3 @@ def test_every_run_is_replayed_with_a_plan() -> None:
         during = RUNS_DIR / run / "during.json"
         if during.exists() and isinstance(load(f"runs/{run}/during.json"), list):
             assert run in INTERRUPT_AFTER, run
-    assert EXECUTION_SPEED and PATHS and TRACEBACK_TEXT and STAND_IN_PIXELS and ENCODED_BYTES
-    assert TEMP_LETTERS and TIMESTAMPS and SET_ORDER and PROMPT_IDS and NUMBERS
