@@ -28,7 +28,6 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
 from . import _local_routes as local
 from ._faults import faults_middleware
@@ -516,18 +515,10 @@ def _masked_original(
     if size_error is not None:
         return error(400, size_error[0], "The original image: " + size_error[1])
     try:
-        with Image.open(io.BytesIO(original_bytes)) as img:
-            info = PngInfo()
-            for key, value in getattr(img, "text", {}).items():
-                info.add_text(key, value)
-            rgba = img.convert("RGBA")
-        with Image.open(io.BytesIO(mask)) as mask_image:
-            rgba.putalpha(mask_image.convert("RGBA").getchannel("A"))
+        masked = local.apply_mask(original_bytes, mask)
     except Exception as exc:  # not images, or sizes differ
         return error(400, "bad_mask", f"Cannot apply the mask to the original: {exc}")
-    buffer = io.BytesIO()
-    rgba.save(buffer, format="PNG", compress_level=4, pnginfo=info)
-    return buffer.getvalue(), hashlib.sha256(original_bytes).hexdigest()
+    return masked, hashlib.sha256(original_bytes).hexdigest()
 
 
 def _safe_name(name: str) -> bool:

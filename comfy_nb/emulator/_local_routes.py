@@ -495,6 +495,21 @@ async def post_upload_image(request: web.Request) -> web.Response:
     return await save_upload(state_of(request), post)
 
 
+def apply_mask(original: bytes, mask: bytes) -> bytes:
+    """The original image with its alpha replaced by the mask's, as PNG bytes that keep the
+    original's text chunks (ComfyUI's mask upload)."""
+    with Image.open(io.BytesIO(original)) as image:
+        info = PngInfo()
+        for key, value in getattr(image, "text", {}).items():
+            info.add_text(key, value)
+        rgba = image.convert("RGBA")
+    with Image.open(io.BytesIO(mask)) as mask_image:
+        rgba.putalpha(mask_image.convert("RGBA").getchannel("A"))
+    buffer = io.BytesIO()
+    rgba.save(buffer, format="PNG", compress_level=4, pnginfo=info)
+    return buffer.getvalue()
+
+
 def mask_writer(state: EmulatorState, post: Any) -> Callable[[bytes, Path], None]:
     """ComfyUI's mask upload: the original's alpha replaced by the mask's alpha, as PNG."""
 
@@ -509,14 +524,7 @@ def mask_writer(state: EmulatorState, post: Any) -> Callable[[bytes, Path], None
         original_path = base / ref.get("subfolder", "") / name
         if not original_path.is_file():
             return
-        with Image.open(original_path) as original:
-            info = PngInfo()
-            for key, value in getattr(original, "text", {}).items():
-                info.add_text(key, value)
-            rgba = original.convert("RGBA")
-        with Image.open(io.BytesIO(data)) as mask:
-            rgba.putalpha(mask.convert("RGBA").getchannel("A"))
-        rgba.save(path, compress_level=4, pnginfo=info)
+        path.write_bytes(apply_mask(original_path.read_bytes(), data))
 
     return write
 
