@@ -75,7 +75,10 @@ def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> 
     recorded_ids = steps_file["prompt_ids"]
     with httpx.Client(base_url=slow_server.url) as http, \
             SocketRecorder(slow_server.ws_url, client_id="queue-client") as socket:
-        posted = [_post(http, steps[f"POST /prompt #{n}"], "queue-client") for n in (1, 2, 3)]
+        # As recorded, the worker takes #1 before #2 arrives (the status sequence shows it).
+        posted = [_post(http, steps["POST /prompt #1"], "queue-client")]
+        socket.wait_for(lambda m: m["type"] == "execution_start")
+        posted += [_post(http, steps[f"POST /prompt #{n}"], "queue-client") for n in (2, 3)]
         ids = [p["prompt_id"] for p in posted]
         # NUMBERS: consecutive counter values, whatever the first one is.
         assert [p["number"] for p in posted] == [posted[0]["number"] + i for i in range(3)]
@@ -172,7 +175,9 @@ def test_clear_drops_pending_only(slow_server: RunningEmulator) -> None:
     steps = {s["step"]: s for s in recorded["steps"]}
     with httpx.Client(base_url=slow_server.url) as http, \
             SocketRecorder(slow_server.ws_url, client_id="clear-client") as socket:
-        posted = [_post(http, steps[f"POST /prompt #{n}"], "clear-client") for n in (1, 2, 3)]
+        posted = [_post(http, steps["POST /prompt #1"], "clear-client")]
+        socket.wait_for(lambda m: m["type"] == "execution_start")  # as recorded, see above
+        posted += [_post(http, steps[f"POST /prompt #{n}"], "clear-client") for n in (2, 3)]
         before = http.get("/queue").json()
         recorded_before = steps["GET /queue"]["response"]["body"]
         assert [len(before["queue_running"]), len(before["queue_pending"])] == [
