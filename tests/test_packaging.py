@@ -1,0 +1,57 @@
+"""What the installed package carries and exposes: its own data (never ../shared at run time),
+the console script, and the public names of the emulator."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import comfy_nb
+import comfy_nb.emulator
+from comfy_nb.emulator._object_info import recorded_object_info
+
+PACKAGE = Path(comfy_nb.__file__).parent
+
+
+def test_object_info_is_packaged() -> None:
+    info = recorded_object_info()
+    assert len(info) == 496
+    assert sum(1 for node in info.values() if node.get("api_node")) == 100
+
+
+def test_package_code_never_refers_to_the_recordings() -> None:
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "fixtures/comfyui" in path.read_text(encoding="utf-8")
+        or "/shared/" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
+def test_emulator_starts_with_the_recordings_out_of_reach(tmp_path: Path) -> None:
+    script = (
+        "import httpx\n"
+        "from comfy_nb.emulator import serve\n"
+        "with serve() as s:\n"
+        "    assert len(httpx.get(s.url + '/object_info').json()) == 496\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_console_script_is_declared() -> None:
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    assert scripts.get("comfy-nb") == "comfy_nb.cli:main"
+
+
+def test_public_names() -> None:
+    assert comfy_nb.__all__ == ["__version__"]
+    assert sorted(comfy_nb.emulator.__all__) == [
+        "EmulatorOptions", "Faults", "RunningEmulator", "STAND_IN_NOTICE", "serve"]
+    for name in comfy_nb.emulator.__all__:
+        assert hasattr(comfy_nb.emulator, name)
