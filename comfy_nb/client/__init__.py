@@ -1,0 +1,46 @@
+"""The API client for local ComfyUI servers and Comfy Cloud: :func:`connect` /
+:class:`Client` (synchronous) and :class:`AsyncClient`, with the error tree of
+:mod:`comfy_nb.client._errors`."""
+
+from __future__ import annotations
+
+from ._client import AsyncClient, Client, connect, load_workflow
+from ._dialects import JobStatus
+from ._errors import (
+    AuthenticationError,
+    ComfyError,
+    ExecutionFailed,
+    JobCancelled,
+    JobLost,
+    JobTimeout,
+    NodeError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    RequestError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = [
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "ComfyError",
+    "ExecutionFailed",
+    "JobCancelled",
+    "JobLost",
+    "JobStatus",
+    "JobTimeout",
+    "NodeError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "RateLimitError",
+    "RequestError",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "connect",
+    "load_workflow",
+]

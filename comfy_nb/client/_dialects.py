@@ -1,0 +1,255 @@
+"""What differs between a local ComfyUI server and Comfy Cloud, and nothing else: route prefixes,
+the websocket URL, how a job's state is read (local ``/history`` + ``/queue``; Cloud
+``/api/jobs/{id}``), the status vocabularies mapped onto one :class:`JobStatus`, cancelling, and
+the queue's tuple layouts. Both dialects use the ``/api`` routes, which local ComfyUI also serves.
+"""
+
+from __future__ import annotations
+
+import enum
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ._errors import ExecutionFailed, NotFoundError
+
+
+class JobStatus(str, enum.Enum):
+    """One status vocabulary for both servers."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # not (or no longer) known to the server
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+# Cloud's raw states (``/api/job/{id}/status``), its ``/api/jobs`` states, and v2 spellings.
+CLOUD_STATES: dict[str, JobStatus] = {
+    **dict.fromkeys(["submitted", "queued_limited", "queued_waiting", "allocated", "preparing",
+                     "pending_execution", "waiting_to_dispatch", "pending", "queued"],
+                    JobStatus.QUEUED),
+    **dict.fromkeys(["executing", "executed", "in_progress", "running"], JobStatus.RUNNING),
+    **dict.fromkeys(["success", "completed", "succeeded"], JobStatus.SUCCEEDED),
+    **dict.fromkeys(["error", "non_retryable_error", "retryable_error", "erroring", "lost",
+                     "failed"], JobStatus.FAILED),
+    **dict.fromkeys(["cancelled", "canceled", "cancel_requested", "cancel_pending",
+                     "cancelling_preparing", "canceling"], JobStatus.CANCELLED),
+}
+
+
+def cloud_status(raw: str) -> JobStatus:
+    """Map any Cloud status spelling; unknown values count as still running (the docs advise
+    polling until a known terminal value)."""
+    return CLOUD_STATES.get(raw, JobStatus.RUNNING)
+
+
+@dataclass
+class JobSnapshot:
+    """A job's state as the server's REST endpoints report it (the authority)."""
+
+    status: JobStatus
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: ExecutionFailed | None = None
+    interrupted_at: str | None = None
+    position: int | None = None  # 0 = running, 1 = next, ...
+    workflow: dict[str, Any] | None = None
+
+
+@dataclass
+class QueueEntry:
+    prompt_id: str
+    position: int  # 0 = running
+    running: bool
+    workflow: dict[str, Any] | None
+
+
+class Requester(Protocol):
+    """The part of the transport the dialects use."""
+
+    async def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
+                      files: Any = None, data: Any = None, retry_unsafe: bool = False,
+                      what: str | None = None, ok_statuses: Any = ()) -> Any: ...
+
+
+def failure_from(prompt_id: str, data: dict[str, Any]) -> ExecutionFailed:
+    return ExecutionFailed(
+        prompt_id=prompt_id,
+        node_id=str(data.get("node_id", "")),
+        node_type=str(data.get("node_type", "")),
+        exception_type=str(data.get("exception_type", "")),
+        exception_message=str(data.get("exception_message", "")),
+        traceback=[str(line) for line in data.get("traceback", []) or []],
+    )
+
+
+class Dialect:
+    """Shared behaviour; subclasses fill in what differs."""
+
+    name = ""
+
+    def ws_url(self, base_url: str, client_id: str, api_key: str | None) -> str:
+        scheme = "wss" if base_url.startswith("https") else "ws"
+        host = base_url.split("://", 1)[1]
+        query = {"clientId": client_id}
+        if api_key and self.name == "cloud":
+            query["token"] = api_key
+        return f"{scheme}://{host}/ws?{urllib.parse.urlencode(query)}"
+
+    def submit_body(self, workflow: dict[str, Any], prompt_id: str, client_id: str,
+                    extra_data: dict[str, Any] | None, front: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"prompt": workflow, "prompt_id": prompt_id,
+                                "client_id": client_id}
+        if extra_data:
+            body["extra_data"] = extra_data
+        if front and self.name == "local":
+            body["front"] = True
+        return body
+
+    async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
+        raise NotImplementedError
+
+    async def queue(self, http: Requester) -> list[QueueEntry]:
+        raise NotImplementedError
+
+    async def cancel(self, http: Requester, prompt_id: str) -> bool:
+        raise NotImplementedError
+
+    async def interrupt(self, http: Requester, prompt_id: str | None) -> None:
+        raise NotImplementedError
+
+    async def delete_pending(self, http: Requester, prompt_ids: list[str]) -> None:
+        await http.request("POST", "/api/queue", json={"delete": prompt_ids},
+                           what="deleting queued jobs")
+
+    async def clear_queue(self, http: Requester) -> None:
+        await http.request("POST", "/api/queue", json={"clear": True},
+                           what="clearing the queue")
+
+    async def recent_jobs(self, http: Requester, limit: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class LocalDialect(Dialect):
+    """A local ComfyUI server (as recorded from 0.3.64)."""
+
+    name = "local"
+
+    async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
+        response = await http.request("GET", f"/api/history/{urllib.parse.quote(prompt_id)}",
+                                      what="reading the job's history")
+        entry = response.json().get(prompt_id)
+        if entry is None:  # queued, running, or unknown: history is filled only at the end
+            for item in await self.queue(http):
+                if item.prompt_id == prompt_id:
+                    status = JobStatus.RUNNING if item.running else JobStatus.QUEUED
+                    return JobSnapshot(status, position=item.position, workflow=item.workflow)
+            return JobSnapshot(JobStatus.UNKNOWN)
+        return self.snapshot_from_history(prompt_id, entry)
+
+    @staticmethod
+    def snapshot_from_history(prompt_id: str, entry: dict[str, Any]) -> JobSnapshot:
+        status = entry.get("status") or {}
+        outputs = entry.get("outputs") or {}
+        workflow = entry.get("prompt", [None] * 3)[2] if isinstance(entry.get("prompt"),
+                                                                    list) else None
+        if status.get("status_str") == "success":
+            return JobSnapshot(JobStatus.SUCCEEDED, outputs=outputs, workflow=workflow)
+        for event, data in status.get("messages", []):
+            if event == "execution_interrupted":
+                return JobSnapshot(JobStatus.CANCELLED, outputs=outputs, workflow=workflow,
+                                   interrupted_at=data.get("node_id"))
+            if event == "execution_error":
+                return JobSnapshot(JobStatus.FAILED, outputs=outputs, workflow=workflow,
+                                   error=failure_from(prompt_id, data))
+        return JobSnapshot(JobStatus.FAILED, outputs=outputs, workflow=workflow)
+
+    async def queue(self, http: Requester) -> list[QueueEntry]:
+        body = (await http.request("GET", "/api/queue", what="reading the queue")).json()
+        entries = [QueueEntry(item[1], 0, True, item[2]) for item in body.get("queue_running", [])]
+        # Pending items come in heap order; they run in ascending number order.
+        pending = sorted(body.get("queue_pending", []), key=lambda item: (item[0], item[1]))
+        entries += [QueueEntry(item[1], n, False, item[2]) for n, item in enumerate(pending, 1)]
+        return entries
+
+    async def cancel(self, http: Requester, prompt_id: str) -> bool:
+        for item in await self.queue(http):
+            if item.prompt_id == prompt_id:
+                if item.running:
+                    await self.interrupt(http, prompt_id)
+                else:
+                    await self.delete_pending(http, [prompt_id])
+                return True
+        return False
+
+    async def interrupt(self, http: Requester, prompt_id: str | None) -> None:
+        body = {"prompt_id": prompt_id} if prompt_id else {}
+        await http.request("POST", "/api/interrupt", json=body, what="interrupting")
+
+    async def recent_jobs(self, http: Requester, limit: int) -> list[dict[str, Any]]:
+        jobs = [{"id": e.prompt_id, "status": (JobStatus.RUNNING if e.running
+                                                else JobStatus.QUEUED).value}
+                for e in await self.queue(http)]
+        history = (await http.request("GET", "/api/history", params={"max_items": limit},
+                                      what="reading history")).json()
+        for prompt_id, entry in reversed(list(history.items())):
+            snap = self.snapshot_from_history(prompt_id, entry)
+            jobs.append({"id": prompt_id, "status": snap.status.value})
+        return jobs[:limit]
+
+
+class CloudDialect(Dialect):
+    """Comfy Cloud (``openapi-cloud.yaml``)."""
+
+    name = "cloud"
+
+    async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
+        try:
+            response = await http.request("GET", f"/api/jobs/{urllib.parse.quote(prompt_id)}",
+                                          what="reading the job")
+        except NotFoundError:  # just submitted: not listed yet
+            return JobSnapshot(JobStatus.UNKNOWN)
+        body = response.json()
+        status = cloud_status(str(body.get("status", "")))
+        error = body.get("execution_error")
+        workflow = body.get("workflow")
+        if isinstance(workflow, dict) and isinstance(workflow.get("prompt"), dict):
+            workflow = workflow["prompt"]
+        return JobSnapshot(
+            status,
+            outputs=body.get("outputs") or {},
+            error=failure_from(prompt_id, error) if isinstance(error, dict) else None,
+            workflow=workflow if isinstance(workflow, dict) else None,
+        )
+
+    async def queue(self, http: Requester) -> list[QueueEntry]:
+        body = (await http.request("GET", "/api/queue", what="reading the queue")).json()
+        entries = [QueueEntry(item[1], 0, True, item[2]) for item in body.get("queue_running", [])]
+        entries += [QueueEntry(item[1], n, False, item[2])
+                    for n, item in enumerate(body.get("queue_pending", []), 1)]
+        return entries
+
+    async def cancel(self, http: Requester, prompt_id: str) -> bool:
+        response = await http.request("POST", f"/api/jobs/{urllib.parse.quote(prompt_id)}/cancel",
+                                      what="cancelling the job")
+        return bool(response.json().get("cancelled"))
+
+    async def interrupt(self, http: Requester, prompt_id: str | None) -> None:
+        if prompt_id is not None:  # Cloud's /api/interrupt would stop every running job
+            await self.cancel(http, prompt_id)
+            return
+        await http.request("POST", "/api/interrupt", what="interrupting")
+
+    async def recent_jobs(self, http: Requester, limit: int) -> list[dict[str, Any]]:
+        body = (await http.request("GET", "/api/jobs", params={"limit": limit},
+                                   what="listing jobs")).json()
+        return [{"id": job["id"], "status": cloud_status(job["status"]).value}
+                for job in body.get("jobs", [])]
+
+
+DIALECTS: dict[str, Dialect] = {"local": LocalDialect(), "cloud": CloudDialect()}

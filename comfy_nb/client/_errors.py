@@ -1,0 +1,239 @@
+"""Every error the client raises, in one tree rooted at :class:`ComfyError`::
+
+    ComfyError
+    ├── TransportError            the server could not be reached / the connection broke
+    ├── RequestError              the server answered with an HTTP error
+    │   ├── AuthenticationError   401: missing or wrong API key
+    │   ├── PaymentRequiredError  402: not enough credits
+    │   ├── RateLimitError        429: slow down (``retry_after`` seconds, if the server said)
+    │   ├── NotFoundError         404
+    │   ├── ValidationError       400 on submit: the workflow is invalid (``node_errors``)
+    │   └── ServerError           5xx
+    ├── ExecutionFailed           the job ran and a node raised (node, exception, traceback)
+    ├── JobCancelled              the job was interrupted or cancelled
+    ├── JobLost                   the server no longer knows the job (it restarted?)
+    └── JobTimeout                waiting for the job took longer than allowed
+
+Messages are short and say what to do next. They never contain an API key, a signed URL or
+``extra_data``: build them only from the fields below, never from request objects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ComfyError(Exception):
+    """Base class of every comfy_nb client error."""
+
+
+class TransportError(ComfyError):
+    """The server could not be reached, or the connection broke mid-request."""
+
+
+class RequestError(ComfyError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, message: str, *, status: int, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class AuthenticationError(RequestError):
+    """401: the API key is missing or wrong."""
+
+
+class PaymentRequiredError(RequestError):
+    """402: the account has no credits left."""
+
+
+class RateLimitError(RequestError):
+    """429: too many requests or an inactive subscription; ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, *, status: int = 429, body: Any = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class NotFoundError(RequestError):
+    """404: no such job, file or route."""
+
+
+class ServerError(RequestError):
+    """5xx: the server failed."""
+
+
+@dataclass(frozen=True)
+class NodeError:
+    """One problem the server found in one node of a submitted workflow."""
+
+    node_id: str
+    class_type: str
+    type: str
+    message: str
+    details: str = ""
+    input_name: str | None = None
+
+    def __str__(self) -> str:
+        where = f"node {self.node_id} ({self.class_type})"
+        if self.input_name:
+            where += f", input {self.input_name!r}"
+        detail = f": {self.details}" if self.details and self.details != self.input_name else ""
+        return f"{where}: {self.message}{detail}"
+
+
+class ValidationError(RequestError):
+    """400 on submit: the server refused the workflow. ``node_errors`` lists every problem."""
+
+    def __init__(self, message: str, *, status: int = 400, body: Any = None,
+                 error_type: str = "", node_errors: list[NodeError] | None = None) -> None:
+        super().__init__(message, status=status, body=body)
+        self.error_type = error_type
+        self.node_errors = list(node_errors or [])
+
+
+@dataclass
+class ExecutionFailed(ComfyError):
+    """The job ran and a node raised. Fields come from the server's ``execution_error``."""
+
+    prompt_id: str
+    node_id: str
+    node_type: str
+    exception_type: str
+    exception_message: str
+    traceback: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        message = self.exception_message.strip()
+        return (f"node {self.node_id} ({self.node_type}) failed with {self.exception_type}: "
+                f"{message}")
+
+
+class JobCancelled(ComfyError):
+    """The job was interrupted or cancelled before it finished."""
+
+    def __init__(self, prompt_id: str, node_id: str | None = None) -> None:
+        where = f" at node {node_id}" if node_id else ""
+        super().__init__(f"job {prompt_id} was cancelled{where}")
+        self.prompt_id = prompt_id
+        self.node_id = node_id
+
+
+class JobLost(ComfyError):
+    """The server no longer knows the job: it was restarted, or its history was cleared."""
+
+    def __init__(self, prompt_id: str) -> None:
+        super().__init__(f"the server no longer knows job {prompt_id}; it may have restarted. "
+                         "Submit the workflow again.")
+        self.prompt_id = prompt_id
+
+
+class JobTimeout(ComfyError, TimeoutError):
+    """Waiting for a job took longer than the timeout. The job itself may still run."""
+
+    def __init__(self, prompt_id: str, timeout: float) -> None:
+        super().__init__(f"job {prompt_id} did not finish within {timeout:g} s; it may still "
+                         "be running (cancel it with job.cancel())")
+        self.prompt_id = prompt_id
+        self.timeout = timeout
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form), or None."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+def node_errors_from(body: Any) -> list[NodeError]:
+    """The per-node problems of a ComfyUI ``{"error", "node_errors"}`` body, flattened."""
+    problems: list[NodeError] = []
+    node_errors = body.get("node_errors") if isinstance(body, dict) else None
+    if not isinstance(node_errors, dict):
+        return problems
+    for node_id, entry in node_errors.items():
+        if not isinstance(entry, dict):
+            continue
+        for error in entry.get("errors", []):
+            if not isinstance(error, dict):
+                continue
+            extra = error.get("extra_info") or {}
+            problems.append(NodeError(
+                node_id=str(node_id),
+                class_type=str(entry.get("class_type", "")),
+                type=str(error.get("type", "")),
+                message=str(error.get("message", "")),
+                details=str(error.get("details", "")),
+                input_name=extra.get("input_name") if isinstance(extra, dict) else None,
+            ))
+    return problems
+
+
+def _summary(body: Any) -> str:
+    """A short, key-free description of an error body."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("type") or "")
+        if isinstance(error, str):
+            return error
+        if "message" in body:
+            return str(body["message"])
+    if isinstance(body, str):
+        return body.strip()[:200]
+    return ""
+
+
+def error_for_status(status: int, body: Any, *, retry_after: float | None = None,
+                     what: str = "request") -> RequestError:
+    """The error for an HTTP error answer. ``what`` names the operation for the message."""
+    detail = _summary(body)
+    suffix = f": {detail}" if detail else ""
+    if status == 400 and isinstance(body, dict) and ("node_errors" in body or "error" in body):
+        problems = node_errors_from(body)
+        error = body.get("error")
+        error_type = error.get("type", "") if isinstance(error, dict) else ""
+        lines = [f"the server refused the workflow{suffix}"]
+        lines += [f"  {p}" for p in problems]
+        return ValidationError("\n".join(lines), body=body, error_type=str(error_type),
+                               node_errors=problems)
+    if status == 401:
+        return AuthenticationError(
+            f"{what} was refused (401): the API key is missing or wrong. Pass api_key=... or "
+            "set COMFY_CLOUD_API_KEY.", status=status, body=body)
+    if status == 402:
+        return PaymentRequiredError(
+            f"{what} was refused (402): not enough credits{suffix}. Add credits to your Comfy "
+            "account.", status=status, body=body)
+    if status == 429:
+        wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        return RateLimitError(f"{what} was rate limited (429){suffix}{wait}", body=body,
+                              retry_after=retry_after)
+    if status == 404:
+        return NotFoundError(f"{what}: not found (404){suffix}", status=status, body=body)
+    if status >= 500:
+        return ServerError(f"{what} failed on the server ({status}){suffix}", status=status,
+                           body=body)
+    return RequestError(f"{what} failed ({status}){suffix}", status=status, body=body)
+
+
+def body_of(content: bytes, content_type: str | None) -> Any:
+    """Parse an error body: JSON when it is JSON, else text."""
+    text = content.decode("utf-8", errors="replace")
+    if content_type and "json" in content_type:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text

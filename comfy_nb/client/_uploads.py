@@ -1,0 +1,68 @@
+"""Turning what a user has — a path, bytes, a PIL image or a numpy array — into a file to upload:
+its bytes, a file name and a content type. Nothing here speaks HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import os
+from pathlib import Path
+from typing import Any
+
+
+def upload_payload(image: Any, name: str | None = None) -> tuple[str, bytes, str]:
+    """(file name, bytes, content type) for ``image``: a path, bytes, a PIL image or an array
+    (HxW, HxWx3 or HxWx4; uint8, or floats in 0..1)."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"no file at {path}: pass an existing image or audio file")
+        data = path.read_bytes()
+        filename = name or path.name
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+        filename = name or f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}{_sniff(data)}"
+    else:
+        data = _encode_png(image)
+        filename = name or f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}.png"
+    if not data:
+        raise ValueError("the upload is empty")
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return filename, data, content_type
+
+
+def _sniff(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return ".wav"
+    return ".png"
+
+
+def _encode_png(image: Any) -> bytes:
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        picture = image
+    else:
+        import numpy as np
+
+        array = np.asarray(image)
+        if array.ndim == 4 and array.shape[0] == 1:  # a ComfyUI-style batch of one
+            array = array[0]
+        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+            raise TypeError("an image array must be HxW, HxWx3 or HxWx4 "
+                            f"(got shape {array.shape})")
+        if array.dtype != np.uint8:
+            array = (np.clip(array.astype("float64"), 0.0, 1.0) * 255).round().astype("uint8")
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        picture = Image.fromarray(array)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

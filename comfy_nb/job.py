@@ -1,0 +1,295 @@
+"""A submitted workflow: :class:`AsyncJob` (the state machine, fed by websocket events and
+confirmed by the server's job endpoints) and :class:`Job`, its synchronous twin.
+
+The websocket is for speed; history (local) or ``/api/jobs/{id}`` (Cloud) decides completion, so
+a dropped socket never loses a result. This module never speaks HTTP itself: it asks its client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .client._dialects import JobSnapshot, JobStatus
+from .client._errors import ExecutionFailed, JobCancelled, JobLost, JobTimeout
+from .client._events import (
+    Cached,
+    Event,
+    Failed,
+    Finished,
+    Interrupted,
+    NodeExecuted,
+    NodeStarted,
+    Preview,
+    Progress,
+    Started,
+    Succeeded,
+)
+from .result import Result
+
+if TYPE_CHECKING:
+    from ._loop import LoopThread
+    from .client._client import AsyncClient
+
+EventCallback = Callable[[Event], None]
+_END = object()
+LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
+
+
+class AsyncJob:
+    """One job on the server. Created by :meth:`AsyncClient.submit`; await :meth:`wait`."""
+
+    def __init__(self, client: AsyncClient, prompt_id: str, workflow: dict[str, Any] | None,
+                 *, number: float | None = None) -> None:
+        self._client = client
+        self.id = prompt_id
+        self.workflow = workflow
+        self.number = number
+        self.status = JobStatus.QUEUED
+        self.position: int | None = None
+        self.current_node: str | None = None
+        self.node_progress: dict[str, tuple[float, float]] = {}
+        self.nodes_cached: set[str] = set()
+        self.nodes_done: set[str] = set()
+        self.latest_preview: Preview | None = None
+        self.error: ExecutionFailed | None = None
+        self.submitted_at = time.monotonic()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self._callbacks: list[EventCallback] = []
+        self._subscribers: list[asyncio.Queue[Any]] = []
+        self._wake = asyncio.Event()
+        self._hint_done = False
+        self._result: Result | None = None
+        self._unknown = 0
+
+    @property
+    def prompt_id(self) -> str:
+        return self.id
+
+    @property
+    def nodes_total(self) -> int:
+        return len(self.workflow) if self.workflow else 0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since submission (until it finished)."""
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        return end - self.submitted_at
+
+    @property
+    def done(self) -> bool:
+        return self.status.terminal
+
+    def __repr__(self) -> str:
+        return f"<AsyncJob {self.id} {self.status.value}>"
+
+    # -- events ------------------------------------------------------------------------------
+
+    def on(self, callback: EventCallback) -> None:
+        """Call ``callback(event)`` for every later event of this job (on the event loop)."""
+        self._callbacks.append(callback)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        if self.done:
+            return
+        self._subscribers.append(inbox)
+        try:
+            while (item := await inbox.get()) is not _END:
+                yield item
+        finally:
+            if inbox in self._subscribers:
+                self._subscribers.remove(inbox)
+
+    def feed(self, event: Event) -> None:
+        """Take one websocket event of this job (called by the client)."""
+        if self.done:
+            return
+        if isinstance(event, Started):
+            self._set_running()
+        elif isinstance(event, Cached):
+            self.nodes_cached.update(event.nodes)
+        elif isinstance(event, NodeStarted):
+            self._set_running()
+            if self.current_node is not None:
+                self.nodes_done.add(self.current_node)
+            self.current_node = event.node_id
+        elif isinstance(event, Progress):
+            self.node_progress[event.node_id] = (event.value, event.max)
+        elif isinstance(event, NodeExecuted):
+            self.nodes_done.add(event.node_id)
+        elif isinstance(event, Preview):
+            self.latest_preview = event
+        elif isinstance(event, Failed):
+            self.error = ExecutionFailed(
+                prompt_id=self.id, node_id=event.node_id or "", node_type=event.node_type or "",
+                exception_type=event.exception_type or "",
+                exception_message=event.exception_message or "",
+                traceback=list(event.traceback))
+        if isinstance(event, (Succeeded, Failed, Interrupted, Finished)):
+            if self.current_node is not None and isinstance(event, (Succeeded, Finished)):
+                self.nodes_done.add(self.current_node)
+            self._hint_done = True
+            self._wake.set()
+        self._publish(event)
+
+    def _set_running(self) -> None:
+        if self.status is JobStatus.QUEUED:
+            self.status = JobStatus.RUNNING
+            self.position = 0
+            self.started_at = time.monotonic()
+
+    def _publish(self, event: Event) -> None:
+        for inbox in self._subscribers:
+            inbox.put_nowait(event)
+        for callback in list(self._callbacks):
+            callback(event)
+
+    def wake(self) -> None:
+        """Re-read the job's state now (after a websocket reconnect)."""
+        self._wake.set()
+
+    # -- state from the server ---------------------------------------------------------------
+
+    async def refresh(self) -> JobSnapshot:
+        """Read the job's state from the server (the authority) and apply it."""
+        snapshot = await self._client._snapshot(self.id)
+        if snapshot.status is JobStatus.UNKNOWN:
+            self._unknown += 1
+            return snapshot
+        self._unknown = 0
+        if snapshot.position is not None:
+            self.position = snapshot.position
+        if snapshot.status is JobStatus.RUNNING:
+            self._set_running()
+        if snapshot.status.terminal:
+            self._finish(snapshot)
+        return snapshot
+
+    def _finish(self, snapshot: JobSnapshot) -> None:
+        if self.done:
+            return
+        self.status = snapshot.status
+        self.finished_at = time.monotonic()
+        self.current_node = None
+        if snapshot.status is JobStatus.FAILED:
+            self.error = snapshot.error or self.error or ExecutionFailed(
+                prompt_id=self.id, node_id="", node_type="", exception_type="",
+                exception_message="the job failed (the server gave no details)")
+        workflow = snapshot.workflow or self.workflow
+        self._result = self._client._result(self.id, snapshot.outputs, workflow,
+                                            self.status.value)
+        for inbox in self._subscribers:
+            inbox.put_nowait(_END)
+
+    def _outcome(self) -> Result:
+        assert self._result is not None
+        if self.status is JobStatus.FAILED:
+            assert self.error is not None
+            raise self.error
+        if self.status is JobStatus.CANCELLED:
+            raise JobCancelled(self.id)
+        return self._result
+
+    async def wait(self, timeout: float | None = None) -> Result:
+        """Wait for the job and return its :class:`Result`. Raises ExecutionFailed,
+        JobCancelled, JobLost, or JobTimeout (the job keeps running; cancel it if needed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.done:
+                return self._outcome()
+            if self._unknown >= LOST_AFTER:
+                raise JobLost(self.id)
+            interval = self._client._poll_interval(self._hint_done)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JobTimeout(self.id, timeout or 0.0)
+                interval = min(interval, remaining)
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            await self.refresh()
+
+    async def result(self, timeout: float | None = None) -> Result:
+        """Same as :meth:`wait`."""
+        return await self.wait(timeout)
+
+    async def cancel(self) -> bool:
+        """Remove the job from the queue, or interrupt it if it runs. True if it was live."""
+        if self.done:
+            return False
+        cancelled = await self._client.cancel(self.id)
+        await self.refresh()
+        return cancelled
+
+
+class Job:
+    """The synchronous twin of :class:`AsyncJob` (from :class:`comfy_nb.Client`)."""
+
+    def __init__(self, job: AsyncJob, loop: LoopThread) -> None:
+        self._job = job
+        self._loop = loop
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    prompt_id = id
+
+    def __getattr__(self, name: str) -> Any:
+        if name in {"status", "position", "current_node", "node_progress", "nodes_cached",
+                    "nodes_done", "nodes_total", "latest_preview", "error", "elapsed", "done",
+                    "workflow", "number", "submitted_at", "started_at", "finished_at"}:
+            return getattr(self._job, name)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self._job.status.value}>"
+
+    @property
+    def async_job(self) -> AsyncJob:
+        return self._job
+
+    def on(self, callback: EventCallback) -> None:
+        """Call ``callback(event)`` for every later event (from the client's loop thread)."""
+        self._loop.loop.call_soon_threadsafe(self._job.on, callback)
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Wait for the job and return its Result (see :meth:`AsyncJob.wait`)."""
+        return self._loop.run(self._job.wait(timeout))
+
+    result = wait
+
+    def refresh(self) -> JobSnapshot:
+        return self._loop.run(self._job.refresh())
+
+    def cancel(self) -> bool:
+        return self._loop.run(self._job.cancel())
+
+    def __iter__(self) -> Iterator[Event]:
+        """The job's events as they arrive, ending when the job ends."""
+        inbox: queue.Queue[Any] = queue.Queue()
+
+        async def pump() -> None:
+            async for event in self._job:
+                inbox.put(event)
+            inbox.put(_END)
+
+        if self._job.done:
+            return
+        future = self._loop.submit(pump())
+        try:
+            while (item := inbox.get()) is not _END:
+                yield item
+        finally:
+            future.cancel()
