@@ -1,15 +1,63 @@
 """comfy_nb: run ComfyUI workflows on Comfy Cloud or your own ComfyUI server from Jupyter.
 
-The public surface grows here; the embedded emulator lives in :mod:`comfy_nb.emulator`.
+``comfy_nb.connect()`` gives a :class:`Client`; ``client.run(workflow)`` gives a :class:`Result`.
+The embedded emulator lives in :mod:`comfy_nb.emulator`.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .client import (
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ComfyError,
+    ExecutionFailed,
+    JobCancelled,
+    JobLost,
+    JobStatus,
+    JobTimeout,
+    NodeError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    RequestError,
+    ServerError,
+    TransportError,
+    ValidationError,
+    connect,
+)
+from .job import AsyncJob, Job
+from .result import OutputFile, Result
+
 try:
     __version__ = version("comfy-nb")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "AsyncClient",
+    "AsyncJob",
+    "AuthenticationError",
+    "Client",
+    "ComfyError",
+    "ExecutionFailed",
+    "Job",
+    "JobCancelled",
+    "JobLost",
+    "JobStatus",
+    "JobTimeout",
+    "NodeError",
+    "NotFoundError",
+    "OutputFile",
+    "PaymentRequiredError",
+    "RateLimitError",
+    "RequestError",
+    "Result",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+    "connect",
+]

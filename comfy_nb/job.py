@@ -8,13 +8,15 @@ a dropped socket never loses a result. This module never speaks HTTP itself: it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import queue
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .client._dialects import JobSnapshot, JobStatus
-from .client._errors import ExecutionFailed, JobCancelled, JobLost, JobTimeout
+from .client._errors import ComfyError, ExecutionFailed, JobCancelled, JobLost, JobTimeout
 from .client._events import (
     Cached,
     Event,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from ._loop import LoopThread
     from .client._client import AsyncClient
 
+log = logging.getLogger("comfy_nb")
 EventCallback = Callable[[Event], None]
 _END = object()
 LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
@@ -65,6 +68,8 @@ class AsyncJob:
         self._hint_done = False
         self._result: Result | None = None
         self._unknown = 0
+        self._lost = False
+        self._watcher: asyncio.Future[None] | None = None
 
     @property
     def prompt_id(self) -> str:
@@ -198,27 +203,45 @@ class AsyncJob:
             raise JobCancelled(self.id)
         return self._result
 
+    def start_watching(self) -> None:
+        """Follow the job in the background until it ends (the client calls this)."""
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        """Advance the state until the job ends: woken by websocket hints, confirmed (and,
+        without a websocket, driven) by polling the server."""
+        while not self.done:
+            if self._unknown >= LOST_AFTER:
+                self._lost = True
+                for inbox in self._subscribers:
+                    inbox.put_nowait(_END)
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(),
+                                       self._client._poll_interval(self._hint_done))
+            self._wake.clear()
+            try:
+                await self.refresh()
+            except ComfyError as exc:  # a flaky server: keep following, the next poll retries
+                log.debug("comfy_nb: reading job %s failed: %s", self.id, exc)
+
+    def stop_watching(self) -> None:
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
+
     async def wait(self, timeout: float | None = None) -> Result:
         """Wait for the job and return its :class:`Result`. Raises ExecutionFailed,
         JobCancelled, JobLost, or JobTimeout (the job keeps running; cancel it if needed)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self.done:
-                return self._outcome()
-            if self._unknown >= LOST_AFTER:
-                raise JobLost(self.id)
-            interval = self._client._poll_interval(self._hint_done)
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise JobTimeout(self.id, timeout or 0.0)
-                interval = min(interval, remaining)
-            try:
-                await asyncio.wait_for(self._wake.wait(), interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            await self.refresh()
+        self.start_watching()
+        assert self._watcher is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._watcher), timeout)
+        except asyncio.TimeoutError:
+            raise JobTimeout(self.id, timeout or 0.0) from None
+        if self._lost:
+            raise JobLost(self.id)
+        return self._outcome()
 
     async def result(self, timeout: float | None = None) -> Result:
         """Same as :meth:`wait`."""

@@ -50,7 +50,10 @@ def test_console_script_is_declared() -> None:
 
 
 def test_public_names() -> None:
-    assert comfy_nb.__all__ == ["__version__"]
+    assert {"connect", "Client", "AsyncClient", "Job", "AsyncJob", "Result", "OutputFile",
+            "ComfyError", "__version__"} <= set(comfy_nb.__all__)
+    for name in comfy_nb.__all__:
+        assert hasattr(comfy_nb, name), name
     assert sorted(comfy_nb.emulator.__all__) == [
         "EmulatorOptions", "Faults", "RunningEmulator", "STAND_IN_NOTICE", "serve"]
     for name in comfy_nb.emulator.__all__:

@@ -200,6 +200,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the websocket and connections (and stop an embedded emulator)."""
+        for job in list(self._jobs.values()):
+            job.stop_watching()
         if self._socket is not None:
             await self._socket.close()
             self._socket = None
@@ -274,6 +276,7 @@ class AsyncClient:
             self._jobs.pop(prompt_id, None)
             raise
         job.number = answer.get("number")
+        job.start_watching()
         return job
 
     async def _post_once(self, http: Transport, body: dict[str, Any],
@@ -325,6 +328,7 @@ class AsyncClient:
             job = AsyncJob(self, prompt_id, None)
             self._jobs[prompt_id] = job
             await job.refresh()
+            job.start_watching()
         return job
 
     async def _snapshot(self, prompt_id: str) -> JobSnapshot:
