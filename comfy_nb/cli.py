@@ -1,15 +1,19 @@
-"""The ``comfy-nb`` command: ``comfy-nb emulator`` serves the emulator; ``comfy-nb run`` runs a
-workflow (the bundled text-to-image graph by default) and writes its outputs to a folder, on the
-embedded emulator unless ``--url`` names a server.
+"""The ``comfy-nb`` command: ``emulator`` serves the emulator; ``run`` runs a workflow (the
+bundled text-to-image graph by default) with a progress line and saves its outputs; ``queue``
+and ``cancel`` manage the server's queue. Without --url/--cloud/--emulator the server is found
+as :func:`comfy_nb.connect` finds it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,50 +97,203 @@ def _parse_faults(items: list[str]) -> dict[str, Any]:
     return faults
 
 
-def run(args: argparse.Namespace) -> int:
-    from ._quickrun import RunFailed, run_workflow
-    from .workflows import bundled
+@contextlib.contextmanager
+def _client(args: argparse.Namespace) -> Iterator[Any]:
+    """A connected client for --url / --cloud / --emulator, or by the usual resolution order;
+    an emulator started here is stopped on exit."""
+    from .client import connect
 
-    try:
-        workflow = _load_workflow(args.workflow)
-    except (OSError, ValueError) as exc:
-        print(f"comfy-nb run: cannot read the workflow: {exc}", file=sys.stderr)
-        return 2
-    if args.workflow is None:
-        workflow = bundled("txt2img")
-    out_dir = Path(args.out)
     emulator: RunningEmulator | None = None
-    url = args.url
-    if url is None:
+    if getattr(args, "emulator", False):
         emulator = RunningEmulator(EmulatorOptions(step_delay=args.step_delay)).start()
-        url = emulator.url
-        print(f"no --url given: running on the embedded emulator ({STAND_IN_NOTICE})",
-              file=sys.stderr)
     try:
-        files = run_workflow(url.rstrip("/"), workflow, out_dir, timeout=args.timeout)
-    except RunFailed as exc:
-        print(f"comfy-nb run: {exc}", file=sys.stderr)
-        return 1
+        if emulator is not None:
+            client = connect(emulator.url)
+        elif getattr(args, "cloud", False):
+            if not os.environ.get("COMFY_CLOUD_API_KEY"):
+                raise SystemExit("comfy-nb: --cloud needs COMFY_CLOUD_API_KEY in the environment")
+            client = connect("cloud")
+        else:
+            client = connect(args.url, emulator_options={"step_delay": args.step_delay})
+        with client:
+            yield client
     finally:
         if emulator is not None:
             emulator.stop()
+
+
+def _parse_sets(items: list[str], workflow: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``--set NODE.INPUT=VALUE``: NODE is a node id, a node title or a class name that
+    occurs once; VALUE is JSON when it parses, else text."""
+    for item in items:
+        target, separator, text = item.partition("=")
+        node_name, dot, input_name = target.rpartition(".")
+        if not separator or not dot or not node_name or not input_name:
+            raise ValueError(f"--set takes NODE.INPUT=VALUE, not {item!r}")
+        node_id = _find_node(workflow, node_name)
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        workflow[node_id].setdefault("inputs", {})[input_name] = value
+    return workflow
+
+
+def _find_node(workflow: dict[str, Any], name: str) -> str:
+    if name in workflow:
+        return name
+    for field in ("title", "class_type"):
+        matches = [node_id for node_id, node in workflow.items()
+                   if (node.get("_meta", {}).get("title") if field == "title"
+                       else node.get("class_type")) == name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ValueError(f"{name!r} names several nodes ({', '.join(matches)}); "
+                             "use a node id")
+    raise ValueError(f"no node {name!r} in the workflow (use a node id, title or class name)")
+
+
+class _ProgressLine:
+    """One terminal line showing a job's progress (read from the job's own state, which it
+    keeps from submission on), rewritten in place on stderr; one line per node elsewhere."""
+
+    def __init__(self, workflow: dict[str, Any]) -> None:
+        self.workflow = workflow
+        self.job: Any = None
+        self.last_node: str | None = None
+        self.tty = sys.stderr.isatty()
+
+    def update(self, event: Any) -> None:
+        job = self.job
+        if job is None:
+            return
+        node = job.current_node
+        if not self.tty and node == self.last_node:
+            return  # in logs, one line per node
+        self.last_node = node
+        done = len(job.nodes_done | job.nodes_cached)
+        total = len(self.workflow) or 1
+        filled = int(min(1.0, done / total) * 20)
+        text = f"[{'#' * filled}{'-' * (20 - filled)}] {done}/{total} nodes"
+        if node:
+            spec = self.workflow.get(node, {})
+            text += f" | {spec.get('_meta', {}).get('title') or spec.get('class_type', node)}"
+            step = job.node_progress.get(node)
+            if step:
+                text += f" {step[0]:g}/{step[1]:g}"
+        text += f" | {job.elapsed:.1f}s"
+        if self.tty:
+            print("\r" + text.ljust(79), end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .client import ComfyError, load_workflow
+    from .workflows import bundled
+
+    try:
+        workflow = bundled("txt2img") if args.workflow is None else load_workflow(args.workflow)
+        workflow = _parse_sets(args.set, workflow)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"comfy-nb run: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with _client(args) as client:
+            return _run_with(client, workflow, args)
+    except ComfyError as exc:
+        print(f"comfy-nb run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_with(client: Any, workflow: dict[str, Any], args: argparse.Namespace) -> int:
+    from .client import ComfyError
+
+    if args.emulator or client.async_client._emulator is not None:
+        print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
+    line = _ProgressLine(workflow)
+    job = client.submit(workflow)
+    print(f"queued {job.id}", file=sys.stderr)
+    line.job = job
+    job.on(line.update)  # drawn from the client's thread as events arrive
+    try:
+        result = job.wait(args.timeout)
+    except KeyboardInterrupt:
+        line.close()
+        print("comfy-nb run: interrupted; cancelling the job", file=sys.stderr)
+        client.cancel(job.id)
+        return 130
+    except ComfyError as exc:
+        line.close()
+        print(f"comfy-nb run: {exc}", file=sys.stderr)
+        if isinstance(exc, TimeoutError):
+            client.cancel(job.id)
+            print(f"comfy-nb run: cancelled {job.id}", file=sys.stderr)
+        return 1
+    line.close()
+    files = result.save(args.out)
+    for node_id, texts in result.text.items():
+        for text in texts:
+            print(f"node {node_id}: {text}")
     for path in files:
         print(path)
     return 0
 
 
-def _load_workflow(path: str | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    if "prompt" in data and isinstance(data["prompt"], dict):
-        data = data["prompt"]
-    if "nodes" in data and "links" in data:
-        raise ValueError("this is an editor (UI-format) workflow; export it with "
-                         "'Export (API)' in ComfyUI and run that file")
-    return data
+def show_queue(args: argparse.Namespace) -> int:
+    from .client import ComfyError
+
+    try:
+        with _client(args) as client:
+            entries = client.queue()
+    except ComfyError as exc:
+        print(f"comfy-nb queue: {exc}", file=sys.stderr)
+        return 1
+    if not entries:
+        print("the queue is empty")
+    for entry in entries:
+        where = "running" if entry["running"] else f"pending #{entry['position']}"
+        print(f"{entry['id']}  {where}")
+    return 0
+
+
+def cancel(args: argparse.Namespace) -> int:
+    from .client import ComfyError
+
+    if not args.ids and not args.all:
+        print("comfy-nb cancel: name job ids, or --all", file=sys.stderr)
+        return 2
+    try:
+        with _client(args) as client:
+            if args.all:
+                client.clear_queue()
+                client.interrupt()
+                print("cleared the queue and interrupted the running job")
+                return 0
+            missing = [job_id for job_id in args.ids if not client.cancel(job_id)]
+    except ComfyError as exc:
+        print(f"comfy-nb cancel: {exc}", file=sys.stderr)
+        return 1
+    for job_id in missing:
+        print(f"comfy-nb cancel: {job_id} is neither queued nor running", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", default=None,
+                       help="ComfyUI server URL (default: COMFY_URL, COMFY_CLOUD_API_KEY, "
+                            "a server on 127.0.0.1:8188, else the embedded emulator)")
+    where.add_argument("--cloud", action="store_true",
+                       help="Comfy Cloud, with the key from COMFY_CLOUD_API_KEY")
+    where.add_argument("--emulator", action="store_true", help="the embedded emulator")
+    parser.add_argument("--step-delay", type=float, default=0.05, metavar="S",
+                        help="embedded emulator: seconds per sampler step (default: 0.05)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,15 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
     runner = commands.add_parser("run", help="run a workflow and save its outputs")
     runner.add_argument("workflow", nargs="?", default=None,
                         help="API-format workflow JSON (default: the bundled text-to-image graph)")
-    runner.add_argument("--url", default=None,
-                        help="ComfyUI server URL (default: start the embedded emulator)")
+    runner.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                        help="change an input first, e.g. --set KSampler.seed=7 (repeatable)")
     runner.add_argument("--out", default="comfy_nb_outputs",
                         help="folder for the output files (default: ./comfy_nb_outputs)")
-    runner.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                        help="give up (and cancel the job) after S seconds (default: 300)")
-    runner.add_argument("--step-delay", type=float, default=0.05, metavar="S",
-                        help="embedded emulator: seconds per sampler step (default: 0.05)")
+    runner.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help="give up (and cancel the job) after S seconds")
+    _add_server_arguments(runner)
     runner.set_defaults(handler=run)
+
+    queue = commands.add_parser("queue", help="show the server's queue")
+    _add_server_arguments(queue)
+    queue.set_defaults(handler=show_queue)
+
+    cancel_parser = commands.add_parser("cancel", help="cancel queued or running jobs")
+    cancel_parser.add_argument("ids", nargs="*", help="job (prompt) ids")
+    cancel_parser.add_argument("--all", action="store_true",
+                               help="clear the queue and interrupt the running job")
+    _add_server_arguments(cancel_parser)
+    cancel_parser.set_defaults(handler=cancel)
     return parser
 
 

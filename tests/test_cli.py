@@ -18,7 +18,7 @@ from comfy_nb.cli import main
 
 def test_run_writes_the_default_image(tmp_path: Path, capsys: object) -> None:
     out = tmp_path / "outputs"
-    assert main(["run", "--out", str(out), "--step-delay", "0"]) == 0
+    assert main(["run", "--emulator", "--out", str(out), "--step-delay", "0"]) == 0
     files = sorted(out.iterdir())
     assert [f.name for f in files] == ["ComfyUI_00001_.png"]
     with Image.open(files[0]) as image:
@@ -33,7 +33,7 @@ def test_run_reports_a_rejected_workflow(tmp_path: Path, capsys: object) -> None
         "width": 99999, "height": 8, "batch_size": 1, "color": 0}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
                                                      "filename_prefix": "x"}}}))
-    assert main(["run", str(workflow), "--out", str(tmp_path / "o")]) == 1
+    assert main(["run", str(workflow), "--emulator", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "Value 99999 bigger than max of 16384" in err
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
@@ -42,7 +42,7 @@ def test_run_reports_a_rejected_workflow(tmp_path: Path, capsys: object) -> None
 def test_run_refuses_an_editor_workflow_with_advice(tmp_path: Path, capsys: object) -> None:
     workflow = tmp_path / "ui.json"
     workflow.write_text(json.dumps({"nodes": [], "links": []}))
-    assert main(["run", str(workflow)]) == 2
+    assert main(["run", str(workflow), "--emulator"]) == 2
     assert "Export (API)" in capsys.readouterr().err  # type: ignore[attr-defined]
 
 
@@ -88,3 +88,41 @@ def test_emulator_command_explains_a_busy_port() -> None:
     finally:
         with_server.terminate()
         with_server.wait(10)
+
+
+def test_run_sets_inputs_by_id_title_and_class(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert main(["run", "--emulator", "--out", str(out), "--step-delay", "0",
+                 "--set", "3.steps=2", "--set", "Positive Prompt.text=a red fox",
+                 "--set", "EmptyLatentImage.width=64", "--set", "EmptyLatentImage.height=32"]) == 0
+    [saved] = list(out.iterdir())
+    with Image.open(saved) as image:
+        assert image.size == (64, 32)
+        prompt = json.loads(image.text["prompt"])
+    assert prompt["3"]["inputs"]["steps"] == 2
+    assert prompt["6"]["inputs"]["text"] == "a red fox"
+
+
+def test_run_refuses_an_ambiguous_or_unknown_node(capsys: object) -> None:
+    assert main(["run", "--emulator", "--set", "CLIPTextEncode.text=x"]) == 2
+    assert "names several nodes" in capsys.readouterr().err  # type: ignore[attr-defined]
+    assert main(["run", "--emulator", "--set", "Nope.seed=1"]) == 2
+    assert "no node 'Nope'" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_queue_and_cancel_commands(capsys: object) -> None:
+    from comfy_nb import connect
+    from comfy_nb.emulator import serve
+    from comfy_nb.workflows import bundled
+
+    with serve(node_delay=0.5) as server, connect(server.url) as client:
+        running = client.submit(bundled("txt2img"))
+        pending = client.submit(bundled("txt2img"))
+        assert main(["queue", "--url", server.url]) == 0
+        listing = capsys.readouterr().out  # type: ignore[attr-defined]
+        assert f"{running.id}  running" in listing and f"{pending.id}  pending #1" in listing
+        assert main(["cancel", pending.id, "--url", server.url]) == 0
+        assert main(["cancel", "no-such-job", "--url", server.url]) == 1
+        assert main(["cancel", "--all", "--url", server.url]) == 0
+        assert main(["queue", "--url", server.url]) == 0
+        assert "the queue is empty" in capsys.readouterr().out  # type: ignore[attr-defined]
