@@ -18,6 +18,7 @@ class LoopThread:
 
     def __init__(self, name: str = "comfy-nb-client") -> None:
         self.loop = asyncio.new_event_loop()
+        self.closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -30,7 +31,7 @@ class LoopThread:
         return threading.current_thread() is self._thread
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        if self.loop.is_closed():
+        if self.closed or self.loop.is_closed():
             coroutine.close()
             raise RuntimeError("this client is closed; create a new one")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -49,19 +50,26 @@ class LoopThread:
             raise
 
     def close(self) -> None:
-        if self.loop.is_closed():
+        if self.closed:
             return
         if self.in_loop_thread:
             raise RuntimeError("cannot close the client from inside its own callbacks")
+        self.closed = True
 
         async def cancel_all() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+            # the executor's threads (DNS lookups, to_thread) must not outlive the client
+            await self.loop.shutdown_default_executor()
 
         if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-        self.loop.close()
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(10)
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(10)
+        if not self.loop.is_running():
+            self.loop.close()

@@ -64,6 +64,8 @@ class AsyncJob:
         self.finished_at: float | None = None
         self._callbacks: list[EventCallback] = []
         self._subscribers: list[asyncio.Queue[Any]] = []
+        self._backlog: list[Event] = []  # every event so far, replayed to late listeners
+        self._cancel_requested = False
         self._wake = asyncio.Event()
         self._hint_done = False
         self._result: Result | None = None
@@ -95,17 +97,24 @@ class AsyncJob:
     # -- events ------------------------------------------------------------------------------
 
     def on(self, callback: EventCallback) -> None:
-        """Call ``callback(event)`` for every later event of this job (on the event loop)."""
+        """Call ``callback(event)`` for every event of this job (on the event loop): first the
+        ones that already happened, then each new one as it arrives."""
+        for event in list(self._backlog):
+            self._call(callback, event)
         self._callbacks.append(callback)
 
     def __aiter__(self) -> AsyncIterator[Event]:
+        """The job's events from its start (past ones first), ending when the job ends."""
         return self._events()
 
     async def _events(self) -> AsyncIterator[Event]:
         inbox: asyncio.Queue[Any] = asyncio.Queue()
-        if self.done:
-            return
-        self._subscribers.append(inbox)
+        for event in self._backlog:
+            inbox.put_nowait(event)
+        if self.done or self._lost:
+            inbox.put_nowait(_END)
+        else:
+            self._subscribers.append(inbox)
         try:
             while (item := await inbox.get()) is not _END:
                 yield item
@@ -152,13 +161,27 @@ class AsyncJob:
             self.started_at = time.monotonic()
 
     def _publish(self, event: Event) -> None:
+        self._backlog.append(event)
         for inbox in self._subscribers:
             inbox.put_nowait(event)
         for callback in list(self._callbacks):
+            self._call(callback, event)
+
+    @staticmethod
+    def _call(callback: EventCallback, event: Event) -> None:
+        try:
             callback(event)
+        except Exception:  # a broken callback must not stop the job's bookkeeping
+            log.exception("comfy_nb: an event callback failed on %s", type(event).__name__)
 
     def wake(self) -> None:
         """Re-read the job's state now (after a websocket reconnect)."""
+        self._wake.set()
+
+    def removed_from_queue(self) -> None:
+        """The client deleted this job from the queue: if the server forgets it, it was
+        cancelled, not lost (the client calls this)."""
+        self._cancel_requested = True
         self._wake.set()
 
     # -- state from the server ---------------------------------------------------------------
@@ -166,6 +189,9 @@ class AsyncJob:
     async def refresh(self) -> JobSnapshot:
         """Read the job's state from the server (the authority) and apply it."""
         snapshot = await self._client._snapshot(self.id)
+        if snapshot.status is JobStatus.UNKNOWN and self._cancel_requested:
+            # removed from the queue by us: a local server keeps no record of it
+            snapshot = JobSnapshot(JobStatus.CANCELLED)
         if snapshot.status is JobStatus.UNKNOWN:
             self._unknown += 1
             return snapshot
@@ -211,20 +237,24 @@ class AsyncJob:
     async def _watch(self) -> None:
         """Advance the state until the job ends: woken by websocket hints, confirmed (and,
         without a websocket, driven) by polling the server."""
-        while not self.done:
-            if self._unknown >= LOST_AFTER:
-                self._lost = True
-                for inbox in self._subscribers:
-                    inbox.put_nowait(_END)
-                return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(),
-                                       self._client._poll_interval(self._hint_done))
-            self._wake.clear()
-            try:
-                await self.refresh()
-            except ComfyError as exc:  # a flaky server: keep following, the next poll retries
-                log.debug("comfy_nb: reading job %s failed: %s", self.id, exc)
+        try:
+            while not self.done:
+                if self._unknown >= LOST_AFTER:
+                    self._lost = True
+                    for inbox in self._subscribers:
+                        inbox.put_nowait(_END)
+                    return
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._client._poll_interval(
+                        self._hint_done, unsure=self._unknown > 0))
+                self._wake.clear()
+                try:
+                    await self.refresh()
+                except ComfyError as exc:  # a flaky server: keep following; the next poll retries
+                    log.debug("comfy_nb: reading job %s failed: %s", self.id, exc)
+        finally:
+            if self.done or self._lost:
+                self._client._forget(self)
 
     def stop_watching(self) -> None:
         if self._watcher is not None and not self._watcher.done():
@@ -239,6 +269,12 @@ class AsyncJob:
             await asyncio.wait_for(asyncio.shield(self._watcher), timeout)
         except asyncio.TimeoutError:
             raise JobTimeout(self.id, timeout or 0.0) from None
+        except asyncio.CancelledError:
+            # the watcher was stopped (the client closed), not this wait
+            if self._watcher.cancelled() and not self.done and self._client._closed:
+                raise RuntimeError(f"the client was closed while waiting for job {self.id}; "
+                                   "it may still run on the server") from None
+            raise
         if self._lost:
             raise JobLost(self.id)
         return self._outcome()
@@ -252,7 +288,8 @@ class AsyncJob:
         if self.done:
             return False
         cancelled = await self._client.cancel(self.id)
-        await self.refresh()
+        with contextlib.suppress(ComfyError):
+            await self.refresh()
         return cancelled
 
 
@@ -284,7 +321,8 @@ class Job:
         return self._job
 
     def on(self, callback: EventCallback) -> None:
-        """Call ``callback(event)`` for every later event (from the client's loop thread)."""
+        """Call ``callback(event)`` for every event, past ones first (from the client's loop
+        thread)."""
         self._loop.loop.call_soon_threadsafe(self._job.on, callback)
 
     def wait(self, timeout: float | None = None) -> Result:
@@ -300,16 +338,17 @@ class Job:
         return self._loop.run(self._job.cancel())
 
     def __iter__(self) -> Iterator[Event]:
-        """The job's events as they arrive, ending when the job ends."""
+        """The job's events from its start (past ones first, then as they arrive), ending when
+        the job ends."""
         inbox: queue.Queue[Any] = queue.Queue()
 
         async def pump() -> None:
-            async for event in self._job:
-                inbox.put(event)
-            inbox.put(_END)
+            try:
+                async for event in self._job:
+                    inbox.put(event)
+            finally:
+                inbox.put(_END)
 
-        if self._job.done:
-            return
         future = self._loop.submit(pump())
         try:
             while (item := inbox.get()) is not _END:

@@ -22,8 +22,8 @@ from .._loop import LoopThread
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
-from ._errors import ComfyError, ServerError, TransportError
-from ._events import Event, EventSocket, Status
+from ._errors import AuthenticationError, ComfyError, ServerError, TransportError
+from ._events import Event, EventSocket, Status, WebSocketRefused
 from ._transport import RetryPolicy, Transport
 from ._uploads import upload_payload
 
@@ -119,6 +119,7 @@ class AsyncClient:
         self._jobs: dict[str, AsyncJob] = {}
         self._object_info: dict[str, Any] | None = None
         self._opened = False
+        self._closed = False
         self._open_lock: asyncio.Lock | None = None
         self._files = _Files(self, None)
         self.queue_remaining: int | None = None
@@ -147,9 +148,11 @@ class AsyncClient:
 
     async def open(self) -> AsyncClient:
         """Connect: start the emulator if needed, detect the dialect, open the websocket."""
+        self._check_open()
         if self._open_lock is None:
             self._open_lock = asyncio.Lock()
         async with self._open_lock:
+            self._check_open()
             if self._opened:
                 return self
             url = self._target.url
@@ -162,10 +165,14 @@ class AsyncClient:
                 if self._use_websocket:
                     await self._open_socket()
             except BaseException:
-                await self.aclose()
+                await self._release()
                 raise
             self._opened = True
         return self
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
 
     def _start_emulator(self) -> str:
         from ..emulator import RunningEmulator
@@ -194,12 +201,22 @@ class AsyncClient:
         try:
             await self._socket.start()
         except ComfyError as exc:
-            log.warning("comfy_nb: websocket unavailable (%s); following jobs by polling", exc)
             await self._socket.close()
             self._socket = None
+            if isinstance(exc, WebSocketRefused) and exc.status == 401:
+                # the key is wrong or missing: every later request would fail the same way
+                raise AuthenticationError(
+                    "the server refused the API key (401): it is missing or wrong. Pass "
+                    "api_key=... or set COMFY_CLOUD_API_KEY.", status=401) from None
+            log.warning("comfy_nb: websocket unavailable (%s); following jobs by polling", exc)
 
     async def aclose(self) -> None:
-        """Close the websocket and connections (and stop an embedded emulator)."""
+        """Close the websocket and connections (and stop an embedded emulator). The client
+        refuses every later call."""
+        self._closed = True
+        await self._release()
+
+    async def _release(self) -> None:
         for job in list(self._jobs.values()):
             job.stop_watching()
         if self._socket is not None:
@@ -213,6 +230,7 @@ class AsyncClient:
         self._opened = False
 
     async def _ready(self) -> Transport:
+        self._check_open()
         if not self._opened:
             await self.open()
         assert self._transport is not None
@@ -235,10 +253,13 @@ class AsyncClient:
         for job in list(self._jobs.values()):
             job.wake()
 
-    def _poll_interval(self, completion_hinted: bool) -> float:
+    def _poll_interval(self, completion_hinted: bool, unsure: bool = False) -> float:
+        """Seconds until a job is read again: soon after a completion hint; rarely while the
+        websocket reports progress; at ``poll_interval`` without a websocket, or while the
+        server does not know the job (the websocket cannot tell that it was lost)."""
         if completion_hinted:
             return 0.1
-        if self._socket is not None and self._socket.connected:
+        if not unsure and self._socket is not None and self._socket.connected:
             return max(self.poll_interval, 5.0)
         return self.poll_interval * random.uniform(0.9, 1.1)
 
@@ -360,10 +381,13 @@ class AsyncClient:
                 for e in await self._dialect.queue(http)]
 
     async def cancel(self, prompt_id: str) -> bool:
-        """Cancel one job: removed if pending, interrupted if running."""
+        """Cancel one job: removed if pending, interrupted if running. True if it was live."""
         http = await self._ready()
         assert self._dialect is not None
-        return await self._dialect.cancel(http, prompt_id)
+        cancelled = await self._dialect.cancel(http, prompt_id)
+        if cancelled:
+            self._removed_from_queue([prompt_id])
+        return cancelled
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
         """Interrupt the running job (or the given one; on Cloud: every running job)."""
@@ -376,12 +400,28 @@ class AsyncClient:
         http = await self._ready()
         assert self._dialect is not None
         await self._dialect.clear_queue(http)
+        self._removed_from_queue([job.id for job in self._jobs.values()
+                                  if job.status is JobStatus.QUEUED])
 
     async def delete(self, prompt_ids: list[str]) -> None:
         """Remove pending jobs from the queue."""
         http = await self._ready()
         assert self._dialect is not None
         await self._dialect.delete_pending(http, prompt_ids)
+        self._removed_from_queue(prompt_ids)
+
+    def _removed_from_queue(self, prompt_ids: list[str]) -> None:
+        """Jobs this client deleted from the queue end as cancelled (a local server forgets
+        them entirely, which would otherwise look like a lost job)."""
+        for prompt_id in prompt_ids:
+            job = self._jobs.get(prompt_id)
+            if job is not None:
+                job.removed_from_queue()
+
+    def _forget(self, job: AsyncJob) -> None:
+        """Stop routing events to a job that ended (the job calls this)."""
+        if self._jobs.get(job.id) is job:
+            del self._jobs[job.id]
 
     # -- files -------------------------------------------------------------------------------
 
@@ -490,7 +530,7 @@ class Client:
 
     def close(self) -> None:
         """Release every socket and the background thread."""
-        if self._loop.loop.is_closed():
+        if self._loop.closed:
             return
         try:
             self._run(self._async.aclose(), timeout=30)
@@ -508,10 +548,7 @@ class Client:
         try:
             return job.wait(timeout)
         except (KeyboardInterrupt, TimeoutError):
-            try:
-                self._run(self._async._cancel_quietly(job.id), timeout=30)
-            finally:
-                pass
+            self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise
 
     def job(self, prompt_id: str) -> Job:
