@@ -370,6 +370,19 @@ async def get_queue(request: web.Request) -> web.Response:
 
 async def post_queue(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    body = await _manage_request(request)
+    if isinstance(body, web.Response):
+        return body
+    deleted: list[str] = []
+    if body.get("clear"):
+        deleted += state.cancel_pending(None)
+    if body.get("delete"):
+        deleted += state.cancel_pending(set(body["delete"]))
+    return web.json_response({"deleted": deleted, "cleared": bool(body.get("clear"))})
+
+
+async def _manage_request(request: web.Request) -> dict[str, Any] | web.Response:
+    """A valid ``QueueManageRequest`` / ``HistoryManageRequest`` body, or the 400 answer."""
     try:
         body = await request.json()
     except ValueError:
@@ -377,12 +390,8 @@ async def post_queue(request: web.Request) -> web.Response:
     problem = _manage_request_problem(body)
     if problem is not None:
         return error(400, "invalid_request", problem)
-    deleted: list[str] = []
-    if body.get("clear"):
-        deleted += state.cancel_pending(None)
-    if body.get("delete"):
-        deleted += state.cancel_pending(set(body["delete"]))
-    return web.json_response({"deleted": deleted, "cleared": bool(body.get("clear"))})
+    assert isinstance(body, dict)
+    return body
 
 
 def _manage_request_problem(body: Any) -> str | None:
@@ -408,13 +417,9 @@ async def post_history(request: web.Request) -> web.Response:
     """Delete (or clear) finished jobs of the account: from history and from ``/api/jobs``.
     Pending and running jobs are left alone."""
     state = request.app[STATE]
-    try:
-        body = await request.json()
-    except ValueError:
-        return error(400, "invalid_json", "The request body is not valid JSON.")
-    problem = _manage_request_problem(body)
-    if problem is not None:
-        return error(400, "invalid_request", problem)
+    body = await _manage_request(request)
+    if isinstance(body, web.Response):
+        return body
     with state.jobs_lock:
         finished = [pid for pid, r in state.jobs.items()
                     if r.account == state.account and r.raw_status in TERMINAL]

@@ -86,7 +86,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     expected = _signature(state, object_path, date, expires)
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return _storage_error(403, "SignatureDoesNotMatch", "The request signature does not match.")
-    if time.time() > signed_at.timestamp() + expires:
+    # X-Goog-Date has whole seconds: count from the end of that second, so a fresh URL is
+    # never already expired.
+    if time.time() > signed_at.timestamp() + 1 + expires:
         return _storage_error(400, "ExpiredToken", "The signed URL has expired.")
     parts = object_path.split("/", 3)  # "", bucket, kind, relative
     if len(parts) != 4 or parts[1] != BUCKET:
