@@ -27,6 +27,7 @@ from .client._events import (
     NodeStarted,
     Preview,
     Progress,
+    Queued,
     Started,
     Succeeded,
 )
@@ -153,6 +154,15 @@ class AsyncJob:
             self._hint_done = True
             self._wake.set()
         self._publish(event)
+
+    def announce_queued(self, number: float | None) -> None:
+        """Record the server's queue number and publish :class:`Queued` (first in the
+        replayed history even if the server's first events raced the submit answer)."""
+        self.number = number
+        event = Queued(self.id, number)
+        self._publish(event)
+        self._backlog.remove(event)
+        self._backlog.insert(0, event)
 
     def _set_running(self) -> None:
         if self.status is JobStatus.QUEUED:

@@ -296,7 +296,7 @@ class AsyncClient:
         except BaseException:
             self._jobs.pop(prompt_id, None)
             raise
-        job.number = answer.get("number")
+        job.announce_queued(answer.get("number"))
         job.start_watching()
         return job
 
