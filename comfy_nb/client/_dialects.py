@@ -220,10 +220,15 @@ class CloudDialect(Dialect):
         workflow = body.get("workflow")
         if isinstance(workflow, dict) and isinstance(workflow.get("prompt"), dict):
             workflow = workflow["prompt"]
+        position = None
+        if status is JobStatus.QUEUED:  # where it waits: from the account's queue
+            position = next((e.position for e in await self.queue(http)
+                             if e.prompt_id == prompt_id), None)
         return JobSnapshot(
             status,
             outputs=body.get("outputs") or {},
             error=failure_from(prompt_id, error) if isinstance(error, dict) else None,
+            position=position,
             workflow=workflow if isinstance(workflow, dict) else None,
         )
 

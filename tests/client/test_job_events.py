@@ -26,3 +26,17 @@ def test_queued_comes_first_with_the_server_number() -> None:
     assert events[0].number == first.number + 1 == second.number
     kinds = [type(e) for e in events]
     assert kinds.index(Started) < kinds.index(Succeeded) < kinds.index(Finished)
+
+
+def test_queue_position_on_both_dialects() -> None:
+    for dialect in ("local", "cloud"):
+        with serve(dialect=dialect, node_delay=0.3, tier="standard") as server, \
+                connect(server.url, api_key=server.api_key) as client:
+            jobs = [client.submit({**WORKFLOW, "1": {**WORKFLOW["1"], "inputs": {
+                **WORKFLOW["1"]["inputs"], "color": n}}}) for n in range(3)]
+            jobs[2].refresh()
+            # behind the running job (0) and the other pending one (1); 3 if none started yet
+            assert jobs[2].position in (2, 3), dialect
+            for job in jobs:
+                job.wait(20)
+            assert jobs[2].position == 0
