@@ -30,6 +30,8 @@ from .client import (
 )
 from .job import AsyncJob, Job
 from .result import OutputFile, Result
+from .workflow import ParameterError, Workflow, WorkflowError
+from .workflow._errors import WorkflowInvalid
 
 try:
     __version__ = version("comfy-nb")
@@ -51,6 +53,7 @@ __all__ = [
     "NodeError",
     "NotFoundError",
     "OutputFile",
+    "ParameterError",
     "PaymentRequiredError",
     "RateLimitError",
     "RequestError",
@@ -58,6 +61,9 @@ __all__ = [
     "ServerError",
     "TransportError",
     "ValidationError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowInvalid",
     "__version__",
     "connect",
 ]

@@ -122,44 +122,27 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
             emulator.stop()
 
 
-def _parse_sets(items: list[str], workflow: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``--set NODE.INPUT=VALUE``: NODE is a node id, a node title or a class name that
-    occurs once; VALUE is JSON when it parses, else text."""
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` as overrides for :meth:`Workflow.set` (``KSampler.seed``,
+    ``Positive Prompt.text``, ``6.text`` or a bare input name); VALUE is JSON when it parses,
+    else text."""
+    overrides: dict[str, Any] = {}
     for item in items:
-        target, separator, text = item.partition("=")
-        node_name, dot, input_name = target.rpartition(".")
-        if not separator or not dot or not node_name or not input_name:
-            raise ValueError(f"--set takes NODE.INPUT=VALUE, not {item!r}")
-        node_id = _find_node(workflow, node_name)
+        name, separator, text = item.partition("=")
+        if not separator or not name.strip():
+            raise ValueError(f"--set takes NAME=VALUE, not {item!r}")
         try:
-            value: Any = json.loads(text)
+            overrides[name.strip()] = json.loads(text)
         except ValueError:
-            value = text
-        workflow[node_id].setdefault("inputs", {})[input_name] = value
-    return workflow
-
-
-def _find_node(workflow: dict[str, Any], name: str) -> str:
-    if name in workflow:
-        return name
-    for field in ("title", "class_type"):
-        matches = [node_id for node_id, node in workflow.items()
-                   if (node.get("_meta", {}).get("title") if field == "title"
-                       else node.get("class_type")) == name]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise ValueError(f"{name!r} names several nodes ({', '.join(matches)}); "
-                             "use a node id")
-    raise ValueError(f"no node {name!r} in the workflow (use a node id, title or class name)")
+            overrides[name.strip()] = text
+    return overrides
 
 
 class _ProgressLine:
     """One terminal line showing a job's progress (read from the job's own state, which it
     keeps from submission on), rewritten in place on stderr; one line per node elsewhere."""
 
-    def __init__(self, workflow: dict[str, Any]) -> None:
-        self.workflow = workflow
+    def __init__(self) -> None:
         self.job: Any = None
         self.last_node: str | None = None
         self.tty = sys.stderr.isatty()
@@ -172,12 +155,13 @@ class _ProgressLine:
         if not self.tty and node == self.last_node:
             return  # in logs, one line per node
         self.last_node = node
+        workflow = job.workflow or {}  # the API form the job submitted
         done = len(job.nodes_done | job.nodes_cached)
-        total = len(self.workflow) or 1
+        total = len(workflow) or 1
         filled = int(min(1.0, done / total) * 20)
         text = f"[{'#' * filled}{'-' * (20 - filled)}] {done}/{total} nodes"
         if node:
-            spec = self.workflow.get(node, {})
+            spec = workflow.get(node, {})
             text += f" | {spec.get('_meta', {}).get('title') or spec.get('class_type', node)}"
             step = job.node_progress.get(node)
             if step:
@@ -194,15 +178,21 @@ class _ProgressLine:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .client import ComfyError, load_workflow
+    from .client import ComfyError
+    from .workflow import Workflow, WorkflowError
     from .workflows import bundled
 
     try:
-        workflow = bundled("txt2img") if args.workflow is None else load_workflow(args.workflow)
-        workflow = _parse_sets(args.set, workflow)
-    except (OSError, ValueError, TypeError) as exc:
+        source = bundled("txt2img") if args.workflow is None else args.workflow
+        workflow = Workflow.load(source)
+        overrides = _parse_sets(args.set)
+        if workflow.format == "api":  # editor workflows are set after conversion, on submit
+            workflow.set(overrides)
+            overrides = {}
+    except (ValueError, WorkflowError) as exc:
         print(f"comfy-nb run: {exc}", file=sys.stderr)
         return 2
+    args.overrides = overrides
     try:
         with _client(args) as client:
             return _run_with(client, workflow, args)
@@ -211,13 +201,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _run_with(client: Any, workflow: dict[str, Any], args: argparse.Namespace) -> int:
+def _run_with(client: Any, workflow: Any, args: argparse.Namespace) -> int:
     from .client import ComfyError
 
     if args.emulator or client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
-    line = _ProgressLine(workflow)
-    job = client.submit(workflow)
+    line = _ProgressLine()
+    job = client.submit(workflow, overrides=args.overrides)
     print(f"queued {job.id}", file=sys.stderr)
     line.job = job
     job.on(line.update)  # drawn from the client's thread as events arrive

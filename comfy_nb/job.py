@@ -52,6 +52,7 @@ class AsyncJob:
         self.id = prompt_id
         self.workflow = workflow
         self.number = number
+        self.resolved_seeds: dict[str, int] = {}  # inputs set to "random", as submitted
         self.status = JobStatus.QUEUED
         self.position: int | None = None
         self.current_node: str | None = None
@@ -319,7 +320,8 @@ class Job:
     def __getattr__(self, name: str) -> Any:
         if name in {"status", "position", "current_node", "node_progress", "nodes_cached",
                     "nodes_done", "nodes_total", "latest_preview", "error", "elapsed", "done",
-                    "workflow", "number", "submitted_at", "started_at", "finished_at"}:
+                    "workflow", "number", "resolved_seeds", "submitted_at", "started_at",
+                    "finished_at"}:
             return getattr(self._job, name)
         raise AttributeError(name)
 

@@ -39,11 +39,21 @@ def test_run_reports_a_rejected_workflow(tmp_path: Path, capsys: object) -> None
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
-def test_run_refuses_an_editor_workflow_with_advice(tmp_path: Path, capsys: object) -> None:
-    workflow = tmp_path / "ui.json"
-    workflow.write_text(json.dumps({"nodes": [], "links": []}))
-    assert main(["run", str(workflow), "--emulator"]) == 2
-    assert "Export (API)" in capsys.readouterr().err  # type: ignore[attr-defined]
+def test_run_converts_an_editor_workflow(tmp_path: Path) -> None:
+    ui = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "ui2api" / \
+        "frontend_default_graph" / "ui.json"
+    out = tmp_path / "o"
+    assert main(["run", str(ui), "--emulator", "--out", str(out), "--step-delay", "0",
+                 "--set", "ckpt_name=random_sd15.safetensors", "--set", "steps=1"]) == 0
+    assert [p.suffix for p in out.iterdir()] == [".png"]
+
+
+def test_run_reports_every_problem_before_sending(tmp_path: Path, capsys: object) -> None:
+    ui = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "ui2api" / \
+        "frontend_default_graph" / "ui.json"
+    assert main(["run", str(ui), "--emulator", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "ckpt_name" in err and "random_sd15.safetensors" in err
 
 
 def test_emulator_command_serves_until_terminated() -> None:
@@ -105,9 +115,10 @@ def test_run_sets_inputs_by_id_title_and_class(tmp_path: Path) -> None:
 
 def test_run_refuses_an_ambiguous_or_unknown_node(capsys: object) -> None:
     assert main(["run", "--emulator", "--set", "CLIPTextEncode.text=x"]) == 2
-    assert "names several nodes" in capsys.readouterr().err  # type: ignore[attr-defined]
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "ambiguous" in err and "Positive Prompt" in err and "Negative Prompt" in err
     assert main(["run", "--emulator", "--set", "Nope.seed=1"]) == 2
-    assert "no node 'Nope'" in capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "Nope" in capsys.readouterr().err  # type: ignore[attr-defined]
 
 
 def test_queue_and_cancel_commands(capsys: object) -> None:

@@ -57,6 +57,15 @@ def load_workflow(workflow: WorkflowLike) -> dict[str, Any]:
     return workflow
 
 
+def _is_file_object(value: Any) -> bool:
+    """A value for a file input that must be uploaded (not a server-side name)."""
+    if isinstance(value, (bytes, bytearray, memoryview, Path)):
+        return True
+    if isinstance(value, str):
+        return value.startswith(("file://", "http://", "https://"))
+    return type(value).__module__.split(".")[0] in ("PIL", "numpy")
+
+
 class _Files:
     """The client as a :class:`~comfy_nb.result.FileSource`."""
 
@@ -122,6 +131,8 @@ class AsyncClient:
         self._closed = False
         self._open_lock: asyncio.Lock | None = None
         self._files = _Files(self, None)
+        self._uploaded: dict[str, str] = {}  # sha256 of uploaded bytes -> server-side name
+        self._known_files: set[str] = set()  # names this client uploaded
         self.queue_remaining: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -273,13 +284,23 @@ class AsyncClient:
         extra_data: dict[str, Any] | None = None,
         partner_key: bool | str = False,
         front: bool = False,
+        validate: bool = True,
+        overrides: dict[str, Any] | None = None,
+        **params: Any,
     ) -> AsyncJob:
-        """Queue a workflow and return its job at once. ``partner_key=True`` sends this
-        client's API key as ``extra_data.api_key_comfy_org`` for partner (API) nodes; a string
-        sends that key instead."""
+        """Queue a workflow and return its job at once.
+
+        ``workflow`` is a :class:`~comfy_nb.workflow.Workflow`, a dict, JSON text or a path
+        (editor-format workflows are converted with the server's node definitions). Parameters
+        are set by name on a copy (``seed=42``, ``overrides={"KSampler.cfg": 7}``); Python
+        objects given for file inputs (PIL images, arrays, bytes, paths, URLs) are uploaded
+        first. With ``validate`` (the default) the workflow is checked against the server's
+        node definitions and every problem is raised at once as ``WorkflowInvalid``.
+        ``partner_key=True`` sends this client's API key as ``extra_data.api_key_comfy_org`` for
+        partner (API) nodes; a string sends that key instead."""
         http = await self._ready()
         assert self._dialect is not None
-        api = load_workflow(workflow)
+        api, seeds = await self._prepare(workflow, {**(overrides or {}), **params}, validate)
         prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if partner_key:
@@ -290,6 +311,7 @@ class AsyncClient:
             extra["api_key_comfy_org"] = key
         body = self._dialect.submit_body(api, prompt_id, self.client_id, extra, front)
         job = AsyncJob(self, prompt_id, api)
+        job.resolved_seeds = seeds
         self._jobs[prompt_id] = job
         try:
             answer = await self._post_once(http, body, prompt_id)
@@ -299,6 +321,43 @@ class AsyncClient:
         job.announce_queued(answer.get("number"))
         job.start_watching()
         return job
+
+    async def _prepare(self, workflow: WorkflowLike, overrides: dict[str, Any],
+                       validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
+        """The API-format dict to submit: converted, overridden, uploaded and checked; plus the
+        seeds ``"random"`` resolved to. The caller's workflow is never changed."""
+        from ..workflow import Workflow
+        from ..workflow._check import validate_workflow
+        from ..workflow._inputs import pending_uploads, upload_inputs
+
+        if isinstance(workflow, Workflow):
+            loaded = workflow.copy()
+        else:
+            source = workflow
+            if isinstance(source, dict) and pending_uploads(source, None):
+                source = await upload_inputs(source, None, self._upload_value,
+                                             cache=self._uploaded)
+            loaded = Workflow.load(source)
+        uploads = {k: v for k, v in overrides.items() if _is_file_object(v)}
+        object_info: dict[str, Any] | None = None
+        if loaded.format == "ui" or overrides or validate:
+            object_info = await self.object_info()
+        if loaded.format == "ui":
+            loaded = Workflow.load(loaded.to_api(object_info), object_info=object_info)
+        for name, value in uploads.items():  # upload first, then set the server-side name
+            overrides[name] = await self._upload_value(value, None)
+        if overrides:
+            loaded = Workflow.load(loaded, object_info=object_info).set(overrides)
+        api = loaded.to_api(object_info)
+        if pending_uploads(api, object_info):
+            api = await upload_inputs(api, object_info, self._upload_value, cache=self._uploaded)
+        if validate and object_info is not None:
+            # files uploaded by this client exist, though the cached file lists predate them
+            validate_workflow(api, object_info, known_files=tuple(self._known_files))
+        return api, dict(loaded.resolved_seeds)
+
+    async def _upload_value(self, value: Any, name: str | None) -> str:
+        return await self.upload_image(value, name=name)
 
     async def _post_once(self, http: Transport, body: dict[str, Any],
                          prompt_id: str) -> dict[str, Any]:
@@ -451,7 +510,9 @@ class AsyncClient:
         answer = response.json()
         stored = str(answer.get("name", filename))
         folder = str(answer.get("subfolder") or "")
-        return f"{folder}/{stored}" if folder and self.dialect == "local" else stored
+        name = f"{folder}/{stored}" if folder and self.dialect == "local" else stored
+        self._known_files.add(name)
+        return name
 
     async def download(self, file: OutputFile | dict[str, str],
                        to: str | Path | None = None) -> bytes | Path:

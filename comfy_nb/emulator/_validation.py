@@ -16,8 +16,10 @@ history) holds the coerced values. Pass a copy if that is not wanted.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import pathlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,11 +184,15 @@ class _Folders:
     input: str
     output: str
     temp: str
+    # When set, decides whether an (annotated) file name exists instead of the folders: a
+    # client that cannot see the server's folders judges from the combo lists.
+    exists: Callable[[str], bool] | None = None
 
 
 def _exists_annotated(name: Any, folders: _Folders) -> bool:
     """``folder_paths.exists_annotated_filepath``, with its failure modes (a non-string name
     raises AttributeError, as in ComfyUI)."""
+    annotated = name
     try:
         if name.endswith("[output]"):
             base, name = folders.output, name[:-9]
@@ -214,6 +220,8 @@ def _exists_annotated(name: Any, folders: _Folders) -> bool:
                 "   ^^^^^^^^^^^^^",
             ),
         ) from None
+    if folders.exists is not None:
+        return folders.exists(annotated)
     return os.path.exists(os.path.join(base, name))
 
 
@@ -358,10 +366,17 @@ _Result = tuple[bool, list[dict[str, Any]], Any]
 class _PromptChecker:
     """One validation run: the prompt, the node classes, and ComfyUI's per-node cache."""
 
-    def __init__(self, prompt: Any, object_info: dict[str, Any], folders: _Folders) -> None:
+    def __init__(
+        self,
+        prompt: Any,
+        object_info: dict[str, Any],
+        folders: _Folders,
+        file_exists: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.prompt = prompt
         self.object_info = object_info
         self.folders = folders
+        self.file_exists = file_exists
         self.validated: dict[Any, _Result] = {}
         self._in_progress: set[Any] = set()
 
@@ -428,7 +443,7 @@ class _PromptChecker:
                 errors.append(error)
 
         if custom is not None:
-            errors.extend(self._run_custom(custom, inputs, class_inputs))
+            errors.extend(self._run_custom(custom, inputs, class_inputs, class_type))
 
         if errors or not valid:
             return (False, errors, unique_id)
@@ -581,7 +596,11 @@ class _PromptChecker:
         return None
 
     def _run_custom(
-        self, custom: _CustomValidator, inputs: Any, class_inputs: dict[str, Any]
+        self,
+        custom: _CustomValidator,
+        inputs: Any,
+        class_inputs: dict[str, Any],
+        class_type: str,
     ) -> list[dict[str, Any]]:
         """Calls the node's own validation with its argument, as ``get_input_data`` passes it: a
         literal as sent (after coercion), a link as None."""
@@ -598,7 +617,11 @@ class _PromptChecker:
         except Exception as exc:
             raise _with_frames(exc, _FRAME_INPUT_DATA, _FRAME_GET_INPUT_DATA_LOOP) from None
         given = {name: value for name, value in values.items() if name == custom.argument}
-        outcome = custom(given, self.folders)
+        folders = self.folders
+        if self.file_exists is not None:
+            judge = self.file_exists
+            folders = dataclasses.replace(folders, exists=lambda name: judge(class_type, name))
+        outcome = custom(given, folders)
         errors: list[dict[str, Any]] = []
         if outcome is True:
             return errors
@@ -627,12 +650,17 @@ def validate_prompt(
     *,
     partial_execution_targets: list[str] | None = None,
     input_dir: pathlib.Path,
+    file_exists: Callable[[str, str], bool] | None = None,
 ) -> PromptValidation:
     """Validate an API-format prompt the way ComfyUI 0.3.64's ``POST /prompt`` does.
 
     Raises (TypeError and the like) for the bodies on which the real server crashed with a 500:
     a prompt that is a list, or whose nodes are not objects (a UI-format workflow).
     ``object_info`` is the emulator's current one (its file combos must reflect ``input_dir``).
+
+    ``file_exists(class_type, name)``, when given, replaces the look-up of the Load* nodes' files
+    in ``input_dir`` (``name`` as sent, ``[input]``/``[output]``/``[temp]`` annotation included):
+    a client, which cannot see the server's folders, judges from the combo lists instead.
     """
     outputs: list[Any] = []
     for node_id in prompt:
@@ -668,7 +696,7 @@ def validate_prompt(
 
     base = pathlib.Path(input_dir)
     folders = _Folders(str(base), str(base.parent / "output"), str(base.parent / "temp"))
-    checker = _PromptChecker(prompt, object_info, folders)
+    checker = _PromptChecker(prompt, object_info, folders, file_exists)
     good_outputs: list[Any] = []
     failures: list[tuple[Any, list[dict[str, Any]]]] = []
     node_errors: dict[Any, dict[str, Any]] = {}

@@ -52,7 +52,7 @@ class Problem:
 
 
 _TABLE_COLUMNS = ("node", "class", "input", "error", "message")
-_CELL_WIDTH = 60
+_CELL_WIDTH = 100
 
 
 def _cell(text: str) -> str:
@@ -77,10 +77,10 @@ class WorkflowInvalid(WorkflowError):
         rows: list[tuple[str, str, str, str, str]] = []
         for problem in self.problems:
             message = problem.message
-            if problem.details and problem.details != problem.input_name:
-                message += f": {problem.details}"
             if problem.suggestions:
                 message += " (did you mean " + ", ".join(problem.suggestions) + "?)"
+            if problem.details and problem.details != problem.input_name:
+                message += f": {problem.details}"
             rows.append(
                 (
                     problem.node_id or "-",

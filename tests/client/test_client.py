@@ -50,11 +50,13 @@ from comfy_nb.client._events import (
     NodeStarted,
     Preview,
     Progress,
+    Queued,
     Started,
     Succeeded,
 )
 from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.workflow._errors import WorkflowError, WorkflowInvalid
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
 WAIT = 30.0  # a safety net against hangs, never asserted on
@@ -466,7 +468,7 @@ async def test_missing_file_download_is_a_clean_error(api: Api) -> None:
 
 def assert_job_story(events: list[Event], prompt_id: str) -> None:
     kinds = [type(e) for e in events]
-    assert kinds[0] is Started, kinds[:3]
+    assert kinds[:2] == [Queued, Started], kinds[:3]
     assert all(e.prompt_id == prompt_id for e in events)
     assert NodeStarted in kinds and Progress in kinds
     assert kinds.index(Started) < kinds.index(NodeExecuted)
@@ -549,7 +551,8 @@ async def test_polling_only(connect_api: Callable[..., Awaitable[Api]],
     result = await api.wait(job)
     assert job.status is JobStatus.SUCCEEDED and len(result.images) == 1
     assert server.state.hub.connection_count() == 0
-    assert await api.events(job) == []  # no websocket, no events; the iteration still ends
+    # no websocket: only the client's own Queued event; the iteration still ends
+    assert [type(e) for e in await api.events(job)] == [Queued]
 
 
 async def test_refused_websocket_falls_back_to_polling(
@@ -639,18 +642,24 @@ async def test_invalid_workflow_is_a_validation_error(api: Api) -> None:
     prompt = invert()
     del prompt["1"]["inputs"]["width"]
     prompt["1"]["inputs"]["height"] = -5
-    with raises(ValidationError, api) as caught:
+    expected = {("1", "EmptyImage", "width"), ("1", "EmptyImage", "height")}
+    with raises(WorkflowInvalid, api) as found:  # caught before sending, by default
         await api.submit(prompt)
+    assert {(p.node_id, p.class_type, p.input_name) for p in found.value.problems} == expected
+    with raises(ValidationError, api) as caught:  # the server's own verdict agrees
+        await api.submit(prompt, validate=False)
     problems = {(e.node_id, e.class_type, e.input_name) for e in caught.value.node_errors}
-    assert problems == {("1", "EmptyImage", "width"), ("1", "EmptyImage", "height")}
+    assert problems == expected
     assert all(e.message for e in caught.value.node_errors)
     assert "width" in str(caught.value) and "EmptyImage" in str(caught.value)
     assert await queue_ids(api) == []
 
 
-async def test_editor_workflows_are_refused_before_sending(api: Api) -> None:
-    with pytest.raises(ValueError, match="API"):
+async def test_an_empty_editor_workflow_is_refused_before_sending(api: Api) -> None:
+    with raises(WorkflowError, api) as found:
         await api.submit({"nodes": [], "links": []})
+    assert "no nodes" in str(found.value)
+    assert await queue_ids(api) == []
 
 
 # -- execution errors -----------------------------------------------------------------------------

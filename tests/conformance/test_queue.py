@@ -208,7 +208,10 @@ def test_history_is_empty_until_the_prompt_finishes(slow_server: RunningEmulator
         posted = _post(http, steps[0], "unused")
         prompt_id = posted["prompt_id"]
         assert http.get(f"/history/{prompt_id}").json() == steps[1]["response"]["body"] == {}
-        queue = http.get("/queue").json()
+        deadline = time.monotonic() + 5  # the worker takes it within moments, as recorded
+        while not (queue := http.get("/queue").json())["queue_running"]:
+            assert time.monotonic() < deadline, "the prompt never started"
+            time.sleep(0.01)
         assert [i[1] for i in queue["queue_running"]] == [prompt_id]
         recorded_running = steps[2]["response"]["body"]["queue_running"][0]
         assert queue["queue_running"][0][3] == recorded_running[3] == {}  # no client_id sent
