@@ -68,7 +68,8 @@ class Workflow:
     _data: dict[str, Any]
 
     def __init__(self, source: WorkflowSource, *,
-                 object_info: Mapping[str, Any] | None = None) -> None:
+                 object_info: Mapping[str, Any] | Any | None = None) -> None:
+        object_info = _node_definitions(object_info)
         if isinstance(source, Workflow):
             self.format = source.format
             self._data = _copy.deepcopy(source._data)
@@ -86,7 +87,7 @@ class Workflow:
 
     @classmethod
     def load(cls, source: WorkflowSource, *,
-             object_info: Mapping[str, Any] | None = None) -> Workflow:
+             object_info: Mapping[str, Any] | Any | None = None) -> Workflow:
         """A Workflow from ``source``: a path (``.json``, ``.png``, ``.webp``), a dict, JSON text,
         the bytes of a PNG / WEBP file ComfyUI saved, or another Workflow (copied).
 
@@ -484,3 +485,21 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     return value
+
+
+def _node_definitions(object_info: Any) -> Mapping[str, Any] | None:
+    """``object_info`` as given, or read from a connected :class:`comfy_nb.Client` passed in
+    its place."""
+    if object_info is None or isinstance(object_info, Mapping):
+        return object_info
+    reader = getattr(object_info, "object_info", None)
+    if callable(reader):
+        definitions = reader()
+        if hasattr(definitions, "__await__"):
+            definitions.close()
+            raise WorkflowError("an AsyncClient cannot be read synchronously: pass "
+                                "object_info=await client.object_info()")
+        if isinstance(definitions, Mapping):
+            return definitions
+    raise WorkflowError("object_info must be the dict client.object_info() returns, or a "
+                        f"connected Client, not {type(object_info).__name__}")

@@ -645,3 +645,19 @@ def test_load_only_raises_workflow_error(source: Any) -> None:
             assert isinstance(param.path, str)
         with contextlib.suppress(ParameterError):
             wf.set(seed="random")
+
+
+def test_object_info_can_be_a_connected_client() -> None:
+    import json as _json
+
+    from comfy_nb import connect
+    from comfy_nb.emulator import serve
+
+    ui_path = (Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ui2api"
+               / "frontend_default_graph")
+    ui = _json.loads((ui_path / "ui.json").read_text())
+    expected = _json.loads((ui_path / "api.json").read_text())
+    with serve() as server, connect(server.url) as client:
+        assert Workflow.load(ui, object_info=client).to_api() == expected
+    with pytest.raises(WorkflowError, match="connected Client"):
+        Workflow.load(ui, object_info=42)
