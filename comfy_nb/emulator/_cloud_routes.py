@@ -338,6 +338,65 @@ async def get_job_detail(request: web.Request) -> web.Response:
     return web.json_response(job_entry(record, detail=True))
 
 
+def _history_entry(state: EmulatorState, record: JobRecord) -> dict[str, Any] | None:
+    """The local-style history entry of a finished job of the account, or None."""
+    if record.account != state.account or record.raw_status not in TERMINAL:
+        return None
+    return state.queue.history_entry(record.prompt_id)
+
+
+async def get_history_v2(request: web.Request) -> web.Response:
+    """Deprecated ``/api/history_v2``: finished jobs, newest first, in the light format
+    (the editor workflow removed from ``extra_pnginfo``)."""
+    state = request.app[STATE]
+    query = request.rel_url.query
+    try:
+        offset = int(query.get("offset", "0"))
+        max_items = int(query["max_items"]) if "max_items" in query else None
+    except ValueError:
+        return error(400, "invalid_parameter", "max_items and offset must be integers")
+    with state.jobs_lock:
+        records = sorted(state.jobs.values(), key=lambda r: r.create_time, reverse=True)
+    history = []
+    for record in records:
+        entry = _history_entry(state, record)
+        if entry is None:
+            continue
+        number, prompt_id, _, extra_data, _ = entry["prompt"]
+        extra = dict(extra_data)
+        if isinstance(extra.get("extra_pnginfo"), dict):
+            extra["extra_pnginfo"] = {k: v for k, v in extra["extra_pnginfo"].items()
+                                      if k != "workflow"}
+        item: dict[str, Any] = {
+            "prompt_id": prompt_id, "create_time": record.create_time,
+            "prompt": {"priority": number, "prompt_id": prompt_id, "extra_data": extra},
+            "outputs": entry["outputs"], "status": entry["status"],
+            "meta": entry.get("meta", {}),
+        }
+        if isinstance(record.extra.get("workflow_id"), str):
+            item["workflow_id"] = record.extra["workflow_id"]
+        history.append(item)
+    end = None if max_items is None else offset + max(0, max_items)
+    return web.json_response({"history": history[offset:end]})
+
+
+async def get_history_v2_item(request: web.Request) -> web.Response:
+    """Deprecated ``/api/history_v2/{id}``: 404 until the job has finished."""
+    state = request.app[STATE]
+    prompt_id = request.match_info["prompt_id"]
+    with state.jobs_lock:
+        record = state.jobs.get(prompt_id)
+    entry = _history_entry(state, record) if record is not None else None
+    if entry is None:
+        return error(404, "not_found", f"No finished job {prompt_id}")
+    number, _, prompt, extra_data, outputs_to_execute = entry["prompt"]
+    return web.json_response({prompt_id: {
+        "prompt": {"priority": number, "prompt_id": prompt_id, "prompt": prompt,
+                   "extra_data": extra_data, "outputs_to_execute": outputs_to_execute},
+        "outputs": entry["outputs"], "status": entry["status"], "meta": entry.get("meta", {}),
+    }})
+
+
 async def post_job_cancel(request: web.Request) -> web.Response:
     state = request.app[STATE]
     record = _job(state, request.match_info["job_id"])
@@ -605,6 +664,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/queue", post_queue),
     ("POST", "/api/interrupt", post_interrupt),
     ("POST", "/api/history", post_history),
+    ("GET", "/api/history_v2", get_history_v2),
+    ("GET", "/api/history_v2/{prompt_id}", get_history_v2_item),
     ("POST", "/api/upload/image", post_upload),
     ("POST", "/api/upload/mask", post_upload),
     ("GET", "/api/view", get_view),

@@ -278,6 +278,7 @@ PRIVATE_ROUTES = [
     ("GET", "/api/queue"), ("POST", "/api/queue"), ("POST", "/api/interrupt"),
     ("POST", "/api/history"), ("POST", "/api/upload/image"), ("POST", "/api/upload/mask"),
     ("GET", "/api/view"), ("GET", "/api/object_info"), ("GET", "/api/user"),
+    ("GET", "/api/history_v2"), ("GET", f"/api/history_v2/{JOB}"),
 ]
 
 
@@ -1192,3 +1193,22 @@ def test_user_object_info_and_system_stats(client: httpx.Client) -> None:
     assert stats.json()["system"]["cloud_version"]
     features = client.get("/api/features").json()
     assert features["supports_preview_metadata"] is True
+
+
+def test_deprecated_history_v2(client: httpx.Client) -> None:
+    first = submit(client, invert_workflow(color=1))
+    wait_terminal(client, first)
+    second = submit(client, invert_workflow(color=2), extra_data={
+        "extra_pnginfo": {"workflow": {"nodes": []}, "note": "kept"}})
+    wait_terminal(client, second)
+    listing = client.get("/api/history_v2").json()
+    validate(listing, "HistoryResponse")
+    assert [e["prompt_id"] for e in listing["history"]] == [second, first]  # newest first
+    assert listing["history"][0]["prompt"]["extra_data"]["extra_pnginfo"] == {"note": "kept"}
+    page = client.get("/api/history_v2", params={"max_items": 1, "offset": 1}).json()
+    assert [e["prompt_id"] for e in page["history"]] == [first]
+    detail = client.get(f"/api/history_v2/{first}").json()
+    validate(detail, "HistoryDetailResponse")
+    assert detail[first]["prompt"]["prompt"]["2"]["class_type"] == "ImageInvert"
+    assert detail[first]["outputs"]["3"]["images"]
+    assert_error_response(client.get("/api/history_v2/no-such-job"), 404)
