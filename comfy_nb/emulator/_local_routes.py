@@ -406,10 +406,11 @@ def render_view(path: Path, query: Any) -> tuple[bytes, str]:
             if image_format not in ("webp", "jpeg") or "a" in query.get("channel", ""):
                 image_format = "webp"
             quality = int(parts[-1]) if parts[-1].isdigit() else 90
+            picture: Image.Image = img
             if image_format == "jpeg" or query.get("channel", "") == "rgb":
-                img = img.convert("RGB")
+                picture = img.convert("RGB")
             buffer = io.BytesIO()
-            img.save(buffer, format=image_format, quality=quality)
+            picture.save(buffer, format=image_format, quality=quality)
             return buffer.getvalue(), f"image/{image_format}"
     channel = query.get("channel", "rgba")
     if channel in ("rgb", "a"):

@@ -11,6 +11,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 from ._base import NodeContext, NodeResult, node
 from ._files import annotated_path, file_entry, metadata_items, save_path, temp_prefix
@@ -77,17 +78,17 @@ def encode_audio(
     with av.open(buffer, mode="w", format=fmt) as container:
         for key, value in metadata:
             container.metadata[key] = value
-        if fmt == "mp3":
-            stream = container.add_stream("libmp3lame", rate=rate, layout=layout)
-            if quality == "V0":
-                stream.codec_context.qscale = 1
-            else:
-                stream.bit_rate = MP3_BITRATES[quality]
+        codec = {"mp3": "libmp3lame", "opus": "libopus"}.get(fmt, "flac")
+        stream = container.add_stream(codec, rate=_opus_rate(rate) if fmt == "opus" else rate,
+                                      layout=layout)
+        assert isinstance(stream, AudioStream)  # older PyAV types add_stream loosely
+        if fmt == "mp3" and quality == "V0":
+            context: Any = stream.codec_context
+            context.qscale = 1
+        elif fmt == "mp3":
+            stream.bit_rate = MP3_BITRATES[quality]
         elif fmt == "opus":
-            stream = container.add_stream("libopus", rate=_opus_rate(rate), layout=layout)
             stream.bit_rate = int(quality.rstrip("k")) * 1000
-        else:
-            stream = container.add_stream("flac", rate=rate, layout=layout)
         packed = np.ascontiguousarray(waveform.T.reshape(1, -1), dtype=np.float32)
         frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
         frame.sample_rate = rate

@@ -11,6 +11,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.stream import VideoStream
 
 from ._base import NodeContext, NodeResult, node
 from ._files import file_entry, metadata_items, save_path
@@ -130,6 +131,7 @@ def save_webm(
             container.metadata[key] = value
         encoder = "libvpx-vp9" if codec == "vp9" else _av1_encoder()
         stream = container.add_stream(encoder, rate=_frame_rate(fps))
+        assert isinstance(stream, VideoStream)  # older PyAV types add_stream loosely
         stream.width, stream.height = images.shape[2], images.shape[1]
         stream.pix_fmt = "yuv420p10le" if codec == "av1" else "yuv420p"
         stream.bit_rate = 0
