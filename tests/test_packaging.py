@@ -58,3 +58,18 @@ def test_public_names() -> None:
         "EmulatorOptions", "Faults", "RunningEmulator", "STAND_IN_NOTICE", "serve"]
     for name in comfy_nb.emulator.__all__:
         assert hasattr(comfy_nb.emulator, name)
+
+
+def test_httpx_is_imported_by_the_transport_only() -> None:
+    importers = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        if any(line.strip().startswith(("import httpx", "from httpx"))
+               for line in path.read_text(encoding="utf-8").splitlines())
+    )
+    assert importers == ["client/_transport.py"]
+
+
+def test_the_client_layer_never_imports_the_notebook_stack() -> None:
+    for path in [*(PACKAGE / "client").glob("*.py"), PACKAGE / "job.py", PACKAGE / "result.py"]:
+        text = path.read_text(encoding="utf-8")
+        assert "ipywidgets" not in text and "IPython" not in text, path.name
