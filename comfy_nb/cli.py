@@ -21,9 +21,9 @@ from .emulator import STAND_IN_NOTICE, RunningEmulator
 from .emulator._server import EmulatorOptions
 
 
-def _emulator_options(args: argparse.Namespace, port: int) -> EmulatorOptions:
+def _emulator_options(args: argparse.Namespace) -> EmulatorOptions:
     return EmulatorOptions(
-        dialect=args.dialect, host=args.host, port=port, step_delay=args.step_delay,
+        dialect=args.dialect, host=args.host, port=args.port, step_delay=args.step_delay,
         node_delay=args.node_delay, api_key=args.api_key, tier=args.tier,
         data_dir=Path(args.data_dir) if args.data_dir else None,
     )
@@ -49,13 +49,13 @@ def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve_forever(args: argparse.Namespace) -> int:
     try:
-        options = _emulator_options(args, args.port)
+        options = _emulator_options(args)
     except ValueError as exc:
         print(f"comfy-nb emulator: {exc}", file=sys.stderr)
         return 2
     emulator = RunningEmulator(options)
     try:
-        emulator.set_faults(**_parse_faults(args.fault))
+        emulator.set_faults(**_parse_assignments(args.fault, "--fault"))
     except ValueError as exc:
         print(f"comfy-nb emulator: {exc}", file=sys.stderr)
         return 2
@@ -84,17 +84,19 @@ def serve_forever(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_faults(items: list[str]) -> dict[str, Any]:
-    faults: dict[str, Any] = {}
+def _parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
+    """``NAME=VALUE`` arguments of ``flag`` as a dict; VALUE is JSON when it parses, else
+    text."""
+    values: dict[str, Any] = {}
     for item in items:
         name, separator, text = item.partition("=")
-        if not separator:
-            raise ValueError(f"--fault takes NAME=VALUE, not {item!r}")
+        if not separator or not name.strip():
+            raise ValueError(f"{flag} takes NAME=VALUE, not {item!r}")
         try:
-            faults[name.strip()] = json.loads(text)
+            values[name.strip()] = json.loads(text)
         except ValueError:
-            faults[name.strip()] = text
-    return faults
+            values[name.strip()] = text
+    return values
 
 
 @contextlib.contextmanager
@@ -104,12 +106,12 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
     from .client import connect
 
     emulator: RunningEmulator | None = None
-    if getattr(args, "emulator", False):
+    if args.emulator:
         emulator = RunningEmulator(EmulatorOptions(step_delay=args.step_delay)).start()
     try:
         if emulator is not None:
             client = connect(emulator.url)
-        elif getattr(args, "cloud", False):
+        elif args.cloud:
             if not os.environ.get("COMFY_CLOUD_API_KEY"):
                 raise SystemExit("comfy-nb: --cloud needs COMFY_CLOUD_API_KEY in the environment")
             client = connect("cloud")
@@ -120,22 +122,6 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
     finally:
         if emulator is not None:
             emulator.stop()
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    """``--set NAME=VALUE`` as overrides for :meth:`Workflow.set` (``KSampler.seed``,
-    ``Positive Prompt.text``, ``6.text`` or a bare input name); VALUE is JSON when it parses,
-    else text."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        name, separator, text = item.partition("=")
-        if not separator or not name.strip():
-            raise ValueError(f"--set takes NAME=VALUE, not {item!r}")
-        try:
-            overrides[name.strip()] = json.loads(text)
-        except ValueError:
-            overrides[name.strip()] = text
-    return overrides
 
 
 class _ProgressLine:
@@ -185,29 +171,29 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = bundled("txt2img") if args.workflow is None else args.workflow
         workflow = Workflow.load(source)
-        overrides = _parse_sets(args.set)
+        overrides = _parse_assignments(args.set, "--set")
         if workflow.format == "api":  # editor workflows are set after conversion, on submit
             workflow.set(overrides)
             overrides = {}
     except (ValueError, WorkflowError) as exc:
         print(f"comfy-nb run: {exc}", file=sys.stderr)
         return 2
-    args.overrides = overrides
     try:
         with _client(args) as client:
-            return _run_with(client, workflow, args)
+            return _run_with(client, workflow, overrides, args)
     except ComfyError as exc:
         print(f"comfy-nb run: {exc}", file=sys.stderr)
         return 1
 
 
-def _run_with(client: Any, workflow: Any, args: argparse.Namespace) -> int:
+def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
+              args: argparse.Namespace) -> int:
     from .client import ComfyError
 
     if args.emulator or client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
     line = _ProgressLine()
-    job = client.submit(workflow, overrides=args.overrides)
+    job = client.submit(workflow, overrides=overrides)
     print(f"queued {job.id}", file=sys.stderr)
     line.job = job
     job.on(line.update)  # drawn from the client's thread as events arrive

@@ -46,12 +46,12 @@ LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
 class AsyncJob:
     """One job on the server. Created by :meth:`AsyncClient.submit`; await :meth:`wait`."""
 
-    def __init__(self, client: AsyncClient, prompt_id: str, workflow: dict[str, Any] | None,
-                 *, number: float | None = None) -> None:
+    def __init__(self, client: AsyncClient, prompt_id: str,
+                 workflow: dict[str, Any] | None) -> None:
         self._client = client
         self.id = prompt_id
         self.workflow = workflow
-        self.number = number
+        self.number: float | None = None
         self.resolved_seeds: dict[str, int] = {}  # inputs set to "random", as submitted
         self.status = JobStatus.QUEUED
         self.position: int | None = None

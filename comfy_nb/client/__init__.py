@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ._client import AsyncClient, Client, connect, load_workflow
+from ._client import AsyncClient, Client, connect
 from ._dialects import JobStatus
 from ._errors import (
     AuthenticationError,
@@ -42,5 +42,4 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "connect",
-    "load_workflow",
 ]

@@ -32,40 +32,6 @@ T = TypeVar("T")
 WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
 
 
-def load_workflow(workflow: WorkflowLike) -> dict[str, Any]:
-    """An API-format workflow from a dict, JSON text or a path (a ``{"prompt": ...}`` body is
-    unwrapped). Editor (UI-format) workflows are refused with advice."""
-    if isinstance(workflow, (str, Path)) and not str(workflow).lstrip().startswith("{"):
-        path = Path(workflow)
-        if not path.is_file():
-            raise FileNotFoundError(f"no workflow file at {path}")
-        workflow = path.read_text(encoding="utf-8")
-    if isinstance(workflow, str):
-        try:
-            workflow = json.loads(workflow)
-        except ValueError as exc:
-            raise ValueError(f"the workflow is not valid JSON: {exc}") from None
-    if hasattr(workflow, "to_api"):
-        workflow = workflow.to_api()
-    if not isinstance(workflow, dict):
-        raise TypeError("a workflow is a dict, JSON text or a path to a JSON file")
-    if isinstance(workflow.get("prompt"), dict):
-        workflow = workflow["prompt"]
-    if "nodes" in workflow and "links" in workflow:
-        raise ValueError("this is an editor (UI-format) workflow; export it with 'Export (API)' "
-                         "in ComfyUI and use that file")
-    return workflow
-
-
-def _is_file_object(value: Any) -> bool:
-    """A value for a file input that must be uploaded (not a server-side name)."""
-    if isinstance(value, (bytes, bytearray, memoryview, Path)):
-        return True
-    if isinstance(value, str):
-        return value.startswith(("file://", "http://", "https://"))
-    return type(value).__module__.split(".")[0] in ("PIL", "numpy")
-
-
 class _Files:
     """The client as a :class:`~comfy_nb.result.FileSource`."""
 
@@ -328,29 +294,32 @@ class AsyncClient:
         seeds ``"random"`` resolved to. The caller's workflow is never changed."""
         from ..workflow import Workflow
         from ..workflow._check import validate_workflow
-        from ..workflow._inputs import pending_uploads, upload_inputs
+        from ..workflow._inputs import upload_inputs, upload_value, wants_upload
 
         if isinstance(workflow, Workflow):
             loaded = workflow.copy()
         else:
             source = workflow
-            if isinstance(source, dict) and pending_uploads(source, None):
+            if isinstance(source, dict):  # objects in it cannot go through Workflow.load
                 source = await upload_inputs(source, None, self._upload_value,
                                              cache=self._uploaded)
             loaded = Workflow.load(source)
-        uploads = {k: v for k, v in overrides.items() if _is_file_object(v)}
+        # non-JSON values (images, arrays, bytes, paths) are uploaded before set(); strings
+        # (file names, URLs, local paths) go through set() and the upload pass below
+        uploads = {k: v for k, v in overrides.items()
+                   if not isinstance(v, str) and wants_upload(v, [])}
         object_info: dict[str, Any] | None = None
         if loaded.format == "ui" or overrides or validate:
             object_info = await self.object_info()
         if loaded.format == "ui":
             loaded = Workflow.load(loaded.to_api(object_info), object_info=object_info)
         for name, value in uploads.items():  # upload first, then set the server-side name
-            overrides[name] = await self._upload_value(value, None)
+            overrides[name] = await upload_value(value, "image", f"the value of {name!r}",
+                                                 self._upload_value, cache=self._uploaded)
         if overrides:
             loaded = Workflow.load(loaded, object_info=object_info).set(overrides)
         api = loaded.to_api(object_info)
-        if pending_uploads(api, object_info):
-            api = await upload_inputs(api, object_info, self._upload_value, cache=self._uploaded)
+        api = await upload_inputs(api, object_info, self._upload_value, cache=self._uploaded)
         if validate and object_info is not None:
             # files uploaded by this client exist, though the cached file lists predate them
             validate_workflow(api, object_info, known_files=tuple(self._known_files))

@@ -92,6 +92,7 @@ class Dialect:
     """Shared behaviour; subclasses fill in what differs."""
 
     name = ""
+    pending_in_heap_order = False
 
     def ws_url(self, base_url: str, client_id: str, api_key: str | None) -> str:
         scheme = "wss" if base_url.startswith("https") else "ws"
@@ -115,7 +116,14 @@ class Dialect:
         raise NotImplementedError
 
     async def queue(self, http: Requester) -> list[QueueEntry]:
-        raise NotImplementedError
+        """Running jobs (position 0), then pending ones in the order they will run."""
+        body = (await http.request("GET", "/api/queue", what="reading the queue")).json()
+        entries = [QueueEntry(item[1], 0, True, item[2]) for item in body.get("queue_running", [])]
+        pending = body.get("queue_pending", [])
+        if self.pending_in_heap_order:  # local: heap order; they run by ascending number
+            pending = sorted(pending, key=lambda item: (item[0], item[1]))
+        entries += [QueueEntry(item[1], n, False, item[2]) for n, item in enumerate(pending, 1)]
+        return entries
 
     async def cancel(self, http: Requester, prompt_id: str) -> bool:
         raise NotImplementedError
@@ -139,6 +147,7 @@ class LocalDialect(Dialect):
     """A local ComfyUI server (as recorded from 0.3.64)."""
 
     name = "local"
+    pending_in_heap_order = True
 
     async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
         response = await http.request("GET", f"/api/history/{urllib.parse.quote(prompt_id)}",
@@ -156,8 +165,8 @@ class LocalDialect(Dialect):
     def snapshot_from_history(prompt_id: str, entry: dict[str, Any]) -> JobSnapshot:
         status = entry.get("status") or {}
         outputs = entry.get("outputs") or {}
-        workflow = entry.get("prompt", [None] * 3)[2] if isinstance(entry.get("prompt"),
-                                                                    list) else None
+        prompt = entry.get("prompt")
+        workflow = prompt[2] if isinstance(prompt, list) and len(prompt) > 2 else None
         if status.get("status_str") == "success":
             return JobSnapshot(JobStatus.SUCCEEDED, outputs=outputs, workflow=workflow)
         for event, data in status.get("messages", []):
@@ -168,14 +177,6 @@ class LocalDialect(Dialect):
                 return JobSnapshot(JobStatus.FAILED, outputs=outputs, workflow=workflow,
                                    error=failure_from(prompt_id, data))
         return JobSnapshot(JobStatus.FAILED, outputs=outputs, workflow=workflow)
-
-    async def queue(self, http: Requester) -> list[QueueEntry]:
-        body = (await http.request("GET", "/api/queue", what="reading the queue")).json()
-        entries = [QueueEntry(item[1], 0, True, item[2]) for item in body.get("queue_running", [])]
-        # Pending items come in heap order; they run in ascending number order.
-        pending = sorted(body.get("queue_pending", []), key=lambda item: (item[0], item[1]))
-        entries += [QueueEntry(item[1], n, False, item[2]) for n, item in enumerate(pending, 1)]
-        return entries
 
     async def cancel(self, http: Requester, prompt_id: str) -> bool:
         for item in await self.queue(http):
@@ -231,13 +232,6 @@ class CloudDialect(Dialect):
             position=position,
             workflow=workflow if isinstance(workflow, dict) else None,
         )
-
-    async def queue(self, http: Requester) -> list[QueueEntry]:
-        body = (await http.request("GET", "/api/queue", what="reading the queue")).json()
-        entries = [QueueEntry(item[1], 0, True, item[2]) for item in body.get("queue_running", [])]
-        entries += [QueueEntry(item[1], n, False, item[2])
-                    for n, item in enumerate(body.get("queue_pending", []), 1)]
-        return entries
 
     async def cancel(self, http: Requester, prompt_id: str) -> bool:
         response = await http.request("POST", f"/api/jobs/{urllib.parse.quote(prompt_id)}/cancel",

@@ -22,7 +22,8 @@ def upload_payload(image: Any, name: str | None = None) -> tuple[str, bytes, str
         filename = name or path.name
     elif isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
-        filename = name or f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}{_sniff(data)}"
+        suffix = sniff_suffix(data) or ".png"
+        filename = name or f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}{suffix}"
     else:
         data = _encode_png(image)
         filename = name or f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}.png"
@@ -32,16 +33,28 @@ def upload_payload(image: Any, name: str | None = None) -> tuple[str, bytes, str
     return filename, data, content_type
 
 
-def _sniff(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return ".png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return ".wav"
-    return ".png"
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG", ".png"),
+    (0, b"\xff\xd8\xff", ".jpg"),
+    (0, b"GIF8", ".gif"),
+    (0, b"fLaC", ".flac"),
+    (0, b"OggS", ".ogg"),
+    (0, b"ID3", ".mp3"),
+    (0, b"\x1a\x45\xdf\xa3", ".webm"),
+    (4, b"ftyp", ".mp4"),
+)
+
+
+def sniff_suffix(data: bytes) -> str | None:
+    """The file extension the bytes' signature says (``.png``, ``.wav``, ...), or None."""
+    if data[:4] == b"RIFF":
+        return {b"WEBP": ".webp", b"WAVE": ".wav"}.get(data[8:12])
+    for offset, magic, extension in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return extension
+    if data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return ".mp3"
+    return None
 
 
 def _encode_png(image: Any) -> bytes:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._hub import encode_preview_legacy, encode_preview_with_metadata, encode_text
+from ._object_info import recorded_object_info
 from ._queue import QueueItem
 from .nodes import IMPLEMENTATIONS, InterruptedByUser, NotEmulatedError, PreviewImage
 
@@ -79,7 +80,6 @@ class RunningJob:
     interrupted: threading.Event = field(default_factory=threading.Event)
     discarded: bool = False  # the server "restarted": the job leaves no trace
     last_node_id: str | None = None
-    status: str = "running"  # cloud raw state while running
     node_prompt: dict[str, Any] | None = None  # the prompt as nodes see it (with is_changed)
 
 
@@ -317,8 +317,12 @@ class Worker:
 
         prompt = item.prompt
         prompt_id = item.prompt_id
-        signatures = {node_id: self._signature(prompt, node_id, {}) for node_id in prompt}
-        job.node_prompt = self._prompt_for_nodes(prompt)
+        file_hashes = {node_id: self._file_hash(node) for node_id, node in prompt.items()
+                       if node.get("class_type") in FILE_INPUT_NODES}
+        memo: dict[str, str] = {}
+        signatures = {node_id: self._signature(prompt, node_id, memo, file_hashes)
+                      for node_id in prompt}
+        job.node_prompt = self._prompt_for_nodes(prompt, file_hashes)
         live = set(signatures.values())
         self.cache = {k: v for k, v in self.cache.items() if k in live}
 
@@ -331,21 +335,23 @@ class Worker:
         results: dict[str, tuple[Any, ...]] = {}
         ui_outputs: dict[str, Any] = {}
         executed: list[str] = []
+        info = recorded_object_info()
+        outputs = {n for n, node in prompt.items()
+                   if info.get(node.get("class_type"), {}).get("output_node")}
         order = ExecutionOrder(
             prompt,
             is_cached=lambda n: signatures[n] in self.cache,
-            is_output=state.is_output_node_id(prompt),
+            is_output=outputs.__contains__,
         )
         for output_id in item.outputs_to_execute:
             order.add_output(output_id)
 
-        success = True
+        status = "success"
         while (node_id := order.next_node()) is not None:
             job.last_node_id = node_id
             outcome = self._execute_node(job, node_id, signatures, results, ui_outputs,
                                          progress, executed)
             if outcome is not None:
-                success = False
                 exc, inputs = outcome
                 class_type = prompt[node_id]["class_type"]
                 if isinstance(exc, InterruptedByUser):
@@ -353,7 +359,7 @@ class Worker:
                         "prompt_id": prompt_id, "node_id": node_id, "node_type": class_type,
                         "executed": list(executed),
                     }, broadcast=True)
-                    job.status = "cancelled"
+                    status = "cancelled"
                 else:
                     add_message("execution_error", {
                         "prompt_id": prompt_id,
@@ -366,18 +372,18 @@ class Worker:
                         "current_inputs": inputs,
                         "current_outputs": list(prompt),
                     }, broadcast=False)
-                    job.status = "error"
+                    status = "error"
                 break
             order.complete(node_id)
         else:
             add_message("execution_success", {"prompt_id": prompt_id}, broadcast=False)
-            job.status = "success"
 
         meta = {
             node_id: {"node_id": node_id, "display_node": node_id, "parent_node": None,
                       "real_node_id": node_id}
             for node_id in ui_outputs
         }
+        success = status == "success"
         history = {
             "outputs": ui_outputs,
             "status": {"status_str": "success" if success else "error", "completed": success,
@@ -388,7 +394,7 @@ class Worker:
         if job.discarded:
             state.finish_job(item_id, item, None, "lost")
             return
-        state.finish_job(item_id, item, history, job.status)
+        state.finish_job(item_id, item, history, status)
         if sid is not None:
             hub.send_json("executing", {"node": None, "prompt_id": prompt_id}, sid)
 
@@ -409,13 +415,7 @@ class Worker:
         class_type = node["class_type"]
         cached = self.cache.get(signatures[node_id])
         if cached is not None:
-            if cached.ui is not None:
-                ui_outputs[node_id] = cached.ui
-                if sid is not None:
-                    hub.send_json("executed", {"node": node_id, "display_node": node_id,
-                                               "output": cached.ui, "prompt_id": item.prompt_id},
-                                  sid)
-            hub.send_json("progress_state", progress.finish(node_id), sid)
+            self._report_done(job, node_id, cached.ui, ui_outputs, progress)
             results[node_id] = cached.outputs
             return None
 
@@ -444,14 +444,21 @@ class Worker:
             return exc, current_inputs
         results[node_id] = tuple(result.outputs)
         self.cache[signatures[node_id]] = CacheEntry(tuple(result.outputs), result.ui)
-        if result.ui is not None:
-            ui_outputs[node_id] = result.ui
-            if sid is not None:
-                hub.send_json("executed", {"node": node_id, "display_node": node_id,
-                                           "output": result.ui, "prompt_id": item.prompt_id}, sid)
-        hub.send_json("progress_state", progress.finish(node_id), sid)
+        self._report_done(job, node_id, result.ui, ui_outputs, progress)
         executed.append(node_id)
         return None
+
+    def _report_done(self, job: RunningJob, node_id: str, ui: dict[str, Any] | None,
+                     ui_outputs: dict[str, Any], progress: ProgressState) -> None:
+        """A node finished (or came from the cache): its ``executed`` output, if it has one,
+        then ``progress_state`` with the node finished."""
+        hub, sid = self.state.hub, job.sid
+        if ui is not None:
+            ui_outputs[node_id] = ui
+            if sid is not None:
+                hub.send_json("executed", {"node": node_id, "display_node": node_id,
+                                           "output": ui, "prompt_id": job.item.prompt_id}, sid)
+        hub.send_json("progress_state", progress.finish(node_id), sid)
 
     def _output_of(self, link: list[Any], signatures: dict[str, str],
                    results: dict[str, tuple[Any, ...]]) -> Any:
@@ -463,7 +470,8 @@ class Worker:
             outputs = self.cache[signatures[source]].outputs
         return outputs[slot]
 
-    def _signature(self, prompt: dict[str, Any], node_id: str, memo: dict[str, str]) -> str:
+    def _signature(self, prompt: dict[str, Any], node_id: str, memo: dict[str, str],
+                   file_hashes: dict[str, str | None]) -> str:
         """ComfyUI's input signature: class, inputs, linked ancestors' signatures and, for
         nodes that read input files, the file's content hash (their IS_CHANGED)."""
         if node_id in memo:
@@ -473,34 +481,38 @@ class Worker:
         parts: dict[str, Any] = {}
         for name, value in node["inputs"].items():
             if is_link(value) and value[0] in prompt:
-                parts[name] = ["link", self._signature(prompt, value[0], memo), value[1]]
+                parts[name] = ["link", self._signature(prompt, value[0], memo, file_hashes),
+                               value[1]]
             else:
                 parts[name] = value
-        changed = self._is_changed(node)
+        changed = self._is_changed(node, file_hashes.get(node_id))
         text = json.dumps([node["class_type"], changed, parts], sort_keys=True, default=str)
         memo[node_id] = hashlib.sha256(text.encode()).hexdigest()
         return memo[node_id]
 
-    def _prompt_for_nodes(self, prompt: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _prompt_for_nodes(prompt: dict[str, Any],
+                          file_hashes: dict[str, str | None]) -> dict[str, Any]:
         """The prompt handed to nodes (SaveImage's PNG ``prompt`` chunk, the WEBP EXIF prompt).
         ComfyUI's IsChangedCache writes each IS_CHANGED result into the prompt's node as
         ``"is_changed": [value]``, so a LoadImage node carries its file's sha256 there (recorded
         in the PNGs of upload_load_scale_save and load_subfolder_preview); history keeps the
         prompt as posted."""
         annotated = copy.deepcopy(prompt)
-        for node in annotated.values():
-            if node.get("class_type") in FILE_INPUT_NODES:
-                digest = self._file_hash(node)
-                if digest is not None:
-                    node["is_changed"] = [digest]
+        for node_id, digest in file_hashes.items():
+            if digest is not None:
+                annotated[node_id]["is_changed"] = [digest]
         return annotated
 
-    def _is_changed(self, node: dict[str, Any]) -> str:
+    @staticmethod
+    def _is_changed(node: dict[str, Any], file_hash: str | None) -> str:
+        """ComfyUI's IS_CHANGED value: always new for SaveImageWebsocket, the input file's
+        hash for the Load* nodes, nothing for the rest."""
         if node["class_type"] in ALWAYS_CHANGED_NODES:
             return f"changed at {time.time()!r} {uuid.uuid4().hex}"
         if node["class_type"] not in FILE_INPUT_NODES:
             return ""
-        return self._file_hash(node) or "missing"
+        return file_hash or "missing"
 
     def _file_hash(self, node: dict[str, Any]) -> str | None:
         """LoadImage's IS_CHANGED: the sha256 of the input file (None when it is missing)."""

@@ -32,7 +32,6 @@ log = logging.getLogger("comfy_nb.emulator")
 PREVIEW_IMAGE = 1
 TEXT = 3
 PREVIEW_IMAGE_WITH_METADATA = 4
-SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 104857600}
 
 
 def encode_preview_legacy(image_bytes: bytes, mime: str) -> bytes:
@@ -137,13 +136,6 @@ class SocketHub:
     def connection_count(self) -> int:
         with self._lock:
             return len(self._all)
-
-    def supports_preview_metadata(self, sid: str | None) -> bool:
-        """Whether the socket(s) addressed by ``sid`` negotiated type 4 previews."""
-        if sid is None:
-            return False
-        targets = self._targets(sid)
-        return bool(targets) and all(c.supports_preview_metadata for c in targets)
 
     def _targets(self, sid: str | None) -> list[Connection]:
         with self._lock:

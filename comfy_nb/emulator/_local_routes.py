@@ -26,6 +26,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from ._faults import write_truncated
+from ._object_info import recorded_object_info
 from ._queue import QueueItem
 from ._server import STAND_IN_NOTICE, STATE, EmulatorState
 from ._validation import validate_prompt
@@ -146,7 +147,10 @@ def submit_prompt(state: EmulatorState, body: Any, account: str) -> web.Response
     prompt = body["prompt"]
     prompt_id = str(body.get("prompt_id", uuid.uuid4()))
     targets = body.get("partial_execution_targets")
-    outcome = validate_prompt(prompt, state.object_info(), partial_execution_targets=targets,
+    classes = ({str(node.get("class_type")) for node in prompt.values() if isinstance(node, dict)}
+               if isinstance(prompt, dict) else None)  # validation reads these classes only
+    outcome = validate_prompt(prompt, state.object_info(classes),
+                              partial_execution_targets=targets,
                               input_dir=state.input_dir)
     extra_data: dict[str, Any] = dict(body.get("extra_data") or {})
     if "client_id" in body:
@@ -181,7 +185,7 @@ async def post_queue(request: web.Request) -> web.Response:
     body = await request.json()
     if body.get("clear"):
         state.cancel_pending(None)
-    for prompt_id in body.get("delete", []) if "delete" in body else []:
+    for prompt_id in body.get("delete", []):
         state.cancel_pending({prompt_id})
     return empty()
 
@@ -232,7 +236,7 @@ async def get_object_info(request: web.Request) -> web.Response:
 
 async def get_object_info_node(request: web.Request) -> web.Response:
     name = request.match_info["node_class"]
-    info = state_of(request).object_info()
+    info = state_of(request).object_info([name])
     return web.json_response({name: info[name]} if name in info else {})
 
 
@@ -302,7 +306,7 @@ def model_files(state: EmulatorState, folder: str) -> list[str] | None:
     if folder not in loaders:
         return []
     class_name, input_name = loaders[folder]
-    spec = state.object_info().get(class_name, {}).get("input", {}).get("required", {})
+    spec = recorded_object_info().get(class_name, {}).get("input", {}).get("required", {})
     choices = spec.get(input_name, [[]])[0]
     return [c for c in choices if isinstance(c, str) and c.endswith((".safetensors", ".ckpt",
                                                                       ".pt", ".pth"))]

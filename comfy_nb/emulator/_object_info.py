@@ -28,9 +28,13 @@ def recorded_object_info() -> dict[str, Any]:
     return parsed
 
 
-def current_object_info(input_dir: Path) -> dict[str, Any]:
-    """object_info with the upload combos listing the files now in ``input_dir``."""
-    return with_input_files(recorded_object_info(), input_dir)
+def current_object_info(input_dir: Path, classes: Iterable[str] | None = None) -> dict[str, Any]:
+    """object_info with the upload combos listing the files now in ``input_dir``; only the
+    given ``classes`` (those known) when they are named, which saves listing and copying."""
+    recorded = recorded_object_info()
+    if classes is not None:
+        recorded = {name: recorded[name] for name in classes if name in recorded}
+    return with_input_files(recorded, input_dir)
 
 
 # folder_paths' extension → content type overrides (applied before ``mimetypes``).

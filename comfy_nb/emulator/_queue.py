@@ -79,11 +79,6 @@ class PromptQueue:
         self._on_change()
         return item_id, chosen
 
-    def wake(self) -> None:
-        """Wake waiting workers (a concurrency slot may have freed)."""
-        with self._lock:
-            self._not_empty.notify_all()
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -163,10 +158,6 @@ class PromptQueue:
         with self._lock:
             entry = self._history.get(prompt_id)
             return copy.deepcopy(entry) if entry is not None else None
-
-    def history_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._history)
 
     def delete_history(self, prompt_ids: list[str]) -> None:
         with self._lock:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-import socket
 import tempfile
 import threading
 import time
-import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,7 @@ from aiohttp import web
 from ._executor import Worker, now_ms
 from ._faults import Faults
 from ._hub import SocketHub
-from ._object_info import current_object_info, recorded_object_info
+from ._object_info import current_object_info
 from ._queue import PromptQueue, QueueItem
 
 Dialect = Literal["local", "cloud"]
@@ -110,10 +109,8 @@ class EmulatorState:
         concurrency = 1
         if options.dialect == "cloud":
             concurrency = options.concurrency or TIER_CONCURRENCY[options.tier]
-        self.concurrency = concurrency
         self.workers = [Worker(self, i) for i in range(concurrency)]
         self.max_concurrent_seen = 0
-        self._running_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -167,8 +164,8 @@ class EmulatorState:
 
     def job_started(self, item: QueueItem) -> None:
         with self.jobs_lock:
-            self._running_count += 1
-            self.max_concurrent_seen = max(self.max_concurrent_seen, self._running_count)
+            running = sum(worker.job is not None for worker in self.workers)
+            self.max_concurrent_seen = max(self.max_concurrent_seen, running)
             record = self.jobs.get(item.prompt_id)
             if record is not None:
                 record.raw_status = "executing"
@@ -178,7 +175,6 @@ class EmulatorState:
         self, item_id: int, item: QueueItem, history: dict[str, Any] | None, status: str
     ) -> None:
         with self.jobs_lock:
-            self._running_count -= 1
             record = self.jobs.get(item.prompt_id)
             if record is not None:
                 record.raw_status = status
@@ -218,29 +214,11 @@ class EmulatorState:
             self.number = 0
         self.hub.disconnect_all()
 
-    def running_worker_for(self, prompt_id: str) -> Worker | None:
-        for worker in self.workers:
-            job = worker.job
-            if job is not None and job.item.prompt_id == prompt_id:
-                return worker
-        return None
-
     # -- node definitions --------------------------------------------------------------------
 
-    def object_info(self) -> dict[str, Any]:
-        return current_object_info(self.input_dir)
-
-    def is_output_node_id(self, prompt: dict[str, Any]) -> Any:
-        info = recorded_object_info()
-
-        def is_output(node_id: str) -> bool:
-            class_type = prompt[node_id].get("class_type")
-            return bool(info.get(class_type, {}).get("output_node"))
-
-        return is_output
-
-    def new_prompt_id(self) -> str:
-        return str(uuid.uuid4())
+    def object_info(self, classes: Iterable[str] | None = None) -> dict[str, Any]:
+        """The served node definitions (only ``classes``, when named)."""
+        return current_object_info(self.input_dir, classes)
 
 
 def _seed_example_input(input_dir: Path) -> None:
@@ -254,13 +232,6 @@ def _seed_example_input(input_dir: Path) -> None:
     y, x = np.mgrid[0:64, 0:64]
     rgb = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1).clip(0, 255).astype("uint8")
     Image.fromarray(rgb, "RGB").save(target)
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerThread:

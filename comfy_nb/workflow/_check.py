@@ -68,13 +68,8 @@ def check_workflow(
         raise
     except Exception as exc:  # a last resort: the checks above should catch every shape
         return [
-            Problem(
-                None,
-                None,
-                None,
-                "invalid_prompt",
-                "the workflow could not be checked: "
-                f"{type(exc).__name__}: {exc}; {_API_SHAPE}",
+            _workflow_problem(
+                f"the workflow could not be checked: {type(exc).__name__}: {exc}; {_API_SHAPE}"
             )
         ]
 
@@ -119,13 +114,7 @@ def _check(
     if targets is not None:
         if isinstance(targets, (str, bytes)) or not isinstance(targets, Iterable):
             return [
-                Problem(
-                    None,
-                    None,
-                    None,
-                    "invalid_prompt",
-                    "partial_execution_targets must be a list of output node ids",
-                )
+                _workflow_problem("partial_execution_targets must be a list of output node ids")
             ]
         target_list = [str(target) for target in targets]
 
@@ -152,18 +141,15 @@ def _check(
             dict(object_info),
             partial_execution_targets=target_list,
             input_dir=pathlib.Path("input"),  # never consulted: file_exists decides
-            file_exists=lambda class_type, name: name in known
-            or _file_listed(object_info, class_type, name),
+            file_exists=lambda class_type, name: (
+                name in known or _file_listed(object_info, class_type, name)
+            ),
         )
     except Exception as exc:  # the server answers these with a 500
         return [
-            Problem(
-                None,
-                None,
-                None,
-                "invalid_prompt",
+            _workflow_problem(
                 f"the server could not read this workflow ({type(exc).__name__}: {exc}); "
-                + _API_SHAPE,
+                + _API_SHAPE
             )
         ]
 
@@ -175,68 +161,48 @@ def _check(
                 continue  # the cycle, reported below as such
             problems.append(_node_problem(api, object_info, str(node_id), class_type, error))
     error = outcome.error
-    if error is not None and (error.get("type") != "prompt_outputs_failed_validation" or not (
-        problems or cycles
-    )):
+    if error is not None and (
+        error.get("type") != "prompt_outputs_failed_validation" or not (problems or cycles)
+    ):
         problems.insert(0, _top_problem(error))
     return problems + cycles
+
+
+def _workflow_problem(message: str, kind: str = "invalid_prompt") -> Problem:
+    """A problem of the workflow as a whole (no node, no input)."""
+    return Problem(None, None, None, kind, message)
 
 
 def _shape_problems(api: Any) -> list[Problem]:
     """What is not a dict of nodes at all (the server's ``no_prompt`` and 500 crashes)."""
     if api is None:
         return [
-            Problem(
-                None,
-                None,
-                None,
-                "no_prompt",
+            _workflow_problem(
                 "no workflow was given: pass the API-format workflow itself; " + _API_SHAPE,
+                kind="no_prompt",
             )
         ]
     if isinstance(api, (str, bytes, bytearray)):
         return [
-            Problem(
-                None,
-                None,
-                None,
-                "invalid_prompt",
+            _workflow_problem(
                 "the workflow is text, not a dict: parse it first (json.loads, or "
-                "Workflow.load(path))",
+                "Workflow.load(path))"
             )
         ]
     if isinstance(api, list):
-        return [
-            Problem(
-                None,
-                None,
-                None,
-                "invalid_prompt",
-                "the workflow is a list, not a dict; " + _API_SHAPE,
-            )
-        ]
+        return [_workflow_problem("the workflow is a list, not a dict; " + _API_SHAPE)]
     if not isinstance(api, Mapping):
         return [
-            Problem(
-                None,
-                None,
-                None,
-                "invalid_prompt",
-                f"the workflow is a {type(api).__name__}, not a dict; " + _API_SHAPE,
-            )
+            _workflow_problem(f"the workflow is a {type(api).__name__}, not a dict; " + _API_SHAPE)
         ]
     if isinstance(api.get("nodes"), list) and ("links" in api or "last_node_id" in api):
-        return [Problem(None, None, None, "invalid_prompt", _CONVERT_HINT)]
+        return [_workflow_problem(_CONVERT_HINT)]
     body = api.get("prompt")
     if isinstance(body, Mapping) and "class_type" not in body:
         return [
-            Problem(
-                None,
-                None,
-                None,
-                "invalid_prompt",
+            _workflow_problem(
                 "this looks like a whole POST /prompt body: pass its 'prompt' value, the "
-                "workflow itself",
+                "workflow itself"
             )
         ]
     return []
@@ -411,8 +377,10 @@ def _combo_options(object_info: Mapping[str, Any], class_type: Any, name: str) -
             return None
         if isinstance(spec[0], list):
             return spec[0]
-        if len(spec) > 1 and isinstance(spec[1], Mapping) and isinstance(
-            spec[1].get("options"), list
+        if (
+            len(spec) > 1
+            and isinstance(spec[1], Mapping)
+            and isinstance(spec[1].get("options"), list)
         ):
             return list(spec[1]["options"])
         return None
@@ -477,11 +445,12 @@ def _cycle_problems(
         stack.extend(edges.get(current, []))
 
     problems: list[Problem] = []
+    position = {node_id: index for index, node_id in enumerate(api)}
     for component in _strongly_connected(edges):
         looped = len(component) > 1 or component[0] in edges.get(component[0], [])
         if not looped or not upstream.intersection(component):
             continue
-        order = sorted(component, key=lambda n: list(api).index(n))
+        order = sorted(component, key=position.__getitem__)
         first = order[0]
         path = " → ".join(str(n) for n in [*order, first])
         node = api[first]

@@ -245,9 +245,11 @@ class _Converter:
 
     @staticmethod
     def _execution_order(graph: _Graph) -> list[str]:
+        position = {nid: index for index, nid in enumerate(graph.order)}
+
         def key(nid: str) -> tuple[int, int]:
             order = graph.nodes[nid].get("order")
-            return (order if isinstance(order, int) else 1 << 30, graph.order.index(nid))
+            return (order if isinstance(order, int) else 1 << 30, position[nid])
 
         return sorted(graph.order, key=key)
 

@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..client._uploads import sniff_suffix, upload_payload
 from ._errors import WorkflowError
 
 __all__ = ["FILE_INPUTS", "file_inputs", "pending_uploads", "upload_inputs"]
@@ -130,7 +131,7 @@ def _looks_like_path(value: str) -> bool:
     return value.startswith(("~", "./", "../", ".\\", "..\\")) or os.path.isabs(value)
 
 
-def _wants_upload(value: Any, combo: list[Any]) -> bool:
+def wants_upload(value: Any, combo: list[Any]) -> bool:
     if isinstance(value, (bytes, bytearray, memoryview, os.PathLike)) or _is_image_object(value):
         return True
     if not isinstance(value, str) or not value:
@@ -169,7 +170,7 @@ def pending_uploads(
         for name, value in node["inputs"].items():
             if (class_type, name) not in specs:
                 continue
-            if _wants_upload(value, _combo(object_info, class_type, name)):
+            if wants_upload(value, _combo(object_info, class_type, name)):
                 found.append((str(node_id), str(name), value))
     return found
 
@@ -197,12 +198,7 @@ async def upload_inputs(
         class_type = node["class_type"]
         kind, folder = specs[(class_type, name)]
         where = f"node {node_id} ({class_type}), input {name!r}"
-        data, filename = await _materialize(value, kind, where)
-        digest = hashlib.sha256(data).hexdigest()
-        server_name = cache.get(digest)
-        if server_name is None:
-            server_name = await upload(data, filename)
-            cache[digest] = server_name
+        server_name = await upload_value(value, kind, where, upload, cache=cache)
         if folder != "input" and not server_name.endswith("]"):
             server_name += " [input]"  # uploads land in input/; say so to LoadImageOutput
         if result[key] is api[key]:  # copy each changed node once
@@ -211,13 +207,31 @@ async def upload_inputs(
     return result
 
 
+async def upload_value(
+    value: Any,
+    kind: str,
+    where: str,
+    upload: Callable[[Any, str | None], Awaitable[str]],
+    *,
+    cache: dict[str, str],
+) -> str:
+    """Upload one value (see :func:`pending_uploads` for what it may be) unless the same bytes
+    were uploaded before (``cache``: sha256 → server-side name); the server-side name."""
+    data, filename = await _materialize(value, kind, where)
+    digest = hashlib.sha256(data).hexdigest()
+    server_name = cache.get(digest)
+    if server_name is None:
+        server_name = await upload(data, filename)
+        cache[digest] = server_name
+    return server_name
+
+
 async def _materialize(value: Any, kind: str, where: str) -> tuple[bytes, str]:
     """The bytes to upload for ``value`` and a file name for them."""
     if _is_image_object(value):
         if kind != "image":
             raise WorkflowError(f"{where}: an image or array cannot be the {kind} file; pass a "
                                 f"path, bytes or URL of a {kind} file")
-        from comfy_nb.client._uploads import upload_payload
 
         try:
             filename, data, _ = await asyncio.to_thread(upload_payload, value, None)
@@ -268,27 +282,10 @@ def _fetch_url(url: str, where: str) -> tuple[bytes, str | None]:
     return data, name if "." in name.strip(".") else None
 
 
-_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\x89PNG", ".png"),
-    (0, b"\xff\xd8\xff", ".jpg"),
-    (0, b"GIF8", ".gif"),
-    (0, b"fLaC", ".flac"),
-    (0, b"OggS", ".ogg"),
-    (0, b"ID3", ".mp3"),
-    (0, b"\x1a\x45\xdf\xa3", ".webm"),
-    (4, b"ftyp", ".mp4"),
-)
 _DEFAULT_SUFFIX = {"image": ".png", "audio": ".wav", "video": ".mp4"}
 
 
 def _name_for(data: bytes, kind: str) -> str:
     """``comfy_nb_<hash>.<ext>`` with the extension sniffed from the bytes."""
-    suffix = None
-    if data[:4] == b"RIFF":
-        suffix = {b"WEBP": ".webp", b"WAVE": ".wav"}.get(data[8:12])
-    for offset, magic, extension in _SIGNATURES:
-        if suffix is None and data[offset : offset + len(magic)] == magic:
-            suffix = extension
-    if suffix is None and data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        suffix = ".mp3"
-    return f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}{suffix or _DEFAULT_SUFFIX[kind]}"
+    suffix = sniff_suffix(data) or _DEFAULT_SUFFIX[kind]
+    return f"comfy_nb_{hashlib.sha256(data).hexdigest()[:12]}{suffix}"

@@ -76,9 +76,6 @@ class Workflow:
             self._object_info = object_info if object_info is not None else source._object_info
             self.resolved_seeds = dict(source.resolved_seeds)
             return
-        if object_info is not None and not isinstance(object_info, Mapping):
-            raise WorkflowError("object_info must be the dict client.object_info() returns, "
-                                f"not {type(object_info).__name__}")
         self._object_info = object_info
         self.resolved_seeds = {}
         self.format, self._data = _parse(_read(source))
@@ -161,10 +158,8 @@ class Workflow:
         info = object_info if object_info is not None else self._object_info
         if info is None:
             raise WorkflowError(_NEEDS_OBJECT_INFO)
-        try:
-            from ._convert import ui_to_api  # lazy: the converter is a separate module
-        except ImportError as exc:
-            raise WorkflowError(f"the editor-workflow converter is not available: {exc}") from None
+        from ._convert import ui_to_api
+
         try:
             converted = ui_to_api(_copy.deepcopy(self._data), dict(info))
         except WorkflowError:
@@ -173,7 +168,7 @@ class Workflow:
             raise WorkflowError(f"cannot convert the editor workflow: {exc!r}") from exc
         if not isinstance(converted, dict):
             raise WorkflowError("the editor workflow did not convert to an API-format workflow")
-        return _copy.deepcopy(converted)
+        return converted  # new dicts built from a copy: nothing is shared with this workflow
 
     def to_ui(self) -> dict[str, Any]:
         """A deep copy of the editor (UI-format) workflow; :class:`WorkflowError` for API format
@@ -429,13 +424,8 @@ def _webp_exif_text(data: bytes) -> dict[str, str]:
 
 
 def _is_ui(data: Any) -> bool:
-    try:
-        from ._convert import is_ui_format  # lazy: the converter is a separate module
-
-        if is_ui_format(data):
-            return True
-    except Exception:  # not there yet, or a converter bug: fall back to the shape check
-        pass
+    """An editor workflow: a top-level ``nodes`` list (``is_ui_format``'s stricter test, which
+    also wants ``links``, implies this one)."""
     return isinstance(data, dict) and isinstance(data.get("nodes"), list)
 
 
@@ -453,8 +443,6 @@ def _parse(data: Any) -> tuple[Literal["api", "ui"], dict[str, Any]]:
     if isinstance(data.get("prompt"), dict) and not _looks_like_api(data):
         data = data["prompt"]  # a POST /prompt body
     if _is_ui(data):
-        if not isinstance(data.get("nodes"), list):
-            raise WorkflowError("an editor workflow needs a 'nodes' list")
         for node in data["nodes"]:
             if not isinstance(node, dict):
                 raise WorkflowError("an editor workflow's 'nodes' must be a list of objects, "

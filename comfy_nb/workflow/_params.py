@@ -32,7 +32,6 @@ SEED_INPUTS = frozenset({"seed", "noise_seed"})
 #: the range used when object_info does not say (what the editor can represent exactly)
 DEFAULT_SEED_MAX = 2**53 - 1
 
-_SCALAR_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,18 @@ class SocketRecorder:
                 self._changed.wait(seconds)
                 if len(self.frames) == count:
                     return
+
+
+def wait_history(http: httpx.Client, prompt_id: str, timeout: float = 20) -> dict[str, Any]:
+    """Poll ``/history/{prompt_id}`` until the prompt has an entry; return that entry."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry: dict[str, Any] = http.get(f"/history/{prompt_id}").json()
+        if entry:
+            found: dict[str, Any] = entry[prompt_id]
+            return found
+        time.sleep(0.02)
+    raise TimeoutError(f"{prompt_id} never reached history")
 
 
 def finished(prompt_id: str) -> Callable[[dict[str, Any]], bool]:

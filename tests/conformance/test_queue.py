@@ -13,7 +13,7 @@ import pytest
 
 from comfy_nb.emulator import RunningEmulator, serve
 
-from ._replay import SocketRecorder, finished, load, send
+from ._replay import SocketRecorder, finished, load, send, wait_history
 from .deviations import EXECUTION_SPEED, NUMBERS, PROMPT_IDS, SET_ORDER, TIMESTAMPS
 
 COVERS = ["queue/*.json"]
@@ -58,16 +58,6 @@ def _events(messages: list[dict[str, Any]], ids: dict[str, str]) -> list[tuple[s
     return out
 
 
-def _wait_history(http: httpx.Client, prompt_id: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entry: dict[str, Any] = http.get(f"/history/{prompt_id}").json()
-        if entry:
-            return entry[prompt_id]
-        time.sleep(0.05)
-    raise TimeoutError(f"{prompt_id} never reached history")
-
-
 def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> None:
     steps_file = load("queue/queue_delete_interrupt_steps.json")
     ws_file = load("queue/queue_delete_interrupt_ws.json")
@@ -110,7 +100,7 @@ def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> 
         assert (response.status_code, response.content) == (200, b"")
 
         socket.wait_for(finished(ids[1]), timeout=20)
-        first, second = _wait_history(http, ids[0]), _wait_history(http, ids[1])
+        first, second = wait_history(http, ids[0]), wait_history(http, ids[1])
         assert http.get(f"/history/{ids[2]}").json() == {}
         assert http.get("/queue").json() == steps["GET /queue at end"]["response"]["body"]
         messages = socket.messages()
@@ -215,7 +205,7 @@ def test_history_is_empty_until_the_prompt_finishes(slow_server: RunningEmulator
         assert [i[1] for i in queue["queue_running"]] == [prompt_id]
         recorded_running = steps[2]["response"]["body"]["queue_running"][0]
         assert queue["queue_running"][0][3] == recorded_running[3] == {}  # no client_id sent
-        entry = _wait_history(http, prompt_id)
+        entry = wait_history(http, prompt_id)
     recorded_entry = steps[3]["response"]["body"][recorded["prompt_id"]]
     assert set(entry) == set(recorded_entry)
     assert entry["prompt"][2] == recorded_entry["prompt"][2]

@@ -5,7 +5,6 @@ an execution_error that says so."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from PIL import Image
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflows import bundled
 
-from ..conformance._replay import SocketRecorder, finished
+from ..conformance._replay import SocketRecorder, finished, wait_history
 
 
 @pytest.fixture
@@ -45,11 +44,7 @@ def _run(server: RunningEmulator, workflow: dict[str, Any],
         prompt_id = response.json()["prompt_id"]
         if socket is not None:
             socket.wait_for(finished(prompt_id))
-        deadline = time.monotonic() + 10
-        while not (entry := http.get(f"/history/{prompt_id}").json()):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        return {"prompt_id": prompt_id, **entry[prompt_id]}
+        return {"prompt_id": prompt_id, **wait_history(http, prompt_id)}
 
 
 def _pixels(server: RunningEmulator, entry: dict[str, Any]) -> np.ndarray:
@@ -121,8 +116,5 @@ def test_partial_execution_targets_run_only_those_outputs(server: RunningEmulato
         response = http.post("/prompt", json={"prompt": workflow,
                                               "partial_execution_targets": ["10"]})
         prompt_id = response.json()["prompt_id"]
-        deadline = time.monotonic() + 10
-        while not (entry := http.get(f"/history/{prompt_id}").json()):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-    assert list(entry[prompt_id]["outputs"]) == ["10"]
+        entry = wait_history(http, prompt_id)
+    assert list(entry["outputs"]) == ["10"]

@@ -16,7 +16,7 @@ import websockets
 
 from comfy_nb.emulator import RunningEmulator, serve
 
-from ..conformance._replay import SocketRecorder, finished, load
+from ..conformance._replay import SocketRecorder, finished, load, wait_history
 
 WORKFLOW = load("runs/empty_invert_save/post_prompt.json")["request"]["body"]["prompt"]
 
@@ -35,16 +35,6 @@ def _run(http: httpx.Client, client_id: str | None = None) -> str:
     assert response.status_code == 200, response.text
     prompt_id: str = response.json()["prompt_id"]
     return prompt_id
-
-
-def _history(http: httpx.Client, prompt_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        entry: dict[str, Any] = http.get(f"/history/{prompt_id}").json()
-        if entry:
-            return entry[prompt_id]
-        time.sleep(0.05)
-    raise TimeoutError(prompt_id)
 
 
 def test_http_errors_for_the_next_requests_then_normal(server: RunningEmulator) -> None:
@@ -74,7 +64,7 @@ def test_latency_delays_every_answer(server: RunningEmulator) -> None:
 
 def test_truncated_view_fails_the_download(server: RunningEmulator) -> None:
     with httpx.Client(base_url=server.url) as http:
-        entry = _history(http, _run(http))
+        entry = wait_history(http, _run(http))
         image = entry["outputs"]["3"]["images"][0]
         server.faults.update(truncate_view=True)
         with pytest.raises(httpx.HTTPError):
@@ -178,7 +168,7 @@ def test_malformed_requests_never_kill_the_server(
         if response.status_code == 500:  # ComfyUI's own answer to a crashing handler
             assert response.headers["content-type"].startswith("text/plain")
             assert response.text == "500 Internal Server Error\n\nServer got itself in trouble"
-        entry = _history(http, _run(http))
+        entry = wait_history(http, _run(http))
         assert entry["status"]["status_str"] == "success"
 
 
@@ -199,7 +189,7 @@ def test_garbage_on_the_socket_and_websocket_never_kills_the_server(
 
     asyncio.run(junk_messages())
     with httpx.Client(base_url=server.url) as http:
-        assert _history(http, _run(http))["status"]["status_str"] == "success"
+        assert wait_history(http, _run(http))["status"]["status_str"] == "success"
 
 
 def test_faults_set_at_start() -> None:
