@@ -7,6 +7,7 @@ The embedded emulator lives in :mod:`comfy_nb.emulator`.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .client import (
     AsyncClient,
@@ -37,6 +38,22 @@ try:
     __version__ = version("comfy-nb")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0"
+
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext comfy_nb``: the ``%%comfy_run`` and ``%comfy`` magics."""
+    from .notebook.magics import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext comfy_nb`` (``%reload_ext`` calls it too)."""
+    from .notebook.magics import unload_ipython_extension as unload
+
+    unload(shell)
+
 
 __all__ = [
     "AsyncClient",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 from .emulator import STAND_IN_NOTICE, RunningEmulator
 from .emulator._server import EmulatorOptions
+from .workflow._params import parse_assignments
 
 
 def _emulator_options(args: argparse.Namespace) -> EmulatorOptions:
@@ -55,7 +55,7 @@ def serve_forever(args: argparse.Namespace) -> int:
         return 2
     emulator = RunningEmulator(options)
     try:
-        emulator.set_faults(**_parse_assignments(args.fault, "--fault"))
+        emulator.set_faults(**parse_assignments(args.fault, "--fault"))
     except ValueError as exc:
         print(f"comfy-nb emulator: {exc}", file=sys.stderr)
         return 2
@@ -82,21 +82,6 @@ def serve_forever(args: argparse.Namespace) -> int:
     finally:
         emulator.stop()
     return 0
-
-
-def _parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
-    """``NAME=VALUE`` arguments of ``flag`` as a dict; VALUE is JSON when it parses, else
-    text."""
-    values: dict[str, Any] = {}
-    for item in items:
-        name, separator, text = item.partition("=")
-        if not separator or not name.strip():
-            raise ValueError(f"{flag} takes NAME=VALUE, not {item!r}")
-        try:
-            values[name.strip()] = json.loads(text)
-        except ValueError:
-            values[name.strip()] = text
-    return values
 
 
 @contextlib.contextmanager
@@ -171,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = bundled("txt2img") if args.workflow is None else args.workflow
         workflow = Workflow.load(source)
-        overrides = _parse_assignments(args.set, "--set")
+        overrides = parse_assignments(args.set, "--set")
         if workflow.format == "api":  # editor workflows are set after conversion, on submit
             workflow.set(overrides)
             overrides = {}

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import queue
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .client._dialects import JobSnapshot, JobStatus
@@ -38,9 +40,36 @@ if TYPE_CHECKING:
     from .client._client import AsyncClient
 
 log = logging.getLogger("comfy_nb")
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """A consistent picture of a job at one moment, safe to take from any thread (progress
+    displays read it on their own schedule instead of reacting to every event)."""
+
+    status: JobStatus
+    position: int | None
+    current_node: str | None
+    node_value: float
+    node_max: float
+    nodes_done: int  # executed or served from the cache
+    nodes_total: int
+    elapsed: float
+    previews: int  # how many preview frames arrived so far
+    preview: Preview | None
+    error: ExecutionFailed | None
+
+
 EventCallback = Callable[[Event], None]
 _END = object()
 LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
+
+
+def _title(workflow: dict[str, Any] | None, node_id: str) -> str | None:
+    node = workflow.get(node_id) if isinstance(workflow, dict) else None
+    meta = node.get("_meta") if isinstance(node, dict) else None
+    title = meta.get("title") if isinstance(meta, dict) else None
+    return title if isinstance(title, str) else None
 
 
 class AsyncJob:
@@ -74,6 +103,8 @@ class AsyncJob:
         self._unknown = 0
         self._lost = False
         self._watcher: asyncio.Future[None] | None = None
+        self._previews = 0
+        self._state_lock = threading.Lock()  # feed/_finish (loop thread) vs progress() readers
 
     @property
     def prompt_id(self) -> str:
@@ -124,10 +155,34 @@ class AsyncJob:
             if inbox in self._subscribers:
                 self._subscribers.remove(inbox)
 
+    def progress(self) -> JobProgress:
+        """The job's state now, as one snapshot (callable from any thread)."""
+        with self._state_lock:
+            node = self.current_node
+            value, maximum = self.node_progress.get(node, (0.0, 0.0)) if node else (0.0, 0.0)
+            total = self.nodes_total
+            done = len(self.nodes_done | self.nodes_cached)
+            if self.status is JobStatus.SUCCEEDED:
+                done = total
+            return JobProgress(
+                status=self.status, position=self.position, current_node=node,
+                node_value=float(value), node_max=float(maximum),
+                nodes_done=min(done, total) if total else done, nodes_total=total,
+                elapsed=self.elapsed, previews=self._previews, preview=self.latest_preview,
+                error=self.error)
+
     def feed(self, event: Event) -> None:
         """Take one websocket event of this job (called by the client)."""
         if self.done:
             return
+        with self._state_lock:
+            self._apply(event)
+        if isinstance(event, (Succeeded, Failed, Interrupted, Finished)):
+            self._hint_done = True
+            self._wake.set()
+        self._publish(event)
+
+    def _apply(self, event: Event) -> None:
         if isinstance(event, Started):
             self._set_running()
         elif isinstance(event, Cached):
@@ -143,18 +198,15 @@ class AsyncJob:
             self.nodes_done.add(event.node_id)
         elif isinstance(event, Preview):
             self.latest_preview = event
+            self._previews += 1
         elif isinstance(event, Failed):
             self.error = ExecutionFailed(
                 prompt_id=self.id, node_id=event.node_id or "", node_type=event.node_type or "",
                 exception_type=event.exception_type or "",
                 exception_message=event.exception_message or "",
                 traceback=list(event.traceback))
-        if isinstance(event, (Succeeded, Failed, Interrupted, Finished)):
-            if self.current_node is not None and isinstance(event, (Succeeded, Finished)):
-                self.nodes_done.add(self.current_node)
-            self._hint_done = True
-            self._wake.set()
-        self._publish(event)
+        if (isinstance(event, (Succeeded, Finished)) and self.current_node is not None):
+            self.nodes_done.add(self.current_node)
 
     def announce_queued(self, number: float | None) -> None:
         """Record the server's queue number and publish :class:`Queued` (first in the
@@ -218,13 +270,16 @@ class AsyncJob:
     def _finish(self, snapshot: JobSnapshot) -> None:
         if self.done:
             return
-        self.status = snapshot.status
-        self.finished_at = time.monotonic()
-        self.current_node = None
-        if snapshot.status is JobStatus.FAILED:
-            self.error = snapshot.error or self.error or ExecutionFailed(
-                prompt_id=self.id, node_id="", node_type="", exception_type="",
-                exception_message="the job failed (the server gave no details)")
+        with self._state_lock:
+            self.status = snapshot.status
+            self.finished_at = time.monotonic()
+            self.current_node = None
+            if snapshot.status is JobStatus.FAILED:
+                self.error = snapshot.error or self.error or ExecutionFailed(
+                    prompt_id=self.id, node_id="", node_type="", exception_type="",
+                    exception_message="the job failed (the server gave no details)")
+                if self.error.node_title is None:
+                    self.error.node_title = _title(self.workflow, self.error.node_id)
         workflow = snapshot.workflow or self.workflow
         self._result = self._client._result(self.id, snapshot.outputs, workflow,
                                             self.status.value)
@@ -331,6 +386,10 @@ class Job:
     @property
     def async_job(self) -> AsyncJob:
         return self._job
+
+    def progress(self) -> JobProgress:
+        """The job's state now, as one snapshot."""
+        return self._job.progress()
 
     def on(self, callback: EventCallback) -> None:
         """Call ``callback(event)`` for every event, past ones first (from the client's loop

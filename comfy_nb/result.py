@@ -25,7 +25,7 @@ import threading
 import unicodedata
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -175,17 +175,21 @@ class OutputFile:
         """
         owner = self._owner()
         data = owner._prepare(self, self.read())
-        return _write_file(directory, name if name is not None else self.filename, data,
+        path = _write_file(directory, name if name is not None else self.filename, data,
                            overwrite=overwrite)
+        owner._remember(self, path)
+        return path
 
     async def asave(self, directory: str | os.PathLike[str], *, name: str | None = None,
                     overwrite: bool = False) -> Path:
         """:meth:`save`, downloading without blocking the event loop."""
         owner = self._owner()
         raw = await self.aread()
-        return await asyncio.to_thread(
+        path = await asyncio.to_thread(
             lambda: _write_file(directory, name if name is not None else self.filename,
                                 owner._prepare(self, raw), overwrite=overwrite))
+        owner._remember(self, path)
+        return path
 
 
 def _article(word: str) -> str:
@@ -234,6 +238,8 @@ class Result:
         self.server = server
         self._cache: dict[_FileKey, bytes] = {}
         self._lock = threading.Lock()
+        #: where each file was last written by a save method, keyed like ``_file_key``
+        self.saved_paths: dict[_FileKey, Path] = {}
         self.files: list[OutputFile] = []
         self.text: dict[str, list[str]] = {}
         self._parse(outputs if isinstance(outputs, dict) else {})
@@ -306,6 +312,15 @@ class Result:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _repr_mimebundle_(self, include: Collection[str] | None = None,
+                          exclude: Collection[str] | None = None,
+                          **kwargs: Any) -> dict[str, Any]:
+        """Thumbnails, an HTML gallery and a text summary for Jupyter (see comfy_nb.notebook)."""
+        # imported here, so that importing result.py never loads the notebook stack
+        from .notebook.display import render_result
+
+        return render_result(self, include, exclude)
 
     def __repr__(self) -> str:
         pid = self.prompt_id if len(self.prompt_id) <= 9 else self.prompt_id[:8] + "…"
@@ -383,6 +398,14 @@ class Result:
             data = await asyncio.to_thread(self._store, file, await self._source().afetch(file))
         return data
 
+    def saved_path(self, file: OutputFile) -> Path | None:
+        """Where ``file`` was last written by a save method of this result, or None."""
+        return self.saved_paths.get(_file_key(file))
+
+    def _remember(self, file: OutputFile, path: Path) -> None:
+        with self._lock:
+            self.saved_paths[_file_key(file)] = path
+
     def _prepare(self, file: OutputFile, data: bytes) -> bytes:
         """The bytes to write to disk: PNGs gain the workflow as a ``prompt`` chunk."""
         if self.workflow is not None and file.mime_type == "image/png":
@@ -409,6 +432,7 @@ class Result:
                                overwrite=overwrite, reserved=written)
             written.add(path)
             paths.append(path)
+            self._remember(file, path)
         return paths
 
     async def asave(self, directory: str | os.PathLike[str], *,

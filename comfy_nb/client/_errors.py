@@ -21,12 +21,33 @@ Messages are short and say what to do next. They never contain an API key, a sig
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+FULL_TRACEBACK_HINT = "(full traceback: %config ComfyMagics.short_errors = False)"
+TRACEBACK_TAIL = 6  # lines of a server-side traceback shown in the short form
 
 
 class ComfyError(Exception):
-    """Base class of every comfy_nb client error."""
+    """Base class of every comfy_nb client error.
+
+    In IPython and Jupyter these errors print as a few readable lines instead of a Python
+    traceback (the cell still fails); ``ComfyError.short_tracebacks = False`` (or
+    ``%config ComfyMagics.short_errors = False``) brings the full traceback back."""
+
+    short_tracebacks: ClassVar[bool] = True
+
+    def notebook_lines(self) -> list[str]:
+        """The short form shown in notebooks."""
+        return [f"{type(self).__name__}: {self}"]
+
+    @property
+    def _render_traceback_(self) -> Callable[[], list[str]]:
+        # IPython calls this when it exists; absent, IPython prints the usual traceback
+        if not ComfyError.short_tracebacks:
+            raise AttributeError("_render_traceback_")
+        return lambda: [*self.notebook_lines(), FULL_TRACEBACK_HINT]
 
 
 class TransportError(ComfyError):
@@ -106,14 +127,26 @@ class ExecutionFailed(ComfyError):
     exception_type: str
     exception_message: str
     traceback: list[str] = field(default_factory=list)
+    node_title: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
 
     def __str__(self) -> str:
         message = self.exception_message.strip()
-        return (f"node {self.node_id} ({self.node_type}) failed with {self.exception_type}: "
-                f"{message}")
+        title = f"{self.node_title!r} " if self.node_title and self.node_title != self.node_type \
+            else ""
+        return (f"node {self.node_id} {title}({self.node_type}) failed with "
+                f"{self.exception_type}: {message}")
+
+    def notebook_lines(self) -> list[str]:
+        """The failing node and exception, then the last lines of the server's traceback."""
+        lines = [f"{type(self).__name__}: {self}"]
+        tail = "".join(self.traceback).rstrip().splitlines()[-TRACEBACK_TAIL:]
+        if tail:
+            lines.append("server traceback (last lines):")
+            lines += [f"  {line}" for line in tail]
+        return lines
 
 
 class JobCancelled(ComfyError):

@@ -301,6 +301,8 @@ def _node_problem(
         if explained is not None:
             input_name, reason = explained
             details = f"{reason} ({details})" if details else reason
+    meta = node.get("_meta")
+    title = meta.get("title") if isinstance(meta, Mapping) else None
     return Problem(
         node_id,
         class_type if isinstance(class_type, str) else None,
@@ -309,7 +311,37 @@ def _node_problem(
         message,
         details,
         suggestions,
+        title=title if isinstance(title, str) else None,
+        allowed=_allowed(object_info, class_type, input_name),
     )
+
+
+_SHOWN_CHOICES = 6
+
+
+def _allowed(object_info: Mapping[str, Any], class_type: Any, name: Any) -> str:
+    """What an input accepts, in a few words: ``0 … 100 (step 1)`` or the first choices."""
+    if not isinstance(name, str):
+        return ""
+    options = _combo_options(object_info, class_type, name)
+    if options is not None:
+        shown = ", ".join(repr(option) for option in options[:_SHOWN_CHOICES])
+        more = len(options) - _SHOWN_CHOICES
+        return (shown + (f", … {more} more" if more > 0 else "")) if options else "(empty list)"
+    info = object_info.get(class_type) if isinstance(class_type, str) else None
+    inputs = info.get("input") if isinstance(info, Mapping) else None
+    for category in ("required", "optional"):
+        section = inputs.get(category) if isinstance(inputs, Mapping) else None
+        spec = section.get(name) if isinstance(section, Mapping) else None
+        if isinstance(spec, list) and len(spec) > 1 and isinstance(spec[1], Mapping):
+            low, high, step = spec[1].get("min"), spec[1].get("max"), spec[1].get("step")
+            if low is None and high is None:
+                return str(spec[0]) if isinstance(spec[0], str) else ""
+            text = f"{'' if low is None else low} … {'' if high is None else high}".strip()
+            return text + (f" (step {step})" if step is not None else "")
+        if isinstance(spec, list) and spec and isinstance(spec[0], str):
+            return spec[0]
+    return ""
 
 
 def _node(api: Mapping[Any, Any], node_id: str) -> Mapping[str, Any]:

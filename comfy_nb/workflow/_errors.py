@@ -34,6 +34,8 @@ class Problem:
     message: str
     details: str = ""
     suggestions: tuple[str, ...] = ()
+    title: str | None = None  # the node's title in the editor (``_meta.title``)
+    allowed: str = ""  # what the input accepts: a range or the first choices of a list
 
     def __str__(self) -> str:
         where = "workflow"
@@ -51,7 +53,7 @@ class Problem:
         return text
 
 
-_TABLE_COLUMNS = ("node", "class", "input", "error", "message")
+_TABLE_COLUMNS = ("node", "title", "class", "input", "error", "message", "allowed")
 _CELL_WIDTH = 100
 
 
@@ -72,9 +74,9 @@ class WorkflowInvalid(WorkflowError):
         lines = [head + ":"] + [f"  - {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
 
-    def rows(self) -> list[tuple[str, str, str, str, str]]:
-        """One (node, class, input, error type, message) row per problem."""
-        rows: list[tuple[str, str, str, str, str]] = []
+    def rows(self) -> list[tuple[str, str, str, str, str, str, str]]:
+        """One (node, title, class, input, error type, message, allowed) row per problem."""
+        rows: list[tuple[str, str, str, str, str, str, str]] = []
         for problem in self.problems:
             message = problem.message
             if problem.suggestions:
@@ -84,13 +86,22 @@ class WorkflowInvalid(WorkflowError):
             rows.append(
                 (
                     problem.node_id or "-",
+                    problem.title or "-",
                     problem.class_type or "-",
                     problem.input_name or "-",
                     problem.type,
                     message,
+                    problem.allowed or "-",
                 )
             )
         return rows
+
+    def notebook_lines(self) -> list[str]:
+        """The problems as a table under a one-line summary (what notebooks show)."""
+        count = len(self.problems)
+        head = (f"{type(self).__name__}: the workflow has {count} "
+                f"problem{'s' if count != 1 else ''}; nothing was submitted")
+        return [head, "", *self.table().splitlines()]
 
     def table(self) -> str:
         """The problems as a plain-text table, one row each."""

@@ -342,3 +342,18 @@ def set_value(nodes: dict[str, Any], path: str, value: Any, *,
     if resolved_seeds is not None:
         resolved_seeds.pop(where, None)
     return where
+
+
+def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
+    """``NAME=VALUE`` arguments of ``flag`` as a dict; VALUE is JSON when it parses, else
+    text."""
+    values: dict[str, Any] = {}
+    for item in items:
+        name, separator, text = item.partition("=")
+        if not separator or not name.strip():
+            raise ValueError(f"{flag} takes NAME=VALUE, not {item!r}")
+        try:
+            values[name.strip()] = json.loads(text)
+        except ValueError:
+            values[name.strip()] = text
+    return values

@@ -233,6 +233,7 @@ def test_table_and_message(object_info: dict[str, Any]) -> None:
     prompt["4"]["inputs"]["ckpt_name"] = "random_sd15.safetensor"
     prompt["5"]["inputs"]["width"] = 0
     prompt["3"]["inputs"]["steps"] = 0
+    prompt["4"]["_meta"] = {"title": "Load Checkpoint"}
     with pytest.raises(WorkflowInvalid) as caught:
         validate_workflow(prompt, object_info)
     error = caught.value
@@ -242,11 +243,16 @@ def test_table_and_message(object_info: dict[str, Any]) -> None:
         ("3", "value_smaller_than_min")}
     table = error.table()
     lines = table.splitlines()
-    assert lines[0].split() == ["node", "class", "input", "error", "message"]
+    assert lines[0].split() == ["node", "title", "class", "input", "error", "message",
+                                "allowed"]
     assert set(lines[1]) == {"-", " "}
     assert len(lines) == 2 + 3
     assert any("CheckpointLoaderSimple" in line and "random_sd15.safetensors" in line
-               for line in lines)
+               and "Load Checkpoint" in line for line in lines)
+    widths = {p.node_id: p for p in error.problems}
+    assert widths["5"].title is None  # the recorded prompt has no _meta
+    assert widths["5"].allowed == "16 … 16384 (step 8)"
+    assert widths["4"].allowed.startswith("'")
     text = str(error)
     assert text.startswith("the workflow has 3 problems:")
     assert "node 5 (EmptyLatentImage), input 'width'" in text

@@ -1,0 +1,553 @@
+"""The IPython extension: ``%%comfy_run`` / ``%comfy_run`` and ``%comfy ...``, with settings as
+traits of :class:`ComfyMagics` (``%config ComfyMagics.output_dir = "renders"``).
+
+It owns the notebook session (the connected client, the jobs submitted from cells), argument
+parsing and the flow of one run: submit, show a progress panel in the submitting cell, replace
+it by the result (or an error) when the job ends, store the result in a variable.
+
+Must not: speak HTTP (the client does), draw panels (:mod:`.progress`) or render results
+(:mod:`.display`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import getpass
+import html
+import json
+import keyword
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
+
+from .._config import KEY_VARIABLE, normalize_url
+from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
+from ..job import Job
+from ..result import Result
+from ..workflow import Workflow, WorkflowError
+from ..workflow._params import parse_assignments
+from . import display as result_display
+from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
+
+log = logging.getLogger("comfy_nb")
+
+BLOCKING_HINT = "interrupt the kernel (■ stop) to cancel this job"
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+BINDER_VARIABLES = ("BINDER_LAUNCH_HOST", "BINDER_REPO_URL", "BINDER_REQUEST")
+
+
+# -- the cell body -------------------------------------------------------------------------------
+
+
+def fill_template(body: str, namespace: dict[str, Any]) -> str:
+    """Put notebook variables into a JSON cell body: ``{{name}}`` becomes the JSON form of
+    ``name`` (``"seed": {{seed}}``, ``"text": {{prompt}}``); inside a JSON string it becomes
+    the escaped text (``"text": "a photo of {{subject}}"``)."""
+    out: list[str] = []
+    in_string = False
+    index = 0
+    while index < len(body):
+        match = _PLACEHOLDER.match(body, index)
+        if match:
+            name = match.group(1)
+            if name not in namespace:
+                raise UsageError(f"{{{{{name}}}}} in the cell: no variable {name!r} is defined "
+                                 "in the notebook")
+            value = namespace[name]
+            try:
+                encoded = json.dumps(str(value) if in_string else value)
+            except TypeError:
+                raise UsageError(f"{{{{{name}}}}}: a {type(value).__name__} cannot go into JSON; "
+                                 "use a number, text, list or dict") from None
+            out.append(encoded[1:-1] if in_string else encoded)
+            index = match.end()
+            continue
+        char = body[index]
+        if char == "\\" and in_string:
+            out.append(body[index:index + 2])
+            index += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def parse_cell(body: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """The API-format workflow in a cell body (after :func:`fill_template`)."""
+    text = fill_template(body, namespace)
+    try:
+        workflow = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(f"the cell is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                            f"column {exc.colno}. Paste the workflow exported with 'Export "
+                            "(API)', or use --file PATH") from None
+    if not isinstance(workflow, dict):
+        raise WorkflowError("the cell must hold a workflow object ({...}), not "
+                            f"{type(workflow).__name__}")
+    return workflow
+
+
+def _workflow_from_path(path: str) -> Any:
+    """A workflow file, or the name of a bundled workflow (``txt2img``)."""
+    from ..workflows import bundled
+
+    if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path):
+        try:
+            return bundled(path)
+        except FileNotFoundError:
+            pass
+    if not Path(path).exists():
+        raise UsageError(f"no workflow file {path!r} (relative to {os.getcwd()})")
+    return Workflow.load(path)
+
+
+def on_binder() -> bool:
+    """Whether this kernel runs on mybinder.org (a public session: never type keys in it)."""
+    return any(os.environ.get(name) for name in BINDER_VARIABLES)
+
+
+# -- small displays ------------------------------------------------------------------------------
+
+
+class Table:
+    """Rows shown as text and as an HTML table."""
+
+    def __init__(self, columns: list[str], rows: list[list[Any]], caption: str = "") -> None:
+        self.columns = columns
+        self.rows = [[str(cell) for cell in row] for row in rows]
+        self.caption = caption
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                          **kwargs: Any) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self._html()}
+
+    def __repr__(self) -> str:
+        rows = [self.columns, *self.rows]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(self.columns))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                 for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(([self.caption] if self.caption else []) + lines)
+
+    def _html(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
+        caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
+        return f"<table class=\"comfy-nb-table\">{caption}<tr>{head}</tr>{body}</table>"
+
+
+def _show(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+def _banner(client: Client) -> StaticNote:
+    try:
+        stats = client.system_stats()
+    except ComfyError as exc:
+        stats = {"error": str(exc)}
+    system = stats.get("system", {}) if isinstance(stats, dict) else {}
+    version = system.get("comfyui_version") or system.get("cloud_version") or "?"
+    lines = [f"comfy_nb: connected to {client.url} ({client.dialect}, version {version})"]
+    notice = stats.get("notice") if isinstance(stats, dict) else None
+    if notice:
+        lines.append(f"⚠ {notice}. Connect a real server with %comfy connect URL or COMFY_URL.")
+    if on_binder():
+        lines.append("⚠ This is a public Binder session: do not enter API keys here.")
+    return StaticNote("\n".join(lines), "comfy-nb-banner")
+
+
+# -- the magics ----------------------------------------------------------------------------------
+
+
+@magics_class
+class ComfyMagics(Magics):
+    """Run ComfyUI workflows from cells. Settings: ``%config ComfyMagics``."""
+
+    url = Unicode(None, allow_none=True, config=True,
+                  help="Server for new connections: a URL or 'cloud'. None: COMFY_URL, "
+                       "COMFY_CLOUD_API_KEY, a ComfyUI on 127.0.0.1:8188, else the emulator.")
+    progress = CaselessStrEnum(["auto", "widget", "html", "text", "off"], default_value="auto",
+                               config=True,
+                               help="Progress display; 'auto' picks one (COMFY_NB_PROGRESS).")
+    output_dir = Unicode("comfy_outputs", allow_none=True, config=True,
+                         help="Folder (next to the notebook) for full-size outputs; None "
+                              "keeps only inline thumbnails.")
+    thumbnail_size = Int(256, config=True, help="Longest side of inline thumbnails, px.")
+    max_items = Int(24, config=True, help="Thumbnails shown inline per result.")
+    embed_limit = Int(5_000_000, config=True,
+                      help="Largest video/audio (bytes) embedded in the notebook; larger "
+                           "files are linked from output_dir.")
+    short_errors = Bool(True, config=True,
+                        help="Show comfy_nb errors as a few lines instead of a traceback.")
+    timeout = Float(None, allow_none=True, config=True,
+                    help="Default seconds to wait for a job (None: no limit).")
+    validate = Bool(True, config=True,
+                    help="Check workflows against the server's node definitions first.")
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.client: Client | None = None
+        self._clients: dict[str, Client] = {}  # other servers named by --url
+        self.jobs: list[Job] = []
+        self._apply_display_settings()
+        ComfyError.short_tracebacks = self.short_errors
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @observe("output_dir", "thumbnail_size", "max_items", "embed_limit")
+    def _display_settings_changed(self, change: Any) -> None:
+        self._apply_display_settings()
+
+    def _apply_display_settings(self) -> None:
+        settings = result_display.settings
+        settings.output_dir = self.output_dir
+        settings.thumbnail_size = self.thumbnail_size
+        settings.max_items = self.max_items
+        settings.embed_limit = self.embed_limit
+
+    @observe("short_errors")
+    def _short_errors_changed(self, change: Any) -> None:
+        ComfyError.short_tracebacks = bool(change["new"])
+
+    # -- session ----------------------------------------------------------------------------
+
+    def connect(self, url: str | None = None, api_key: str | None = None) -> Client:
+        """Connect the session (closing the previous connection) and show a banner."""
+        client = connect(url, api_key=api_key)
+        if self.client is not None:
+            self.client.close()
+        self.client = client
+        _show(_banner(client))
+        return client
+
+    def session_client(self, url: str | None = None) -> Client:
+        """The client for a run: the session's, or one for ``--url`` (kept for reuse)."""
+        if url:
+            key = normalize_url(url)
+            if key not in self._clients:
+                self._clients[key] = connect(key)
+            return self._clients[key]
+        if self.client is None:
+            self.connect(self.url or None)
+        assert self.client is not None
+        return self.client
+
+    def close(self) -> None:
+        """Close every connection of the session."""
+        for client in [self.client, *self._clients.values()]:
+            if client is not None:
+                client.close()
+        self.client = None
+        self._clients.clear()
+
+    # -- %%comfy_run -------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("target", nargs="?", metavar="VAR|PATH",
+              help="cell magic: the variable that receives the Result (or the Job with "
+                   "--no-wait); line magic: the workflow file (JSON, PNG, WEBP) or a bundled "
+                   "workflow's name (txt2img)")
+    @argument("--file", "-f", metavar="PATH", help="cell magic: run this file; the cell is empty")
+    @argument("--set", "-s", action="append", default=[], metavar="NODE.INPUT=VALUE",
+              help="change an input first (repeatable): --set KSampler.cfg=6.5, "
+                   "--set 'Positive Prompt.text=a red fox', --set steps=30")
+    @argument("--seed", metavar="N|random", help="the sampler seed (random: a new one)")
+    @argument("--url", metavar="URL", help="run on this server instead of the session's")
+    @argument("--no-wait", action="store_true",
+              help="return the Job at once; the panel keeps updating and has a Cancel button")
+    @argument("--timeout", type=float, metavar="S",
+              help="give up (and cancel the job) after S seconds")
+    @argument("--save", metavar="DIR", help="folder for full-size outputs (default: "
+                                            "ComfyMagics.output_dir)")
+    @argument("-q", "--quiet", action="store_true", help="no progress panel")
+    @argument("-h", "--help", action="store_true", help="show this help")
+    @line_cell_magic
+    def comfy_run(self, line: str, cell: str | None = None) -> Any:
+        """Run a ComfyUI workflow and show its outputs.
+
+        As a cell magic the cell holds an API-format workflow (JSON, as saved by the editor's
+        "Export (API)"); put notebook variables into it with ``{{name}}``::
+
+            %%comfy_run result --set KSampler.steps=30 --seed random
+            {"3": {"class_type": "KSampler", "inputs": {"seed": {{seed}}, ...}}, ...}
+
+        As a line magic it runs a file: ``result = %comfy_run workflow.json --set cfg=6``.
+
+        A progress panel follows the job in this cell and is replaced by the outputs when it
+        ends; full-size files go to ``ComfyMagics.output_dir``. Interrupting the kernel cancels
+        the job on the server. The Result is stored in VAR and returned.
+        """
+        args = parse_argstring(self.comfy_run, line)
+        if args.help:
+            return self._help(self.comfy_run)
+        if cell is None:
+            if not args.target:
+                raise UsageError("%comfy_run needs a workflow file: %comfy_run PATH [--set ...] "
+                                 "(or use %%comfy_run with the workflow in the cell)")
+            workflow = _workflow_from_path(args.target)
+            variable = None
+        else:
+            variable = args.target
+            if variable is not None and (not variable.isidentifier()
+                                         or keyword.iskeyword(variable)):
+                raise UsageError(f"{variable!r} is not a variable name: %%comfy_run [VAR] "
+                                 "[options]")
+            workflow = self._cell_workflow(args.file, cell)
+        try:
+            overrides = parse_assignments(args.set, "--set")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.seed is not None:
+            overrides["seed"] = "random" if args.seed == "random" else _seed(args.seed)
+        outcome = self.run(workflow, overrides, url=args.url, wait=not args.no_wait,
+                           timeout=args.timeout if args.timeout is not None else self.timeout,
+                           save=args.save, quiet=args.quiet)
+        if variable is not None:
+            self._namespace()[variable] = outcome
+        return outcome
+
+    def _namespace(self) -> dict[str, Any]:
+        assert self.shell is not None
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    def _cell_workflow(self, path: str | None, cell: str) -> Any:
+        if path:
+            if cell.strip():
+                raise UsageError("--file and a workflow in the cell: use one of them")
+            return _workflow_from_path(path)
+        if not cell.strip():
+            raise UsageError("the cell is empty: put an API-format workflow (JSON) in it, or "
+                             "use --file PATH")
+        return parse_cell(cell, self._namespace())
+
+    def run(self, workflow: Any, overrides: dict[str, Any], *, url: str | None = None,
+            wait: bool = True, timeout: float | None = None, save: str | None = None,
+            quiet: bool = False) -> Result | Job:
+        """Submit ``workflow`` and follow it in this cell (see :meth:`comfy_run`)."""
+        client = self.session_client(url)
+        job = client.submit(workflow, overrides=overrides, validate=self.validate)
+        self.jobs.append(job)
+        backend = "off" if quiet else choose_backend(
+            None if self.progress == "auto" else self.progress)
+        if not wait:
+            panel = make_panel(job, backend, cancel=job.cancel)
+            panel.show()
+            follow_in_background(job, panel, lambda: self._end(job, panel, save, raise_=False))
+            return job
+        panel = make_panel(job, backend, hint=BLOCKING_HINT)
+        panel.show()
+        try:
+            follow(job, panel, timeout=timeout)
+        except KeyboardInterrupt:
+            self._cancel_quietly(job)
+            panel.finish(StaticNote(f"comfy_nb: job {job.id} was cancelled (kernel "
+                                    "interrupted)", "comfy-nb-cancelled"))
+            raise
+        if not job.done:
+            self._cancel_quietly(job)
+            panel.finish(StaticNote(f"comfy_nb: job {job.id} timed out after {timeout:g} s "
+                                    "and was cancelled", "comfy-nb-cancelled"))
+            raise JobTimeout(job.id, timeout or 0.0)
+        result = self._end(job, panel, save, raise_=True)
+        assert result is not None
+        if backend in ("widget", "html"):
+            result_display.mark_shown(result)
+        return result
+
+    def _end(self, job: Job, panel: Any, save: str | None, *, raise_: bool) -> Result | None:
+        """Replace the panel by the outcome: the result (saved to disk), or what went wrong."""
+        try:
+            result = job.wait(timeout=60)
+            result_display.save_for_notebook(result, save)
+        except JobCancelled as exc:
+            panel.finish(StaticNote(f"comfy_nb: {exc}", "comfy-nb-cancelled"))
+            if raise_:
+                raise
+            return None
+        except (ComfyError, OSError) as exc:
+            lines = exc.notebook_lines() if isinstance(exc, ComfyError) else [str(exc)]
+            panel.finish(StaticNote("\n".join(lines), "comfy-nb-error"))
+            if raise_:
+                raise
+            log.warning("comfy_nb: job %s: %s", job.id, exc)
+            return None
+        panel.finish(result)
+        return result
+
+    @staticmethod
+    def _cancel_quietly(job: Job) -> None:
+        try:
+            job.cancel()
+        except ComfyError as exc:
+            log.warning("comfy_nb: could not cancel job %s: %s", job.id, exc)
+
+    def _help(self, magic: Any) -> None:
+        from IPython.core import page
+
+        page.page(magic.__doc__ or "")  # magic_arguments put the usage into the docstring
+
+    # -- %comfy -------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("command", nargs="?", default="status",
+              choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes"],
+              help="connect URL|cloud · status · queue · cancel [ID ...|--all] · interrupt · "
+                   "upload PATH · nodes [PATTERN]")
+    @argument("values", nargs="*", help="the command's arguments")
+    @argument("--all", action="store_true", help="cancel: every queued and running job")
+    @argument("-h", "--help", action="store_true", help="show this help")
+    @line_magic
+    def comfy(self, line: str) -> Any:
+        """Manage the session's server: ``%comfy connect URL|cloud``, ``%comfy status``,
+        ``%comfy queue``, ``%comfy cancel [ID ...|--all]``, ``%comfy interrupt``,
+        ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``. Settings: ``%config ComfyMagics``.
+        """
+        args = parse_argstring(self.comfy, line)
+        if args.help:
+            return self._help(self.comfy)
+        handler = getattr(self, f"_comfy_{args.command}")
+        return handler(args)
+
+    def _comfy_connect(self, args: Any) -> None:
+        if len(args.values) != 1:
+            raise UsageError("%comfy connect URL|cloud (e.g. %comfy connect "
+                             "http://127.0.0.1:8188)")
+        target = args.values[0]
+        api_key = None
+        if target.lower() == "cloud" and not os.environ.get(KEY_VARIABLE):
+            if on_binder():
+                raise UsageError("this is a public Binder session: do not enter an API key "
+                                 "here. Run the notebook on your own machine for Comfy Cloud.")
+            api_key = getpass.getpass("Comfy Cloud API key (not stored in the notebook): ")
+            if not api_key.strip():
+                raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
+        self.connect(target, api_key=api_key.strip() if api_key else None)
+
+    def _comfy_status(self, args: Any) -> None:
+        client = self.session_client()
+        _show(_banner(client))
+        queue = client.queue()
+        running = sum(1 for entry in queue if entry["running"])
+        rows = [[job.id, job.status.value, f"{job.elapsed:.1f} s"] for job in self.jobs[-10:]]
+        caption = (f"queue: {running} running, {len(queue) - running} pending · "
+                   f"jobs from this notebook: {len(self.jobs)}")
+        _show(Table(["job", "status", "time"], rows, caption))
+
+    def _comfy_queue(self, args: Any) -> None:
+        entries = self.session_client().queue()
+        rows = [[e["id"], "running" if e["running"] else f"pending #{e['position']}"]
+                for e in entries]
+        _show(Table(["job", "state"], rows, "the queue is empty" if not rows else ""))
+
+    def _comfy_cancel(self, args: Any) -> None:
+        client = self.session_client()
+        if args.all:
+            client.clear_queue()
+            client.interrupt()
+            _show(StaticNote("comfy_nb: cleared the queue and interrupted the running job",
+                             "comfy-nb-cancelled"))
+            return
+        ids = list(args.values)
+        if not ids:
+            live = [job for job in self.jobs if not job.done]
+            if not live:
+                raise UsageError("no job of this notebook is running; name one: %comfy cancel "
+                                 "ID (or --all)")
+            ids = [live[-1].id]
+        missing = [job_id for job_id in ids if not client.cancel(job_id)]
+        done = [job_id for job_id in ids if job_id not in missing]
+        lines = [f"comfy_nb: cancelled {job_id}" for job_id in done]
+        lines += [f"comfy_nb: {job_id} is neither queued nor running" for job_id in missing]
+        _show(StaticNote("\n".join(lines), "comfy-nb-cancelled"))
+
+    def _comfy_interrupt(self, args: Any) -> None:
+        self.session_client().interrupt()
+        _show(StaticNote("comfy_nb: interrupted the running job", "comfy-nb-cancelled"))
+
+    def _comfy_upload(self, args: Any) -> str:
+        if len(args.values) != 1:
+            raise UsageError("%comfy upload PATH")
+        path = Path(args.values[0])
+        if not path.is_file():
+            raise UsageError(f"no file {str(path)!r}")
+        return self.session_client().upload_image(path)
+
+    def _comfy_nodes(self, args: Any) -> None:
+        pattern = " ".join(args.values).strip().lower()
+        info = self.session_client().object_info()
+        found = []
+        for name, node in sorted(info.items()):
+            fields = [name, str(node.get("display_name", "")), str(node.get("category", ""))]
+            if not pattern or any(_matches(pattern, field.lower()) for field in fields):
+                found.append((name, node))
+        rows = []
+        for name, node in found[:50]:
+            inputs = node.get("input", {})
+            names = [n for section in ("required", "optional")
+                     for n in (inputs.get(section) or {})]
+            rows.append([name, node.get("display_name") or "", node.get("category") or "",
+                         ", ".join(names)])
+        more = f" (first 50 of {len(found)})" if len(found) > 50 else ""
+        _show(Table(["class", "name", "category", "inputs"], rows,
+                    f"{len(found)} node types match {pattern!r}{more}" if pattern
+                    else f"{len(found)} node types{more}"))
+
+
+def _matches(pattern: str, text: str) -> bool:
+    if any(char in pattern for char in "*?["):
+        return fnmatch.fnmatch(text, pattern)
+    return pattern in text
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--seed takes a whole number or 'random', not {text!r}") from None
+
+
+# -- the extension -------------------------------------------------------------------------------
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext comfy_nb``: register the magics once (a second load changes nothing)."""
+    if getattr(shell, "_comfy_nb_magics", None) is not None:
+        return
+    magics = ComfyMagics(shell=shell)
+    shell.register_magics(magics)
+    shell.configurables.append(magics)  # makes %config ComfyMagics... work
+    shell._comfy_nb_magics = magics
+    shell.events.register("post_run_cell", result_display.forget_shown)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext comfy_nb`` (and ``%reload_ext``): close connections, forget the magics."""
+    magics = getattr(shell, "_comfy_nb_magics", None)
+    if magics is None:
+        return
+    magics.close()
+    if magics in shell.configurables:
+        shell.configurables.remove(magics)
+    for kind in ("line", "cell"):
+        for name in ("comfy_run", "comfy"):
+            shell.magics_manager.magics[kind].pop(name, None)
+    shell.magics_manager.registry.pop(type(magics).__name__, None)
+    with contextlib.suppress(ValueError):
+        shell.events.unregister("post_run_cell", result_display.forget_shown)
+    shell._comfy_nb_magics = None

@@ -1,0 +1,473 @@
+"""Live progress of one job in the cell that submitted it, with three back ends.
+
+- ``widget``: an ipywidgets panel (status with a node bar and a graph bar, a live JPEG preview,
+  a Cancel button for jobs that do not block the cell);
+- ``html``: the same status as HTML, updated in place through a ``display_id`` (nbclient,
+  nbconvert, front ends without widgets);
+- ``text``: status lines on stdout (terminal IPython, scripts, papermill logs); ``off``: nothing.
+
+The back end is chosen from the environment, ``COMFY_NB_PROGRESS=widget|html|text|off`` wins.
+Panels never react to events directly: they read :meth:`AsyncJob.progress` snapshots on their
+own schedule, so the traffic they make (at most 10 widget messages a second, previews at most
+4 frames a second, latest frame wins) does not depend on how fast the server sends events.
+When the job ends, the panel is replaced through its ``display_id`` by a static object (the
+result gallery, an error or a "cancelled" note), so a saved notebook never shows a stale bar.
+
+Must not: speak HTTP (it asks the job), or display anything outside its own display_id.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import io
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..client._dialects import JobStatus
+
+if TYPE_CHECKING:
+    from ..job import Job, JobProgress
+
+ENV_VARIABLE = "COMFY_NB_PROGRESS"
+BACKENDS = ("widget", "html", "text", "off")
+
+MAX_WIDGET_MESSAGES = 10  # per panel, in any window of one second
+STATUS_INTERVAL = 0.25  # seconds between status redraws (widget and html)
+PREVIEW_INTERVAL = 0.25  # seconds between preview frames (at most 4 frames a second)
+HTML_PREVIEW_INTERVAL = 1.0  # previews travel as base64 in html updates: fewer of them
+TEXT_INTERVAL = 5.0  # seconds between "still running" lines without a tty
+PREVIEW_SIDE = 320  # longest side of a preview frame, in pixels
+
+
+# -- choosing a back end -------------------------------------------------------------------------
+
+
+def _shell_name() -> str:
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None) if ipython is not None else None
+    shell = get() if get is not None else None
+    return type(shell).__name__ if shell is not None else ""
+
+
+def _widget_front_end() -> bool:
+    """Whether something will draw widgets: a kernel started by a Jupyter server (JupyterLab,
+    Notebook, Binder, JupyterHub) or VS Code or Colab. nbclient and papermill set none of these,
+    and there the html back end keeps the saved notebook readable."""
+    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID")
+                or "google.colab" in sys.modules)
+
+
+def choose_backend(requested: str | None = None) -> str:
+    """``requested`` (or ``$COMFY_NB_PROGRESS``) if given, else the best back end here."""
+    value = (requested or os.environ.get(ENV_VARIABLE) or "auto").strip().lower()
+    if value not in (*BACKENDS, "auto"):
+        raise ValueError(f"progress back end {value!r} is unknown: use one of "
+                         f"{', '.join(BACKENDS)} or auto ({ENV_VARIABLE})")
+    if value != "auto":
+        return value
+    shell = _shell_name()
+    if shell != "ZMQInteractiveShell" or os.environ.get("QT_API") or any(
+            name.startswith("SPYDER") for name in os.environ):
+        return "text"
+    return "widget" if _widget_front_end() else "html"
+
+
+# -- pacing --------------------------------------------------------------------------------------
+
+
+class RateLimit:
+    """At most ``limit`` events in any window of ``period`` seconds (a sliding window)."""
+
+    def __init__(self, limit: int, period: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.period = period
+        self._clock = clock
+        self._sent: collections.deque[float] = collections.deque()
+
+    def room(self) -> int:
+        """How many events may happen now."""
+        now = self._clock()
+        while self._sent and now - self._sent[0] >= self.period:
+            self._sent.popleft()
+        return self.limit - len(self._sent)
+
+    def take(self, count: int = 1) -> bool:
+        """Record ``count`` events if they fit now; False (and nothing recorded) otherwise."""
+        if self.room() < count:
+            return False
+        now = self._clock()
+        self._sent.extend([now] * count)
+        return True
+
+
+# -- what a panel says ---------------------------------------------------------------------------
+
+
+def node_label(workflow: dict[str, Any] | None, node_id: str | None) -> str:
+    """``Title (Class)`` of a node, or its id when the workflow does not say."""
+    if node_id is None:
+        return ""
+    node = workflow.get(node_id) if isinstance(workflow, dict) else None
+    if not isinstance(node, dict):
+        return f"node {node_id}"
+    kind = str(node.get("class_type") or "")
+    meta = node.get("_meta")
+    title = meta.get("title") if isinstance(meta, dict) else None
+    if title and title != kind:
+        return f"{title} ({kind})" if kind else str(title)
+    return kind or f"node {node_id}"
+
+
+def _status_words(progress: JobProgress) -> str:
+    status = progress.status
+    if status is JobStatus.QUEUED:
+        ahead = progress.position
+        return "queued" if ahead is None else f"queued, position {ahead}"
+    return status.value
+
+
+def _bar_text(value: float, maximum: float) -> str:
+    if maximum <= 0:
+        return ""
+    return f"{value:g}/{maximum:g}"
+
+
+def status_text(job_id: str, progress: JobProgress, workflow: dict[str, Any] | None) -> str:
+    """One line: status, node, node steps, graph progress and elapsed time."""
+    parts = [f"comfy_nb job {job_id[:8]}: {_status_words(progress)}"]
+    if progress.current_node is not None:
+        parts.append(node_label(workflow, progress.current_node))
+    steps = _bar_text(progress.node_value, progress.node_max)
+    if steps:
+        parts.append(f"step {steps}")
+    if progress.nodes_total:
+        parts.append(f"nodes {progress.nodes_done}/{progress.nodes_total}")
+    parts.append(f"{progress.elapsed:.1f} s")
+    if progress.error is not None:
+        parts.append(f"error: {progress.error}")
+    return " · ".join(parts)
+
+
+def status_html(job_id: str, progress: JobProgress, workflow: dict[str, Any] | None,
+                *, hint: str = "", preview_uri: str | None = None) -> str:
+    """The panel's status block: one line of words and two ``<progress>`` bars (the current
+    node's steps and the whole graph, cached nodes counted), readable without CSS."""
+    esc = html.escape
+    node = node_label(workflow, progress.current_node) or "—"
+    lines = [
+        f"<b>comfy_nb</b> job <code>{esc(job_id[:8])}</code>: "
+        f"<span class=\"comfy-nb-state\">{esc(_status_words(progress))}</span> · "
+        f"{progress.elapsed:.1f} s",
+        f"node: <span class=\"comfy-nb-node-name\">{esc(node)}</span> "
+        f"<progress class=\"comfy-nb-node\" value=\"{progress.node_value:g}\" "
+        f"max=\"{max(progress.node_max, 1):g}\"></progress> "
+        f"{esc(_bar_text(progress.node_value, progress.node_max))}",
+        f"graph: <progress class=\"comfy-nb-graph\" value=\"{progress.nodes_done}\" "
+        f"max=\"{max(progress.nodes_total, 1)}\"></progress> "
+        f"{progress.nodes_done}/{progress.nodes_total} nodes",
+    ]
+    if progress.error is not None:
+        lines.append(f"<span class=\"comfy-nb-error\" style=\"color:#b00\">"
+                     f"{esc(str(progress.error))}</span>")
+    if hint:
+        lines.append(f"<small>{esc(hint)}</small>")
+    if preview_uri:
+        lines.append(f"<img class=\"comfy-nb-preview\" src=\"{preview_uri}\" "
+                     f"alt=\"live preview\">")
+    return "<div class=\"comfy-nb-status\">" + "<br>\n".join(lines) + "</div>"
+
+
+def preview_jpeg(data: bytes, side: int = PREVIEW_SIDE, quality: int = 80) -> bytes | None:
+    """A preview frame downscaled and re-encoded as JPEG (None if it does not decode)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            frame = image.convert("RGB")
+    except Exception:  # a torn or unknown frame: skip it, the next one will do
+        return None
+    frame.thumbnail((side, side))
+    out = io.BytesIO()
+    frame.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+class StaticNote:
+    """What replaces a panel when no result gallery does: an error or a cancellation."""
+
+    def __init__(self, text: str, css_class: str) -> None:
+        self.text = text
+        self.css_class = css_class
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                          **kwargs: Any) -> dict[str, str]:
+        body = html.escape(self.text).replace("\n", "<br>\n")
+        return {"text/plain": self.text,
+                "text/html": f"<div class=\"{self.css_class}\"><pre>{body}</pre></div>"}
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+# -- panels --------------------------------------------------------------------------------------
+
+
+class Panel:
+    """A live view of one job. :meth:`show` once, :meth:`tick` often, :meth:`finish` once."""
+
+    def __init__(self, job: Job, *, hint: str = "") -> None:
+        self.job = job
+        self.hint = hint
+        self.workflow = job.workflow
+        self.finished = False
+
+    def show(self) -> None:
+        """Display the panel in the current cell."""
+
+    def tick(self) -> None:
+        """Redraw what changed, if its time has come (cheap when nothing is due)."""
+
+    def finish(self, replacement: Any) -> None:
+        """Replace the panel by ``replacement`` (a Result, an error note...), or say the end."""
+        self.finished = True
+
+    def _progress(self) -> JobProgress:
+        return self.job.progress()
+
+
+def _display(obj: Any, **kwargs: Any) -> Any:
+    from IPython.display import display
+
+    return display(obj, **kwargs)
+
+
+class WidgetPanel(Panel):
+    """The ipywidgets panel. All traffic goes through :class:`RateLimit`: at most 10 widget
+    messages in any second, previews at most every 0.25 s, the latest frame winning."""
+
+    def __init__(self, job: Job, *, hint: str = "", cancel: Callable[[], Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(job, hint=hint)
+        import ipywidgets as widgets
+
+        self._clock = clock
+        self._limit = RateLimit(MAX_WIDGET_MESSAGES, 1.0, clock)
+        self._last_status = -1e9
+        self._last_preview = -1e9
+        self._previews_shown = 0
+        self._lock = threading.Lock()
+        # classes are set at construction: add_class() later would cost a message each
+        self.status = widgets.HTML(value=self._render(self._progress()),
+                                   _dom_classes=("comfy-nb-status",))
+        self.preview = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
+                                     layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
+                                                           display="none"))
+        children: list[Any] = [self.status, self.preview]
+        self.cancel_button: Any = None
+        if cancel is not None:
+            self._cancel = cancel
+            self.cancel_button = widgets.Button(description="Cancel", icon="stop",
+                                                tooltip="cancel this job on the server",
+                                                _dom_classes=("comfy-nb-cancel",))
+            self.cancel_button.on_click(self._on_cancel)
+            children.append(self.cancel_button)
+        self.box = _panel_box(widgets, children, job.id)
+        self._handle: Any = None
+
+    def _render(self, progress: JobProgress) -> str:
+        return status_html(self.job.id, progress, self.workflow, hint=self.hint)
+
+    def show(self) -> None:
+        self._handle = _display(self.box, display_id=True)
+
+    def _on_cancel(self, _button: Any) -> None:
+        button = self.cancel_button
+        button.disabled = True
+        button.description = "Cancelling…"
+        self._cancel()
+
+    def tick(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            now = self._clock()
+            progress = self._progress()
+            if progress.previews > self._previews_shown and progress.preview is not None \
+                    and now - self._last_preview >= PREVIEW_INTERVAL:
+                frame = preview_jpeg(progress.preview.data)
+                first = self._previews_shown == 0
+                if frame is not None and self._limit.take(2 if first else 1):
+                    self.preview.value = frame
+                    if first:
+                        self.preview.layout.display = None
+                    self._previews_shown = progress.previews
+                    self._last_preview = now
+            if now - self._last_status >= STATUS_INTERVAL:
+                value = self._render(progress)
+                if value != self.status.value and self._limit.take():
+                    self.status.value = value
+                    self._last_status = now
+
+    def finish(self, replacement: Any) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+            if self._handle is not None:
+                self._handle.update(replacement)
+            self.box.close()
+            for child in self.box.children:
+                child.close()
+
+
+def _panel_box(widgets: Any, children: list[Any], job_id: str) -> Any:
+    class JobPanel(widgets.VBox):
+        def __repr__(self) -> str:
+            return (f"comfy_nb progress panel of job {job_id} (live only; the job's outputs "
+                    "replace it when it ends)")
+
+    return JobPanel(children, _dom_classes=("comfy-nb-panel",))
+
+
+class HtmlPanel(Panel):
+    """Status as HTML in one output, updated through its display_id (no widgets needed)."""
+
+    def __init__(self, job: Job, *, hint: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(job, hint=hint)
+        self._clock = clock
+        self._last = -1e9
+        self._last_preview = -1e9
+        self._preview_uri: str | None = None
+        self._previews_shown = 0
+        self._handle: Any = None
+        self._lock = threading.Lock()
+
+    def _bundle(self, progress: JobProgress) -> dict[str, str]:
+        return {"text/plain": status_text(self.job.id, progress, self.workflow),
+                "text/html": status_html(self.job.id, progress, self.workflow, hint=self.hint,
+                                         preview_uri=self._preview_uri)}
+
+    def show(self) -> None:
+        self._handle = _display(self._bundle(self._progress()), raw=True, display_id=True)
+
+    def tick(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self.finished or now - self._last < STATUS_INTERVAL * 2:
+                return
+            progress = self._progress()
+            if progress.previews > self._previews_shown and progress.preview is not None \
+                    and now - self._last_preview >= HTML_PREVIEW_INTERVAL:
+                import base64
+
+                frame = preview_jpeg(progress.preview.data, side=256, quality=70)
+                if frame is not None:
+                    self._preview_uri = ("data:image/jpeg;base64,"
+                                         + base64.b64encode(frame).decode("ascii"))
+                    self._previews_shown = progress.previews
+                    self._last_preview = now
+            self._handle.update(self._bundle(progress), raw=True)
+            self._last = now
+
+    def finish(self, replacement: Any) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+            if self._handle is not None:
+                self._handle.update(replacement)
+
+
+class TextPanel(Panel):
+    """Status lines on a stream: redrawn in place on a terminal, one line per change (or
+    every few seconds) elsewhere, so logs stay short."""
+
+    def __init__(self, job: Job, *, hint: str = "", stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(job, hint=hint)
+        self._stream = stream if stream is not None else sys.stdout
+        self._clock = clock
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._last = -1e9
+        self._last_key: tuple[Any, ...] = ()
+        self._width = 0
+
+    def _write(self, line: str, *, final: bool = False) -> None:
+        if self._tty:
+            pad = " " * max(0, self._width - len(line))
+            self._stream.write("\r" + line + pad + ("\n" if final else ""))
+            self._width = 0 if final else len(line)
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def show(self) -> None:
+        self.tick()
+
+    def tick(self) -> None:
+        if self.finished:
+            return
+        now = self._clock()
+        progress = self._progress()
+        key = (progress.status, progress.current_node, progress.position)
+        due = TEXT_INTERVAL if not self._tty else STATUS_INTERVAL
+        if key != self._last_key or now - self._last >= due:
+            self._write(status_text(self.job.id, progress, self.workflow))
+            self._last_key = key
+            self._last = now
+
+    def finish(self, replacement: Any) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._write(status_text(self.job.id, self._progress(), self.workflow), final=True)
+
+
+def make_panel(job: Job, backend: str, *, hint: str = "",
+               cancel: Callable[[], Any] | None = None) -> Panel:
+    """A panel of the given back end (see :func:`choose_backend`)."""
+    if backend == "widget":
+        return WidgetPanel(job, hint=hint, cancel=cancel)
+    if backend == "html":
+        return HtmlPanel(job, hint=hint)
+    if backend == "text":
+        return TextPanel(job, hint=hint)
+    return Panel(job, hint=hint)
+
+
+# -- following a job -----------------------------------------------------------------------------
+
+
+def follow(job: Job, panel: Panel, *, timeout: float | None = None,
+           interval: float = 0.05) -> None:
+    """Tick ``panel`` on the calling thread until ``job`` ends or ``timeout`` passes. A
+    KeyboardInterrupt (the kernel's stop button) propagates; the caller cancels the job."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not job.done:
+        panel.tick()
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
+def follow_in_background(job: Job, panel: Panel, on_end: Callable[[], object],
+                         interval: float = 0.05) -> threading.Thread:
+    """Tick ``panel`` from a daemon thread until ``job`` ends, then call ``on_end`` there
+    (for jobs that do not block the cell; updates reach the panel by its display_id)."""
+
+    def run() -> None:
+        while not job.done:
+            panel.tick()
+            time.sleep(interval)
+        on_end()
+
+    thread = threading.Thread(target=run, name=f"comfy-nb-panel-{job.id[:8]}", daemon=True)
+    thread.start()
+    return thread

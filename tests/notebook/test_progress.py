@@ -1,0 +1,225 @@
+"""Progress panels against real jobs on the emulator: the widget message budget (counted with a
+recording comm), the html and text back ends, and how the back end is chosen."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import comm
+import pytest
+
+import comfy_nb
+from comfy_nb.emulator import serve
+from comfy_nb.notebook import progress
+from comfy_nb.notebook.progress import (
+    MAX_WIDGET_MESSAGES,
+    HtmlPanel,
+    RateLimit,
+    StaticNote,
+    TextPanel,
+    WidgetPanel,
+    choose_backend,
+    follow,
+    status_html,
+)
+from comfy_nb.workflows import bundled
+
+from .samples import FAILING
+
+
+class RecordingComm:
+    """A comm that records every message it would send, with the time it was sent."""
+
+    log: ClassVar[list[tuple[float, str, dict[str, Any]]]] = []
+    count = 0
+
+    def __init__(self, **kwargs: Any) -> None:
+        RecordingComm.count += 1
+        self.comm_id = f"comm-{RecordingComm.count}"
+        self.kernel = "Truthy"
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_msg(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        RecordingComm.log.append((time.monotonic(), self.comm_id, data or {}))
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class FakeHandle:
+    """Stands for the DisplayHandle of ``display(..., display_id=True)``."""
+
+    def __init__(self, shown: Any) -> None:
+        self.shown = shown
+        self.updates: list[tuple[float, Any]] = []
+
+    def update(self, obj: Any, **kwargs: Any) -> None:
+        self.updates.append((time.monotonic(), obj))
+
+
+@pytest.fixture
+def handles(monkeypatch: pytest.MonkeyPatch) -> list[FakeHandle]:
+    made: list[FakeHandle] = []
+
+    def fake_display(obj: Any, **kwargs: Any) -> FakeHandle:
+        made.append(FakeHandle(obj))
+        return made[-1]
+
+    monkeypatch.setattr(progress, "_display", fake_display)
+    return made
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, dict[str, Any]]]:
+    RecordingComm.log = []
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: RecordingComm(**kwargs))
+    return RecordingComm.log
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[comfy_nb.Client]:
+    with serve(step_delay=0.002) as emulator, comfy_nb.connect(emulator.url) as connected:
+        yield connected
+
+
+def most_in_one_second(times: list[float]) -> int:
+    """The largest number of events inside any window of one second."""
+    best = 0
+    start = 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_a_1000_step_job_stays_within_10_widget_messages_a_second(
+        client: comfy_nb.Client, comms: list[Any], handles: list[FakeHandle]) -> None:
+    job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 1000})
+    panel = WidgetPanel(job)
+    panel.show()
+    follow(job, panel, interval=0.01)
+    result = job.wait()
+    panel.finish(result)
+
+    updates = [moment for moment, _, data in comms if data.get("method") == "update"]
+    events = sum(1 for _ in job)  # every websocket event the job got
+    rate = most_in_one_second(updates)
+    assert events > 2000  # 1000 progress events and 1000 preview frames, at least
+    assert len(updates) >= 10  # the panel did move
+    assert rate <= MAX_WIDGET_MESSAGES, f"{rate} widget messages in one second"
+    # the preview got frames, the status reached the sampler's last steps
+    assert panel.preview.value[:2] == b"\xff\xd8"
+    assert len(handles) == 1 and handles[0].shown is panel.box
+    assert handles[0].updates[-1][1] is result  # the panel was replaced by the result
+
+
+def test_previews_are_small_jpegs_at_most_four_a_second(
+        client: comfy_nb.Client, comms: list[Any], handles: list[FakeHandle]) -> None:
+    job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 400})
+    panel = WidgetPanel(job)
+    panel.show()
+    preview_comm = panel.preview.comm.comm_id
+    follow(job, panel, interval=0.01)
+    frames = [moment for moment, comm_id, data in comms
+              if comm_id == preview_comm and ["value"] in data.get("buffer_paths", [])]
+    assert frames, "no preview frame reached the widget"
+    assert most_in_one_second(frames) <= 4
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(panel.preview.value))
+    assert image.format == "JPEG" and max(image.size) <= progress.PREVIEW_SIDE
+
+
+def test_html_back_end_updates_in_place_and_ends_with_the_result(
+        client: comfy_nb.Client, handles: list[FakeHandle]) -> None:
+    job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 500})
+    panel = HtmlPanel(job)
+    panel.show()
+    follow(job, panel, interval=0.01)
+    result = job.wait()
+    panel.finish(result)
+    handle = handles[0]
+    assert "comfy-nb-graph" in handle.shown["text/html"]
+    assert "text/plain" in handle.shown
+    live = [moment for moment, obj in handle.updates if isinstance(obj, dict)]
+    assert live and most_in_one_second(live) <= 4
+    assert any("data:image/jpeg;base64," in obj["text/html"]
+               for _, obj in handle.updates if isinstance(obj, dict))
+    assert handle.updates[-1][1] is result
+
+
+def test_text_back_end_writes_a_line_per_change(client: comfy_nb.Client) -> None:
+    stream = io.StringIO()
+    job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 200})
+    panel = TextPanel(job, stream=stream)
+    panel.show()
+    follow(job, panel, interval=0.01)
+    panel.finish(job.wait())
+    lines = stream.getvalue().splitlines()
+    assert any("KSampler" in line for line in lines)
+    assert "succeeded" in lines[-1] and "nodes 7/7" in lines[-1]
+    assert len(lines) < 20  # a line per node, not per step
+
+
+def test_an_error_shows_in_the_status(client: comfy_nb.Client) -> None:
+    job = client.submit(FAILING)
+    with pytest.raises(comfy_nb.ExecutionFailed):
+        job.wait(timeout=30)
+    text = status_html(job.id, job.progress(), job.workflow)
+    assert "comfy-nb-error" in text and "ImageSharpen" in text and "Sharpen" in text
+
+
+def test_rate_limit_is_a_sliding_window() -> None:
+    now = [0.0]
+    limit = RateLimit(3, 1.0, clock=lambda: now[0])
+    assert [limit.take() for _ in range(4)] == [True, True, True, False]
+    now[0] = 0.99
+    assert not limit.take()
+    now[0] = 1.0  # the first three have left the window
+    assert limit.take(3) and not limit.take()
+    assert limit.room() == 0
+
+
+def test_static_note_renders_text_and_html() -> None:
+    note = StaticNote("job <x> cancelled", "comfy-nb-cancelled")
+    bundle = note._repr_mimebundle_()
+    assert bundle["text/plain"] == "job <x> cancelled"
+    assert 'class="comfy-nb-cancelled"' in bundle["text/html"] and "&lt;x&gt;" in bundle[
+        "text/html"]
+
+
+@pytest.mark.parametrize("value", ["widget", "html", "text", "off", "TEXT"])
+def test_the_environment_chooses_the_back_end(monkeypatch: pytest.MonkeyPatch,
+                                              value: str) -> None:
+    monkeypatch.setenv("COMFY_NB_PROGRESS", value)
+    assert choose_backend() == value.lower()
+    assert choose_backend("html") == "html"  # an explicit choice wins
+
+
+def test_an_unknown_back_end_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFY_NB_PROGRESS", "fancy")
+    with pytest.raises(ValueError, match="widget, html, text, off"):
+        choose_backend()
+
+
+def test_auto_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMFY_NB_PROGRESS", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.delenv("VSCODE_PID", raising=False)
+    monkeypatch.setattr(progress, "_shell_name", lambda: "TerminalInteractiveShell")
+    assert choose_backend() == "text"
+    monkeypatch.setattr(progress, "_shell_name", lambda: "ZMQInteractiveShell")
+    assert choose_backend() == "html"  # a kernel nobody draws widgets for (nbclient)
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/x.ipynb")
+    assert choose_backend() == "widget"  # a kernel started by JupyterLab
+    monkeypatch.setattr(progress, "_shell_name", lambda: "")
+    assert choose_backend() == "text"  # plain Python
