@@ -20,12 +20,13 @@ import keyword
 import logging
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
 
 from .._config import KEY_VARIABLE, normalize_url
@@ -116,6 +117,18 @@ def on_binder() -> bool:
     return any(os.environ.get(name) for name in BINDER_VARIABLES)
 
 
+def parse_line(magic: Any, line: str) -> Any:
+    """A magic's arguments, quoted like a shell's: ``--set 'Positive Prompt.text=a red fox'``
+    (IPython's own splitter keeps the quotes in the values)."""
+    try:
+        argv = shlex.split(line, posix=os.name != "nt")
+    except ValueError as exc:
+        raise UsageError(f"cannot read the arguments: {exc} (a quote is not closed?)") from None
+    if os.name == "nt":
+        argv = [a[1:-1] if len(a) > 1 and a[0] == a[-1] and a[0] in "'\"" else a for a in argv]
+    return magic.parser.parse_args(argv)
+
+
 # -- small displays ------------------------------------------------------------------------------
 
 
@@ -162,7 +175,8 @@ def _banner(client: Client) -> StaticNote:
     system = stats.get("system", {}) if isinstance(stats, dict) else {}
     version = system.get("comfyui_version") or system.get("cloud_version") or "?"
     lines = [f"comfy_nb: connected to {client.url} ({client.dialect}, version {version})"]
-    notice = stats.get("notice") if isinstance(stats, dict) else None
+    emulator = stats.get("emulator") if isinstance(stats, dict) else None
+    notice = emulator.get("notice") if isinstance(emulator, dict) else None
     if notice:
         lines.append(f"⚠ {notice}. Connect a real server with %comfy connect URL or COMFY_URL.")
     if on_binder():
@@ -262,7 +276,8 @@ class ComfyMagics(Magics):
               help="cell magic: the variable that receives the Result (or the Job with "
                    "--no-wait); line magic: the workflow file (JSON, PNG, WEBP) or a bundled "
                    "workflow's name (txt2img)")
-    @argument("--file", "-f", metavar="PATH", help="cell magic: run this file; the cell is empty")
+    @argument("--file", "-f", metavar="PATH",
+              help="cell magic: run this file; the cell holds only # comments")
     @argument("--set", "-s", action="append", default=[], metavar="NODE.INPUT=VALUE",
               help="change an input first (repeatable): --set KSampler.cfg=6.5, "
                    "--set 'Positive Prompt.text=a red fox', --set steps=30")
@@ -292,7 +307,7 @@ class ComfyMagics(Magics):
         ends; full-size files go to ``ComfyMagics.output_dir``. Interrupting the kernel cancels
         the job on the server. The Result is stored in VAR and returned.
         """
-        args = parse_argstring(self.comfy_run, line)
+        args = parse_line(self.comfy_run, line)
         if args.help:
             return self._help(self.comfy_run)
         if cell is None:
@@ -327,6 +342,9 @@ class ComfyMagics(Magics):
         return namespace
 
     def _cell_workflow(self, path: str | None, cell: str) -> Any:
+        # lines starting with # are comments (IPython refuses a cell magic with no body, so a
+        # --file cell holds one)
+        cell = "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith("#"))
         if path:
             if cell.strip():
                 raise UsageError("--file and a workflow in the cell: use one of them")
@@ -418,7 +436,7 @@ class ComfyMagics(Magics):
         ``%comfy queue``, ``%comfy cancel [ID ...|--all]``, ``%comfy interrupt``,
         ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``. Settings: ``%config ComfyMagics``.
         """
-        args = parse_argstring(self.comfy, line)
+        args = parse_line(self.comfy, line)
         if args.help:
             return self._help(self.comfy)
         handler = getattr(self, f"_comfy_{args.command}")
@@ -530,8 +548,7 @@ def load_ipython_extension(shell: Any) -> None:
     if getattr(shell, "_comfy_nb_magics", None) is not None:
         return
     magics = ComfyMagics(shell=shell)
-    shell.register_magics(magics)
-    shell.configurables.append(magics)  # makes %config ComfyMagics... work
+    shell.register_magics(magics)  # also adds it to shell.configurables: %config works
     shell._comfy_nb_magics = magics
     shell.events.register("post_run_cell", result_display.forget_shown)
 
@@ -542,8 +559,7 @@ def unload_ipython_extension(shell: Any) -> None:
     if magics is None:
         return
     magics.close()
-    if magics in shell.configurables:
-        shell.configurables.remove(magics)
+    shell.configurables[:] = [c for c in shell.configurables if c is not magics]
     for kind in ("line", "cell"):
         for name in ("comfy_run", "comfy"):
             shell.magics_manager.magics[kind].pop(name, None)

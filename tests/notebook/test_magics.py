@@ -1,0 +1,347 @@
+"""The magics in an in-process IPython shell, running real jobs on the emulator."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import comfy_nb
+from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.notebook import display, progress
+from comfy_nb.notebook.magics import ComfyMagics, fill_template, parse_cell
+from comfy_nb.notebook.progress import StaticNote
+from comfy_nb.workflows import bundled
+
+from .samples import FAILING
+
+TXT2IMG = json.dumps(bundled("txt2img"), indent=1)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    with serve(step_delay=0.02) as running:
+        yield running
+
+
+@pytest.fixture
+def shell(emulator: RunningEmulator, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("COMFY_URL", emulator.url)
+    monkeypatch.setenv("COMFY_NB_PROGRESS", "text")
+    monkeypatch.chdir(tmp_path)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "comfy_nb")
+    yield ip
+    ip.run_line_magic("unload_ext", "comfy_nb")
+    ip.config.pop("ComfyMagics", None)  # %config settings of this test
+    comfy_nb.ComfyError.short_tracebacks = True
+    display.settings.__init__()  # type: ignore[misc]
+
+
+def magics(ip: InteractiveShell) -> ComfyMagics:
+    found: ComfyMagics = ip._comfy_nb_magics  # type: ignore[attr-defined]
+    return found
+
+
+def run(ip: InteractiveShell, source: str) -> Any:
+    """Run a cell; raise what it raised."""
+    outcome = ip.run_cell(source)
+    outcome.raise_error()
+    return outcome.result
+
+
+def fails(ip: InteractiveShell, source: str) -> BaseException:
+    outcome = ip.run_cell(source)
+    error = outcome.error_in_exec or outcome.error_before_exec
+    assert error is not None, "the cell should have failed"
+    return error
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def test_load_ext_twice_and_reload_ext(shell: InteractiveShell) -> None:
+    first = magics(shell)
+    shell.run_line_magic("load_ext", "comfy_nb")
+    assert magics(shell) is first
+    shell.run_line_magic("reload_ext", "comfy_nb")
+    assert magics(shell) is not first
+    assert [c for c in shell.configurables if isinstance(c, ComfyMagics)] == [magics(shell)]
+    assert isinstance(run(shell, "%comfy_run txt2img --set KSampler.steps=2 -q"),
+                      comfy_nb.Result)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def test_cell_magic_runs_the_cell_stores_the_result_and_saves_files(
+        shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.user_ns["steps"] = 4
+    shell.user_ns["subject"] = 'a "quoted" fox'
+    body = (TXT2IMG.replace('"steps": 20', '"steps": {{steps}}')
+            .replace('"beautiful scenery', '"{{subject}}, beautiful scenery'))
+    returned = run(shell, "%%comfy_run picture --seed 7\n" + body)
+    result = shell.user_ns["picture"]
+    assert returned is result and isinstance(result, comfy_nb.Result)
+    inputs = result.workflow["3"]["inputs"]
+    assert (inputs["steps"], inputs["seed"]) == (4, 7)
+    assert result.workflow["6"]["inputs"]["text"].startswith('a "quoted" fox, beautiful')
+    saved = sorted((tmp_path / "comfy_outputs").iterdir())
+    assert [p.suffix for p in saved] == [".png"] and saved[0].stat().st_size > 1000
+    output = capsys.readouterr().out
+    assert "connected to" in output and "comfy_nb emulator" in output  # the banner
+    assert "succeeded" in output
+
+
+def test_line_magic_runs_a_file(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "wf.json").write_text(TXT2IMG)
+    run(shell, "r = %comfy_run wf.json --set steps=3 --set 'Positive Prompt.text=x'")
+    result = shell.user_ns["r"]
+    assert result.workflow["6"]["inputs"]["text"] == "x"
+    assert len(result.images) == 1
+
+
+def test_random_seed_is_resolved_and_recorded(shell: InteractiveShell) -> None:
+    result = run(shell, "%comfy_run txt2img --seed random --set steps=2 --save elsewhere")
+    seed = result.workflow["3"]["inputs"]["seed"]
+    assert isinstance(seed, int) and seed != 42
+    assert magics(shell).jobs[-1].resolved_seeds == {"3.seed": seed} or \
+        list(magics(shell).jobs[-1].resolved_seeds.values()) == [seed]
+    assert list(Path("elsewhere").iterdir())
+
+
+def test_file_option(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "wf.json").write_text(TXT2IMG)
+    run(shell, "%%comfy_run out --file wf.json -s steps=2\n# the workflow of the paper")
+    assert isinstance(shell.user_ns["out"], comfy_nb.Result)
+
+
+def test_no_wait_returns_the_job_and_the_panel_ends_on_its_own(
+        shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    updates = record_panel(monkeypatch)
+    job = run(shell, "%%comfy_run job --no-wait --set steps=5\n" + TXT2IMG)
+    assert job is shell.user_ns["job"] and isinstance(job, comfy_nb.Job)
+    result = job.wait(timeout=30)
+    assert wait_for(lambda: updates and updates[-1] is not None
+                    and isinstance(updates[-1][1], comfy_nb.Result))
+    assert updates[-1][1].prompt_id == result.prompt_id
+
+
+def test_comfy_cancel_stops_a_no_wait_job_on_the_server(
+        shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    updates = record_panel(monkeypatch)
+    job = run(shell, "%%comfy_run job --no-wait --set steps=400\n" + TXT2IMG)
+    assert wait_for(lambda: job.status is comfy_nb.JobStatus.RUNNING)
+    run(shell, "%comfy cancel")
+    assert wait_for(lambda: job.done)
+    assert job.status is comfy_nb.JobStatus.CANCELLED
+    assert wait_for(lambda: updates and isinstance(updates[-1][1], StaticNote))
+    assert updates[-1][1].css_class == "comfy-nb-cancelled"
+    assert magics(shell).session_client().queue() == []
+
+
+def test_stopping_the_kernel_cancels_the_job_on_the_server(shell: InteractiveShell) -> None:
+    client = magics(shell).session_client()
+
+    def interrupt_when_running() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            jobs = magics(shell).jobs
+            if jobs and jobs[-1].status is comfy_nb.JobStatus.RUNNING:
+                _thread.interrupt_main()
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=interrupt_when_running, daemon=True).start()
+    error = fails(shell, "%comfy_run txt2img --set steps=400")
+    assert isinstance(error, KeyboardInterrupt)
+    job = magics(shell).jobs[-1]
+    assert wait_for(lambda: client.job(job.id).status is comfy_nb.JobStatus.CANCELLED)
+    assert client.queue() == []
+
+
+def test_timeout_cancels_the_job(shell: InteractiveShell) -> None:
+    error = fails(shell, "%comfy_run txt2img --set steps=400 --timeout 0.5")
+    assert isinstance(error, comfy_nb.JobTimeout)
+    job = magics(shell).jobs[-1]
+    assert wait_for(lambda: job.status is comfy_nb.JobStatus.CANCELLED)
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def test_a_validation_error_is_a_short_table(shell: InteractiveShell,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    error = fails(shell, "%comfy_run txt2img --set cfg=300 --set steps=0")
+    assert isinstance(error, comfy_nb.WorkflowInvalid)
+    output = capsys.readouterr().out
+    assert "Traceback" not in output
+    lines = output.splitlines()
+    header = next(line for line in lines if line.startswith("node "))
+    assert header.split() == ["node", "title", "class", "input", "error", "message", "allowed"]
+    assert any("cfg" in line and "0.0 … 100.0" in line for line in lines)
+    assert any("steps" in line and "value_smaller_than_min" in line for line in lines)
+    assert magics(shell).jobs == []  # nothing was submitted
+
+
+def test_an_execution_error_names_the_node_and_the_exception(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.user_ns["failing"] = FAILING
+    capsys.readouterr()
+    error = fails(shell, "%%comfy_run\n{{failing}}")
+    assert isinstance(error, comfy_nb.ExecutionFailed)
+    output = capsys.readouterr().out
+    assert "Traceback" not in output
+    assert "node 2 'Sharpen' (ImageSharpen) failed with" in output
+    assert "server traceback (last lines):" in output
+    assert len(output.splitlines()) < 30
+    shell.run_line_magic("config", "ComfyMagics.short_errors = False")
+    fails(shell, "%%comfy_run\n{{failing}}")
+    assert "Traceback (most recent call last)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("%%comfy_run\n  \n# only a comment", "the cell is empty"),
+    ("%%comfy_run 1x\n{}", "not a variable name"),
+    ("%%comfy_run --file wf.json\n{}", "use one of them"),
+    ("%comfy_run", "needs a workflow file"),
+    ("%comfy_run missing.json", "no workflow file 'missing.json'"),
+    ("%%comfy_run\n{\"seed\": {{nope}}}", "no variable 'nope'"),
+    ("%comfy_run txt2img --seed soon", "--seed takes a whole number"),
+    ("%comfy_run txt2img --set steps", "--set takes NAME=VALUE"),
+    ("%comfy upload nothing.png", "no file 'nothing.png'"),
+    ("%comfy connect", "%comfy connect URL|cloud"),
+])
+def test_bad_input_is_a_one_line_usage_error(shell: InteractiveShell, source: str,
+                                             message: str) -> None:
+    error = fails(shell, source)
+    assert isinstance(error, UsageError) and message in str(error)
+
+
+def test_a_cell_that_is_not_json(shell: InteractiveShell) -> None:
+    error = fails(shell, "%%comfy_run\n{\"3\": {,}}")
+    assert isinstance(error, comfy_nb.WorkflowError)
+    assert "not valid JSON" in str(error) and "line 1, column 8" in str(error)
+
+
+# -- help and settings ---------------------------------------------------------------------------
+
+
+def test_help(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy_run -h")
+    text = capsys.readouterr().out
+    assert "--no-wait" in text and "{{name}}" in text
+    run(shell, "%comfy --help")
+    assert "upload PATH" in capsys.readouterr().out
+
+
+def test_config_traits_reach_the_display(shell: InteractiveShell,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%config ComfyMagics.thumbnail_size = 96")
+    run(shell, "%config ComfyMagics.output_dir = 'renders'")
+    assert (display.settings.thumbnail_size, display.settings.output_dir) == (96, "renders")
+    run(shell, "%config ComfyMagics")
+    assert "ComfyMagics.embed_limit" in capsys.readouterr().out
+    run(shell, "%config ComfyMagics.progress = 'fancy'")  # IPython logs the refusal
+    assert magics(shell).progress == "auto"
+
+
+# -- %comfy --------------------------------------------------------------------------------------
+
+
+def test_server_commands(shell: InteractiveShell, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy status")
+    assert "local, version 0.3.64" in capsys.readouterr().out
+    run(shell, "%comfy queue")
+    assert "the queue is empty" in capsys.readouterr().out
+    run(shell, "%comfy nodes ksampler*")
+    out = capsys.readouterr().out
+    assert "KSamplerAdvanced" in out and "3 node types match" in out
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    name = run(shell, "%comfy upload red.png")
+    assert name in magics(shell).session_client().object_info(refresh=True)[
+        "LoadImage"]["input"]["required"]["image"][0]
+    run(shell, "%comfy interrupt")
+    assert "interrupted" in capsys.readouterr().out
+
+
+def test_connect_with_a_key_from_the_environment_never_shows_it(
+        monkeypatch: pytest.MonkeyPatch, shell: InteractiveShell,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(dialect="cloud", step_delay=0.0) as cloud:
+        assert cloud.api_key
+        monkeypatch.setenv("COMFY_CLOUD_API_KEY", cloud.api_key)
+        run(shell, f"%comfy connect {cloud.url}")
+        result = run(shell, "%comfy_run txt2img --set steps=2")
+        assert isinstance(result, comfy_nb.Result)
+        run(shell, "%comfy status")
+        run(shell, "%config ComfyMagics")
+        output = capsys.readouterr().out + repr(magics(shell).client) + repr(result)
+        assert "(cloud," in output
+        assert cloud.api_key not in output
+        magics(shell).close()
+
+
+def test_binder_refuses_to_ask_for_a_key(monkeypatch: pytest.MonkeyPatch,
+                                         shell: InteractiveShell) -> None:
+    monkeypatch.delenv("COMFY_CLOUD_API_KEY", raising=False)
+    monkeypatch.setenv("BINDER_LAUNCH_HOST", "https://mybinder.org/")
+    error = fails(shell, "%comfy connect cloud")
+    assert isinstance(error, UsageError) and "Binder" in str(error)
+
+
+# -- the cell body -------------------------------------------------------------------------------
+
+
+def test_fill_template() -> None:
+    names = {"seed": 5, "text": 'say "hi"\n', "size": [1, 2], "ok": True}
+    body = '{"a": {{seed}}, "b": {{ text }}, "c": "x {{text}} y", "d": {{size}}, "e": {{ok}}}'
+    filled = json.loads(fill_template(body, names))
+    assert filled == {"a": 5, "b": 'say "hi"\n', "c": 'x say "hi"\n y', "d": [1, 2], "e": True}
+    assert fill_template('{"a": "\\"{{seed}}"}', names) == '{"a": "\\"5"}'
+    assert fill_template('{"a": {"b": 1}}', {}) == '{"a": {"b": 1}}'  # JSON braces stay
+    with pytest.raises(UsageError, match="cannot go into JSON"):
+        fill_template("{{obj}}", {"obj": object()})
+
+
+def test_parse_cell_wants_an_object() -> None:
+    with pytest.raises(comfy_nb.WorkflowError, match="workflow object"):
+        parse_cell("[1, 2]", {})
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def record_panel(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Use the html panel and record what its display handle receives."""
+    monkeypatch.setenv("COMFY_NB_PROGRESS", "html")
+    updates: list[Any] = []
+
+    class Handle:
+        def update(self, obj: Any, **kwargs: Any) -> None:
+            updates.append((time.monotonic(), obj))
+
+    monkeypatch.setattr(progress, "_display", lambda obj, **kwargs: Handle())
+    return updates
+
+
+def wait_for(condition: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
