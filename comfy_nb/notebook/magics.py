@@ -161,6 +161,20 @@ class Table:
         return f"<table class=\"comfy-nb-table\">{caption}<tr>{head}</tr>{body}</table>"
 
 
+class _EmulatorNoticeInBanner(logging.Filter):
+    """While connecting from a magic, the banner says "emulator": drop the log line that says
+    it again (on stderr, where notebooks paint it like an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "embedded emulator" not in record.getMessage()
+
+    def __enter__(self) -> None:
+        log.addFilter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        log.removeFilter(self)
+
+
 def _show(obj: Any) -> None:
     from IPython.display import display
 
@@ -241,7 +255,8 @@ class ComfyMagics(Magics):
 
     def connect(self, url: str | None = None, api_key: str | None = None) -> Client:
         """Connect the session (closing the previous connection) and show a banner."""
-        client = connect(url, api_key=api_key)
+        with _EmulatorNoticeInBanner():
+            client = connect(url, api_key=api_key)
         if self.client is not None:
             self.client.close()
         self.client = client
@@ -458,8 +473,10 @@ class ComfyMagics(Magics):
         self.connect(target, api_key=api_key.strip() if api_key else None)
 
     def _comfy_status(self, args: Any) -> None:
-        client = self.session_client()
-        _show(_banner(client))
+        connected = self.client is not None
+        client = self.session_client()  # connecting shows the banner
+        if connected:
+            _show(_banner(client))
         queue = client.queue()
         running = sum(1 for entry in queue if entry["running"])
         rows = [[job.id, job.status.value, f"{job.elapsed:.1f} s"] for job in self.jobs[-10:]]
