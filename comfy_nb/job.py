@@ -82,6 +82,7 @@ class AsyncJob:
         self.workflow = workflow
         self.number: float | None = None
         self.resolved_seeds: dict[str, int] = {}  # inputs set to "random", as submitted
+        self.parameters: dict[str, Any] = {}  # the overrides it was submitted with
         self.status = JobStatus.QUEUED
         self.position: int | None = None
         self.current_node: str | None = None
@@ -281,7 +282,7 @@ class AsyncJob:
                 if self.error.node_title is None:
                     self.error.node_title = _title(self.workflow, self.error.node_id)
         workflow = snapshot.workflow or self.workflow
-        self._result = self._client._result(self.id, snapshot.outputs, workflow,
+        self._result = self._client._result(self, snapshot.outputs, workflow,
                                             self.status.value)
         for inbox in self._subscribers:
             inbox.put_nowait(_END)
@@ -375,7 +376,8 @@ class Job:
     def __getattr__(self, name: str) -> Any:
         if name in {"status", "position", "current_node", "node_progress", "nodes_cached",
                     "nodes_done", "nodes_total", "latest_preview", "error", "elapsed", "done",
-                    "workflow", "number", "resolved_seeds", "submitted_at", "started_at",
+                    "workflow", "number", "resolved_seeds", "parameters", "submitted_at",
+                    "started_at",
                     "finished_at"}:
             return getattr(self._job, name)
         raise AttributeError(name)

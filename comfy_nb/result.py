@@ -20,20 +20,20 @@ import mimetypes
 import os
 import re
 import secrets
-import struct
 import threading
 import unicodedata
 import warnings
-import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from . import provenance
+
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["FileSource", "OutputFile", "Result", "add_png_prompt", "png_has_text", "safe_filename"]
+__all__ = ["FileSource", "OutputFile", "Result", "add_png_prompt", "safe_filename"]
 
 # -- kinds and MIME types ------------------------------------------------------------------------
 
@@ -228,7 +228,8 @@ class Result:
 
     def __init__(self, prompt_id: str, outputs: dict[str, Any], *, source: FileSource | None,
                  workflow: dict[str, Any] | None = None, cache_dir: Path | None = None,
-                 status: str = "succeeded", server: str | None = None) -> None:
+                 status: str = "succeeded", server: str | None = None,
+                 provenance: dict[str, Any] | None = None) -> None:
         self.prompt_id = prompt_id
         self.outputs = outputs
         self.workflow = workflow
@@ -236,6 +237,7 @@ class Result:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.status = status
         self.server = server
+        self.provenance = provenance  # see comfy_nb.provenance; written with every saved file
         self._cache: dict[_FileKey, bytes] = {}
         self._lock = threading.Lock()
         #: where each file was last written by a save method, keyed like ``_file_key``
@@ -403,13 +405,17 @@ class Result:
         return self.saved_paths.get(_file_key(file))
 
     def _remember(self, file: OutputFile, path: Path) -> None:
+        """Note where ``file`` went; files that cannot carry text chunks get a sidecar."""
         with self._lock:
             self.saved_paths[_file_key(file)] = path
+        if file.mime_type != "image/png" and (self.workflow or self.provenance):
+            provenance.write_sidecar(path, self.workflow, self.provenance)
 
     def _prepare(self, file: OutputFile, data: bytes) -> bytes:
-        """The bytes to write to disk: PNGs gain the workflow as a ``prompt`` chunk."""
-        if self.workflow is not None and file.mime_type == "image/png":
-            return add_png_prompt(data, self.workflow)
+        """The bytes to write to disk: PNGs gain the workflow (``prompt``) and the provenance
+        (``comfy_nb``) as text chunks when they lack them."""
+        if file.mime_type == "image/png":
+            return provenance.png_with_provenance(data, self.workflow, self.provenance)
         return data
 
     # -- saving --------------------------------------------------------------------------------
@@ -568,50 +574,8 @@ def _write_file(directory: str | os.PathLike[str], name: str, data: bytes, *, ov
 
 # -- PNG metadata --------------------------------------------------------------------------------
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _png_chunks(data: bytes) -> list[tuple[int, bytes, bytes]] | None:
-    """``(offset, type, body)`` of each chunk, or None if ``data`` is not a well-formed PNG."""
-    if not data.startswith(_PNG_SIGNATURE):
-        return None
-    chunks = []
-    pos = len(_PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        end = pos + 12 + length
-        if end > len(data):
-            return None
-        chunks.append((pos, kind, data[pos + 8:pos + 8 + length]))
-        pos = end
-        if kind == b"IEND":
-            return chunks
-    return None
-
-
-def png_has_text(data: bytes, keyword: str) -> bool:
-    """Whether the PNG carries a tEXt, zTXt or iTXt chunk named ``keyword``."""
-    chunks = _png_chunks(data) or []
-    wanted = keyword.encode("latin-1")
-    return any(kind in (b"tEXt", b"zTXt", b"iTXt") and body.split(b"\x00", 1)[0] == wanted
-               for _, kind, body in chunks)
-
 
 def add_png_prompt(data: bytes, workflow: dict[str, Any]) -> bytes:
-    """``data`` with ``json.dumps(workflow)`` as a ``prompt`` tEXt chunk, as ComfyUI writes it.
-
-    The chunk is inserted before the first IDAT; every other byte (pixels, other chunks,
-    animation) is kept. A PNG that already has ``prompt``, or bytes that are not a well-formed
-    PNG, come back unchanged.
-    """
-    chunks = _png_chunks(data)
-    if chunks is None or png_has_text(data, "prompt"):
-        return data
-    at = next((offset for offset, kind, _ in chunks if kind in (b"IDAT", b"acTL", b"fcTL")),
-              None)
-    if at is None:
-        return data
-    body = b"prompt\x00" + json.dumps(workflow).encode("latin-1")
-    chunk = struct.pack(">I", len(body)) + b"tEXt" + body
-    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
-    return data[:at] + chunk + data[at:]
+    """``data`` with ``json.dumps(workflow)`` as a ``prompt`` tEXt chunk, as ComfyUI writes it
+    (unchanged when it has one already, or is not a well-formed PNG)."""
+    return provenance.png_with_provenance(data, workflow, None)

@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import provenance
 from .._config import resolve
 from .._loop import LoopThread
 from ..job import AsyncJob, Job
@@ -100,6 +101,7 @@ class AsyncClient:
         self._uploaded: dict[str, str] = {}  # sha256 of uploaded bytes -> server-side name
         self._known_files: set[str] = set()  # names this client uploaded
         self.queue_remaining: int | None = None
+        self.server_version: str | None = None  # from system_stats when the dialect is detected
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,6 +171,8 @@ class AsyncClient:
         stats = (await self._transport.request("GET", "/api/system_stats",
                                                what="reaching the server")).json()
         system = stats.get("system", {}) if isinstance(stats, dict) else {}
+        version = system.get("cloud_version") or system.get("comfyui_version")
+        self.server_version = str(version) if version else None
         return "cloud" if "cloud_version" in system else "local"
 
     async def _open_socket(self) -> None:
@@ -266,7 +270,8 @@ class AsyncClient:
         partner (API) nodes; a string sends that key instead."""
         http = await self._ready()
         assert self._dialect is not None
-        api, seeds = await self._prepare(workflow, {**(overrides or {}), **params}, validate)
+        wanted = {**(overrides or {}), **params}
+        api, seeds = await self._prepare(workflow, wanted, validate)  # uploads rename in wanted
         prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if partner_key:
@@ -278,6 +283,7 @@ class AsyncClient:
         body = self._dialect.submit_body(api, prompt_id, self.client_id, extra, front)
         job = AsyncJob(self, prompt_id, api)
         job.resolved_seeds = seeds
+        job.parameters = wanted
         self._jobs[prompt_id] = job
         try:
             answer = await self._post_once(http, body, prompt_id)
@@ -385,10 +391,15 @@ class AsyncClient:
         assert self._dialect is not None
         return await self._dialect.snapshot(http, prompt_id)
 
-    def _result(self, prompt_id: str, outputs: dict[str, Any], workflow: dict[str, Any] | None,
+    def _result(self, job: AsyncJob, outputs: dict[str, Any], workflow: dict[str, Any] | None,
                 status: str) -> Result:
-        return Result(prompt_id, outputs, source=self._files, workflow=workflow,
-                      cache_dir=self._downloads_dir(), status=status, server=self.url)
+        record = provenance.record(
+            prompt_id=job.id, server_url=self.url, dialect=self.dialect,
+            server_version=self.server_version, parameters=job.parameters,
+            resolved_seeds=job.resolved_seeds)
+        return Result(job.id, outputs, source=self._files, workflow=workflow,
+                      cache_dir=self._downloads_dir(), status=status, server=self.url,
+                      provenance=record)
 
     def _downloads_dir(self) -> Path:
         if self._cache_dir is None:

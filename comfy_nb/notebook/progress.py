@@ -207,7 +207,7 @@ class StaticNote:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
                           **kwargs: Any) -> dict[str, str]:
-        body = html.escape(self.text).replace("\n", "<br>\n")
+        body = html.escape(self.text)
         return {"text/plain": self.text,
                 "text/html": f"<div class=\"{self.css_class}\"><pre>{body}</pre></div>"}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Union
 
+from .. import provenance
 from ._errors import ParameterError, WorkflowError
 from ._params import Param, list_params, node_id_key, set_value
 
@@ -288,6 +289,14 @@ def _read_file(path: Path) -> Any:
     except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the name...
         raise WorkflowError(f"cannot read the workflow file {path}: {exc}") from None
     suffix = path.suffix.lower()
+    sidecar = provenance.sidecar_path(path)
+    if path.name.endswith(provenance.SIDECAR_SUFFIX) or (
+            suffix not in (".json", ".png", ".webp") and sidecar.is_file()):
+        # an output comfy_nb saved, or its sidecar: the workflow that made it
+        found = provenance.read(path)
+        if not found or not isinstance(found.get("prompt"), dict):
+            raise WorkflowError(f"{path} has no workflow in its provenance record")
+        return found["prompt"]
     if suffix == ".json":
         try:
             text = data.decode("utf-8-sig")

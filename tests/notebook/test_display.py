@@ -292,7 +292,8 @@ def test_a_large_video_is_saved_and_linked_not_embedded(isolated: Path) -> None:
     assert '<video src="comfy_outputs/my%20clip.mp4"' in html
     assert '<a href="comfy_outputs/my%20clip.mp4">my clip.mp4</a>' in html
     assert "comfy_outputs/my clip.mp4" in render_result(result)["text/plain"]
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["my clip.mp4"]  # saved once
+    assert sorted(p.name for p in saved.parent.iterdir()) == [  # saved once, with provenance
+        "my clip.mp4", "my clip.mp4.comfy_nb.json"]
     fresh, _ = make_result({"other.mp4": clip}, key="videos")
     assert render_result(fresh)["text/plain"].endswith("/other.mp4 -> comfy_outputs/other.mp4")
 
