@@ -1,6 +1,6 @@
 """Fixtures of the notebook tests: emulators, a JupyterLab server and a Chromium page.
 
-The browser fixtures start once per session and always stop what they started (server, kernels,
+The browser fixtures start once per module and always stop what they started (server, kernels,
 browser). Screenshots go to ``ARTIFACTS`` (``<repo>/test-output/browser/``, ignored by git).
 """
 
@@ -28,14 +28,14 @@ def notebook_emulator() -> Iterator[RunningEmulator]:
         yield emulator
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_emulator() -> Iterator[RunningEmulator]:
     """The emulator the JupyterLab kernels reach through ``COMFY_URL``."""
     with serve(step_delay=LAB_STEP_DELAY) as emulator:
         yield emulator
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(lab_emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[JupyterLab]:
     """A JupyterLab server on a free loopback port, without token, kernels on ``lab_emulator``."""
@@ -44,7 +44,9 @@ def lab(lab_emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory
         yield server
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, which would break every later test that starts an event loop of its own
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A headless Chromium (Debian's, never a downloaded one) with a fresh profile."""
     if not CHROMIUM.exists():
