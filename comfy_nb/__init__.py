@@ -7,8 +7,10 @@ The embedded emulator lives in :mod:`comfy_nb.emulator`.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import cache
+from .cache import ResultCache
 from .client import (
     AsyncClient,
     AuthenticationError,
@@ -30,9 +32,22 @@ from .client import (
     connect,
 )
 from .job import AsyncJob, Job
+from .replay import (  # the function comfy_nb.replay shadows the module: import from it
+    AsyncReplayClient,
+    Recording,
+    ReplayClient,
+    ReplayError,
+    ReplayMismatch,
+    record,
+    replay,
+)
 from .result import OutputFile, Result
+from .sweep import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
 from .workflow import ParameterError, Workflow, WorkflowError
 from .workflow._errors import WorkflowInvalid
+
+if TYPE_CHECKING:  # the notebook layer (ipywidgets) loads on first use
+    from .notebook.interact import Interact
 
 try:
     __version__ = version("comfy-nb")
@@ -55,9 +70,23 @@ def unload_ipython_extension(shell: Any) -> None:
     unload(shell)
 
 
+def interact(workflow: Any, *names: str, **options: Any) -> Interact:
+    """Sliders, boxes and dropdowns for inputs of a workflow, built from the server's node
+    definitions, with a Run button, live progress and earlier results (ipywidgets)::
+
+        comfy_nb.interact("txt2img", "seed", "cfg", "Positive Prompt.text", steps=(1, 50))
+
+    See :func:`comfy_nb.notebook.interact.interact` for every option."""
+    from .notebook.interact import interact as build
+
+    return build(workflow, *names, **options)
+
+
 __all__ = [
     "AsyncClient",
     "AsyncJob",
+    "AsyncReplayClient",
+    "AsyncSweep",
     "AuthenticationError",
     "Client",
     "ComfyError",
@@ -73,14 +102,28 @@ __all__ = [
     "ParameterError",
     "PaymentRequiredError",
     "RateLimitError",
+    "Recording",
+    "ReplayClient",
+    "ReplayError",
+    "ReplayMismatch",
     "RequestError",
     "Result",
+    "ResultCache",
     "ServerError",
+    "Sweep",
+    "SweepItem",
+    "SweepTimeout",
     "TransportError",
     "ValidationError",
     "Workflow",
     "WorkflowError",
     "WorkflowInvalid",
     "__version__",
+    "asweep",
+    "cache",
     "connect",
+    "interact",
+    "record",
+    "replay",
+    "sweep",
 ]

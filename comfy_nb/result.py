@@ -229,7 +229,8 @@ class Result:
     def __init__(self, prompt_id: str, outputs: dict[str, Any], *, source: FileSource | None,
                  workflow: dict[str, Any] | None = None, cache_dir: Path | None = None,
                  status: str = "succeeded", server: str | None = None,
-                 provenance: dict[str, Any] | None = None) -> None:
+                 provenance: dict[str, Any] | None = None, from_cache: bool = False,
+                 cached_at: float | None = None) -> None:
         self.prompt_id = prompt_id
         self.outputs = outputs
         self.workflow = workflow
@@ -238,6 +239,10 @@ class Result:
         self.status = status
         self.server = server
         self.provenance = provenance  # see comfy_nb.provenance; written with every saved file
+        #: served by the result cache (comfy_nb.cache) instead of a run on the server
+        self.from_cache = from_cache
+        #: when the cached run was stored (seconds since the epoch); None unless from_cache
+        self.cached_at = cached_at
         self._cache: dict[_FileKey, bytes] = {}
         self._lock = threading.Lock()
         #: where each file was last written by a save method, keyed like ``_file_key``
@@ -339,6 +344,8 @@ class Result:
             parts.append(f"text from {len(self.text)} node{'' if len(self.text) == 1 else 's'}")
         if not self.files and not self.text:
             parts.append("no outputs")
+        if self.from_cache:
+            parts.append("from cache")
         return f"<Result {pid} {', '.join(parts)}>"
 
     # -- bytes ---------------------------------------------------------------------------------

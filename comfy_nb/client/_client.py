@@ -8,23 +8,29 @@ It knows dialects, transport and events; it never imports ipywidgets or touches 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
 import json
 import logging
 import random
 import tempfile
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import provenance
 from .._config import resolve
 from .._loop import LoopThread
+from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_identity
+from ..cache import settings as cache_settings
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
 from ._errors import AuthenticationError, ComfyError, ServerError, TransportError
-from ._events import Event, EventSocket, Status, WebSocketRefused
+from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
 from ._transport import RetryPolicy, Transport
 from ._uploads import upload_payload
 
@@ -58,8 +64,106 @@ class _Files:
         return data
 
 
+# -- the result cache's side of the client -------------------------------------------------------
+
+_UPLOAD_MARK = "comfy_nb-upload:sha256:"  # stands for a file not uploaded yet, by its content
+
+
+class _DeferredUploads:
+    """The ``upload`` callback of the workflow layer that uploads nothing yet: each file becomes
+    a placeholder naming its content, so the cache key is known before any upload."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[bytes, str | None]] = {}  # placeholder -> bytes, name
+        self.names: dict[str, str] = {}  # sha256 -> placeholder (the workflow layer's cache)
+
+    async def __call__(self, data: Any, name: str | None) -> str:
+        placeholder = _UPLOAD_MARK + hashlib.sha256(data).hexdigest()
+        self.pending.setdefault(placeholder, (bytes(data), name))
+        return placeholder
+
+
+def _swap_placeholder(value: Any, names: dict[str, str]) -> Any:
+    """``value`` with an upload placeholder replaced by the server-side name (a suffix such as
+    ``" [input]"`` is kept)."""
+    if isinstance(value, str) and value.startswith(_UPLOAD_MARK):
+        placeholder = value[:len(_UPLOAD_MARK) + 64]
+        if placeholder in names:
+            return names[placeholder] + value[len(placeholder):]
+    return value
+
+
+@dataclass
+class _Staged:
+    """A workflow prepared up to, not including, uploads and validation."""
+
+    api: dict[str, Any]
+    seeds: dict[str, int]
+    uploads: _DeferredUploads
+    object_info: dict[str, Any] | None
+
+
+@dataclass
+class _Ticket:
+    """Where and under which key a job's result is to be cached."""
+
+    cache: ResultCache
+    key: str
+    server: str
+    inputs: dict[str, str]
+    workflow: dict[str, Any] = field(default_factory=dict)  # as submitted
+    credentials: list[str] = field(default_factory=list)  # never to be written into an entry
+
+
+class _StoringFiles:
+    """The file source of a Result while it is being cached: reads wait for the store, then
+    come from the cache entry (or from the server when the result could not be cached)."""
+
+    def __init__(self, files: _Files, stored: concurrent.futures.Future[CacheEntry | None]):
+        self._files = files
+        self.stored = stored
+
+    def wait(self) -> CacheEntry | None:
+        """Block until the store ended; the entry, or None if nothing was cached."""
+        return self.stored.result()
+
+    def fetch(self, file: OutputFile) -> bytes:
+        loop = self._files._loop
+        if loop is None or loop.in_loop_thread:
+            return self._files.fetch(file)  # explains what to do instead
+        entry = self.wait()
+        if entry is not None:
+            with contextlib.suppress(FileNotFoundError):
+                return entry.read(file)
+        return self._files.fetch(file)
+
+    async def afetch(self, file: OutputFile) -> bytes:
+        entry = await asyncio.wrap_future(self.stored)
+        if entry is not None:
+            with contextlib.suppress(FileNotFoundError):
+                return await asyncio.to_thread(entry.read, file)
+        return await self._files.afetch(file)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+JobObserver = Callable[["AsyncClient", AsyncJob, _Staged, list[str]], "Awaitable[None] | None"]
+#: Told of every job any client of this process submits (comfy_nb.replay's recordings register
+#: here): ``observer(client, job, staged, credentials)`` on the client's event loop, right after
+#: submit (a result-cache hit has already succeeded then). An awaitable it returns runs as a task
+#: that ``run`` waits for before returning and ``aclose`` lets finish (up to 10 s) once the job
+#: ended. It must not raise; ``credentials`` (the keys sent) are for keeping them out of files.
+job_observers: list[JobObserver] = []
+
+
 class AsyncClient:
-    """Talks to one ComfyUI server or Comfy Cloud. Use ``async with AsyncClient(...) as c``."""
+    """Talks to one ComfyUI server or Comfy Cloud. Use ``async with AsyncClient(...) as c``.
+
+    Runs are cached (see :mod:`comfy_nb.cache`): ``run(..., cache=None)`` follows
+    ``comfy_nb.cache.settings.enabled`` (on unless ``COMFY_NB_CACHE=off``); ``result_cache``
+    chooses the cache (default: :func:`comfy_nb.cache.default_cache`)."""
 
     def __init__(
         self,
@@ -74,6 +178,7 @@ class AsyncClient:
         cache_dir: str | Path | None = None,
         client_id: str | None = None,
         emulator_options: dict[str, Any] | None = None,
+        result_cache: ResultCache | None = None,
     ) -> None:
         if dialect not in (None, "local", "cloud"):
             raise ValueError("dialect must be 'local', 'cloud' or None (detect)")
@@ -100,6 +205,13 @@ class AsyncClient:
         self._files = _Files(self, None)
         self._uploaded: dict[str, str] = {}  # sha256 of uploaded bytes -> server-side name
         self._known_files: set[str] = set()  # names this client uploaded
+        self._upload_digests: dict[str, str] = {}  # name from upload_image -> sha256 of bytes
+        self._result_cache = result_cache
+        self._stats: dict[str, Any] | None = None  # system_stats read when connecting
+        self._identity: str | None = None  # the server as the result cache names it
+        self._tickets: dict[str, _Ticket] = {}  # prompt id -> where its result is cached
+        self._storing: dict[str, asyncio.Task[CacheEntry | None]] = {}  # key -> store running
+        self._observing: list[tuple[AsyncJob, asyncio.Future[None]]] = []  # job_observers' tasks
         self.queue_remaining: int | None = None
         self.server_version: str | None = None  # from system_stats when the dialect is detected
 
@@ -171,6 +283,7 @@ class AsyncClient:
         stats = (await self._transport.request("GET", "/api/system_stats",
                                                what="reaching the server")).json()
         system = stats.get("system", {}) if isinstance(stats, dict) else {}
+        self._stats = stats if isinstance(stats, dict) else None
         version = system.get("cloud_version") or system.get("comfyui_version")
         self.server_version = str(version) if version else None
         return "cloud" if "cloud_version" in system else "local"
@@ -193,7 +306,14 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the websocket and connections (and stop an embedded emulator). The client
-        refuses every later call."""
+        refuses every later call. Results still being cached get up to 10 s to finish."""
+        if self._storing and not self._closed:
+            _, late = await asyncio.wait(list(self._storing.values()), timeout=10)
+            for task in late:
+                task.cancel()
+        ending = [task for job, task in self._observing if job.done]
+        if ending and not self._closed:
+            await asyncio.wait(ending, timeout=10)
         self._closed = True
         await self._release()
 
@@ -256,6 +376,7 @@ class AsyncClient:
         front: bool = False,
         validate: bool = True,
         overrides: dict[str, Any] | None = None,
+        cache: bool | None = False,
         **params: Any,
     ) -> AsyncJob:
         """Queue a workflow and return its job at once.
@@ -267,11 +388,25 @@ class AsyncClient:
         first. With ``validate`` (the default) the workflow is checked against the server's
         node definitions and every problem is raised at once as ``WorkflowInvalid``.
         ``partner_key=True`` sends this client's API key as ``extra_data.api_key_comfy_org`` for
-        partner (API) nodes; a string sends that key instead."""
+        partner (API) nodes; a string sends that key instead.
+
+        ``cache=True`` (or None: the global setting) uses the result cache: an identical run
+        that was cached gives a job that has already succeeded (its result has ``from_cache``;
+        nothing is uploaded or sent), and a new run's result is cached when it succeeds. The
+        default here is False: a live job on the server."""
         http = await self._ready()
         assert self._dialect is not None
         wanted = {**(overrides or {}), **params}
-        api, seeds = await self._prepare(workflow, wanted, validate)  # uploads rename in wanted
+        staged = await self._stage(workflow, wanted, validate)  # uploads rename in wanted
+        ticket = await self._ticket(staged, cache)
+        if ticket is not None:
+            hit = await self._lookup(ticket, staged)
+            if hit is not None:
+                job = self._finished_job(hit, staged, wanted)
+                self._tell_observers(job, staged, [self._api_key] if self._api_key else [])
+                return job
+        api = await self._complete(staged, wanted, validate)
+        seeds = staged.seeds
         prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if partner_key:
@@ -285,30 +420,70 @@ class AsyncClient:
         job.resolved_seeds = seeds
         job.parameters = wanted
         self._jobs[prompt_id] = job
+        if ticket is not None:
+            ticket.workflow = api
+            ticket.credentials = [k for k in (self._api_key, extra.get("api_key_comfy_org"))
+                                  if isinstance(k, str) and k]
+            self._tickets[prompt_id] = ticket
         try:
             answer = await self._post_once(http, body, prompt_id)
         except BaseException:
             self._jobs.pop(prompt_id, None)
+            self._tickets.pop(prompt_id, None)
             raise
         job.announce_queued(answer.get("number"))
         job.start_watching()
+        self._tell_observers(job, staged, [k for k in (self._api_key,
+                                                       extra.get("api_key_comfy_org"))
+                                           if isinstance(k, str) and k])
         return job
+
+    def _tell_observers(self, job: AsyncJob, staged: _Staged, credentials: list[str]) -> None:
+        """Give a submitted job to each of :data:`job_observers`; keep what they return."""
+        for observer in list(job_observers):
+            try:
+                pending = observer(self, job, staged, credentials)
+            except Exception:
+                log.exception("comfy_nb: a job observer failed")
+                continue
+            if pending is not None:
+                entry = (job, asyncio.ensure_future(pending))
+                self._observing.append(entry)
+
+                def ended(_: object, entry: tuple[AsyncJob, asyncio.Future[None]] = entry
+                          ) -> None:
+                    self._observing.remove(entry)
+
+                entry[1].add_done_callback(ended)
+
+    async def _observed(self, prompt_id: str) -> None:
+        """Wait until the :data:`job_observers` are done with a job."""
+        tasks = [task for job, task in self._observing if job.id == prompt_id]
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _prepare(self, workflow: WorkflowLike, overrides: dict[str, Any],
                        validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
         """The API-format dict to submit: converted, overridden, uploaded and checked; plus the
         seeds ``"random"`` resolved to. The caller's workflow is never changed."""
+        staged = await self._stage(workflow, overrides, validate)
+        return await self._complete(staged, overrides, validate), staged.seeds
+
+    async def _stage(self, workflow: WorkflowLike, overrides: dict[str, Any],
+                     validate: bool) -> _Staged:
+        """:meth:`_prepare` up to the uploads: converted and overridden, ``"random"`` seeds
+        resolved, each file to upload read and standing as a placeholder of its content (what
+        the result cache keys on). Placeholders also replace upload values in ``overrides``."""
         from ..workflow import Workflow
-        from ..workflow._check import validate_workflow
         from ..workflow._inputs import upload_inputs, upload_value, wants_upload
 
+        deferred = _DeferredUploads()
         if isinstance(workflow, Workflow):
             loaded = workflow.copy()
         else:
             source = workflow
             if isinstance(source, dict):  # objects in it cannot go through Workflow.load
-                source = await upload_inputs(source, None, self._upload_value,
-                                             cache=self._uploaded)
+                source = await upload_inputs(source, None, deferred, cache=deferred.names)
             loaded = Workflow.load(source)
         # non-JSON values (images, arrays, bytes, paths) are uploaded before set(); strings
         # (file names, URLs, local paths) go through set() and the upload pass below
@@ -321,15 +496,165 @@ class AsyncClient:
             loaded = Workflow.load(loaded.to_api(object_info), object_info=object_info)
         for name, value in uploads.items():  # upload first, then set the server-side name
             overrides[name] = await upload_value(value, "image", f"the value of {name!r}",
-                                                 self._upload_value, cache=self._uploaded)
+                                                 deferred, cache=deferred.names)
         if overrides:
             loaded = Workflow.load(loaded, object_info=object_info).set(overrides)
         api = loaded.to_api(object_info)
-        api = await upload_inputs(api, object_info, self._upload_value, cache=self._uploaded)
-        if validate and object_info is not None:
+        api = await upload_inputs(api, object_info, deferred, cache=deferred.names)
+        return _Staged(api, dict(loaded.resolved_seeds), deferred, object_info)
+
+    async def _complete(self, staged: _Staged, overrides: dict[str, Any],
+                        validate: bool) -> dict[str, Any]:
+        """Upload the staged files (identical bytes once per client), put their server-side
+        names into the workflow and ``overrides``, and validate: the dict to submit."""
+        from ..workflow._check import validate_workflow
+
+        names: dict[str, str] = {}
+        for placeholder, (data, filename) in staged.uploads.pending.items():
+            digest = placeholder[len(_UPLOAD_MARK):]
+            if digest not in self._uploaded:
+                self._uploaded[digest] = await self._upload_value(data, filename)
+            names[placeholder] = self._uploaded[digest]
+        api = staged.api
+        if names:
+            api = {node_id: ({**node, "inputs": {name: _swap_placeholder(value, names)
+                                                 for name, value in node["inputs"].items()}}
+                             if isinstance(node, dict) and isinstance(node.get("inputs"), dict)
+                             else node)
+                   for node_id, node in api.items()}
+            for name, value in overrides.items():
+                overrides[name] = _swap_placeholder(value, names)
+        if validate and staged.object_info is not None:
             # files uploaded by this client exist, though the cached file lists predate them
-            validate_workflow(api, object_info, known_files=tuple(self._known_files))
-        return api, dict(loaded.resolved_seeds)
+            validate_workflow(api, staged.object_info, known_files=tuple(self._known_files))
+        return api
+
+    # -- the result cache ----------------------------------------------------------------------
+
+    async def _server_identity(self) -> str:
+        if self._identity is None:
+            stats = self._stats
+            if stats is None:  # the dialect was given, so the server was not asked yet
+                try:
+                    stats = await self.system_stats()
+                except ComfyError:
+                    stats = {}
+            self._identity = server_identity(self.url, self.dialect, stats)
+        return self._identity
+
+    def _keyed(self, api: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """``api`` with each uploaded file input standing as ``sha256:<digest>`` of its content,
+        and those digests by ``"<node>.<input>"``."""
+        keyed: dict[str, Any] = {}
+        digests: dict[str, str] = {}
+        for node_id, node in api.items():
+            inputs = node.get("inputs") if isinstance(node, dict) else None
+            if not isinstance(inputs, dict):
+                keyed[node_id] = node
+                continue
+            changed = dict(inputs)
+            for name, value in inputs.items():
+                digest: str | None = None
+                if isinstance(value, str) and value.startswith(_UPLOAD_MARK):
+                    digest = value[len(_UPLOAD_MARK):len(_UPLOAD_MARK) + 64]
+                elif isinstance(value, str):
+                    digest = self._upload_digests.get(value.removesuffix(" [input]"))
+                if digest is not None:
+                    digests[f"{node_id}.{name}"] = digest
+                    changed[name] = "sha256:" + digest
+            keyed[node_id] = {**node, "inputs": changed}
+        return keyed, digests
+
+    async def _ticket(self, staged: _Staged, cache: bool | None) -> _Ticket | None:
+        """Where this run's result is looked up and stored; None when not caching."""
+        if not (cache_settings.enabled if cache is None else cache):
+            return None
+        store = self._result_cache if self._result_cache is not None else default_cache()
+        server = await self._server_identity()
+        keyed, inputs = self._keyed(staged.api)
+        try:
+            key = cache_key(server, keyed, inputs)
+        except (TypeError, ValueError):  # values JSON cannot hold: the server would refuse too
+            return None
+        return _Ticket(store, key, server, inputs)
+
+    async def _lookup(self, ticket: _Ticket, staged: _Staged) -> Result | None:
+        """The cached Result for the ticket, after any store of the same key in progress."""
+        storing = self._storing.get(ticket.key)
+        if storing is not None:
+            await asyncio.wait([storing])
+        return await asyncio.to_thread(ticket.cache.get, ticket.key, fallback=self._files,
+                                       server=self.url, workflow=staged.api)
+
+    def _finished_job(self, hit: Result, staged: _Staged, wanted: dict[str, Any]) -> AsyncJob:
+        """A job that already succeeded with a cached result; its events say every node was
+        cached, as ComfyUI reports a prompt it need not execute."""
+        job = AsyncJob(self, hit.prompt_id, hit.workflow)
+        job.resolved_seeds = staged.seeds
+        job.parameters = {name: ("sha256:" + value[len(_UPLOAD_MARK):]
+                                 if isinstance(value, str) and value.startswith(_UPLOAD_MARK)
+                                 else value)
+                          for name, value in wanted.items()}
+        job.feed(Cached(job.id, tuple(hit.workflow or ())))
+        job.feed(Succeeded(job.id))
+        job._finish(JobSnapshot(JobStatus.SUCCEEDED, outputs=hit.outputs, workflow=hit.workflow))
+        job._result = hit
+        return job
+
+    def _start_store(self, ticket: _Ticket, result: Result) -> None:
+        """Cache a succeeded job's result in the background; its files are read from the
+        entry once it is written."""
+        stored: concurrent.futures.Future[CacheEntry | None] = concurrent.futures.Future()
+        result.source = _StoringFiles(self._files, stored)
+        result.cache_dir = None  # the entry serves the files
+        task = asyncio.ensure_future(self._store(ticket, result))
+        self._storing[ticket.key] = task
+
+        def ended(task: asyncio.Task[CacheEntry | None]) -> None:
+            if self._storing.get(ticket.key) is task:
+                del self._storing[ticket.key]
+            failed = task.cancelled() or task.exception() is not None
+            if not stored.done():
+                stored.set_result(None if failed else task.result())
+
+        task.add_done_callback(ended)
+
+    async def _store(self, ticket: _Ticket, result: Result) -> CacheEntry | None:
+        """Download every file of ``result`` into a new entry and publish it; None (with a
+        log line) if it could not be cached. Caching never fails the run."""
+        try:
+            writer = await asyncio.to_thread(ticket.cache.writer, ticket.key)
+        except OSError as exc:
+            log.warning("comfy_nb: the result cache at %s cannot be written (%s); results are "
+                        "not cached", ticket.cache.directory, exc)
+            return None
+        limit = asyncio.Semaphore(4)
+
+        async def fetch(file: OutputFile) -> None:
+            async with limit:
+                await self.download(file, to=writer.file_path(file))
+                if writer.too_large:
+                    raise _TooLarge
+
+        tasks = [asyncio.ensure_future(fetch(file)) for file in result.files]
+        try:
+            await asyncio.gather(*tasks)
+            return await asyncio.to_thread(
+                writer.commit, prompt_id=result.prompt_id, outputs=result.outputs,
+                workflow=ticket.workflow, server=ticket.server, inputs=ticket.inputs,
+                provenance=result.provenance, credentials=ticket.credentials)
+        except _TooLarge:
+            log.info("comfy_nb: the result of job %s is larger than the result cache; not "
+                     "cached", result.prompt_id)
+        except (ComfyError, OSError, ValueError, RuntimeError) as exc:
+            log.warning("comfy_nb: the result of job %s was not cached: %s",
+                        result.prompt_id, exc)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.discard()
+        return None
 
     async def _upload_value(self, value: Any, name: str | None) -> str:
         return await self.upload_image(value, name=name)
@@ -359,15 +684,33 @@ class AsyncClient:
         raise AssertionError("unreachable")
 
     async def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
-                  **submit_options: Any) -> Result:
+                  cache: bool | None = None, **submit_options: Any) -> Result:
         """Submit and wait: the job's :class:`Result`. On timeout or cancellation of the
-        waiting coroutine the remote job is cancelled too, so nothing is left running."""
-        job = await self.submit(workflow, **submit_options)
+        waiting coroutine the remote job is cancelled too, so nothing is left running.
+
+        ``cache``: None follows ``comfy_nb.cache.settings.enabled`` (on by default); True or
+        False decide for this call. With the cache, an identical earlier run's result comes back
+        at once (``result.from_cache``), and a new result is cached before this returns."""
+        job = await self.submit(workflow, cache=cache, **submit_options)
         try:
-            return await job.wait(timeout)
+            result = await job.wait(timeout)
         except (asyncio.CancelledError, KeyboardInterrupt, TimeoutError):
             await asyncio.shield(self._cancel_quietly(job.id))
             raise
+        if isinstance(result.source, _StoringFiles):
+            await asyncio.wrap_future(result.source.stored)
+        await self._observed(job.id)
+        return result
+
+    async def cached_result(self, workflow: WorkflowLike, *,
+                            overrides: dict[str, Any] | None = None, validate: bool = True,
+                            **params: Any) -> Result | None:
+        """The cached Result of this run (same arguments as :meth:`submit`), or None. Nothing
+        is uploaded or submitted; the cache is used even if switched off globally."""
+        await self._ready()
+        staged = await self._stage(workflow, {**(overrides or {}), **params}, validate)
+        ticket = await self._ticket(staged, True)
+        return None if ticket is None else await self._lookup(ticket, staged)
 
     async def _cancel_quietly(self, prompt_id: str) -> None:
         try:
@@ -397,9 +740,13 @@ class AsyncClient:
             prompt_id=job.id, server_url=self.url, dialect=self.dialect,
             server_version=self.server_version, parameters=job.parameters,
             resolved_seeds=job.resolved_seeds)
-        return Result(job.id, outputs, source=self._files, workflow=workflow,
-                      cache_dir=self._downloads_dir(), status=status, server=self.url,
-                      provenance=record)
+        result = Result(job.id, outputs, source=self._files, workflow=workflow,
+                        cache_dir=self._downloads_dir(), status=status, server=self.url,
+                        provenance=record)
+        ticket = self._tickets.pop(job.id, None)
+        if ticket is not None and status == JobStatus.SUCCEEDED.value:
+            self._start_store(ticket, result)
+        return result
 
     def _downloads_dir(self) -> Path:
         if self._cache_dir is None:
@@ -461,6 +808,7 @@ class AsyncClient:
         """Stop routing events to a job that ended (the job calls this)."""
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
+        self._tickets.pop(job.id, None)  # lost: nothing to cache
 
     # -- files -------------------------------------------------------------------------------
 
@@ -468,7 +816,8 @@ class AsyncClient:
                            overwrite: bool = False, kind: str = "input") -> str:
         """Upload a path, bytes, PIL image or numpy array; returns the name to put into a
         LoadImage input."""
-        return await self._upload("/api/upload/image", image, name, subfolder, overwrite, kind)
+        return await self._upload("/api/upload/image", image, name, subfolder, overwrite, kind,
+                                  record=True)
 
     async def upload_mask(self, mask: Any, original: str, *, name: str | None = None,
                           subfolder: str = "", kind: str = "input") -> str:
@@ -479,7 +828,8 @@ class AsyncClient:
                                   {"original_ref": ref})
 
     async def _upload(self, path: str, image: Any, name: str | None, subfolder: str,
-                      overwrite: bool, kind: str, extra: dict[str, str] | None = None) -> str:
+                      overwrite: bool, kind: str, extra: dict[str, str] | None = None,
+                      record: bool = False) -> str:
         http = await self._ready()
         filename, data, content_type = await asyncio.to_thread(upload_payload, image, name)
         fields = {"type": kind, "subfolder": subfolder, "overwrite": "true" if overwrite else "",
@@ -492,6 +842,8 @@ class AsyncClient:
         folder = str(answer.get("subfolder") or "")
         name = f"{folder}/{stored}" if folder and self.dialect == "local" else stored
         self._known_files.add(name)
+        if record:  # the result cache keys this name by the content it now has
+            self._upload_digests[name] = hashlib.sha256(data).hexdigest()
         return name
 
     async def download(self, file: OutputFile | dict[str, str],
@@ -582,15 +934,23 @@ class Client:
         return Job(self._run(self._async.submit(workflow, **options)), self._loop)
 
     def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
-            **options: Any) -> Result:
+            cache: bool | None = None, **options: Any) -> Result:
         """Submit and wait. Interrupting the wait (Ctrl+C, the kernel's stop button) or a
-        timeout cancels the remote job too."""
-        job = self.submit(workflow, **options)
+        timeout cancels the remote job too. ``cache`` as in :meth:`AsyncClient.run`."""
+        job = self.submit(workflow, cache=cache, **options)
         try:
-            return job.wait(timeout)
+            result = job.wait(timeout)
         except (KeyboardInterrupt, TimeoutError):
             self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise
+        if isinstance(result.source, _StoringFiles):
+            result.source.wait()
+        self._run(self._async._observed(job.id))
+        return result
+
+    def cached_result(self, workflow: WorkflowLike, **options: Any) -> Result | None:
+        """The cached Result of this run, or None (see :meth:`AsyncClient.cached_result`)."""
+        return self._run(self._async.cached_result(workflow, **options))
 
     def job(self, prompt_id: str) -> Job:
         return Job(self._run(self._async.job(prompt_id)), self._loop)

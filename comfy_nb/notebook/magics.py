@@ -225,6 +225,9 @@ class ComfyMagics(Magics):
                     help="Default seconds to wait for a job (None: no limit).")
     validate = Bool(True, config=True,
                     help="Check workflows against the server's node definitions first.")
+    cache = Bool(True, config=True,
+                 help="Serve identical runs from the result cache (comfy_nb.cache; "
+                      "COMFY_NB_CACHE=off switches it off everywhere).")
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -304,6 +307,15 @@ class ComfyMagics(Magics):
               help="give up (and cancel the job) after S seconds")
     @argument("--save", metavar="DIR", help="folder for full-size outputs (default: "
                                             "ComfyMagics.output_dir)")
+    @argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+              help="run every combination (repeatable): --sweep seed=1,2,3 --sweep cfg=4,7; "
+                   "1..5 is a range; VAR receives the Sweep")
+    @argument("--zip", action="store_true",
+              help="--sweep values go in step (first with first...) instead of every combination")
+    @argument("--concurrency", type=int, metavar="N",
+              help="--sweep: jobs in flight at once (default: what the server allows)")
+    @argument("--no-cache", action="store_true",
+              help="run on the server even if this exact run is in the result cache")
     @argument("-q", "--quiet", action="store_true", help="no progress panel")
     @argument("-h", "--help", action="store_true", help="show this help")
     @line_cell_magic
@@ -344,9 +356,13 @@ class ComfyMagics(Magics):
             raise UsageError(str(exc)) from None
         if args.seed is not None:
             overrides["seed"] = "random" if args.seed == "random" else _seed(args.seed)
-        outcome = self.run(workflow, overrides, url=args.url, wait=not args.no_wait,
-                           timeout=args.timeout if args.timeout is not None else self.timeout,
-                           save=args.save, quiet=args.quiet)
+        if args.sweep:
+            outcome: Any = self.sweep(workflow, args, overrides)
+        else:
+            outcome = self.run(workflow, overrides, url=args.url, wait=not args.no_wait,
+                               timeout=args.timeout if args.timeout is not None
+                               else self.timeout, save=args.save, quiet=args.quiet,
+                               cache=self.cache and not args.no_cache)
         if variable is not None:
             self._namespace()[variable] = outcome
         return outcome
@@ -371,19 +387,23 @@ class ComfyMagics(Magics):
 
     def run(self, workflow: Any, overrides: dict[str, Any], *, url: str | None = None,
             wait: bool = True, timeout: float | None = None, save: str | None = None,
-            quiet: bool = False) -> Result | Job:
-        """Submit ``workflow`` and follow it in this cell (see :meth:`comfy_run`)."""
+            quiet: bool = False, cache: bool = True) -> Result | Job:
+        """Submit ``workflow`` and follow it in this cell (see :meth:`comfy_run`). With
+        ``cache``, an identical earlier run comes from the result cache (comfy_nb.cache)."""
         client = self.session_client(url)
-        job = client.submit(workflow, overrides=overrides, validate=self.validate)
+        job = client.submit(workflow, overrides=overrides, validate=self.validate,
+                            cache=None if cache else False)
         self.jobs.append(job)
         backend = "off" if quiet else choose_backend(
             None if self.progress == "auto" else self.progress)
-        if not wait:
+        from_cache = job.done  # served from the result cache: nothing was queued
+        if not wait and not from_cache:
             panel = make_panel(job, backend, cancel=job.cancel)
             panel.show()
             follow_in_background(job, panel, lambda: self._end(job, panel, save, raise_=False))
             return job
-        panel = make_panel(job, backend, hint=BLOCKING_HINT)
+        panel = make_panel(job, backend,
+                           hint="from the result cache" if from_cache else BLOCKING_HINT)
         panel.show()
         try:
             follow(job, panel, timeout=timeout)
@@ -401,6 +421,27 @@ class ComfyMagics(Magics):
         assert result is not None
         if backend in ("widget", "html"):
             result_display.mark_shown(result)
+        return result
+
+    def sweep(self, workflow: Any, args: Any, overrides: dict[str, Any]) -> Any:
+        """``%%comfy_run --sweep ...``: every combination, a summary panel, then the grid."""
+        from ..sweep import parse_sweep_values
+        from .sweep_view import run_sweep_in_cell
+
+        try:
+            values = parse_sweep_values(args.sweep)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        result = run_sweep_in_cell(
+            self.session_client(args.url), workflow, values,
+            mode="zip" if args.zip else "product", overrides=overrides,
+            concurrency=args.concurrency,
+            backend="off" if args.quiet else (None if self.progress == "auto" else self.progress),
+            wait=not args.no_wait,
+            timeout=args.timeout if args.timeout is not None else self.timeout,
+            save=args.save, validate=self.validate,
+            cache=None if self.cache and not args.no_cache else False)
+        self.jobs.extend(item.job for item in result.items if isinstance(item.job, Job))
         return result
 
     def _end(self, job: Job, panel: Any, save: str | None, *, raise_: bool) -> Result | None:
@@ -434,6 +475,40 @@ class ComfyMagics(Magics):
         from IPython.core import page
 
         page.page(magic.__doc__ or "")  # magic_arguments put the usage into the docstring
+
+    # -- %comfy_interact ----------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("workflow", metavar="WORKFLOW",
+              help="a notebook variable holding a workflow, a workflow file, or a bundled "
+                   "workflow's name (txt2img)")
+    @argument("names", nargs="*", metavar="INPUT[=RANGE]",
+              help="inputs to control: seed, cfg=1:12, cfg=1:12:0.5, "
+                   "sampler_name=euler,dpmpp_2m, 'Positive Prompt.text' (default: every input)")
+    @argument("--auto", action="store_true", help="run on every change (debounced), no button")
+    @argument("--debounce", type=float, default=0.5, metavar="S",
+              help="with --auto: run once the controls rest this long")
+    @argument("--url", metavar="URL", help="run on this server instead of the session's")
+    @argument("-h", "--help", action="store_true", help="show this help")
+    @line_magic
+    def comfy_interact(self, line: str) -> Any:
+        """Controls for a workflow's inputs, built from the server's node definitions: sliders
+        with the real ranges, dropdowns of the server's models and samplers, seed boxes with
+        fixed / increment / randomize. Run shows live progress, the result and a strip of
+        earlier results (click one to restore its values)::
+
+            %comfy_interact txt2img seed cfg=1:12 steps 'Positive Prompt.text'
+        """
+        from .interact import interact_from_line
+
+        args = parse_line(self.comfy_interact, line)
+        if args.help:
+            return self._help(self.comfy_interact)
+        workflow = self._namespace().get(args.workflow)
+        if workflow is None:
+            workflow = _workflow_from_path(args.workflow)
+        return interact_from_line(self.session_client(args.url), workflow, args.names,
+                                  auto=args.auto, debounce=args.debounce)
 
     # -- %comfy -------------------------------------------------------------------------------
 
@@ -578,7 +653,7 @@ def unload_ipython_extension(shell: Any) -> None:
     magics.close()
     shell.configurables[:] = [c for c in shell.configurables if c is not magics]
     for kind in ("line", "cell"):
-        for name in ("comfy_run", "comfy"):
+        for name in ("comfy_run", "comfy", "comfy_interact"):
             shell.magics_manager.magics[kind].pop(name, None)
     shell.magics_manager.registry.pop(type(magics).__name__, None)
     with contextlib.suppress(ValueError):

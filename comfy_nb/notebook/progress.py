@@ -427,7 +427,10 @@ class TextPanel(Panel):
         if self.finished:
             return
         self.finished = True
-        self._write(status_text(self.job.id, self._progress(), self.workflow), final=True)
+        line = status_text(self.job.id, self._progress(), self.workflow)
+        if getattr(replacement, "from_cache", False):
+            line += " · from the result cache"
+        self._write(line, final=True)
 
 
 def make_panel(job: Job, backend: str, *, hint: str = "",

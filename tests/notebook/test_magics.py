@@ -345,3 +345,51 @@ def wait_for(condition: Any, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.02)
     return bool(condition())
+
+
+def test_comfy_interact_builds_controls_and_runs(shell: InteractiveShell) -> None:
+    from comfy_nb.notebook.interact import Interact
+
+    run(shell, "panel = %comfy_interact txt2img seed cfg=1:12 steps 'Positive Prompt.text'")
+    panel = shell.user_ns["panel"]
+    assert isinstance(panel, Interact)
+    assert set(panel.values) == {"seed", "cfg", "steps", "Positive Prompt.text"}
+    cfg = panel.controls["cfg"].widget
+    assert (cfg.min, cfg.max) == (1, 12)
+    panel.set_values(steps=2)
+    result = panel.run(wait=True, timeout=30)
+    assert result.workflow["3"]["inputs"]["steps"] == 2
+    panel.close()
+    shell.user_ns["wf"] = bundled("txt2img")
+    other = run(shell, "%comfy_interact wf cfg")
+    assert isinstance(other, Interact) and set(other.values) == {"cfg"}
+    other.close()
+
+
+def test_an_identical_run_comes_from_the_result_cache(
+        shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COMFY_NB_CACHE", "on")  # tests/conftest.py switches it off
+    monkeypatch.setenv("COMFY_NB_CACHE_DIR", str(tmp_path / "cache"))
+    first = run(shell, "%comfy_run txt2img --set steps=2 --seed 11")
+    second = run(shell, "%comfy_run txt2img --set steps=2 --seed 11")
+    assert not first.from_cache and second.from_cache
+    assert second.images[0].read() == first.images[0].read()
+    assert "from the result cache" in capsys.readouterr().out
+    assert len(magics(shell).jobs) == 2
+    third = run(shell, "%comfy_run txt2img --set steps=2 --seed 11 --no-cache")
+    assert not third.from_cache and third.prompt_id != first.prompt_id
+
+
+def test_sweep_from_a_cell(shell: InteractiveShell) -> None:
+    grid = run(shell, "%%comfy_run grid --sweep seed=1,2 --sweep cfg=4,7 --set steps=2\n"
+               + TXT2IMG)
+    assert grid is shell.user_ns["grid"] and isinstance(grid, comfy_nb.Sweep)
+    rows = grid.rows()
+    assert sorted((row["seed"], row["cfg"]) for row in rows) == [(1, 4), (1, 7), (2, 4), (2, 7)]
+    assert all(row["status"] == "succeeded" and row["files"] for row in rows)
+    assert len(magics(shell).jobs) == 4
+    zipped = run(shell, "%comfy_run txt2img --sweep seed=1,2 --sweep cfg=4,7 --zip -s steps=2")
+    assert sorted((row["seed"], row["cfg"]) for row in zipped.rows()) == [(1, 4), (2, 7)]
+    error = fails(shell, "%comfy_run txt2img --sweep seed")
+    assert isinstance(error, UsageError)

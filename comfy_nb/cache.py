@@ -1,0 +1,546 @@
+"""The result cache: finished runs kept on disk, so an identical run returns its :class:`Result`
+at once, in this kernel or the next one, with no server involved.
+
+An entry is keyed (:func:`cache_key`) by the server's identity (:func:`server_identity`), the
+API workflow as it would be submitted (overrides applied, ``"random"`` seeds already resolved,
+node titles left out) and the content hashes of the files uploaded for it. It is one folder named
+by the key, holding ``entry.json`` and the output files' bytes; the folder appears by one atomic
+rename, and a hit touches ``entry.json``, whose modification time is the entry's last use. The
+cache stays under ``max_bytes`` by removing the least recently used entries first. Unreadable
+entries count as misses and are removed; entries that vanish under another process are misses.
+
+Owns: the on-disk layout, keys, LRU eviction, the global switch (:data:`settings`,
+``COMFY_NB_CACHE=off``, ``COMFY_NB_CACHE_DIR``) and :class:`Result` objects read back from disk.
+Must not: speak HTTP (the client downloads into :meth:`ResultCache.writer`), touch widgets, or
+ever write an API key, a signed URL or ``extra_data`` into an entry.
+
+Limitation: an input given as a file name already on the server (not uploaded by this client)
+is keyed by its name only; if that file is replaced on the server, the cache cannot tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .result import FileSource, OutputFile, Result, safe_filename
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "CacheEntry",
+    "CacheSettings",
+    "EntryWriter",
+    "ResultCache",
+    "cache_key",
+    "default_cache",
+    "enable",
+    "server_identity",
+    "settings",
+]
+
+log = logging.getLogger("comfy_nb")
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+ENABLE_VARIABLE = "COMFY_NB_CACHE"
+DIRECTORY_VARIABLE = "COMFY_NB_CACHE_DIR"
+FORMAT = 1  # of entry.json and of the key; a new format never reads old entries
+_ENTRY = "entry.json"
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+_STALE_STAGING = 24 * 3600.0  # seconds before an abandoned staging folder is removed
+_OFF = {"0", "off", "false", "no", "disabled"}
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+class CacheSettings:
+    """Process-wide defaults. ``enabled`` is what ``cache=None`` means in ``client.run``:
+    set it, or leave it None to follow ``COMFY_NB_CACHE`` (``off``/``0``/``false`` turn the
+    cache off; anything else, or nothing, leaves it on)."""
+
+    def __init__(self) -> None:
+        self._enabled: bool | None = None
+        #: where entries go; None: ``$COMFY_NB_CACHE_DIR``, else the platform's cache folder
+        self.directory: str | os.PathLike[str] | None = None
+        #: the bound on the cache's size on disk
+        self.max_bytes: int = DEFAULT_MAX_BYTES
+
+    @property
+    def enabled(self) -> bool:
+        if self._enabled is not None:
+            return self._enabled
+        return os.environ.get(ENABLE_VARIABLE, "").strip().lower() not in _OFF
+
+    @enabled.setter
+    def enabled(self, value: bool | None) -> None:
+        self._enabled = None if value is None else bool(value)
+
+    def __repr__(self) -> str:
+        return (f"CacheSettings(enabled={self.enabled}, directory={str(default_directory())!r}, "
+                f"max_bytes={self.max_bytes})")
+
+
+#: the process-wide cache settings (``comfy_nb.cache.settings.enabled = False``)
+settings = CacheSettings()
+_default: ResultCache | None = None
+
+
+def enable(on: bool = True) -> None:
+    """Turn the result cache on or off for every call that does not say ``cache=``."""
+    settings.enabled = on
+
+
+def default_directory() -> Path:
+    """``settings.directory``, ``$COMFY_NB_CACHE_DIR``, or the platform's user cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux) + ``comfy_nb/results``."""
+    chosen = settings.directory or os.environ.get(DIRECTORY_VARIABLE)
+    if chosen:
+        return Path(chosen).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "comfy_nb" / "Cache" / "results"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "comfy_nb" / "results"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "comfy_nb" / "results"
+
+
+def default_cache() -> ResultCache:
+    """The cache clients use unless given one (follows :data:`settings` and the environment)."""
+    global _default
+    directory = default_directory()
+    if (_default is None or _default.directory != directory
+            or _default.max_bytes != settings.max_bytes):
+        _default = ResultCache(directory, max_bytes=settings.max_bytes)
+    return _default
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("comfy-nb")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def server_identity(url: str, dialect: str,
+                    system_stats: Mapping[str, Any] | None = None) -> str:
+    """What the cache calls a server: ``<dialect>:<normalized url>``; for the comfy_nb emulator
+    (its system stats have an ``emulator`` section) ``comfy_nb-emulator/<dialect>/<version>``,
+    whatever its port, so notebooks on the emulator hit across kernels. Never a credential."""
+    emulator = system_stats.get("emulator") if isinstance(system_stats, Mapping) else None
+    if isinstance(emulator, Mapping):
+        return f"comfy_nb-emulator/{dialect}/{_version()}"
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return f"{dialect}:{scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(server: str, workflow: Mapping[str, Any],
+              inputs: Mapping[str, str] | None = None) -> str:
+    """SHA-256 (hex) of the canonical JSON of the server identity, the API workflow without
+    node ``_meta`` and ``inputs`` (``{"<node>.<input>": sha256 of the uploaded bytes}``).
+    Raises TypeError for values JSON cannot hold."""
+    nodes = {str(node_id): ({k: v for k, v in node.items() if k != "_meta"}
+                            if isinstance(node, Mapping) else node)
+             for node_id, node in workflow.items()}
+    body = {"format": FORMAT, "server": server, "workflow": nodes,
+            "inputs": dict(sorted((inputs or {}).items()))}
+    return hashlib.sha256(_canonical(body).encode("utf-8")).hexdigest()
+
+
+def _without_signed_urls(value: Any) -> Any:
+    """``value`` without mapping entries holding an http(s) URL with a query (signed storage
+    URLs): the entry serves the bytes itself and must not keep a credential."""
+    if isinstance(value, Mapping):
+        return {k: _without_signed_urls(v) for k, v in value.items()
+                if not (isinstance(v, str) and v.lower().startswith(("http://", "https://"))
+                        and "?" in v)}
+    if isinstance(value, list):
+        return [_without_signed_urls(v) for v in value]
+    return value
+
+
+# -- entries -------------------------------------------------------------------------------------
+
+
+def _file_key(file: OutputFile) -> tuple[str, str, str, str]:
+    return (file.node_id, file.filename, file.subfolder, file.type)
+
+
+class _EntryFiles:
+    """An entry's folder as the :class:`FileSource` of a cached Result; ``fallback`` (the
+    client) serves a file whose entry was removed meanwhile."""
+
+    def __init__(self, entry: CacheEntry, fallback: FileSource | None) -> None:
+        self._entry = entry
+        self._fallback = fallback
+
+    def _missing(self, file: OutputFile) -> FileNotFoundError:
+        return FileNotFoundError(f"{file.filename!r} is gone from the result cache (entry "
+                                 f"{self._entry.key[:12]}… was removed); run the workflow again")
+
+    def fetch(self, file: OutputFile) -> bytes:
+        try:
+            return self._entry.read(file)
+        except FileNotFoundError:
+            if self._fallback is None:
+                raise self._missing(file) from None
+        return self._fallback.fetch(file)
+
+    async def afetch(self, file: OutputFile) -> bytes:
+        try:
+            return await asyncio.to_thread(self._entry.read, file)
+        except FileNotFoundError:
+            if self._fallback is None:
+                raise self._missing(file) from None
+        return await self._fallback.afetch(file)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One stored run, as read from its ``entry.json``."""
+
+    key: str
+    directory: Path
+    prompt_id: str
+    server: str
+    created: float  # seconds since the epoch
+    last_used: float
+    size: int  # bytes on disk, entry.json included
+    outputs: dict[str, Any]
+    workflow: dict[str, Any] | None
+    files: tuple[dict[str, Any], ...]  # node_id, filename, subfolder, type, blob, size
+    comfy_nb_version: str
+    provenance: dict[str, Any] | None = None  # of the run that made it (comfy_nb.provenance)
+
+    def _blob(self, file: OutputFile) -> Path:
+        for item in self.files:
+            if (item["node_id"], item["filename"], item["subfolder"], item["type"]) \
+                    == _file_key(file):
+                return self.directory / item["blob"]
+        raise FileNotFoundError(f"{file.filename!r} is not part of cache entry {self.key[:12]}…")
+
+    def read(self, file: OutputFile) -> bytes:
+        """The stored bytes of one output file (FileNotFoundError if the entry is gone)."""
+        return self._blob(file).read_bytes()
+
+    def result(self, *, fallback: FileSource | None = None, server: str | None = None,
+               workflow: dict[str, Any] | None = None) -> Result:
+        """The stored run as a :class:`Result` (``from_cache=True``) reading from this entry.
+        ``workflow`` replaces the stored one's node titles (``_meta``) where node ids match."""
+        stored = self.workflow
+        if stored is not None and workflow:
+            stored = {node_id: _with_title(node, workflow.get(node_id))
+                      for node_id, node in stored.items()}
+        return Result(self.prompt_id, self.outputs, source=_EntryFiles(self, fallback),
+                      workflow=stored, status="succeeded", server=server,
+                      provenance=self.provenance, from_cache=True, cached_at=self.created)
+
+
+def _with_title(node: Any, current: Any) -> Any:
+    """``node`` with the ``_meta`` (title) of ``current``, the node as submitted now."""
+    if isinstance(node, dict) and isinstance(current, dict) and "_meta" in current:
+        return {**node, "_meta": current["_meta"]}
+    return node
+
+
+def _load_entry(key: str, folder: Path) -> CacheEntry:
+    """The entry in ``folder``; ValueError if it is malformed or incomplete, OSError if it
+    cannot be read (FileNotFoundError: it vanished)."""
+    path = folder / _ENTRY
+    data = json.loads(path.read_text("utf-8"))
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
+        raise ValueError("not an entry of this format")
+    files = data["files"]
+    if not isinstance(files, list) or not isinstance(data["outputs"], dict):
+        raise ValueError("malformed entry")
+    for item in files:
+        blob = folder / str(item["blob"])
+        if blob.parent != folder / "files" or blob.stat().st_size != int(item["size"]):
+            raise ValueError(f"file {item['blob']} is damaged")
+    workflow = data.get("workflow")
+    record = data.get("provenance")
+    return CacheEntry(
+        key=key, directory=folder, prompt_id=str(data["prompt_id"]), server=str(data["server"]),
+        created=float(data["created"]), last_used=path.stat().st_mtime, size=int(data["size"]),
+        outputs=data["outputs"], workflow=workflow if isinstance(workflow, dict) else None,
+        files=tuple(files), comfy_nb_version=str(data.get("comfy_nb_version", "")),
+        provenance=record if isinstance(record, dict) else None)
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+class EntryWriter:
+    """A new entry being filled in a hidden staging folder of the cache; :meth:`commit` makes
+    it visible at once, :meth:`discard` drops it. Get one from :meth:`ResultCache.writer`."""
+
+    def __init__(self, cache: ResultCache, key: str) -> None:
+        self.cache = cache
+        self.key = key
+        cache.directory.mkdir(parents=True, exist_ok=True)
+        self.folder = cache.directory / f".staging-{secrets.token_hex(8)}"
+        (self.folder / "files").mkdir(parents=True)
+        self._blobs: dict[tuple[str, str, str, str], str] = {}
+        self._done = False
+
+    def file_path(self, file: OutputFile) -> Path:
+        """Where to write ``file``'s bytes (a new path for each file)."""
+        blob = self._blobs.get(_file_key(file))
+        if blob is None:
+            suffix = os.path.splitext(safe_filename(file.filename))[1][:16]
+            blob = f"files/{len(self._blobs):04d}{suffix}"
+            self._blobs[_file_key(file)] = blob
+        return self.folder / blob
+
+    def write(self, file: OutputFile, data: bytes) -> None:
+        """Store ``file``'s bytes (for callers that have them in memory)."""
+        self.file_path(file).write_bytes(data)
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        total = 0
+        for blob in self._blobs.values():
+            with contextlib.suppress(OSError):
+                total += (self.folder / blob).stat().st_size
+        return total
+
+    @property
+    def too_large(self) -> bool:
+        """Whether the entry already exceeds the cache's bound (then it cannot be kept)."""
+        return self.size > self.cache.max_bytes
+
+    def commit(self, *, prompt_id: str, outputs: Mapping[str, Any],
+               workflow: Mapping[str, Any] | None, server: str,
+               inputs: Mapping[str, str] | None = None,
+               provenance: Mapping[str, Any] | None = None,
+               credentials: Iterable[str] = ()) -> CacheEntry | None:
+        """Write ``entry.json`` and publish the entry; then evict down to ``max_bytes``.
+        Returns None (and keeps nothing) when the entry is larger than the bound or its text
+        would contain one of ``credentials``. Every file of ``outputs`` must have been written."""
+        try:
+            return self._commit(prompt_id, outputs, workflow, server, inputs, provenance,
+                                credentials)
+        finally:
+            self.discard()
+
+    def _commit(self, prompt_id: str, outputs: Mapping[str, Any],
+                workflow: Mapping[str, Any] | None, server: str,
+                inputs: Mapping[str, str] | None, provenance: Mapping[str, Any] | None,
+                credentials: Iterable[str]) -> CacheEntry | None:
+        clean = _without_signed_urls(dict(outputs))
+        files: list[dict[str, Any]] = []
+        for file in Result(prompt_id, clean, source=None).files:
+            blob = self._blobs.get(_file_key(file))
+            if blob is None or not (self.folder / blob).is_file():
+                raise FileNotFoundError(f"{file.filename!r} was not written to the entry")
+            files.append({"node_id": file.node_id, "filename": file.filename,
+                          "subfolder": file.subfolder, "type": file.type, "blob": blob,
+                          "size": (self.folder / blob).stat().st_size})
+        body: dict[str, Any] = {
+            "format": FORMAT, "key": self.key, "prompt_id": prompt_id, "server": server,
+            "created": time.time(), "comfy_nb_version": _version(), "inputs": dict(inputs or {}),
+            "outputs": clean, "workflow": dict(workflow) if workflow is not None else None,
+            "provenance": _without_signed_urls(dict(provenance)) if provenance else None,
+            "files": files, "size": 0}
+        text = _canonical(body)
+        if any(secret in text for secret in credentials if secret):
+            log.warning("comfy_nb: a result was not cached because it contains a credential")
+            return None
+        size = sum(item["size"] for item in files) + len(text.encode("utf-8")) + 32
+        if size > self.cache.max_bytes:
+            log.info("comfy_nb: a result of %d bytes is larger than the cache (%d bytes); "
+                     "not cached", size, self.cache.max_bytes)
+            return None
+        body["size"] = size
+        (self.folder / _ENTRY).write_text(_canonical(body), "utf-8")
+        target = self.cache._folder(self.key)
+        for _ in range(2):
+            try:
+                os.rename(self.folder, target)
+                break
+            except OSError:
+                existing = self.cache.entry(self.key)  # removes it if damaged
+                if existing is not None:  # stored meanwhile by another client: keep that one
+                    return existing
+        else:
+            return None
+        self._done = True
+        self.cache.evict(keep=self.key)
+        return self.cache.entry(self.key)
+
+    def discard(self) -> None:
+        """Remove the staging folder (nothing happens after a successful commit)."""
+        if not self._done:
+            self._done = True
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- the cache -----------------------------------------------------------------------------------
+
+
+class ResultCache:
+    """Finished runs on disk under ``directory`` (default: :func:`default_directory`), at most
+    ``max_bytes`` in all; least recently used entries go first. Safe to share between clients
+    and processes."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.directory = Path(directory).expanduser() if directory else default_directory()
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.max_bytes = int(max_bytes)
+
+    def __repr__(self) -> str:
+        return f"<ResultCache {str(self.directory)!r} max_bytes={self.max_bytes}>"
+
+    def _folder(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"not a cache key: {key!r}")
+        return self.directory / key
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def entry(self, key: str) -> CacheEntry | None:
+        """The entry for ``key`` without marking it used; None if absent. A damaged entry is
+        removed and counts as absent."""
+        folder = self._folder(key)
+        try:
+            return _load_entry(key, folder)
+        except FileNotFoundError:
+            if (folder / _ENTRY).exists():  # a blob is missing
+                self._drop(folder)
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if folder.exists():
+                log.warning("comfy_nb: removing a damaged result-cache entry %s (%s)",
+                            key[:12], exc)
+                self._drop(folder)
+            return None
+
+    def get(self, key: str, *, fallback: FileSource | None = None, server: str | None = None,
+            workflow: dict[str, Any] | None = None) -> Result | None:
+        """The cached :class:`Result` for ``key`` (marked as just used), or None. See
+        :meth:`CacheEntry.result` for the arguments."""
+        entry = self.entry(key)
+        if entry is None:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(entry.directory / _ENTRY)
+        return entry.result(fallback=fallback, server=server, workflow=workflow)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or not _KEY.match(key):
+            return False
+        return self.entry(key) is not None
+
+    def entries(self) -> list[CacheEntry]:
+        """Every readable entry, least recently used first (damaged ones are removed)."""
+        found = []
+        for key in self._keys():
+            entry = self.entry(key)
+            if entry is not None:
+                found.append(entry)
+        return sorted(found, key=lambda e: e.last_used)
+
+    def _keys(self) -> list[str]:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return []
+        return [name for name in names if _KEY.match(name)]
+
+    def size(self) -> int:
+        """Bytes the entries take on disk."""
+        return sum(entry.size for entry in self.entries())
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def writer(self, key: str) -> EntryWriter:
+        """A new entry for ``key``, filled by the caller and published by its commit."""
+        self._folder(key)
+        return EntryWriter(self, key)
+
+    def remove(self, key: str) -> bool:
+        """Remove one entry; True if it was there."""
+        folder = self._folder(key)
+        if not folder.exists():
+            return False
+        self._drop(folder)
+        return True
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        for key in self._keys():
+            self._drop(self.directory / key)
+
+    def evict(self, max_bytes: int | None = None, *, keep: str | None = None) -> int:
+        """Remove least recently used entries until the cache holds at most ``max_bytes``
+        (default: its bound), never ``keep``; also abandoned staging folders. Returns how
+        many entries were removed."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        self._sweep_staging()
+        entries = self.entries()
+        total = sum(entry.size for entry in entries)
+        removed = 0
+        for entry in entries:
+            if total <= limit:
+                break
+            if entry.key == keep:
+                continue
+            self._drop(entry.directory)
+            total -= entry.size
+            removed += 1
+        return removed
+
+    def _drop(self, folder: Path) -> None:
+        """Remove an entry folder: first renamed away (readers see it vanish at once)."""
+        trash = self.directory / f".trash-{secrets.token_hex(8)}"
+        try:
+            os.rename(folder, trash)
+        except OSError:
+            return  # gone already, or removed by another process right now
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _sweep_staging(self) -> None:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        now = time.time()
+        for name in names:
+            path = self.directory / name
+            if name.startswith(".trash-"):
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(".staging-"):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > _STALE_STAGING:
+                        shutil.rmtree(path, ignore_errors=True)

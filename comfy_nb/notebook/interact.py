@@ -1,0 +1,1177 @@
+"""Interactive parameters: :func:`interact` builds one widget with controls for chosen inputs of a
+workflow (their kind and range from the server's node definitions), a Run button or debounced
+runs on change, the live progress of the current job, its result, and a strip of earlier results
+that put their values back into the controls when clicked.
+
+Owns: the control of each input type (:func:`build_control`), the runs of one :class:`Interact`
+(a worker thread per Interact submits, cancels the previous job, follows the current one and
+shows its outcome), the pacing of the Interact's widget traffic (at most 10 messages in any
+second, previews at most 4 a second), and :func:`interact_from_line` for ``%comfy_interact``.
+
+Must not: speak HTTP (the client does), block the kernel in widget callbacks (they only queue
+work for the worker: the kernel handles widget events only while idle), call ``display()``
+(the cell displays the Interact), or capture output with ``with Output():`` (it swallows
+exceptions). Errors are shown inside the widget *and* logged.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import html
+import json
+import logging
+import math
+import queue
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import HTMLStyle
+
+from ..client import ComfyError, JobCancelled, connect
+from ..workflow import Param, ParameterError, Workflow, WorkflowError
+from ..workflow._params import (
+    DEFAULT_SEED_MAX,
+    SEED_INPUTS,
+    describe,
+    input_specs,
+    is_link,
+    list_params,
+    node_title,
+    resolve,
+)
+from . import display as result_display
+from .progress import (
+    MAX_WIDGET_MESSAGES,
+    PREVIEW_INTERVAL,
+    PREVIEW_SIDE,
+    STATUS_INTERVAL,
+    RateLimit,
+    preview_jpeg,
+    status_html,
+)
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..job import Job
+    from ..result import Result
+
+__all__ = ["Control", "HistoryEntry", "Interact", "SeedControl", "build_control",
+           "default_client", "interact", "interact_from_line"]
+
+log = logging.getLogger("comfy_nb")
+
+#: input types that get a control of their own (others are links between nodes)
+SUPPORTED_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+#: the largest integer a browser's number holds exactly: text boxes are bounded by it
+SAFE_INTEGER = 2**53 - 1
+#: a range with more steps than this gets a bounded text box instead of a slider
+SLIDER_POSITIONS = 10_000
+#: what a seed becomes after each run, as in ComfyUI's editor ("control after generate")
+SEED_MODES = ("fixed", "increment", "randomize")
+#: slider step of a FLOAT input whose definition gives none
+DEFAULT_FLOAT_STEP = 0.01
+#: earlier results kept (and shown in the strip)
+HISTORY_SIZE = 12
+#: seconds between looks at the running job (the pacing decides what is actually sent)
+TICK = 0.05
+
+_DESCRIPTION_STYLE = {"description_width": "160px"}
+_WIDE = "min(100%, 640px)"
+_STOP = ("stop", None)
+
+
+# -- controls ------------------------------------------------------------------------------------
+
+
+class Control:
+    """The widget of one input: ``widget`` is what is shown, ``value_widget`` holds the value
+    (the same widget except for seeds), ``value`` is the input's value (floats rounded the way
+    the node definition says), ``path`` is the input's ``"<node id>.<input>"``."""
+
+    def __init__(self, name: str, widget: Any, *, param: Param | None = None,
+                 value_widget: Any = None, decimals: int | None = None) -> None:
+        self.name = name
+        self.param = param
+        self.path = param.path if param is not None else name
+        self.widget = widget
+        self.value_widget = value_widget if value_widget is not None else widget
+        self.decimals = decimals
+
+    @property
+    def value(self) -> Any:
+        value = self.value_widget.value
+        if self.decimals is not None and isinstance(value, float):
+            value = round(value, self.decimals)
+        if isinstance(value, tuple):  # SelectMultiple
+            value = list(value)
+        return value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.value_widget.value = self.widget_value(value)
+
+    def widget_value(self, value: Any) -> Any:
+        """``value`` as the value widget holds it."""
+        return tuple(value) if isinstance(value, list) else value
+
+    def observe(self, callback: Callable[[Control], object]) -> None:
+        """Call ``callback(self)`` when the value changes."""
+        self.value_widget.observe(lambda _change: callback(self), names="value")
+
+    def next_value(self) -> Any:
+        """The value after a run (seeds: "increment" / "randomize"); None keeps it."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}={self.value!r} {type(self.widget).__name__}>"
+
+
+class SeedControl(Control):
+    """A seed: an integer box, the editor's "fixed / increment / randomize" after each run, and a
+    🎲 button for a new random seed now."""
+
+    def __init__(self, name: str, box: Any, *, param: Param | None = None,
+                 mode: str = "fixed") -> None:
+        if mode not in SEED_MODES:
+            raise ParameterError(f"a seed control is one of {', '.join(SEED_MODES)}, "
+                                 f"not {mode!r}")
+        self.mode_widget = widgets.Dropdown(
+            options=SEED_MODES, value=mode, tooltip="what the seed becomes after each run",
+            layout=widgets.Layout(width="110px"), _dom_classes=("comfy-nb-seed-mode",))
+        self.dice = widgets.Button(description="🎲", tooltip="a new random seed",
+                                   layout=widgets.Layout(width="42px"),
+                                   _dom_classes=("comfy-nb-dice",))
+        self.dice.on_click(lambda _button: self.randomize())
+        super().__init__(name, widgets.HBox([box, self.mode_widget, self.dice]), param=param,
+                         value_widget=box)
+
+    @property
+    def mode(self) -> str:
+        mode: str = self.mode_widget.value
+        return mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self.mode_widget.value = mode
+
+    @property
+    def low(self) -> int:
+        return int(getattr(self.value_widget, "min", 0))
+
+    @property
+    def high(self) -> int:
+        return int(getattr(self.value_widget, "max", DEFAULT_SEED_MAX))
+
+    def random_value(self) -> int:
+        """A random seed in the box's range."""
+        low, high = self.low, max(self.low, self.high)
+        return low + secrets.randbelow(high - low + 1)
+
+    def randomize(self) -> int:
+        """Put a new random seed into the box now (the 🎲 button)."""
+        self.value_widget.value = value = self.random_value()
+        return value
+
+    def next_value(self) -> int | None:
+        mode = self.mode
+        if mode == "increment":
+            value = int(self.value_widget.value) + 1
+            return self.low if value > self.high else value
+        if mode == "randomize":
+            return self.random_value()
+        return None
+
+
+def _options(spec: Sequence[Any] | None) -> Mapping[str, Any]:
+    if spec and len(spec) > 1 and isinstance(spec[1], Mapping):
+        return spec[1]
+    return {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _decimals(step: Any) -> int | None:
+    """Decimal places of a step or rounding (``0.01`` → 2, ``1e-06`` → 6, ``1`` → 0)."""
+    number = _number(step)
+    if number is None or number <= 0:
+        return None
+    try:
+        exponent = Decimal(repr(float(number))).normalize().as_tuple().exponent
+    except InvalidOperation:
+        return None
+    return min(max(0, -exponent), 12) if isinstance(exponent, int) else None
+
+
+def _is_seed(param: Param, spec: Sequence[Any] | None) -> bool:
+    return param.type == "INT" and (param.name in SEED_INPUTS
+                                    or _options(spec).get("control_after_generate") is True)
+
+
+def _tooltip(param: Param, spec: Sequence[Any] | None) -> str:
+    where = f"{param.title} ({param.class_type})" if param.title != param.class_type \
+        else param.class_type
+    text = f"{where} · node {param.node_id} · input {param.name}"
+    note = _options(spec).get("tooltip")
+    return f"{text}\n{note}" if isinstance(note, str) and note else text
+
+
+def _unsupported(param: Param, label: str) -> ParameterError:
+    return ParameterError(
+        f"{label!r} ({param.title}.{param.name}) is a {param.type} input: a connection from "
+        "another node's output, not a value typed into the node. interact() has controls for "
+        f"{', '.join(SUPPORTED_TYPES[:-1])} and combo (list) inputs")
+
+
+def _as_int(value: Any, fallback: int, label: str) -> int:
+    if value is None:
+        return fallback
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ParameterError(f"{label!r} holds {value!r}, not a whole number")
+    return int(value)
+
+
+def _as_float(value: Any, fallback: float, label: str) -> float:
+    if value is None:
+        return fallback
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"{label!r} holds {value!r}, not a number")
+    return float(value)
+
+
+def _clamp(value: float, low: float, high: float) -> Any:
+    return min(max(value, low), high)
+
+
+def build_control(param: Param, override: Any = None, *, name: str | None = None,
+                  spec: Sequence[Any] | None = None, seed_mode: str = "fixed") -> Control:
+    """The control of one input, from its :class:`~comfy_nb.workflow.Param` (``wf.params()``)
+    and its object_info ``spec`` (``[type, {options}]``; needed to recognise seeds and FLOAT
+    rounding):
+
+    - INT: an ``IntSlider`` with the definition's min, max and step; a ``BoundedIntText`` when
+      the range has more than 10 000 steps (bounded by what a browser holds exactly);
+      seeds (``seed``, ``noise_seed`` or ``control_after_generate``) get a :class:`SeedControl`;
+    - FLOAT: a ``FloatSlider`` with the step, shown and rounded to the definition's ``round``
+      (else the step's) decimals; a ``BoundedFloatText`` for huge ranges;
+    - combo: a ``Dropdown`` of the choices (model and file lists included; the workflow's value
+      is kept even when the server does not list it); STRING: ``Text``, or ``Textarea`` when
+      multiline; BOOLEAN: ``Checkbox``.
+
+    ``override`` replaces the automatic choice: a widget (used as it is), a ``(min, max)`` or
+    ``(min, max, step)`` tuple (a slider) or a list of choices (a dropdown). Links (MODEL,
+    IMAGE...) raise :class:`ParameterError`.
+    """
+    label = name or param.path
+    value = param.value if param.value is not None else param.default
+    common: dict[str, Any] = {"description": label, "tooltip": _tooltip(param, spec),
+                              "style": dict(_DESCRIPTION_STYLE)}
+    if override is not None:
+        return _override_control(param, override, label, value, common)
+    kind = param.type
+    if kind == "INT" and _is_seed(param, spec):
+        return SeedControl(label, _int_widget(param, label, value, common, seed=True),
+                           param=param, mode=seed_mode)
+    if kind == "INT":
+        return Control(label, _int_widget(param, label, value, common), param=param)
+    if kind == "FLOAT":
+        widget, decimals = _float_widget(param, spec, label, value, common)
+        return Control(label, widget, param=param, decimals=decimals)
+    if kind == "COMBO":
+        return _combo_control(param, spec, label, value, common)
+    if kind == "STRING":
+        text = "" if value is None else str(value)
+        multiline = param.multiline if param.multiline is not None else "\n" in text
+        if multiline:
+            return Control(label, widgets.Textarea(value=text, rows=4, continuous_update=False,
+                                                   layout=widgets.Layout(width=_WIDE),
+                                                   **common), param=param)
+        return Control(label, widgets.Text(value=text, continuous_update=False,
+                                           layout=widgets.Layout(width=_WIDE), **common),
+                       param=param)
+    if kind == "BOOLEAN":
+        return Control(label, widgets.Checkbox(value=bool(value), **common), param=param)
+    raise _unsupported(param, label)
+
+
+def _int_widget(param: Param, label: str, value: Any, common: dict[str, Any], *,
+                seed: bool = False) -> Any:
+    low, high = _number(param.min), _number(param.max)
+    step = max(1, int(param.step)) if param.step is not None and param.step >= 1 else 1
+    if (not seed and low is not None and high is not None and high >= low
+            and max(abs(low), abs(high)) <= SAFE_INTEGER
+            and (high - low) / step <= SLIDER_POSITIONS):
+        lo, hi = math.ceil(low), math.floor(high)
+        return widgets.IntSlider(value=_clamp(_as_int(value, lo, label), lo, hi), min=lo,
+                                 max=hi, step=step, continuous_update=False,
+                                 layout=widgets.Layout(width=_WIDE), **common)
+    if low is None and high is None and not seed:
+        return widgets.IntText(value=_as_int(value, 0, label), step=step,
+                               continuous_update=False, **common)
+    lo = max(math.ceil(low), -SAFE_INTEGER) if low is not None else (0 if seed else -SAFE_INTEGER)
+    hi = min(math.floor(high), SAFE_INTEGER) if high is not None else SAFE_INTEGER
+    hi = max(hi, lo)
+    return widgets.BoundedIntText(value=_clamp(_as_int(value, lo, label), lo, hi), min=lo,
+                                  max=hi, step=step, continuous_update=False, **common)
+
+
+def _float_widget(param: Param, spec: Sequence[Any] | None, label: str, value: Any,
+                  common: dict[str, Any]) -> tuple[Any, int | None]:
+    low, high = _number(param.min), _number(param.max)
+    step = _number(param.step) if param.step is not None and param.step > 0 else None
+    rounding = _options(spec).get("round")
+    decimals = _decimals(rounding) if _number(rounding) else None
+    if decimals is None:
+        decimals = _decimals(step if step is not None else DEFAULT_FLOAT_STEP)
+    slider_step = step if step is not None else DEFAULT_FLOAT_STEP
+    if low is not None and high is not None and high >= low \
+            and (high - low) / slider_step <= SLIDER_POSITIONS:
+        readout = f".{decimals}f" if decimals is not None else ".2f"
+        return widgets.FloatSlider(value=_clamp(_as_float(value, low, label), low, high),
+                                   min=low, max=high, step=slider_step, readout_format=readout,
+                                   continuous_update=False, layout=widgets.Layout(width=_WIDE),
+                                   **common), decimals
+    if low is None and high is None:
+        return widgets.FloatText(value=_as_float(value, 0.0, label), step=step,
+                                 continuous_update=False, **common), decimals
+    lo = low if low is not None else -1e300
+    hi = high if high is not None else 1e300
+    return widgets.BoundedFloatText(value=_clamp(_as_float(value, max(lo, 0.0), label), lo, hi),
+                                    min=lo, max=hi, step=step, continuous_update=False,
+                                    **common), decimals
+
+
+def _combo_control(param: Param, spec: Sequence[Any] | None, label: str, value: Any,
+                   common: dict[str, Any]) -> Control:
+    choices = list(param.choices or ())
+    if _options(spec).get("multiselect") is True:
+        chosen = list(value) if isinstance(value, (list, tuple)) else \
+            ([] if value is None else [value])
+        choices += [c for c in chosen if c not in choices]
+        return Control(label, widgets.SelectMultiple(
+            options=[(str(c), c) for c in choices], value=tuple(chosen), **common), param=param)
+    if value is not None and value not in choices:
+        choices.append(value)  # the workflow's value, even if this server does not list it
+    if value is None and choices:
+        value = choices[0]
+    return Control(label, widgets.Dropdown(options=[(str(c), c) for c in choices], value=value,
+                                           **common), param=param)
+
+
+def _override_control(param: Param, override: Any, label: str, value: Any,
+                      common: dict[str, Any]) -> Control:
+    if isinstance(override, widgets.ValueWidget):
+        return Control(label, override, param=param)
+    if isinstance(override, tuple) and len(override) in (2, 3) \
+            and all(_number(v) is not None for v in override):
+        low, high = override[0], override[1]
+        step = override[2] if len(override) == 3 else None
+        if high < low:
+            raise ParameterError(f"the range for {label!r} is ({low}, {high}): min > max")
+        integer = param.type == "INT" or (param.type != "FLOAT"
+                                          and all(isinstance(v, int) for v in override))
+        if integer:
+            lo, hi = math.ceil(low), math.floor(high)
+            return Control(label, widgets.IntSlider(
+                value=_clamp(_as_int(value, lo, label), lo, hi), min=lo, max=hi,
+                step=max(1, int(step or 1)), continuous_update=False,
+                layout=widgets.Layout(width=_WIDE), **common), param=param)
+        slider_step = float(step or param.step or (high - low) / 100 or DEFAULT_FLOAT_STEP)
+        decimals = _decimals(slider_step)
+        return Control(label, widgets.FloatSlider(
+            value=_clamp(_as_float(value, low, label), low, high), min=low, max=high,
+            step=slider_step, readout_format=f".{decimals if decimals is not None else 2}f",
+            continuous_update=False, layout=widgets.Layout(width=_WIDE), **common),
+            param=param, decimals=decimals)
+    if isinstance(override, list) and override:
+        chosen = value if value in override else override[0]
+        return Control(label, widgets.Dropdown(options=[(str(c), c) for c in override],
+                                               value=chosen, **common), param=param)
+    raise ParameterError(f"the control for {label!r} is a widget, a (min, max) or (min, max, "
+                         f"step) tuple or a non-empty list of choices, not {override!r}")
+
+
+# -- pacing --------------------------------------------------------------------------------------
+
+
+class _Pacer:
+    """The Interact's message budget (thread-safe): ``try_take`` for what may be skipped (progress
+    frames), ``take`` waits for room for what must arrive (results, restored values). The
+    window is a little longer than a second: a message leaves a moment after its slot is
+    taken, and no second of sending times may hold more than ``limit``."""
+
+    def __init__(self, limit: int = MAX_WIDGET_MESSAGES, period: float = 1.1) -> None:
+        self._limit = RateLimit(limit, period)
+        self._lock = threading.Lock()
+
+    def room(self) -> int:
+        with self._lock:
+            return self._limit.room()
+
+    def try_take(self, count: int = 1) -> bool:
+        with self._lock:
+            return self._limit.take(count)
+
+    def take(self, count: int = 1) -> None:
+        while count > 0:
+            part = min(count, self._limit.limit)
+            while not self.try_take(part):
+                time.sleep(0.02)
+            count -= part
+
+
+# -- the interact --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One finished run: its number, the control values that made it and its Result."""
+
+    number: int
+    values: dict[str, Any]
+    result: Result
+    job_id: str
+    seconds: float
+
+
+def default_client() -> tuple[Client, bool]:
+    """The client for ``client=None``: the notebook session's when ``%load_ext comfy_nb`` is
+    loaded, else a new :func:`comfy_nb.connect` (the second item says it is a new one)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # no IPython at all
+        shell = None
+    else:
+        shell = get_ipython()
+    magics = getattr(shell, "_comfy_nb_magics", None) if shell is not None else None
+    if magics is not None:
+        return magics.session_client(), False
+    return connect(), True
+
+
+def _load_workflow(workflow: Any, object_info: Mapping[str, Any] | None) -> Workflow:
+    if isinstance(workflow, str) and re.fullmatch(r"[a-z0-9_]+", workflow) \
+            and not Path(workflow).exists():
+        from ..workflows import bundled
+
+        with contextlib.suppress(FileNotFoundError):
+            workflow = bundled(workflow)
+    loaded = Workflow.load(workflow, object_info=object_info)
+    if loaded.format == "ui":
+        if object_info is None:
+            raise WorkflowError("an editor (UI-format) workflow needs the server's node "
+                                "definitions: pass client= or object_info=")
+        loaded = Workflow.load(loaded.to_api(object_info), object_info=object_info)
+    return loaded
+
+
+def _flatten(names: Sequence[Any]) -> list[str]:
+    flat: list[str] = []
+    for name in names:
+        if isinstance(name, (list, tuple)):
+            flat.extend(_flatten(name))
+        elif isinstance(name, str):
+            flat.append(name)
+        else:
+            raise ParameterError(f"an input name is a string like 'KSampler.cfg', not {name!r}")
+    return flat
+
+
+def _short(value: Any, width: int = 24) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class Interact:
+    """Controls for chosen inputs of a workflow, one displayed widget (see :func:`interact`).
+
+    ``values`` are the controls' current values (by the names given), ``run()`` starts a run
+    (``run(wait=True)`` returns its Result; a new run cancels the one in flight), ``wait()``
+    waits for the latest, ``result`` is the latest Result, ``history`` / ``results`` the
+    finished runs (oldest first, the last ``history_size``), ``close()`` ends it all.
+    """
+
+    def __init__(self, workflow: Any, names: Sequence[str] = (), *,
+                 client: Client | None = None, auto: bool = False, debounce: float = 0.5,
+                 object_info: Mapping[str, Any] | None = None,
+                 controls: Mapping[str, Any] | None = None, seed_control: str = "fixed",
+                 validate: bool = True, history_size: int = HISTORY_SIZE) -> None:
+        if debounce < 0:
+            raise ValueError(f"debounce is seconds >= 0, not {debounce!r}")
+        self._client = client
+        self._owns_client = False
+        self.debounce = float(debounce)
+        self.validate = validate
+        self.history_size = max(1, int(history_size))
+        try:
+            if object_info is None and isinstance(workflow, Workflow):
+                object_info = workflow.object_info
+            if object_info is None:
+                object_info = self.client.object_info()
+            self.object_info: Mapping[str, Any] = object_info
+            self.workflow = _load_workflow(workflow, object_info)
+            self.controls: dict[str, Control] = self._build_controls(
+                _flatten(names), dict(controls or {}), seed_control)
+        except BaseException:
+            if self._owns_client and self._client is not None:
+                self._client.close()  # a connection opened for nothing
+            raise
+
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._pacer = _Pacer()
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        # the worker's state (read elsewhere only for reporting)
+        self._job: Job | None = None
+        self._job_values: dict[str, Any] = {}
+        self._job_number = 0
+        self._waiters: list[concurrent.futures.Future[Result]] = []
+        self._outcome: Result | BaseException | None = None
+        self._runs = 0
+        self._history: list[HistoryEntry] = []
+        self._entry_boxes: dict[int, Any] = {}
+        self._previews_shown = 0
+        self._last_preview = -1e9
+        self._last_status = -1e9
+        self._build_widgets(auto)
+
+    # -- construction ---------------------------------------------------------------------------
+
+    def _build_controls(self, names: list[str], overrides: dict[str, Any],
+                        seed_mode: str) -> dict[str, Control]:
+        api = self.workflow.to_api()
+        info = self.object_info
+        params = {p.path: p for p in list_params(api, info)}
+        order = names + [n for n in overrides if n not in names]
+        if not order:
+            order = [self._friendly_name(api, p) for p in params.values()
+                     if p.type in SUPPORTED_TYPES]
+        built: dict[str, Control] = {}
+        paths: dict[str, str] = {}
+        for name in order:
+            node_id, input_name = resolve(api, name, info)
+            path = f"{node_id}.{input_name}"
+            if path in paths:
+                raise ParameterError(f"{name!r} and {paths[path]!r} are the same input ({path})")
+            node = api[node_id]
+            current = node["inputs"].get(input_name)
+            if is_link(current):
+                raise ParameterError(
+                    f"{name!r} ({node_title(node)}.{input_name}) is fed by the output of node "
+                    f"{current[0]}: interact() controls values typed into nodes, not the "
+                    "connections between them")
+            spec = input_specs(info, node.get("class_type", "")).get(input_name)
+            param = params.get(path) or describe(node_id, node, spec, input_name,
+                                                 _options(spec).get("default"))
+            built[name] = build_control(param, overrides.get(name), name=name, spec=spec,
+                                        seed_mode=seed_mode)
+            paths[path] = name
+        return built
+
+    @staticmethod
+    def _friendly_name(api: dict[str, Any], param: Param) -> str:
+        """``Title.input`` when that names this input unambiguously, else ``id.input``."""
+        candidate = f"{param.title}.{param.name}"
+        try:
+            if resolve(api, candidate) == (param.node_id, param.name):
+                return candidate
+        except ParameterError:
+            pass
+        return param.path
+
+    def _build_widgets(self, auto: bool) -> None:
+        self._run_button = widgets.Button(description="Run", icon="play", button_style="primary",
+                                          tooltip="run with these values (cancels a run in "
+                                                  "progress)", _dom_classes=("comfy-nb-run",))
+        self._cancel_button = widgets.Button(description="Cancel", icon="stop",
+                                             tooltip="cancel the run in progress",
+                                             _dom_classes=("comfy-nb-cancel",))
+        self._auto = widgets.Checkbox(value=bool(auto), description="run on change",
+                                      indent=False, tooltip="run after each change (once the "
+                                      "controls are still for a moment)",
+                                      layout=widgets.Layout(width="auto"),
+                                      _dom_classes=("comfy-nb-auto",))
+        self._status = widgets.HTML(value=self._idle_html(), _dom_classes=("comfy-nb-status",))
+        self._preview = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
+                                      layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
+                                                            display="none"))
+        self._result_view = widgets.HTML(value="", _dom_classes=("comfy-nb-latest",))
+        self._strip = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"),
+                                   _dom_classes=("comfy-nb-history",))
+        # shared by every history entry, so an entry costs three widgets, not nine
+        self._thumb_layout = widgets.Layout(width="96px")
+        self._entry_layout = widgets.Layout(width="112px", margin="0 6px 6px 0",
+                                            align_items="center")
+        self._caption_layout = widgets.Layout(width="112px")
+        self._caption_style = HTMLStyle(font_size="11px")
+        self._button_layout = widgets.Layout(width="104px")
+        self._button_style = widgets.ButtonStyle()
+        for control in self.controls.values():
+            control.observe(self._changed)
+        self._run_button.on_click(lambda _button: self.run())
+        self._cancel_button.on_click(lambda _button: self.cancel())
+        self._auto.observe(self._auto_changed, names="value")
+        toolbar = widgets.HBox([self._run_button, self._cancel_button, self._auto])
+        controls = widgets.VBox([c.widget for c in self.controls.values()],
+                                _dom_classes=("comfy-nb-controls",))
+        self.widget = widgets.VBox(
+            [controls, toolbar, self._status, self._preview, self._result_view, self._strip],
+            _dom_classes=("comfy-nb-interact",))
+
+    # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        """The client runs go to (the session's, or a new connection, on first use)."""
+        if self._client is None:
+            self._client, self._owns_client = default_client()
+        return self._client
+
+    @property
+    def auto(self) -> bool:
+        """Whether changes start runs (after ``debounce`` seconds without another change)."""
+        return bool(self._auto.value)
+
+    @auto.setter
+    def auto(self, value: bool) -> None:
+        self._auto.value = bool(value)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The controls' current values, by the names they were given."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def set_values(self, values: Mapping[str, Any] | None = None, **named: Any) -> Interact:
+        """Put values into the controls (no run starts, even in auto mode)."""
+        changes = {**(values or {}), **named}
+        unknown = [name for name in changes if name not in self.controls]
+        if unknown:
+            raise ParameterError(f"no control named {', '.join(map(repr, unknown))}; the "
+                                 f"controls are {', '.join(map(repr, self.controls))}")
+        self._check_open()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._send(("set", (changes, done)))  # the worker sends them within the budget
+        done.result()
+        return self
+
+    @property
+    def job(self) -> Job | None:
+        """The job in flight, if any."""
+        return self._job
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """The finished runs, oldest first (at most ``history_size``)."""
+        return list(self._history)
+
+    @property
+    def results(self) -> list[Result]:
+        """The Results of :attr:`history`."""
+        return [entry.result for entry in self._history]
+
+    @property
+    def result(self) -> Result | None:
+        """The latest Result."""
+        return self._history[-1].result if self._history else None
+
+    @overload
+    def run(self, *, wait: Literal[True], timeout: float | None = None) -> Result: ...
+
+    @overload
+    def run(self, *, wait: Literal[False] = False, timeout: float | None = None) -> None: ...
+
+    def run(self, *, wait: bool = False, timeout: float | None = None) -> Result | None:
+        """Run with the current values; a run in flight is cancelled first. Returns at once;
+        ``wait=True`` waits and returns the Result, or raises what went wrong (WorkflowInvalid,
+        ExecutionFailed...). A cell that waits cannot receive widget events until it ends."""
+        self._check_open()
+        _ = self.client  # connect here, on the caller's thread (a banner may show), not later
+        with self._lock:
+            if self._timer is not None:  # an explicit run supersedes a pending auto run
+                self._timer.cancel()
+                self._timer = None
+        future: concurrent.futures.Future[Result] = concurrent.futures.Future()
+        self._send(("run", future))
+        return future.result(timeout) if wait else None
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Wait for the latest run (one still waiting out the debounce included) and return its
+        Result; raises what it raised. RuntimeError when nothing has run."""
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                timer = self._timer
+            if timer is None:
+                break
+            timer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("the debounced run did not start in time")
+        future: concurrent.futures.Future[Result] = concurrent.futures.Future()
+        self._send(("wait", future))
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return future.result(remaining)
+
+    def cancel(self) -> None:
+        """Cancel the run in flight (the widget says so)."""
+        self._check_open()
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        self._send(("cancel", None))
+
+    def close(self) -> None:
+        """Cancel the run in flight, stop the worker and close every widget (and the client,
+        when this Interact opened it)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        worker = self._worker
+        if worker is not None:
+            self._inbox.put(_STOP)
+            worker.join(30)
+        job = self._job
+        if job is not None and not job.done:
+            self._cancel_job(job)
+        for future in self._waiters:
+            future.set_exception(RuntimeError("the interact was closed"))
+        self._waiters = []
+        _close_tree(self.widget)
+        for layout in (self._thumb_layout, self._entry_layout, self._caption_layout,
+                       self._caption_style, self._button_layout, self._button_style):
+            layout.close()
+        if self._owns_client and self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={_short(value, 30)}" for name, value in self.values.items())
+        state = "closed" if self._closed else f"{len(self._history)} results"
+        return f"<comfy_nb Interact: {shown}; {state}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                          **kwargs: Any) -> dict[str, Any]:
+        render = getattr(self.widget, "_repr_mimebundle_", None)
+        bundle: dict[str, Any] = dict(render(**kwargs) or {}) if render and not self._closed \
+            else {}
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    # -- callbacks (kernel thread: queue work, never block) -------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this interact is closed; make a new one")
+
+    @contextlib.contextmanager
+    def _muted(self) -> Iterator[None]:
+        """Value changes made inside (by this thread) do not start auto runs."""
+        self._local.muted = True
+        try:
+            yield
+        finally:
+            self._local.muted = False
+
+    def _changed(self, _control: Control) -> None:
+        if self._closed or getattr(self._local, "muted", False) or not self._auto.value:
+            return
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.debounce, self._debounced)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _debounced(self) -> None:
+        with self._lock:
+            if self._timer is not threading.current_thread():
+                return  # a later change took over
+            self._timer = None
+        if not self._closed:
+            future: concurrent.futures.Future[Result] = concurrent.futures.Future()
+            self._send(("run", future))
+
+    def _auto_changed(self, change: Mapping[str, Any]) -> None:
+        if not change["new"]:
+            with self._lock:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+        if self._job is None:  # the idle line says how runs start
+            self._send(("idle", None))
+
+    def _send(self, command: tuple[str, Any]) -> None:
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="comfy-nb-interact",
+                                                daemon=True)
+                self._worker.start()
+        self._inbox.put(command)
+
+    # -- the worker (all runs and widget updates happen here) ------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            try:
+                command: tuple[str, Any] | None = self._inbox.get(
+                    timeout=TICK if self._job is not None else None)
+            except queue.Empty:
+                command = None
+            batch = [command] if command is not None else []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._inbox.get_nowait())
+            stop = _STOP in batch
+            if stop:
+                batch = batch[:batch.index(_STOP)]
+            try:
+                self._handle(batch)
+                if not stop:
+                    self._follow()
+            except Exception as exc:  # a bug here must not kill the worker silently
+                log.exception("comfy_nb: interact: unexpected error")
+                self._show_problem([f"{type(exc).__name__}: {exc}"])
+            if stop:
+                return
+
+    def _handle(self, batch: list[tuple[str, Any]]) -> None:
+        carried: list[concurrent.futures.Future[Result]] = []
+        for index, (kind, argument) in enumerate(batch):
+            later_run = any(k == "run" for k, _ in batch[index + 1:])
+            if kind == "run":
+                carried.append(argument)
+                if not later_run:  # runs asked for together: only the last one happens
+                    self._start_run(carried)
+                    carried = []
+            elif kind == "wait":
+                if later_run:
+                    carried.append(argument)
+                else:
+                    self._add_waiter(argument)
+            elif kind == "cancel" and not later_run and self._job is not None:
+                self._cancel_job(self._job)
+            elif kind == "restore":
+                self._restore(argument)
+            elif kind == "set":
+                self._set_values(*argument)
+            elif kind == "idle" and self._job is None:
+                self._set(self._status, "value", self._idle_html())
+
+    def _add_waiter(self, future: concurrent.futures.Future[Result]) -> None:
+        if self._job is not None:
+            self._waiters.append(future)
+        elif isinstance(self._outcome, BaseException):
+            future.set_exception(self._outcome)
+        elif self._outcome is not None:
+            future.set_result(self._outcome)
+        else:
+            future.set_exception(RuntimeError("nothing has run yet: press Run or call run()"))
+
+    def _start_run(self, futures: list[concurrent.futures.Future[Result]]) -> None:
+        previous = self._job
+        if previous is not None and previous.done:
+            self._finish()  # it ended before this run: its result counts
+        elif previous is not None:
+            log.info("comfy_nb: interact: a new run cancels job %s", previous.id)
+            self._cancel_job(previous)
+            self._job = None
+        futures = self._waiters + futures
+        self._waiters = []
+        try:
+            values = self.values
+            overrides = {self.controls[name].path: value for name, value in values.items()}
+            job = self.client.submit(self.workflow, overrides=overrides,
+                                     validate=self.validate)
+        except Exception as exc:
+            self._fail(exc, futures)
+            return
+        self._runs += 1
+        self._job, self._job_values, self._job_number = job, values, self._runs
+        self._waiters = futures
+        self._previews_shown = 0
+        self._last_status = self._last_preview = -1e9
+        with self._muted():  # seeds move on as in the editor ("control after generate")
+            for control in self.controls.values():
+                new = control.next_value()
+                if new is not None:
+                    self._set(control.value_widget, "value", new)
+        self._tick(job)
+
+    def _cancel_job(self, job: Job) -> None:
+        try:
+            job.cancel()
+        except ComfyError as exc:
+            log.warning("comfy_nb: interact: could not cancel job %s: %s", job.id, exc)
+
+    def _follow(self) -> None:
+        job = self._job
+        if job is None:
+            return
+        self._tick(job)
+        if job.done:
+            self._finish()
+
+    def _tick(self, job: Job) -> None:
+        """Show the job's progress if its time has come and the budget has room (skipped
+        otherwise: the next tick shows the newer state)."""
+        now = time.monotonic()
+        progress = job.progress()
+        if progress.previews > self._previews_shown and progress.preview is not None \
+                and now - self._last_preview >= PREVIEW_INTERVAL:
+            first = self._preview.layout.display == "none"
+            needed = 2 if first else 1
+            if self._pacer.room() >= needed:  # decode only what can be sent
+                frame = preview_jpeg(progress.preview.data)
+                if frame is not None and self._pacer.try_take(needed):
+                    self._preview.value = frame
+                    if first:
+                        self._preview.layout.display = None
+                    self._previews_shown = progress.previews
+                    self._last_preview = now
+        if now - self._last_status >= STATUS_INTERVAL:
+            value = status_html(job.id, progress, job.workflow,
+                                hint=f"run #{self._job_number}")
+            if value != self._status.value and self._pacer.try_take():
+                self._status.value = value
+                self._last_status = now
+
+    def _finish(self) -> None:
+        job = self._job
+        assert job is not None
+        self._job = None
+        futures, self._waiters = self._waiters, []
+        try:
+            result = job.wait(timeout=60)
+        except Exception as exc:
+            self._fail(exc, futures)
+            return
+        try:
+            result_display.save_for_notebook(result)
+        except Exception as exc:  # the gallery still shows thumbnails
+            log.warning("comfy_nb: interact: the outputs of job %s were not saved: %s",
+                        job.id, exc)
+        entry = HistoryEntry(self._job_number, dict(self._job_values), result, job.id,
+                             job.elapsed)
+        self._history.append(entry)
+        self._outcome = result
+        try:
+            self._show(entry, restored=False)
+            self._add_to_strip(entry)
+        except Exception as exc:  # the run itself worked: its waiters get the Result
+            log.exception("comfy_nb: interact: showing the result of job %s failed", job.id)
+            self._show_problem([f"the result could not be shown: {type(exc).__name__}: {exc}"])
+        finally:
+            for future in futures:
+                future.set_result(result)
+
+    def _fail(self, exc: BaseException, futures: list[concurrent.futures.Future[Result]]
+              ) -> None:
+        if isinstance(exc, JobCancelled):
+            log.info("comfy_nb: interact: %s", exc)
+        elif isinstance(exc, ComfyError):
+            log.warning("comfy_nb: interact: the run failed: %s", exc)
+        else:
+            log.warning("comfy_nb: interact: the run failed", exc_info=exc)
+        lines = exc.notebook_lines() if isinstance(exc, ComfyError) \
+            else [f"{type(exc).__name__}: {exc}"]
+        self._show_problem(lines, cancelled=isinstance(exc, JobCancelled))
+        self._outcome = exc
+        for future in futures:
+            future.set_exception(exc)
+
+    # -- what the widget shows (worker thread, paced) -------------------------------------------
+
+    def _set(self, widget: Any, name: str, value: Any) -> None:
+        """Set a synced trait, waiting for room in the message budget if it changes."""
+        if getattr(widget, name) != value:
+            self._pacer.take()
+            setattr(widget, name, value)
+
+    def _idle_html(self) -> str:
+        how = (f"changes run by themselves ({self.debounce:g} s after the last one)"
+               if self._auto.value else "press Run")
+        return f'<div class="comfy-nb-status"><b>comfy_nb</b> interact: {how}</div>'
+
+    def _show_problem(self, lines: list[str], *, cancelled: bool = False) -> None:
+        css = "comfy-nb-cancelled" if cancelled else "comfy-nb-error"
+        color = "#666" if cancelled else "#b00"
+        body = html.escape("\n".join(lines))
+        self._set(self._preview.layout, "display", "none")
+        self._set(self._status, "value",
+                  f'<div class="{css}" style="color:{color}"><pre>{body}</pre></div>')
+
+    def _show(self, entry: HistoryEntry, *, restored: bool) -> None:
+        """Make ``entry`` the result on show (its gallery, then the status line)."""
+        bundle = result_display.render_result(entry.result, include=("text/html",))
+        self._set(self._result_view, "value", bundle.get("text/html", ""))
+        self._set(self._preview.layout, "display", "none")
+        what = (f"showing run #{entry.number}; its values are back in the controls" if restored
+                else f"run #{entry.number} done in {entry.seconds:.1f} s")
+        self._set(self._status, "value",
+                  f'<div class="comfy-nb-status"><b>comfy_nb</b> job '
+                  f"<code>{html.escape(entry.job_id[:8])}</code>: {html.escape(what)}</div>")
+
+    def _add_to_strip(self, entry: HistoryEntry) -> None:
+        """A thumbnail, the values and a restore button at the front of the history strip."""
+        thumbs = result_display.render_result(entry.result, include=("image/jpeg", "image/png"))
+        children: list[Any] = []
+        self._pacer.take(3 + bool(thumbs))
+        for mime, data in thumbs.items():
+            children.append(widgets.Image(value=data, format=mime.split("/")[1],
+                                          layout=self._thumb_layout))
+            break
+        lines = "<br>".join(f"{html.escape(_short(name, 14))}: {html.escape(_short(value, 16))}"
+                            for name, value in entry.values.items())
+        children.append(widgets.HTML(value=f'<div style="line-height:1.3">{lines}</div>',
+                                     layout=self._caption_layout, style=self._caption_style))
+        button = widgets.Button(description=f"↺ run #{entry.number}",
+                                tooltip="put these values back and show this result",
+                                layout=self._button_layout, style=self._button_style,
+                                _dom_classes=("comfy-nb-restore",))
+        button.on_click(lambda _button: self._send(("restore", entry)))
+        children.append(button)
+        box = widgets.VBox(children, layout=self._entry_layout)
+        self._entry_boxes[entry.number] = box
+        dropped = self._history[:-self.history_size]
+        del self._history[:-self.history_size]
+        kept = [self._entry_boxes[e.number] for e in reversed(self._history)]
+        self._pacer.take()
+        self._strip.children = tuple(kept)
+        for old in dropped:
+            old_box = self._entry_boxes.pop(old.number, None)
+            if old_box is not None:
+                self._pacer.take(1 + len(old_box.children))
+                _close_tree(old_box, shared=False)
+
+    def _set_values(self, changes: Mapping[str, Any], done: concurrent.futures.Future[None]
+                    ) -> None:
+        try:
+            with self._muted():
+                for name, value in changes.items():
+                    control = self.controls[name]
+                    self._set(control.value_widget, "value", control.widget_value(value))
+        except Exception as exc:  # a value the widget refuses: the caller gets the error
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    def _restore(self, entry: HistoryEntry) -> None:
+        with self._muted():
+            for name, value in entry.values.items():
+                control = self.controls.get(name)
+                if control is not None:
+                    self._set(control.value_widget, "value", control.widget_value(value))
+        if self._job is None:
+            self._outcome = entry.result
+        self._show(entry, restored=True)
+
+
+def _close_tree(widget: Any, *, shared: bool = True) -> None:
+    """Close a widget and its children (and, with ``shared``, their layouts and styles)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child, shared=shared)
+    if shared:
+        for name in ("layout", "style"):
+            part = getattr(widget, name, None)
+            if isinstance(part, widgets.Widget):
+                part.close()
+    widget.close()
+
+
+# -- entry points --------------------------------------------------------------------------------
+
+
+def interact(workflow: Any, *names: str, client: Client | None = None, auto: bool = False,
+             debounce: float = 0.5, object_info: Mapping[str, Any] | None = None,
+             seed_control: str = "fixed", validate: bool = True,
+             history_size: int = HISTORY_SIZE, **controls: Any) -> Interact:
+    """Controls for inputs of ``workflow``, built from the server's node definitions, in one
+    widget with a Run button, the live progress, the latest result and earlier ones::
+
+        ui = comfy_nb.interact("txt2img", "seed", "cfg", "Positive Prompt.text",
+                               steps=(1, 50), sampler_name=["euler", "dpmpp_2m"])
+        ui                        # show it; press Run
+        ui.run(wait=True)         # or run it from code and get the Result
+
+    ``workflow`` is anything :meth:`Workflow.load` takes, or a bundled workflow's name. Names
+    address inputs as :meth:`Workflow.set` does (``"seed"``, ``"KSampler.cfg"``,
+    ``"Positive Prompt.text"``, ``"6.text"``); none at all means every value input.
+    ``**controls`` override a control: a widget, a ``(min, max[, step])`` tuple or a list of
+    choices (``**{"KSampler.cfg": (1, 12)}`` for dotted names).
+
+    ``auto=True`` (the "run on change" box) runs after each change once the controls have
+    been still for ``debounce`` seconds; a new run cancels the one in flight. Seeds get
+    "fixed / increment / randomize" (``seed_control``, the mode they start in) and a 🎲
+    button. ``client=None`` uses the notebook session's client (``%load_ext comfy_nb``), else
+    :func:`comfy_nb.connect`.
+    """
+    return Interact(workflow, names, client=client, auto=auto, debounce=debounce,
+                    object_info=object_info, controls=controls, seed_control=seed_control,
+                    validate=validate, history_size=history_size)
+
+
+def _parse_override(name: str, text: str) -> Any:
+    def number(part: str) -> float | int:
+        try:
+            value = json.loads(part)
+        except ValueError:
+            value = None
+        if _number(value) is None:
+            raise ParameterError(f"{name}={text}: {part!r} is not a number")
+        return value
+
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) not in (2, 3):
+            raise ParameterError(f"{name}={text}: a range is MIN:MAX or MIN:MAX:STEP")
+        return tuple(number(part) for part in parts)
+    if "," in text:
+        choices: list[Any] = []
+        for part in (p.strip() for p in text.split(",")):
+            try:
+                choices.append(json.loads(part))
+            except ValueError:
+                choices.append(part)
+        return choices
+    raise ParameterError(f"{name}={text}: give a range ({name}=1:12 or {name}=1:12:0.5) or "
+                         f"choices ({name}=a,b,c); fixed values go in with --set")
+
+
+def interact_from_line(client: Client | None, workflow: Any, names: Sequence[str],
+                       **options: Any) -> Interact:
+    """What ``%comfy_interact`` calls: ``names`` are the line's input names, each optionally
+    with a range or choices — ``cfg``, ``cfg=1:12``, ``cfg=1:12:0.5``,
+    ``sampler_name=euler,dpmpp_2m`` (values are JSON when they parse). ``options`` go to
+    :class:`Interact` (``auto``, ``debounce``, ``seed_control``, ``validate``...)."""
+    plain: list[str] = []
+    controls: dict[str, Any] = dict(options.pop("controls", None) or {})
+    for token in names:
+        name, separator, text = token.partition("=")
+        name = name.strip()
+        if not name:
+            raise ParameterError(f"{token!r} names no input")
+        plain.append(name)
+        if separator:
+            controls[name] = _parse_override(name, text.strip())
+    return Interact(workflow, plain, client=client, controls=controls, **options)
