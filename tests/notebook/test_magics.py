@@ -303,6 +303,15 @@ def test_binder_refuses_to_ask_for_a_key(monkeypatch: pytest.MonkeyPatch,
     assert isinstance(error, UsageError) and "Binder" in str(error)
 
 
+
+def test_binder_sessions_warn_in_the_banner(monkeypatch: pytest.MonkeyPatch,
+                                            shell: InteractiveShell,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BINDER_REPO_URL", "https://github.com/example/repo")
+    run(shell, "%comfy status")
+    assert "public Binder session: do not enter API keys" in capsys.readouterr().out
+
+
 # -- the cell body -------------------------------------------------------------------------------
 
 
