@@ -193,6 +193,10 @@ def _banner(client: Client) -> StaticNote:
     notice = emulator.get("notice") if isinstance(emulator, dict) else None
     if notice:
         lines.append(f"⚠ {notice}. Connect a real server with %comfy connect URL or COMFY_URL.")
+    replayed = stats.get("replay") if isinstance(stats, dict) else None
+    if isinstance(replayed, dict) and replayed.get("label"):
+        lines.append(f"▶ {replayed['label']}: cells are served from the recording, with no "
+                     "server; a changed cell is reported, not run.")
     if on_binder():
         lines.append("⚠ This is a public Binder session: do not enter API keys here.")
     return StaticNote("\n".join(lines), "comfy-nb-banner")
@@ -234,6 +238,7 @@ class ComfyMagics(Magics):
         self.client: Client | None = None
         self._clients: dict[str, Client] = {}  # other servers named by --url
         self.jobs: list[Job] = []
+        self.recording: Any = None  # a comfy_nb.replay.Recording while %comfy record runs
         self._apply_display_settings()
         ComfyError.short_tracebacks = self.short_errors
 
@@ -280,6 +285,9 @@ class ComfyMagics(Magics):
 
     def close(self) -> None:
         """Close every connection of the session."""
+        if self.recording is not None:
+            self.recording.stop()
+            self.recording = None
         for client in [self.client, *self._clients.values()]:
             if client is not None:
                 client.close()
@@ -402,8 +410,9 @@ class ComfyMagics(Magics):
             panel.show()
             follow_in_background(job, panel, lambda: self._end(job, panel, save, raise_=False))
             return job
-        panel = make_panel(job, backend,
-                           hint="from the result cache" if from_cache else BLOCKING_HINT)
+        label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
+        panel = make_panel(job, backend, hint=BLOCKING_HINT if not from_cache
+                           else label or "from the result cache")
         panel.show()
         try:
             follow(job, panel, timeout=timeout)
@@ -514,17 +523,22 @@ class ComfyMagics(Magics):
 
     @magic_arguments()
     @argument("command", nargs="?", default="status",
-              choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes"],
+              choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes",
+                       "record", "replay"],
               help="connect URL|cloud · status · queue · cancel [ID ...|--all] · interrupt · "
-                   "upload PATH · nodes [PATTERN]")
+                   "upload PATH · nodes [PATTERN] · record [PATH|--stop] · replay [PATH]")
     @argument("values", nargs="*", help="the command's arguments")
     @argument("--all", action="store_true", help="cancel: every queued and running job")
+    @argument("--stop", action="store_true", help="record: stop recording")
     @argument("-h", "--help", action="store_true", help="show this help")
     @line_magic
     def comfy(self, line: str) -> Any:
         """Manage the session's server: ``%comfy connect URL|cloud``, ``%comfy status``,
         ``%comfy queue``, ``%comfy cancel [ID ...|--all]``, ``%comfy interrupt``,
-        ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``. Settings: ``%config ComfyMagics``.
+        ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``; ``%comfy record [PATH]`` writes
+        every job of the notebook into a folder (default ``recording``; ``--stop`` ends it) and
+        ``%comfy replay [PATH]`` serves the cells from it with no server and no key.
+        Settings: ``%config ComfyMagics``.
         """
         args = parse_line(self.comfy, line)
         if args.help:
@@ -546,6 +560,39 @@ class ComfyMagics(Magics):
             if not api_key.strip():
                 raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
         self.connect(target, api_key=api_key.strip() if api_key else None)
+
+    def _comfy_record(self, args: Any) -> None:
+        from ..replay import record
+
+        if len(args.values) > 1:
+            raise UsageError("%comfy record [PATH] (or %comfy record --stop)")
+        if self.recording is not None:
+            self.recording.stop()
+            self.recording = None
+        if args.stop:
+            _show(StaticNote("comfy_nb: recording stopped", "comfy-nb-banner"))
+            return
+        path = args.values[0] if args.values else "recording"
+        try:
+            self.recording = record(path)
+        except FileExistsError as exc:
+            raise UsageError(str(exc)) from None
+        _show(StaticNote(f"comfy_nb: recording every job into {path}/ (replay it with "
+                         f"%comfy replay {path})", "comfy-nb-banner"))
+
+    def _comfy_replay(self, args: Any) -> None:
+        from ..replay import ReplayError, replay
+
+        if len(args.values) > 1:
+            raise UsageError("%comfy replay [PATH]")
+        try:
+            client = replay(args.values[0] if args.values else "recording")
+        except ReplayError as exc:
+            raise UsageError(str(exc)) from None
+        if self.client is not None:
+            self.client.close()
+        self.client = client
+        _show(_banner(client))
 
     def _comfy_status(self, args: Any) -> None:
         connected = self.client is not None

@@ -402,3 +402,22 @@ def test_sweep_from_a_cell(shell: InteractiveShell) -> None:
     assert sorted((row["seed"], row["cfg"]) for row in zipped.rows()) == [(1, 4), (2, 7)]
     error = fails(shell, "%comfy_run txt2img --sweep seed")
     assert isinstance(error, UsageError)
+
+
+def test_record_then_replay_with_no_server(shell: InteractiveShell, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from comfy_nb.replay import ReplayMismatch
+
+    run(shell, "%comfy record rec")
+    first = run(shell, "%comfy_run txt2img --set steps=2 --seed 5")
+    run(shell, "%comfy record --stop")
+    assert (tmp_path / "rec" / "recording.json").is_file()
+    capsys.readouterr()
+    run(shell, "%comfy replay rec")
+    assert "replayed from" in capsys.readouterr().out
+    again = run(shell, "%comfy_run txt2img --set steps=2 --seed 5")
+    assert again.images[0].read() == first.images[0].read()
+    assert "replayed from" in capsys.readouterr().out
+    error = fails(shell, "%comfy_run txt2img --set steps=2 --seed 6")
+    assert isinstance(error, ReplayMismatch) and "seed" in str(error)
+    assert isinstance(fails(shell, "%comfy replay nowhere"), UsageError)

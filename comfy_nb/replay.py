@@ -1,0 +1,1170 @@
+"""Record and replay: a notebook's runs kept as plain files, served again with no server.
+
+``record(path)`` starts a :class:`Recording`: every job any client of this process submits is
+written, once it ended (succeeded or failed; run on the server or served by the result cache),
+into ``path``::
+
+    recording/
+      recording.json           the index: comfy_nb version, when, which server, the runs in order
+      object_info.json         the server's definitions of the node classes the runs used
+      01-1a2b3c4d/             one folder per run: <number>-<first 8 hex digits of its match key>
+        workflow.json          the API-format workflow as submitted (sorted keys, one-space indent)
+        job.json               prompt id, parameters, resolved seeds, status, outputs, a summary
+                               of the events the progress display needs, the error of a failure
+        outputs/node9-1.png    the output files, byte for byte as the server sent them
+
+``replay(path)`` gives a :class:`ReplayClient`: the part of the :class:`~comfy_nb.Client` surface
+the notebook layer uses, serving each submitted run from the recording. A run is served only if
+its *match key* equals a recorded one's: the API workflow after overrides (node titles left out),
+with each seed the run asked to be ``"random"`` standing as ``"random"`` (so a ``--seed random``
+cell replays) and each uploaded file standing as the SHA-256 of its bytes. Anything else raises
+:class:`ReplayMismatch`, naming the closest recorded run and the inputs that differ — a near
+match is never served. Results are :class:`ReplayedResult` objects labelled "replayed from
+<date>, <server>".
+
+Owns: the recording's layout, the match key, recording through the client's ``job_observers``
+hook, and the replaying client. Must not: make any network request while replaying (every
+method that would needs a server raises :class:`ReplayError`), or write an API key, a signed URL
+or ``extra_data`` into a recording (server URLs are stored without credentials or query, output
+mappings without signed URLs, and a run whose files or text would contain a key sent with it is
+not recorded).
+
+Limits: a file input given as an http(s) URL cannot be replayed (it would be downloaded to be
+compared); an editor-format workflow is converted with the recorded node definitions only.
+``comfy_nb.replay`` is the function :func:`replay`; import this module's other names with
+``from comfy_nb.replay import ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import datetime
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+import weakref
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._config import Target
+from .cache import _without_signed_urls, cache_key
+from .client._client import (
+    _UPLOAD_MARK,
+    AsyncClient,
+    Client,
+    WorkflowLike,
+    _Files,
+    _Staged,
+    job_observers,
+)
+from .client._dialects import JobSnapshot, JobStatus
+from .client._errors import ComfyError, ExecutionFailed
+from .client._events import (
+    Cached,
+    Event,
+    Failed,
+    Finished,
+    NodeExecuted,
+    NodeStarted,
+    Preview,
+    Progress,
+    Started,
+    Succeeded,
+)
+from .client._uploads import upload_payload
+from .job import AsyncJob
+from .provenance import public_url
+from .result import OutputFile, Result, safe_filename
+
+__all__ = [
+    "AsyncReplayClient",
+    "RecordedRun",
+    "Recording",
+    "ReplayClient",
+    "ReplayError",
+    "ReplayMismatch",
+    "ReplayedFrom",
+    "ReplayedResult",
+    "record",
+    "replay",
+]
+
+log = logging.getLogger("comfy_nb")
+
+FORMAT = 1  # of recording.json and job.json
+INDEX = "recording.json"
+NODE_DEFINITIONS = "object_info.json"
+_JOB = "job.json"
+_WORKFLOW = "workflow.json"
+_OUTPUTS = "outputs"
+_FOLDER = re.compile(r"^(\d{2,})-[0-9a-f]{8}$")
+_KEY_SPACE = "comfy_nb-replay"  # the "server" of cache_key: a recording serves any server's runs
+_NOWHERE = "http://replay.invalid"  # never contacted: every network method is replaced
+_MAX_DIFFERENCES = 8
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+class ReplayError(ComfyError):
+    """A replay cannot do this: the recording is missing or damaged, or the call needs a
+    server (a replay makes no network request)."""
+
+
+class ReplayMismatch(ReplayError):
+    """This run was not recorded: its workflow or parameters differ from every recorded run.
+
+    ``closest`` names the recorded run most like it (its folder), ``differences`` lists what
+    differs from that one (``"KSampler.seed: recorded 42, now 7"``)."""
+
+    def __init__(self, path: str, closest: str | None, differences: list[str],
+                 recorded: int) -> None:
+        self.path = path
+        self.closest = closest
+        self.differences = differences
+        self.recorded = recorded
+        if closest is None:
+            message = f"this run is not in the recording {path!r}, which holds no runs"
+        else:
+            message = (f"this run is not in the recording {path!r}; the closest of its "
+                       f"{recorded} recorded run{'s' if recorded != 1 else ''} is {closest}: "
+                       + "; ".join(differences))
+        super().__init__(message)
+
+    def notebook_lines(self) -> list[str]:
+        if self.closest is None:
+            lines = [f"ReplayMismatch: the recording {self.path!r} holds no runs"]
+        else:
+            lines = [f"ReplayMismatch: this run is not in the recording {self.path!r} (a replay "
+                     "serves exact matches only)",
+                     f"  closest recorded run: {self.closest}, which differs in"]
+            lines += [f"    {difference}" for difference in self.differences]
+        lines.append(f"  To serve it, record it with a server: comfy_nb.record({self.path!r}) "
+                     f"(or %comfy record {self.path}), then run the notebook again.")
+        return lines
+
+
+# -- what a replayed result carries ------------------------------------------------------------
+
+
+class ReplayedFrom(NamedTuple):
+    """When and where a replayed run was recorded."""
+
+    date: str  # "2025-01-31 14:05 UTC"
+    server: str  # "http://127.0.0.1:8188 (local, ComfyUI 0.3.64)"
+
+    @property
+    def label(self) -> str:
+        return f"replayed from {self.date}, {self.server}"
+
+
+class ReplayedResult(Result):
+    """A :class:`~comfy_nb.Result` served from a recording; :attr:`replayed_from` says when and
+    where it was recorded, and every rendering of it says so too."""
+
+    def __init__(self, prompt_id: str, outputs: dict[str, Any], *,
+                 replayed_from: ReplayedFrom, **options: Any) -> None:
+        super().__init__(prompt_id, outputs, **options)
+        #: the recording's date and server (``result.replayed_from.label`` for a caption)
+        self.replayed_from = replayed_from
+
+    def _repr_mimebundle_(self, include: Collection[str] | None = None,
+                          exclude: Collection[str] | None = None,
+                          **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
+        label = self.replayed_from.label
+        if "text/plain" in bundle and label not in bundle["text/plain"]:
+            bundle["text/plain"] = f"{label}\n{bundle['text/plain']}"
+        if "text/html" in bundle and "comfy-nb-replayed" not in bundle["text/html"]:
+            bundle["text/html"] = (f'<div class="comfy-nb-replayed" style="color:#666;'
+                                   f'font-size:smaller">⟲ {html.escape(label)}</div>'
+                                   + bundle["text/html"])
+        return bundle
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", {self.replayed_from.label}>"
+
+
+# -- the recorded runs -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _date_label(stamp: str) -> str:
+    """``2025-01-31T14:05:09+00:00`` as ``2025-01-31 14:05 UTC``."""
+    try:
+        moment = datetime.datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _server_label(server: Mapping[str, Any]) -> str:
+    url = server.get("url") or "an unknown server"
+    dialect = server.get("dialect") or "unknown"
+    if server.get("emulator"):
+        return f"the comfy_nb emulator at {url} ({dialect})"
+    version = server.get("version")
+    product = "Comfy Cloud" if dialect == "cloud" else "ComfyUI"
+    return f"{url} ({dialect}, {product} {version})" if version else f"{url} ({dialect})"
+
+
+def _split(path: str) -> tuple[str, str]:
+    """``"3.seed"`` as ``("3", "seed")`` (node ids may hold dots, input names do not)."""
+    node, _, name = path.rpartition(".")
+    return node, name
+
+
+def _match_form(workflow: Mapping[str, Any], inputs: Mapping[str, str],
+                random: Iterable[str]) -> dict[str, Any]:
+    """``workflow`` as the match key sees it: no titles, each uploaded file input as
+    ``sha256:<digest>`` of its bytes, each seed drawn at random as ``"random"``."""
+    form: dict[str, Any] = {}
+    for node_id, node in workflow.items():
+        if isinstance(node, Mapping) and isinstance(node.get("inputs"), Mapping):
+            form[str(node_id)] = {**{k: v for k, v in node.items() if k != "_meta"},
+                                  "inputs": dict(node["inputs"])}
+        else:
+            form[str(node_id)] = node
+    for changes in ({path: "sha256:" + digest for path, digest in inputs.items()},
+                    dict.fromkeys(random, "random")):
+        for path, value in changes.items():
+            node_id, name = _split(path)
+            node = form.get(node_id)
+            if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
+                node["inputs"][name] = value
+    return form
+
+
+def _match_key(form: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
+    return cache_key(_KEY_SPACE, form, inputs)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_key(node_id: str, filename: str, subfolder: str, kind: str) -> tuple[str, ...]:
+    return (str(node_id), str(filename), str(subfolder), str(kind))
+
+
+@dataclass
+class RecordedRun:
+    """One recorded run, as read from its folder."""
+
+    folder: Path
+    prompt_id: str
+    status: str  # "succeeded" or "failed"
+    recorded: str  # ISO 8601, UTC
+    server: dict[str, Any]
+    workflow: dict[str, Any]
+    parameters: dict[str, Any]
+    resolved_seeds: dict[str, int]
+    random: list[str]
+    inputs: dict[str, str]  # "<node>.<input>" -> sha256 of the uploaded bytes
+    outputs: dict[str, Any]
+    files: list[dict[str, Any]]
+    events: dict[str, Any]
+    error: dict[str, Any] | None
+    provenance: dict[str, Any] | None
+    key: str = ""
+    form: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.form = _match_form(self.workflow, self.inputs, self.random)
+        self.key = _match_key(self.form, self.inputs)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def replayed_from(self) -> ReplayedFrom:
+        return ReplayedFrom(_date_label(self.recorded), _server_label(self.server))
+
+    @classmethod
+    def load(cls, folder: Path) -> RecordedRun:
+        try:
+            data = json.loads((folder / _JOB).read_text("utf-8"))
+            workflow = json.loads((folder / _WORKFLOW).read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReplayError(f"the recorded run {folder.name} cannot be read ({exc}); record "
+                              "the notebook again") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT \
+                or not isinstance(workflow, dict):
+            raise ReplayError(f"{folder / _JOB} is not a run recorded by this version of "
+                              "comfy_nb; record the notebook again")
+        return cls(
+            folder=folder, prompt_id=str(data.get("prompt_id", "")),
+            status=str(data.get("status", "succeeded")), recorded=str(data.get("recorded", "")),
+            server=dict(data.get("server") or {}), workflow=workflow,
+            parameters=dict(data.get("parameters") or {}),
+            resolved_seeds=dict(data.get("resolved_seeds") or {}),
+            random=list(data.get("random") or []), inputs=dict(data.get("inputs") or {}),
+            outputs=dict(data.get("outputs") or {}), files=list(data.get("files") or []),
+            events=dict(data.get("events") or {}), error=data.get("error"),
+            provenance=data.get("provenance"))
+
+    def read(self, file: OutputFile) -> bytes:
+        """The recorded bytes of one output file; ReplayError if missing or changed."""
+        wanted = _file_key(file.node_id, file.filename, file.subfolder, file.type)
+        for item in self.files:
+            if _file_key(item["node_id"], item["filename"], item["subfolder"],
+                         item["type"]) == wanted:
+                path = self.folder / str(item["path"])
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    raise ReplayError(f"{path} is missing from the recording; record the "
+                                      "notebook again") from None
+                if _sha256(data) != item.get("sha256"):
+                    raise ReplayError(f"{path} was changed after it was recorded; record the "
+                                      "notebook again")
+                return data
+        raise ReplayError(f"{file.filename!r} is not part of the recorded run {self.name}")
+
+
+class _RecordedFiles:
+    """A recorded run's folder as the :class:`~comfy_nb.result.FileSource` of its result (no
+    client involved, so its files stay readable after the replaying client is closed)."""
+
+    def __init__(self, run: RecordedRun) -> None:
+        self._run = run
+
+    def fetch(self, file: OutputFile) -> bytes:
+        return self._run.read(file)
+
+    async def afetch(self, file: OutputFile) -> bytes:
+        return await asyncio.to_thread(self._run.read, file)
+
+
+@dataclass
+class _Loaded:
+    """A whole recording, read from disk."""
+
+    path: Path
+    shown_as: str  # the path as the user gave it
+    created: str
+    server: dict[str, Any]
+    runs: list[RecordedRun]
+    object_info: dict[str, Any] | None
+
+    @property
+    def replayed_from(self) -> ReplayedFrom:
+        return ReplayedFrom(_date_label(self.created), _server_label(self.server))
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text("utf-8"))
+
+
+def _load(path: str | os.PathLike[str]) -> _Loaded:
+    folder = Path(path)
+    index_path = folder / INDEX
+    if not index_path.is_file():
+        raise ReplayError(f"no recording at {os.fspath(path)!r} (no {INDEX}); make one with "
+                          f"comfy_nb.record({os.fspath(path)!r}) while a server runs the notebook")
+    try:
+        index = _read_json(index_path)
+    except (OSError, ValueError) as exc:
+        raise ReplayError(f"{index_path} cannot be read ({exc}); record the notebook again"
+                          ) from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise ReplayError(f"{index_path} is not a recording of this version of comfy_nb; "
+                          "record the notebook again")
+    runs = [RecordedRun.load(folder / str(entry["folder"])) for entry in index.get("jobs", [])
+            if isinstance(entry, dict) and _FOLDER.match(str(entry.get("folder", "")))]
+    object_info = None
+    if (folder / NODE_DEFINITIONS).is_file():
+        try:
+            found = _read_json(folder / NODE_DEFINITIONS)
+        except (OSError, ValueError) as exc:
+            raise ReplayError(f"{folder / NODE_DEFINITIONS} cannot be read ({exc})") from None
+        object_info = found if isinstance(found, dict) else None
+    return _Loaded(path=folder, shown_as=os.fspath(path), created=str(index.get("created", "")),
+                   server=dict(index.get("server") or {}), runs=runs, object_info=object_info)
+
+
+# -- recording -------------------------------------------------------------------------------------
+
+
+def _dump(value: Any) -> str:
+    """JSON that diffs well: sorted keys, one-space indent, one value a line."""
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: what is not (an uploaded image, say) becomes its type name."""
+    return json.loads(json.dumps(value, default=lambda v: f"<{type(v).__name__}>"))
+
+
+def _summary(events: list[Event]) -> dict[str, Any]:
+    """What the progress display needs from a run's events: the nodes in the order they ran,
+    the nodes the server had cached, each node's step count, how many previews came."""
+    executed: list[str] = []
+    cached: list[str] = []
+    steps: dict[str, float] = {}
+    previews = 0
+    for event in events:
+        if isinstance(event, NodeStarted) and event.node_id not in executed:
+            executed.append(event.node_id)
+        elif isinstance(event, Cached):
+            cached += [node for node in event.nodes if node not in cached]
+        elif isinstance(event, Progress):
+            steps[event.node_id] = max(steps.get(event.node_id, 0), event.max)
+        elif isinstance(event, Preview):
+            previews += 1
+    return {"executed": executed, "cached": cached, "steps": steps, "previews": previews}
+
+
+@dataclass
+class _Capture:
+    """Everything about one ended job that goes into its folder."""
+
+    index: int
+    prompt_id: str
+    status: str
+    workflow: dict[str, Any]
+    parameters: dict[str, Any]
+    resolved_seeds: dict[str, int]
+    random: list[str]
+    inputs: dict[str, str]
+    outputs: dict[str, Any]
+    files: list[tuple[OutputFile, bytes]]
+    events: dict[str, Any]
+    error: dict[str, Any] | None
+    provenance: dict[str, Any] | None
+    server: dict[str, Any]
+    node_definitions: dict[str, Any]
+    credentials: list[str]
+
+
+class Recording:
+    """Writes every job of this process into a folder while active (see :func:`record`).
+
+    A context manager (``with comfy_nb.record("recording"): ...``); :meth:`stop` ends it. Jobs
+    are written once they end, on the client's event loop; ``client.run`` returns only after its
+    job was written, and :meth:`stop` waits for jobs being written. A run identical to one
+    recorded before, with identical output files, is not stored twice.
+
+    Starting a recording into a folder that holds one replaces it once the first job is
+    written (``append=True`` adds to it instead); a folder holding anything else is refused."""
+
+    def __init__(self, path: str | os.PathLike[str] = "recording", *,
+                 append: bool = False) -> None:
+        self.path = Path(path)
+        self._shown_as = os.fspath(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"{self._shown_as!r} is a file, not a recording folder")
+        existing = (self.path / INDEX).is_file()
+        if self.path.is_dir() and not existing and any(
+                not child.name.startswith(".") for child in self.path.iterdir()):
+            raise FileExistsError(f"{self._shown_as!r} holds files but no recording; record "
+                                  "into a new or empty folder")
+        self._lock = threading.Lock()  # state shared by event loops and the caller
+        self._write_lock = threading.Lock()  # one job written at a time
+        self._active = False
+        self._replace = existing and not append  # an older recording to clear first
+        self._pending: dict[concurrent.futures.Future[None], asyncio.AbstractEventLoop] = {}
+        self._stats: weakref.WeakKeyDictionary[AsyncClient, dict[str, Any]] = \
+            weakref.WeakKeyDictionary()
+        self._index: dict[str, Any] = {"format": FORMAT, "jobs": []}
+        self._node_definitions: dict[str, Any] = {}
+        self._stored: dict[str, list[tuple[str, list[str]]]] = {}  # key -> (status, file hashes)
+        self._next = 1
+        self.written: list[str] = []  # folders written by this recording, in order
+        if existing and append:
+            self._adopt()
+
+    def _adopt(self) -> None:
+        """Continue the recording already in the folder (``append=True``)."""
+        loaded = _load(self.path)
+        self._index = _read_json(self.path / INDEX)
+        self._node_definitions = dict(loaded.object_info or {})
+        for run in loaded.runs:
+            self._stored.setdefault(run.key, []).append(
+                (run.status, [str(item.get("sha256")) for item in run.files]))
+            match = _FOLDER.match(run.name)
+            if match:
+                self._next = max(self._next, int(match.group(1)) + 1)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def start(self) -> Recording:
+        """Start recording (:func:`record` does this)."""
+        with self._lock:
+            if not self._active:
+                self._active = True
+                job_observers.append(self._observe)
+                atexit.register(self._at_exit)
+        return self
+
+    def stop(self, timeout: float | None = 60) -> None:
+        """Stop recording; wait (up to ``timeout`` seconds) for jobs being written. Jobs still
+        running are not recorded."""
+        pending = self._halt()
+        if not pending:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running in pending.values():
+            raise RuntimeError("stop() would block the event loop that writes the recording; "
+                               "use `await recording.astop()`")
+        concurrent.futures.wait(list(pending), timeout)
+
+    async def astop(self, timeout: float | None = 60) -> None:
+        """:meth:`stop` for coroutines."""
+        pending = self._halt()
+        if pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout)
+
+    def _halt(self) -> dict[concurrent.futures.Future[None], asyncio.AbstractEventLoop]:
+        with self._lock:
+            if self._active:
+                self._active = False
+                with contextlib.suppress(ValueError):
+                    job_observers.remove(self._observe)
+                atexit.unregister(self._at_exit)
+            return dict(self._pending)
+
+    def _at_exit(self) -> None:
+        try:
+            self.stop(timeout=10)
+        except Exception:  # never fail interpreter shutdown
+            log.exception("comfy_nb: finishing the recording %s failed", self._shown_as)
+
+    def __enter__(self) -> Recording:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Recording:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+
+    def __repr__(self) -> str:
+        state = "recording" if self._active else "stopped"
+        count = len(self._index.get("jobs", []))
+        return f"<Recording {self._shown_as!r}: {count} run{'s' if count != 1 else ''}, {state}>"
+
+    # -- capturing (on the client's event loop) ------------------------------------------------
+
+    def _observe(self, client: AsyncClient, job: AsyncJob, staged: _Staged,
+                 credentials: list[str]) -> Any:
+        """The client's ``job_observers`` hook: called right after each submit."""
+        with self._lock:
+            if not self._active:
+                return None
+            index = self._next
+            self._next += 1
+        _, inputs = client._keyed(staged.api)
+        return self._capture(client, job, index, inputs, sorted(staged.seeds), list(credentials))
+
+    async def _capture(self, client: AsyncClient, job: AsyncJob, index: int,
+                       inputs: dict[str, str], random: list[str], credentials: list[str]) -> None:
+        result: Result | None = None
+        error: ExecutionFailed | None = None
+        try:
+            result = await job.wait()
+        except ExecutionFailed as exc:
+            error = exc
+        except (ComfyError, RuntimeError):  # cancelled, lost, or the client closed: not a run
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._lock:
+            if not self._active:
+                return
+            self._pending[done] = asyncio.get_running_loop()
+        try:
+            capture = await self._gather(client, job, index, inputs, random, credentials,
+                                         result, error)
+            if capture is not None:
+                await asyncio.to_thread(self._write, capture)
+        except Exception as exc:
+            log.warning("comfy_nb: job %s was not recorded: %s", job.id, exc)
+        finally:
+            with self._lock:
+                self._pending.pop(done, None)
+            done.set_result(None)
+
+    async def _server(self, client: AsyncClient) -> dict[str, Any]:
+        """The server as a recording names it: public URL, dialect, version, emulator or not."""
+        stats = self._stats.get(client)
+        if stats is None:
+            stats = client._stats
+            if stats is None:
+                try:
+                    stats = await client.system_stats()
+                except ComfyError:
+                    stats = {}
+            self._stats[client] = stats
+        emulator = stats.get("emulator") if isinstance(stats, dict) else None
+        server: dict[str, Any] = {"url": public_url(client.url), "dialect": client.dialect,
+                                  "version": client.server_version,
+                                  "emulator": isinstance(emulator, dict)}
+        if isinstance(emulator, dict) and isinstance(emulator.get("notice"), str):
+            server["notice"] = emulator["notice"]
+        return server
+
+    async def _gather(self, client: AsyncClient, job: AsyncJob, index: int,
+                      inputs: dict[str, str], random: list[str], credentials: list[str],
+                      result: Result | None, error: ExecutionFailed | None) -> _Capture | None:
+        if not isinstance(job.workflow, dict):
+            return None
+        events: list[Event] = []
+        job.on(events.append)  # the job's events so far: all of them, as it ended
+        files: list[tuple[OutputFile, bytes]] = []
+        if result is not None:
+            limit = asyncio.Semaphore(4)
+
+            async def read(file: OutputFile) -> bytes:
+                async with limit:
+                    return await file.aread()
+
+            blobs = await asyncio.gather(*(read(file) for file in result.files))
+            files = list(zip(result.files, blobs, strict=True))
+        classes = {str(node.get("class_type")) for node in job.workflow.values()
+                   if isinstance(node, dict)}
+        try:
+            info = await client.object_info()
+        except ComfyError:
+            info = {}
+        failure = None
+        if error is not None:
+            failure = {"node_id": error.node_id, "node_type": error.node_type,
+                       "node_title": error.node_title, "exception_type": error.exception_type,
+                       "exception_message": error.exception_message,
+                       "traceback": list(error.traceback)}
+        return _Capture(
+            index=index, prompt_id=job.id, status="failed" if error else "succeeded",
+            workflow=job.workflow, parameters=_json_safe(job.parameters),
+            resolved_seeds=dict(job.resolved_seeds), random=random, inputs=inputs,
+            outputs=_without_signed_urls(dict(result.outputs)) if result is not None else {},
+            files=files, events=_summary(events), error=failure,
+            provenance=(_without_signed_urls(dict(result.provenance))
+                        if result is not None and result.provenance else None),
+            server=await self._server(client),
+            node_definitions={name: info[name] for name in classes if name in info},
+            credentials=credentials)
+
+    # -- writing (on a worker thread) ----------------------------------------------------------
+
+    def _write(self, capture: _Capture) -> None:
+        form = _match_form(capture.workflow, capture.inputs, capture.random)
+        key = _match_key(form, capture.inputs)
+        hashes = [_sha256(data) for _, data in capture.files]
+        with self._write_lock:
+            if (capture.status, hashes) in self._stored.get(key, []):
+                return  # recorded already, byte for byte
+            folder = f"{capture.index:02d}-{key[:8]}"
+            recorded = _now()
+            counts: dict[str, int] = {}
+            listed = []
+            for file, data in capture.files:
+                # named by node, not by the server's counter: a new recording of the same
+                # runs has the same file names
+                counts[file.node_id] = counts.get(file.node_id, 0) + 1
+                suffix = os.path.splitext(safe_filename(file.filename))[1][:16]
+                name = safe_filename(f"node{file.node_id}-{counts[file.node_id]}{suffix}")
+                listed.append({"node_id": file.node_id, "filename": file.filename,
+                               "subfolder": file.subfolder, "type": file.type,
+                               "path": f"{_OUTPUTS}/{name}", "size": len(data),
+                               "sha256": _sha256(data)})
+            job = {"format": FORMAT, "prompt_id": capture.prompt_id, "status": capture.status,
+                   "recorded": recorded, "server": capture.server,
+                   "parameters": capture.parameters, "resolved_seeds": capture.resolved_seeds,
+                   "random": capture.random, "inputs": capture.inputs,
+                   "outputs": capture.outputs, "files": listed, "events": capture.events,
+                   "error": capture.error, "provenance": capture.provenance}
+            job_text, workflow_text = _dump(job), _dump(capture.workflow)
+            secrets_found = [secret for secret in capture.credentials if secret and (
+                secret in job_text or secret in workflow_text
+                or any(secret.encode() in data for _, data in capture.files))]
+            if secrets_found:
+                log.warning("comfy_nb: job %s was not recorded: it contains a key it was sent "
+                            "with", capture.prompt_id)
+                return
+            if self._replace:
+                self._clear()
+                self._replace = False
+            self.path.mkdir(parents=True, exist_ok=True)
+            staging = self.path / f".staging-{secrets.token_hex(6)}"
+            try:
+                (staging / _OUTPUTS).mkdir(parents=True)
+                for (_, data), item in zip(capture.files, listed, strict=True):
+                    (staging / str(item["path"])).write_bytes(data)
+                (staging / _WORKFLOW).write_text(workflow_text, encoding="utf-8")
+                (staging / _JOB).write_text(job_text, encoding="utf-8")
+                target = self.path / folder
+                if target.exists():  # a run of an older recording under the same name
+                    shutil.rmtree(target)
+                os.rename(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            self._stored.setdefault(key, []).append((capture.status, hashes))
+            self.written.append(folder)
+            if not set(capture.node_definitions) <= set(self._node_definitions):
+                self._node_definitions.update(capture.node_definitions)
+                _write_text(self.path / NODE_DEFINITIONS, _dump(self._node_definitions))
+            from . import __version__
+
+            jobs = [entry for entry in self._index.get("jobs", []) if entry["folder"] != folder]
+            jobs.append({"folder": folder, "prompt_id": capture.prompt_id,
+                         "status": capture.status, "recorded": recorded})
+            jobs.sort(key=lambda entry: int(str(entry["folder"]).split("-")[0]))
+            self._index = {"format": FORMAT, "comfy_nb": __version__,
+                           "created": self._index.get("created") or recorded,
+                           "server": self._index.get("server") or capture.server, "jobs": jobs}
+            _write_text(self.path / INDEX, _dump(self._index))
+
+    def _clear(self) -> None:
+        """Remove the older recording in the folder: its index, node definitions and runs
+        (nothing else)."""
+        for name in (INDEX, NODE_DEFINITIONS):
+            (self.path / name).unlink(missing_ok=True)
+        for child in self.path.iterdir():
+            if child.is_dir() and _FOLDER.match(child.name) and (child / _JOB).is_file():
+                shutil.rmtree(child)
+
+
+def record(path: str | os.PathLike[str] = "recording", *, append: bool = False) -> Recording:
+    """Record every job this process runs into the folder ``path`` (next to the notebook when
+    relative), until ``recording.stop()``; replay them with :func:`replay`. See
+    :class:`Recording` for ``append`` and the folder's layout in :mod:`comfy_nb.replay`."""
+    return Recording(path, append=append).start()
+
+
+# -- replaying -----------------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+        return f"link from node {value[0]}"
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return f"a file with sha256 {value[7:19]}…"
+    if isinstance(value, str) and value.startswith(_UPLOAD_MARK):
+        return f"a file with sha256 {value[len(_UPLOAD_MARK):][:12]}…"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _node_label(node_id: str, node: Any, labels: dict[str, int]) -> str:
+    meta = node.get("_meta") if isinstance(node, dict) else None
+    title = meta.get("title") if isinstance(meta, dict) else None
+    name = str(title or (node.get("class_type") if isinstance(node, dict) else None) or node_id)
+    return name if labels.get(name, 0) <= 1 else f"{name} (node {node_id})"
+
+
+def _differences(now: dict[str, Any], titled: dict[str, Any], then: dict[str, Any]
+                 ) -> list[str]:
+    """What differs between the match forms ``then`` (recorded) and ``now``, named by the
+    titles of ``titled`` (the workflow as submitted now)."""
+    counts: dict[str, int] = {}
+    for node_id in now:
+        label = _node_label(node_id, titled.get(node_id), {})
+        counts[label] = counts.get(label, 0) + 1
+    found = []
+    for node_id in sorted(set(now) | set(then), key=lambda n: (len(n), n)):
+        mine, theirs = now.get(node_id), then.get(node_id)
+        label = _node_label(node_id, titled.get(node_id) or theirs, counts)
+        if theirs is None:
+            found.append(f"{label}: a node not in the recorded run")
+            continue
+        if mine is None:
+            found.append(f"node {node_id} ({theirs.get('class_type')}): recorded, not in this "
+                         "run")
+            continue
+        if mine.get("class_type") != theirs.get("class_type"):
+            found.append(f"node {node_id}: recorded {theirs.get('class_type')}, now "
+                         f"{mine.get('class_type')}")
+            continue
+        new, old = mine.get("inputs") or {}, theirs.get("inputs") or {}
+        for name in sorted(set(new) | set(old)):
+            if name not in old:
+                found.append(f"{label}.{name}: not recorded, now {_describe(new[name])}")
+            elif name not in new:
+                found.append(f"{label}.{name}: recorded {_describe(old[name])}, now absent")
+            elif new[name] != old[name]:
+                found.append(f"{label}.{name}: recorded {_describe(old[name])}, now "
+                             f"{_describe(new[name])}")
+    return found
+
+
+def _closest(form: dict[str, Any], runs: list[RecordedRun]) -> RecordedRun | None:
+    """The recorded run most like ``form``: most nodes of the same id and class first, then
+    fewest differing inputs; the latest of equals."""
+    def score(run: RecordedRun) -> tuple[int, int]:
+        same = sum(1 for node_id, node in form.items()
+                   if isinstance(node, dict) and isinstance(run.form.get(node_id), dict)
+                   and run.form[node_id].get("class_type") == node.get("class_type"))
+        structure = len(form) + len(run.form) - 2 * same
+        inputs = sum(1 for node_id, node in form.items()
+                     if isinstance(node, dict) and isinstance(run.form.get(node_id), dict)
+                     and node.get("inputs") != run.form[node_id].get("inputs"))
+        return structure, inputs
+
+    best: RecordedRun | None = None
+    best_score: tuple[int, int] | None = None
+    for run in runs:
+        current = score(run)
+        if best_score is None or current <= best_score:
+            best, best_score = run, current
+    return best
+
+
+def _url_inputs(workflow: WorkflowLike, wanted: Mapping[str, Any],
+                object_info: Mapping[str, Any] | None) -> list[str]:
+    """File inputs given as http(s) URLs: replaying them would mean downloading them."""
+    from .workflow import Workflow
+    from .workflow._inputs import FILE_INPUTS, file_inputs
+
+    def is_url(value: Any) -> bool:
+        return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+    files = dict(FILE_INPUTS)  # what _stage uses before the node definitions, and with them
+    for class_type, found_names in file_inputs(object_info or {}).items():
+        files[class_type] = (*files.get(class_type, ()), *found_names)
+    names = {name for found in files.values() for name in found}
+    found = [name for name, value in wanted.items() if is_url(value) and _split(name)[1] in names]
+    api: Any = workflow
+    if isinstance(workflow, (Workflow, str, os.PathLike)):
+        try:
+            source = Path(os.fspath(workflow)) if isinstance(workflow, os.PathLike) else workflow
+            loaded = Workflow.load(source)
+            api = loaded.to_api() if loaded.format == "api" else {}
+        except ComfyError:
+            api = {}
+    if isinstance(api, Mapping):
+        for node_id, node in api.items():
+            inputs = node.get("inputs") if isinstance(node, Mapping) else None
+            if isinstance(inputs, Mapping):
+                found += [f"{node_id}.{name}" for name, value in inputs.items()
+                          if is_url(value) and name in files.get(str(node.get("class_type")), ())]
+    return found
+
+
+class AsyncReplayClient(AsyncClient):
+    """Serves the runs of a recording (see :mod:`comfy_nb.replay`) through the
+    :class:`~comfy_nb.AsyncClient` surface, with no server and no network request: ``submit``
+    and ``run`` give the recorded job (or raise :class:`ReplayMismatch`), ``queue`` is empty,
+    ``cancel`` and ``interrupt`` do nothing, ``object_info`` holds the recorded classes only, and
+    every call that needs a server raises :class:`ReplayError`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, _loaded: _Loaded | None = None) -> None:
+        loaded = _loaded if _loaded is not None else _load(path)
+        dialect = loaded.server.get("dialect")
+        super().__init__(_NOWHERE, dialect=dialect if dialect in ("local", "cloud") else None,
+                         websocket=False)
+        self._target = Target(None, None, "replay")  # no key, not even from the environment
+        self._api_key = None
+        self.recording = loaded
+        self._object_info = loaded.object_info
+        self.server_version = loaded.server.get("version")
+        self._served: dict[str, int] = {}  # match key -> how many runs of it were served
+        self._serving: dict[AsyncJob, tuple[RecordedRun, dict[str, Any]]] = {}
+        self._recorded_uploads = {digest: name for run in loaded.runs
+                                  for path, digest in run.inputs.items()
+                                  if isinstance(name := _input_value(run.workflow, path), str)}
+
+    @property
+    def url(self) -> str:
+        return f"replay:{self.recording.shown_as}"
+
+    @property
+    def label(self) -> str:
+        """``replayed from <date>, <server>`` for the whole recording."""
+        return self.recording.replayed_from.label
+
+    @property
+    def runs(self) -> list[RecordedRun]:
+        """The recorded runs, in the order they were submitted."""
+        return list(self.recording.runs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.recording.shown_as!r}: {self.label}>"
+
+    async def open(self) -> AsyncReplayClient:
+        self._check_open()
+        self._opened = True
+        return self
+
+    async def _ready(self) -> Any:
+        raise ReplayError(f"this needs a server, and {self.url} replays a recording without one "
+                          "(no network request is made); connect to a server for it")
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    async def submit(self, workflow: WorkflowLike, *, prompt_id: str | None = None,
+                     extra_data: dict[str, Any] | None = None, partner_key: bool | str = False,
+                     front: bool = False, validate: bool = True,
+                     overrides: dict[str, Any] | None = None, cache: bool | None = False,
+                     **params: Any) -> AsyncJob:
+        """The recorded job of this run, already ended (same arguments as
+        :meth:`AsyncClient.submit`; ``prompt_id``, ``extra_data``, ``partner_key``, ``front``,
+        ``validate`` and ``cache`` change nothing). Raises :class:`ReplayMismatch` if the run was
+        not recorded."""
+        self._check_open()
+        wanted = {**(overrides or {}), **params}
+        run, staged = await self._find(workflow, wanted)
+        served = self._served.get(run.key, 0)
+        self._served[run.key] = served + 1
+        return self._replayed_job(run, staged, wanted)
+
+    async def _find(self, workflow: WorkflowLike,
+                    wanted: dict[str, Any]) -> tuple[RecordedRun, _Staged]:
+        """The recorded run to serve for this one (the next of its kind, by submit order)."""
+        fetched = _url_inputs(workflow, wanted, self._object_info)
+        if fetched:
+            raise ReplayError(f"{', '.join(fetched)}: a file given by URL would have to be "
+                              "downloaded, and a replay makes no network request; download it "
+                              "and pass the local file (or its bytes) instead")
+        staged = await self._stage(workflow, wanted, self._object_info is not None)
+        keyed, inputs = self._keyed(staged.api)
+        form = _match_form(keyed, inputs, staged.seeds)
+        key = _match_key(form, inputs)
+        same = [run for run in self.recording.runs if run.key == key]
+        if same:
+            return same[min(self._served.get(key, 0), len(same) - 1)], staged
+        closest = _closest(form, self.recording.runs)
+        differences = (_differences(form, staged.api, closest.form) if closest else [])
+        if len(differences) > _MAX_DIFFERENCES:
+            more = len(differences) - _MAX_DIFFERENCES + 1
+            differences = [*differences[:_MAX_DIFFERENCES - 1], f"… and {more} more"]
+        raise ReplayMismatch(self.recording.shown_as, closest.name if closest else None,
+                             differences or ["the uploaded files"],
+                             len(self.recording.runs))
+
+    def _replayed_job(self, run: RecordedRun, staged: _Staged,
+                      wanted: dict[str, Any]) -> AsyncJob:
+        """A job that has already ended as recorded; its events retell the recorded run."""
+        titles = {node_id: node.get("_meta") for node_id, node in staged.api.items()
+                  if isinstance(node, dict) and "_meta" in node}
+        workflow = {node_id: ({**node, "_meta": titles[node_id]}
+                              if node_id in titles and isinstance(node, dict) else node)
+                    for node_id, node in run.workflow.items()}
+        job = AsyncJob(self, run.prompt_id, workflow)
+        job.resolved_seeds = {k: int(v) for k, v in run.resolved_seeds.items()}
+        job.parameters = {name: ("sha256:" + value[len(_UPLOAD_MARK):]
+                                 if isinstance(value, str) and value.startswith(_UPLOAD_MARK)
+                                 else value)
+                          for name, value in wanted.items()}
+        self._serving[job] = (run, workflow)
+        for event in self._events(run):
+            job.feed(event)
+        error = None
+        if run.status == "failed":
+            details = run.error or {}
+            error = ExecutionFailed(
+                prompt_id=run.prompt_id, node_id=str(details.get("node_id", "")),
+                node_type=str(details.get("node_type", "")),
+                exception_type=str(details.get("exception_type", "")),
+                exception_message=str(details.get("exception_message", "")),
+                traceback=[str(line) for line in details.get("traceback") or []],
+                node_title=details.get("node_title"))
+        status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
+        job._finish(JobSnapshot(status, outputs=run.outputs, error=error, workflow=workflow))
+        return job
+
+    @staticmethod
+    def _events(run: RecordedRun) -> list[Event]:
+        pid = run.prompt_id
+        summary = run.events
+        events: list[Event] = [Started(pid)]
+        cached = tuple(str(node) for node in summary.get("cached") or ())
+        if cached:
+            events.append(Cached(pid, cached))
+        steps = summary.get("steps") or {}
+        for node in summary.get("executed") or ():
+            events.append(NodeStarted(pid, str(node)))
+            if node in steps:
+                events.append(Progress(pid, str(node), steps[node], steps[node]))
+            if isinstance(run.outputs.get(node), dict):
+                events.append(NodeExecuted(pid, str(node), run.outputs[node]))
+        if run.status == "failed":
+            error = run.error or {}
+            events.append(Failed(pid, error.get("node_id"), error.get("node_type"),
+                                 str(error.get("exception_type", "")),
+                                 str(error.get("exception_message", "")),
+                                 tuple(error.get("traceback") or ())))
+        else:
+            events += [Succeeded(pid), Finished(pid)]
+        return events
+
+    def _result(self, job: AsyncJob, outputs: dict[str, Any], workflow: dict[str, Any] | None,
+                status: str) -> Result:
+        run, titled = self._serving.pop(job, (None, None))
+        if run is None:  # not one of ours: cannot happen, but never reach for a server
+            raise ReplayError(f"job {job.id} is not part of {self.url}")
+        record = dict(run.provenance or {})
+        record["replayed_from"] = {"date": run.replayed_from.date,
+                                   "server": run.replayed_from.server}
+        return ReplayedResult(run.prompt_id, run.outputs, replayed_from=run.replayed_from,
+                              source=_RecordedFiles(run), workflow=titled, status=status,
+                              server=self.url, provenance=record)
+
+    async def cached_result(self, workflow: WorkflowLike, *,
+                            overrides: dict[str, Any] | None = None, validate: bool = True,
+                            **params: Any) -> Result | None:
+        """The recorded Result of this run, or None if it was not recorded."""
+        wanted = {**(overrides or {}), **params}
+        try:
+            run, staged = await self._find(workflow, wanted)
+        except ReplayMismatch:
+            return None
+        return await self._replayed_job(run, staged, wanted).wait()
+
+    async def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The recorded runs as ``{"id", "status"}`` dicts, newest first."""
+        return [{"id": run.prompt_id, "status": run.status}
+                for run in reversed(self.recording.runs)][:limit]
+
+    async def queue(self) -> list[dict[str, Any]]:
+        return []
+
+    async def cancel(self, prompt_id: str) -> bool:
+        return False
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        return None
+
+    async def clear_queue(self) -> None:
+        return None
+
+    async def delete(self, prompt_ids: list[str]) -> None:
+        return None
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def upload_image(self, image: Any, *, name: str | None = None, subfolder: str = "",
+                           overwrite: bool = False, kind: str = "input") -> str:
+        """Nothing is uploaded: the name the recording's server gave these bytes (a
+        placeholder naming their content if they were never uploaded while recording)."""
+        _, data, _ = await asyncio.to_thread(upload_payload, image, name)
+        digest = _sha256(data)
+        recorded = self._recorded_uploads.get(digest)
+        if recorded is None:
+            return _UPLOAD_MARK + digest
+        recorded = recorded.removesuffix(" [input]")
+        self._upload_digests[recorded] = digest
+        return recorded
+
+    async def download(self, file: OutputFile | dict[str, str],
+                       to: str | Path | None = None) -> bytes | Path:
+        """A recorded output file's bytes (or the path they were written to)."""
+        params = file.params() if isinstance(file, OutputFile) else dict(file)
+        for run in self.recording.runs:
+            for item in run.files:
+                if (item["filename"], item["subfolder"], item["type"]) == (
+                        params.get("filename"), params.get("subfolder", ""),
+                        params.get("type", "output")):
+                    wanted = OutputFile(str(item["node_id"]), item["filename"],
+                                        item["subfolder"], item["type"], "", "", "")
+                    data = await asyncio.to_thread(run.read, wanted)
+                    if to is None:
+                        return data
+                    await asyncio.to_thread(Path(to).write_bytes, data)
+                    return Path(to)
+        raise ReplayError(f"{params.get('filename')!r} is not in the recording "
+                          f"{self.recording.shown_as!r}")
+
+    # -- server ------------------------------------------------------------------------------
+
+    async def object_info(self, refresh: bool = False) -> dict[str, Any]:
+        """The recorded definitions of the node classes the recorded runs used."""
+        if self._object_info is None:
+            raise ReplayError(f"the recording {self.recording.shown_as!r} holds no node "
+                              "definitions; record it again, or connect to a server")
+        return self._object_info
+
+    async def system_stats(self) -> dict[str, Any]:
+        """The recorded server's version, and a ``replay`` section with the label."""
+        server = self.recording.server
+        version_key = "cloud_version" if server.get("dialect") == "cloud" else "comfyui_version"
+        stats: dict[str, Any] = {
+            "system": {version_key: server.get("version")},
+            "replay": {"path": self.recording.shown_as, "created": self.recording.created,
+                       "server": dict(server), "runs": len(self.recording.runs),
+                       "label": self.label}}
+        if server.get("notice"):
+            stats["emulator"] = {"notice": server["notice"]}
+        return stats
+
+    async def user(self) -> dict[str, Any]:
+        return {"status": "replay (no server, no account)"}
+
+
+def _input_value(workflow: Mapping[str, Any], path: str) -> Any:
+    node_id, name = _split(path)
+    node = workflow.get(node_id)
+    inputs = node.get("inputs") if isinstance(node, Mapping) else None
+    return inputs.get(name) if isinstance(inputs, Mapping) else None
+
+
+class ReplayClient(Client):
+    """The synchronous :class:`AsyncReplayClient`: what :func:`replay` returns."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._loaded = _load(path)
+        super().__init__(None)
+
+    async def _make(self, url: str | None, options: dict[str, Any]) -> AsyncClient:
+        client = AsyncReplayClient(self._loaded.shown_as, _loaded=self._loaded)
+        client._files = _Files(client, self._loop)
+        await client.open()
+        return client
+
+    @property
+    def replay_client(self) -> AsyncReplayClient:
+        client = self._async
+        assert isinstance(client, AsyncReplayClient)
+        return client
+
+    @property
+    def label(self) -> str:
+        """``replayed from <date>, <server>`` for the whole recording."""
+        return self.replay_client.label
+
+    @property
+    def runs(self) -> list[RecordedRun]:
+        """The recorded runs, in the order they were submitted."""
+        return self.replay_client.runs
+
+    def __repr__(self) -> str:
+        return f"<ReplayClient {self._loaded.shown_as!r}: {self.label}>"
+
+
+def replay(path: str | os.PathLike[str] = "recording") -> ReplayClient:
+    """A client serving the runs recorded in ``path`` (see :func:`record`) with no server, no
+    key and no network request; a run that was not recorded raises :class:`ReplayMismatch`."""
+    return ReplayClient(path)
