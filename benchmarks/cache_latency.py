@@ -20,12 +20,12 @@ import argparse
 import asyncio
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _common import small_workflow, start_emulator
 
 from comfy_nb import AsyncClient, Client, Result
 from comfy_nb.cache import ResultCache
@@ -33,26 +33,13 @@ from comfy_nb.workflows import bundled
 
 
 def small(index: int) -> dict:
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": index % 16777215}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "c"}},
-    }
+    return small_workflow(index, "c")
 
 
 def txt2img(index: int) -> dict:
     workflow = bundled("txt2img")
     workflow["3"]["inputs"].update(seed=index, steps=20)
     return workflow
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", "0", "--data-dir",
-         str(data_dir)], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
-    return process, url
 
 
 def timed(client: Client, workflow: dict, cache: bool) -> tuple[float, Result]:

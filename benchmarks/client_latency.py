@@ -16,8 +16,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,25 +24,13 @@ from pathlib import Path
 
 import httpx
 import websockets
+from _common import small_workflow, start_emulator
 
 from comfy_nb import AsyncClient
 
 
 def workflow(index: int) -> dict:
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": index % 16777215}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "b"}},
-    }
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", "0", "--data-dir",
-         str(data_dir)], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
-    return process, url
+    return small_workflow(index, "b")
 
 
 class RawClient:

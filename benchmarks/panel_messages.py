@@ -2,7 +2,8 @@
 
 The panel (comfy_nb.notebook.progress.WidgetPanel) is compared with a naive panel measured in
 the same run: the same widgets, updated on every event the job gets (what a callback-driven
-panel does). Comm messages are counted with a recording comm, as ipywidgets' own tests do.
+panel does). Comm messages are counted with the tests' recording comm
+(tests/notebook/comms.py), as ipywidgets' own tests do.
 
     python benchmarks/panel_messages.py [--steps 1000] [--step-delay 0.005]
 """
@@ -10,7 +11,9 @@ panel does). Comm messages are counted with a recording comm, as ipywidgets' own
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import comm
@@ -21,45 +24,12 @@ from comfy_nb.notebook import progress
 from comfy_nb.notebook.progress import WidgetPanel, follow, status_html
 from comfy_nb.workflows import bundled
 
-SENT: list[tuple[float, str]] = []
-
-
-class RecordingComm:
-    """A comm that notes the time and target of every message instead of sending it."""
-
-    count = 0
-
-    def __init__(self, **kwargs: Any) -> None:
-        RecordingComm.count += 1
-        self.comm_id = f"comm-{RecordingComm.count}"
-        self.kernel = "Truthy"
-
-    def open(self, *args: Any, **kwargs: Any) -> None: ...
-
-    def on_msg(self, *args: Any, **kwargs: Any) -> None: ...
-
-    def close(self, *args: Any, **kwargs: Any) -> None: ...
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        if isinstance(data, dict) and data.get("method") == "update":
-            SENT.append((time.monotonic(), self.comm_id))
-
-
-class _Handle:
-    def update(self, obj: Any, **kwargs: Any) -> None: ...
-
-
-def busiest_second(times: list[float]) -> int:
-    best, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from tests.notebook.comms import FakeHandle, RecordingComm, most_in_one_second, update_times
 
 
 def measure(client: comfy_nb.Client, steps: int, naive: bool) -> dict[str, float]:
-    SENT.clear()
+    RecordingComm.log.clear()
     # a new seed each time: the server would otherwise serve the whole graph from its cache
     job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": steps},
                         seed="random")
@@ -80,10 +50,10 @@ def measure(client: comfy_nb.Client, steps: int, naive: bool) -> dict[str, float
     seconds = time.monotonic() - start
     preview_id = panel.preview.comm.comm_id
     events = sum(1 for _ in job)
-    times = [moment for moment, _ in SENT]
-    return {"events": events, "messages": len(SENT), "seconds": seconds,
-            "busiest": busiest_second(times),
-            "previews": sum(1 for _, target in SENT if target == preview_id)}
+    times = update_times(RecordingComm.log)
+    return {"events": events, "messages": len(times), "seconds": seconds,
+            "busiest": most_in_one_second(times),
+            "previews": len(update_times(RecordingComm.log, preview_id))}
 
 
 def main() -> None:
@@ -91,8 +61,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--step-delay", type=float, default=0.005)
     args = parser.parse_args()
-    comm.create_comm = lambda **kwargs: RecordingComm(**kwargs)
-    progress._display = lambda obj, **kwargs: _Handle()
+    comm.create_comm = RecordingComm
+    progress._display = lambda obj, **kwargs: FakeHandle(obj)
     with serve(step_delay=args.step_delay) as emulator, comfy_nb.connect(emulator.url) as client:
         naive = measure(client, args.steps, naive=True)
         ours = measure(client, args.steps, naive=False)

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 import comfy_nb
-from comfy_nb import AsyncClient, ExecutionFailed, Result
+from comfy_nb import ExecutionFailed, Result
 from comfy_nb.cache import (
     CacheEntry,
     ResultCache,
@@ -35,10 +35,10 @@ from comfy_nb.cache import (
 )
 from comfy_nb.client._events import Cached, Succeeded
 from comfy_nb.emulator import RunningEmulator, serve
-from comfy_nb.result import OutputFile
 from comfy_nb.workflows import bundled
 
-WAIT = 30.0  # a safety net against hangs, never asserted on
+from .both_clients import WAIT, Api, load_and_save, make_client
+
 SIGNED_URL_MARK = "X-Goog-Signature"
 
 
@@ -53,15 +53,6 @@ def solid(color: int = 0x336699, prefix: str = "cache_test") -> dict[str, Any]:
               "_meta": {"title": "Canvas"}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
                                                     "filename_prefix": prefix}},
-    }
-
-
-def load_and_save(image: Any) -> dict[str, Any]:
-    """LoadImage(image) -> SaveImage."""
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
-                                                    "filename_prefix": "loaded"}},
     }
 
 
@@ -90,43 +81,6 @@ def folder_text(folder: Path) -> bytes:
 
 
 # -- clients, both ways ---------------------------------------------------------------------------
-
-
-class Api:
-    """The sync or async client behind the same awaitable methods (see tests/client)."""
-
-    def __init__(self, mode: str, client: Any) -> None:
-        self.mode = mode
-        self.client = client
-
-    @property
-    def sync(self) -> bool:
-        return self.mode == "sync"
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not self.sync or not callable(attribute):
-            return attribute
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return attribute(*args, **kwargs)
-
-        return call
-
-    async def wait(self, job: Any) -> Result:
-        return job.wait(WAIT) if self.sync else await job.wait(WAIT)
-
-    async def events(self, job: Any) -> list[Any]:
-        return list(job) if self.sync else [event async for event in job]
-
-    async def read(self, file: OutputFile) -> bytes:
-        return file.read() if self.sync else await file.aread()
-
-    async def close(self) -> None:
-        if self.sync:
-            self.client.close()
-        else:
-            await self.client.aclose()
 
 
 @pytest.fixture(autouse=True)
@@ -164,11 +118,7 @@ async def connect(mode: str, server: RunningEmulator, store: ResultCache
         options.setdefault("result_cache", store)
         options.setdefault("poll_interval", 0.2)
         url = url or server.url
-        if mode == "sync":
-            client: Any = comfy_nb.connect(url, **options)
-        else:
-            client = await AsyncClient(url, **options).open()
-        api = Api(mode, client)
+        api = Api(mode, await make_client(mode, url, **options))
         made.append(api)
         return api
 

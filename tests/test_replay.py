@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import comfy_nb
-from comfy_nb import AsyncClient, ExecutionFailed, Result, ResultCache
+from comfy_nb import AsyncClient, ExecutionFailed, ResultCache
 from comfy_nb.client import _client as client_module
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.replay import (
@@ -34,9 +34,9 @@ from comfy_nb.replay import (
 )
 from comfy_nb.workflows import bundled
 
+from .both_clients import WAIT, Api, load_and_save
 from .notebook.nbrun import execute_notebook, notebook_problems
 
-WAIT = 30.0  # a safety net against hangs, never asserted on
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "record_replay.ipynb"
 FOX = {"Positive Prompt.text": "a red fox in the snow"}
 
@@ -60,15 +60,6 @@ def solid(color: int = 0x336699) -> dict[str, Any]:
               "_meta": {"title": "Canvas"}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
                                                     "filename_prefix": "replay_test"}},
-    }
-
-
-def load_and_save(image: Any) -> dict[str, Any]:
-    """LoadImage(image) -> SaveImage."""
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
-                                                    "filename_prefix": "loaded"}},
     }
 
 
@@ -138,41 +129,6 @@ def network_closed(monkeypatch: pytest.MonkeyPatch) -> NetworkClosed:
 
 
 # -- clients, both ways ---------------------------------------------------------------------------
-
-
-class Api:
-    """The sync or async client (or replay client) behind the same awaitable methods."""
-
-    def __init__(self, mode: str, client: Any) -> None:
-        self.mode = mode
-        self.client = client
-
-    @property
-    def sync(self) -> bool:
-        return self.mode == "sync"
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not self.sync or not callable(attribute):
-            return attribute
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return attribute(*args, **kwargs)
-
-        return call
-
-    async def wait(self, job: Any) -> Result:
-        return job.wait(WAIT) if self.sync else await job.wait(WAIT)
-
-    async def read(self, file: Any) -> bytes:
-        data: bytes = file.read() if self.sync else await file.aread()
-        return data
-
-    async def close(self) -> None:
-        if self.sync:
-            self.client.close()
-        else:
-            await self.client.aclose()
 
 
 @pytest.fixture(params=["sync", "async"])

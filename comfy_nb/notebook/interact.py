@@ -5,8 +5,10 @@ that put their values back into the controls when clicked.
 
 Owns: the control of each input type (:func:`build_control`), the runs of one :class:`Interact`
 (a worker thread per Interact submits, cancels the previous job, follows the current one and
-shows its outcome), the pacing of the Interact's widget traffic (at most 10 messages in any
-second, previews at most 4 a second), and :func:`interact_from_line` for ``%comfy_interact``.
+shows its outcome), the Interact's widget traffic within one message budget (at most 10
+messages in any second, previews at most 4 a second: :class:`~.progress.RateLimit`,
+:class:`~.progress.LiveStatus`, :class:`~.progress.LivePreview`), and
+:func:`interact_from_line` for ``%comfy_interact``.
 
 Must not: speak HTTP (the client does), block the kernel in widget callbacks (they only queue
 work for the worker: the kernel handles widget events only while idle), call ``display()``
@@ -49,15 +51,7 @@ from ..workflow._params import (
     resolve,
 )
 from . import display as result_display
-from .progress import (
-    MAX_WIDGET_MESSAGES,
-    PREVIEW_INTERVAL,
-    PREVIEW_SIDE,
-    STATUS_INTERVAL,
-    RateLimit,
-    preview_jpeg,
-    status_html,
-)
+from .progress import MAX_WIDGET_MESSAGES, LivePreview, LiveStatus, RateLimit, status_html
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -83,6 +77,9 @@ DEFAULT_FLOAT_STEP = 0.01
 HISTORY_SIZE = 12
 #: seconds between looks at the running job (the pacing decides what is actually sent)
 TICK = 0.05
+#: the window of the message budget, seconds: a little longer than one, as a message leaves a
+#: moment after its slot is taken and no second of sending times may hold more than the limit
+BUDGET_WINDOW = 1.1
 
 _DESCRIPTION_STYLE = {"description_width": "160px"}
 _WIDE = "min(100%, 640px)"
@@ -404,35 +401,6 @@ def _override_control(param: Param, override: Any, label: str, value: Any,
                          f"step) tuple or a non-empty list of choices, not {override!r}")
 
 
-# -- pacing --------------------------------------------------------------------------------------
-
-
-class _Pacer:
-    """The Interact's message budget (thread-safe): ``try_take`` for what may be skipped (progress
-    frames), ``take`` waits for room for what must arrive (results, restored values). The
-    window is a little longer than a second: a message leaves a moment after its slot is
-    taken, and no second of sending times may hold more than ``limit``."""
-
-    def __init__(self, limit: int = MAX_WIDGET_MESSAGES, period: float = 1.1) -> None:
-        self._limit = RateLimit(limit, period)
-        self._lock = threading.Lock()
-
-    def room(self) -> int:
-        with self._lock:
-            return self._limit.room()
-
-    def try_take(self, count: int = 1) -> bool:
-        with self._lock:
-            return self._limit.take(count)
-
-    def take(self, count: int = 1) -> None:
-        while count > 0:
-            part = min(count, self._limit.limit)
-            while not self.try_take(part):
-                time.sleep(0.02)
-            count -= part
-
-
 # -- the interact --------------------------------------------------------------------------------
 
 
@@ -533,7 +501,9 @@ class Interact:
 
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._pacer = _Pacer()
+        # thread-safe; take() for what may be skipped (progress frames), take_blocking() for
+        # what must arrive (results, restored values)
+        self._pacer = RateLimit(MAX_WIDGET_MESSAGES, BUDGET_WINDOW)
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -547,9 +517,6 @@ class Interact:
         self._runs = 0
         self._history: list[HistoryEntry] = []
         self._entry_boxes: dict[int, Any] = {}
-        self._previews_shown = 0
-        self._last_preview = -1e9
-        self._last_status = -1e9
         self._build_widgets(auto)
 
     # -- construction ---------------------------------------------------------------------------
@@ -608,10 +575,10 @@ class Interact:
                                       "controls are still for a moment)",
                                       layout=widgets.Layout(width="auto"),
                                       _dom_classes=("comfy-nb-auto",))
-        self._status = widgets.HTML(value=self._idle_html(), _dom_classes=("comfy-nb-status",))
-        self._preview = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
-                                      layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
-                                                            display="none"))
+        self._live_status = LiveStatus(self._idle_html(), "comfy-nb-status")
+        self._live_preview = LivePreview()
+        self._status = self._live_status.widget
+        self._preview = self._live_preview.widget
         self._result_view = widgets.HTML(value="", _dom_classes=("comfy-nb-latest",))
         self._strip = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"),
                                    _dom_classes=("comfy-nb-history",))
@@ -909,8 +876,8 @@ class Interact:
         self._runs += 1
         self._job, self._job_values, self._job_number = job, values, self._runs
         self._waiters = futures
-        self._previews_shown = 0
-        self._last_status = self._last_preview = -1e9
+        self._live_status.restart()
+        self._live_preview.restart()
         with self._muted():  # seeds move on as in the editor ("control after generate")
             for control in self.controls.values():
                 new = control.next_value()
@@ -937,24 +904,10 @@ class Interact:
         otherwise: the next tick shows the newer state)."""
         now = time.monotonic()
         progress = job.progress()
-        if progress.previews > self._previews_shown and progress.preview is not None \
-                and now - self._last_preview >= PREVIEW_INTERVAL:
-            first = self._preview.layout.display == "none"
-            needed = 2 if first else 1
-            if self._pacer.room() >= needed:  # decode only what can be sent
-                frame = preview_jpeg(progress.preview.data)
-                if frame is not None and self._pacer.try_take(needed):
-                    self._preview.value = frame
-                    if first:
-                        self._preview.layout.display = None
-                    self._previews_shown = progress.previews
-                    self._last_preview = now
-        if now - self._last_status >= STATUS_INTERVAL:
-            value = status_html(job.id, progress, job.workflow,
-                                hint=f"run #{self._job_number}")
-            if value != self._status.value and self._pacer.try_take():
-                self._status.value = value
-                self._last_status = now
+        self._live_preview.update(progress, now, self._pacer)
+        self._live_status.update(
+            lambda: status_html(job.id, progress, job.workflow, hint=f"run #{self._job_number}"),
+            now, self._pacer)
 
     def _finish(self) -> None:
         job = self._job
@@ -1005,7 +958,7 @@ class Interact:
     def _set(self, widget: Any, name: str, value: Any) -> None:
         """Set a synced trait, waiting for room in the message budget if it changes."""
         if getattr(widget, name) != value:
-            self._pacer.take()
+            self._pacer.take_blocking()
             setattr(widget, name, value)
 
     def _idle_html(self) -> str:
@@ -1036,7 +989,7 @@ class Interact:
         """A thumbnail, the values and a restore button at the front of the history strip."""
         thumbs = result_display.render_result(entry.result, include=("image/jpeg", "image/png"))
         children: list[Any] = []
-        self._pacer.take(3 + bool(thumbs))
+        self._pacer.take_blocking(3 + bool(thumbs))
         for mime, data in thumbs.items():
             children.append(widgets.Image(value=data, format=mime.split("/")[1],
                                           layout=self._thumb_layout))
@@ -1056,12 +1009,12 @@ class Interact:
         dropped = self._history[:-self.history_size]
         del self._history[:-self.history_size]
         kept = [self._entry_boxes[e.number] for e in reversed(self._history)]
-        self._pacer.take()
+        self._pacer.take_blocking()
         self._strip.children = tuple(kept)
         for old in dropped:
             old_box = self._entry_boxes.pop(old.number, None)
             if old_box is not None:
-                self._pacer.take(1 + len(old_box.children))
+                self._pacer.take_blocking(1 + len(old_box.children))
                 _close_tree(old_box, shared=False)
 
     def _set_values(self, changes: Mapping[str, Any], done: concurrent.futures.Future[None]

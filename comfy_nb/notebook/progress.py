@@ -13,6 +13,12 @@ own schedule, so the traffic they make (at most 10 widget messages a second, pre
 When the job ends, the panel is replaced through its ``display_id`` by a static object (the
 result gallery, an error or a "cancelled" note), so a saved notebook never shows a stale bar.
 
+Also owns the machinery every live view shares (the sweep panels of :mod:`.sweep_view` and
+:mod:`.interact` use it): :class:`RateLimit` (the widget message budget), the back-end bases
+:class:`LiveView`, :class:`DisplayedView` (shown with a ``display_id``, replaced at the end),
+:class:`WidgetView`, :class:`HtmlView` and :class:`TextView`, and the paced widgets
+:class:`LiveStatus` and :class:`LivePreview`.
+
 Must not: speak HTTP (it asks the job), or display anything outside its own display_id.
 """
 
@@ -81,7 +87,9 @@ def choose_backend(requested: str | None = None) -> str:
 
 
 class RateLimit:
-    """At most ``limit`` events in any window of ``period`` seconds (a sliding window)."""
+    """At most ``limit`` events in any window of ``period`` seconds (a sliding window);
+    thread-safe. :meth:`take` is for what may be skipped (a frame, a redraw),
+    :meth:`take_blocking` waits for room for what must happen."""
 
     def __init__(self, limit: int, period: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -89,21 +97,34 @@ class RateLimit:
         self.period = period
         self._clock = clock
         self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
 
-    def room(self) -> int:
-        """How many events may happen now."""
-        now = self._clock()
+    def _room(self, now: float) -> int:
         while self._sent and now - self._sent[0] >= self.period:
             self._sent.popleft()
         return self.limit - len(self._sent)
 
+    def room(self) -> int:
+        """How many events may happen now."""
+        with self._lock:
+            return self._room(self._clock())
+
     def take(self, count: int = 1) -> bool:
         """Record ``count`` events if they fit now; False (and nothing recorded) otherwise."""
-        if self.room() < count:
-            return False
-        now = self._clock()
-        self._sent.extend([now] * count)
-        return True
+        with self._lock:
+            now = self._clock()
+            if self._room(now) < count:
+                return False
+            self._sent.extend([now] * count)
+            return True
+
+    def take_blocking(self, count: int = 1, poll: float = 0.02) -> None:
+        """Record ``count`` events, sleeping until they fit (more than ``limit`` go in parts)."""
+        while count > 0:
+            part = min(count, self.limit)
+            while not self.take(part):
+                time.sleep(poll)
+            count -= part
 
 
 # -- what a panel says ---------------------------------------------------------------------------
@@ -215,30 +236,7 @@ class StaticNote:
         return self.text
 
 
-# -- panels --------------------------------------------------------------------------------------
-
-
-class Panel:
-    """A live view of one job. :meth:`show` once, :meth:`tick` often, :meth:`finish` once."""
-
-    def __init__(self, job: Job, *, hint: str = "") -> None:
-        self.job = job
-        self.hint = hint
-        self.workflow = job.workflow
-        self.finished = False
-
-    def show(self) -> None:
-        """Display the panel in the current cell."""
-
-    def tick(self) -> None:
-        """Redraw what changed, if its time has come (cheap when nothing is due)."""
-
-    def finish(self, replacement: Any) -> None:
-        """Replace the panel by ``replacement`` (a Result, an error note...), or say the end."""
-        self.finished = True
-
-    def _progress(self) -> JobProgress:
-        return self.job.progress()
+# -- what every live view shares (job panels below, sweep panels, interact) ------------------------
 
 
 def _display(obj: Any, **kwargs: Any) -> Any:
@@ -247,72 +245,44 @@ def _display(obj: Any, **kwargs: Any) -> Any:
     return display(obj, **kwargs)
 
 
-class WidgetPanel(Panel):
-    """The ipywidgets panel. All traffic goes through :class:`RateLimit`: at most 10 widget
-    messages in any second, previews at most every 0.25 s, the latest frame winning."""
+class LiveView:
+    """A live view in the current cell: :meth:`show` once, :meth:`tick` often, :meth:`finish`
+    once. By itself the ``off`` back end: it does nothing.
 
-    def __init__(self, job: Job, *, hint: str = "", cancel: Callable[[], Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(job, hint=hint)
-        import ipywidgets as widgets
+    A panel is what it follows (:class:`Panel`: a job; :class:`~.sweep_view.SweepPanel`: a
+    sweep) and a back end (:class:`WidgetView`, :class:`HtmlView`, :class:`TextView`), as in
+    ``class WidgetPanel(Panel, WidgetView)``; constructors pass their keyword arguments along
+    (``hint`` ends here, ``clock`` and ``stream`` in the back end)."""
 
-        self._clock = clock
-        self._limit = RateLimit(MAX_WIDGET_MESSAGES, 1.0, clock)
-        self._last_status = -1e9
-        self._last_preview = -1e9
-        self._previews_shown = 0
-        self._lock = threading.Lock()
-        # classes are set at construction: add_class() later would cost a message each
-        self.status = widgets.HTML(value=self._render(self._progress()),
-                                   _dom_classes=("comfy-nb-status",))
-        self.preview = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
-                                     layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
-                                                           display="none"))
-        children: list[Any] = [self.status, self.preview]
-        self.cancel_button: Any = None
-        if cancel is not None:
-            self._cancel = cancel
-            self.cancel_button = widgets.Button(description="Cancel", icon="stop",
-                                                tooltip="cancel this job on the server",
-                                                _dom_classes=("comfy-nb-cancel",))
-            self.cancel_button.on_click(self._on_cancel)
-            children.append(self.cancel_button)
-        self.box = _panel_box(widgets, children, job.id)
-        self._handle: Any = None
-
-    def _render(self, progress: JobProgress) -> str:
-        return status_html(self.job.id, progress, self.workflow, hint=self.hint)
+    def __init__(self, *, hint: str = "") -> None:
+        self.hint = hint
+        self.finished = False
 
     def show(self) -> None:
-        self._handle = _display(self.box, display_id=True)
-
-    def _on_cancel(self, _button: Any) -> None:
-        button = self.cancel_button
-        button.disabled = True
-        button.description = "Cancelling…"
-        self._cancel()
+        """Display the view in the current cell."""
 
     def tick(self) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            now = self._clock()
-            progress = self._progress()
-            if progress.previews > self._previews_shown and progress.preview is not None \
-                    and now - self._last_preview >= PREVIEW_INTERVAL:
-                frame = preview_jpeg(progress.preview.data)
-                first = self._previews_shown == 0
-                if frame is not None and self._limit.take(2 if first else 1):
-                    self.preview.value = frame
-                    if first:
-                        self.preview.layout.display = None
-                    self._previews_shown = progress.previews
-                    self._last_preview = now
-            if now - self._last_status >= STATUS_INTERVAL:
-                value = self._render(progress)
-                if value != self.status.value and self._limit.take():
-                    self.status.value = value
-                    self._last_status = now
+        """Redraw what changed, if its time has come (cheap when nothing is due)."""
+
+    def finish(self, replacement: Any) -> None:
+        """Replace the view by ``replacement`` (a Result, a sweep's grid, an error note...), or
+        say the end."""
+        self.finished = True
+
+
+class DisplayedView(LiveView):
+    """The html and widget back ends: one output shown with a ``display_id``, updated in place
+    and replaced through it, once, at the end (:meth:`finish`). Ticks and the end hold
+    ``_lock``, so a tick from a background thread never lands after the replacement."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._handle: Any = None
+
+    def _show(self, obj: Any, **kwargs: Any) -> None:
+        self._handle = _display(obj, display_id=True, **kwargs)
 
     def finish(self, replacement: Any) -> None:
         with self._lock:
@@ -321,9 +291,248 @@ class WidgetPanel(Panel):
             self.finished = True
             if self._handle is not None:
                 self._handle.update(replacement)
-            self.box.close()
-            for child in self.box.children:
-                child.close()
+            self._close()
+
+    def _close(self) -> None:
+        """Free what the live output held, once it is replaced."""
+
+
+class WidgetView(DisplayedView):
+    """An ipywidgets box (``box``, built by the subclass) whose every message goes through one
+    :class:`RateLimit`: at most 10 widget messages in any second. The widgets are closed when
+    the box is replaced."""
+
+    box: Any
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._limit = RateLimit(MAX_WIDGET_MESSAGES, 1.0, self._clock)
+
+    def show(self) -> None:
+        self._show(self.box)
+
+    def tick(self) -> None:
+        with self._lock:
+            if not self.finished:
+                self._redraw(self._clock())
+
+    def _redraw(self, now: float) -> None:
+        """Update the widgets that are due (within ``self._limit``)."""
+
+    def _cancel_button(self, cancel: Callable[[], Any] | None, description: str,
+                       tooltip: str) -> Any:
+        """A Cancel button that calls :meth:`_on_cancel` (None without ``cancel``)."""
+        if cancel is None:
+            return None
+        import ipywidgets as widgets
+
+        self._cancel = cancel
+        button = widgets.Button(description=description, icon="stop", tooltip=tooltip,
+                                _dom_classes=("comfy-nb-cancel",))
+        button.on_click(self._on_cancel)
+        return button
+
+    def _on_cancel(self, _button: Any) -> None:
+        """The Cancel button was clicked (kernel thread)."""
+
+    def _close(self) -> None:
+        self.box.close()
+        for child in self.box.children:
+            child.close()
+
+
+class HtmlView(DisplayedView):
+    """A ``text/plain`` + ``text/html`` bundle in one output (no widgets needed), redrawn
+    through its display_id at most every 0.5 s (each redraw sends the whole block)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._last = -1e9
+
+    def _bundle(self) -> dict[str, str]:
+        """What the output shows now."""
+        raise NotImplementedError
+
+    def show(self) -> None:
+        self._show(self._bundle(), raw=True)
+
+    def tick(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self.finished or self._handle is None or now - self._last < STATUS_INTERVAL * 2:
+                return
+            self._redraw(now)
+            self._last = now
+
+    def _redraw(self, now: float) -> None:
+        self._handle.update(self._bundle(), raw=True)
+
+
+class LiveStatus:
+    """A status block in an ipywidgets ``HTML`` (``widget``), redrawn at most every 0.25 s,
+    only when its text changed and the message budget has room (a skipped redraw is not
+    retried: the next tick has newer news)."""
+
+    def __init__(self, value: str, css_class: str) -> None:
+        import ipywidgets as widgets
+
+        # classes are set at construction: add_class() later would cost a message each
+        self.widget = widgets.HTML(value=value, _dom_classes=(css_class,))
+        self.restart()
+
+    def restart(self) -> None:
+        """A new job: its first status is due at once."""
+        self._last = -1e9
+
+    def update(self, render: Callable[[], str], now: float, limit: RateLimit) -> None:
+        """Show ``render()`` if a redraw is due (``now``) and ``limit`` has room."""
+        if now - self._last >= STATUS_INTERVAL:
+            value = render()
+            if value != self.widget.value and limit.take():
+                self.widget.value = value
+                self._last = now
+
+
+class LivePreview:
+    """A job's live preview in an ipywidgets ``Image`` (``widget``, hidden until its first
+    frame): a downscaled JPEG at most every 0.25 s, decoded only when the message budget has
+    room for it, the latest frame winning."""
+
+    def __init__(self) -> None:
+        import ipywidgets as widgets
+
+        self.widget = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
+                                    layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
+                                                          display="none"))
+        self.restart()
+
+    def restart(self) -> None:
+        """A new job: none of its frames is shown yet."""
+        self._shown = 0  # the job's previews shown so far (``progress.previews``)
+        self._last = -1e9
+
+    def update(self, progress: JobProgress, now: float, limit: RateLimit) -> None:
+        """Show the job's latest frame if it is new, due (``now``) and ``limit`` has room."""
+        if progress.previews <= self._shown or progress.preview is None \
+                or now - self._last < PREVIEW_INTERVAL:
+            return
+        first = self.widget.layout.display == "none"
+        needed = 2 if first else 1  # the frame, and showing the widget
+        if limit.room() < needed:  # decode only what can be sent
+            return
+        frame = preview_jpeg(progress.preview.data)
+        if frame is not None and limit.take(needed):
+            self.widget.value = frame
+            if first:
+                self.widget.layout.display = None
+            self._shown = progress.previews
+            self._last = now
+
+
+class TextView(LiveView):
+    """The text back end: status lines on a stream (stdout by default). On a terminal one line
+    is redrawn in place (at most every 0.25 s); elsewhere a line is written when what matters
+    in it changes, or every 5 s, so logs stay short."""
+
+    def __init__(self, *, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._stream = stream if stream is not None else sys.stdout
+        self._clock = clock
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._last = -1e9
+        self._last_key: tuple[Any, ...] = ()
+        self._width = 0
+
+    def _status(self) -> tuple[tuple[Any, ...], Callable[[], str]]:
+        """What matters now (a change writes a line at once) and the line that says it."""
+        raise NotImplementedError
+
+    def _final_lines(self, replacement: Any) -> list[str]:
+        """The lines that end the view."""
+        raise NotImplementedError
+
+    def show(self) -> None:
+        self.tick()
+
+    def tick(self) -> None:
+        if self.finished:
+            return
+        now = self._clock()
+        key, line = self._status()
+        due = TEXT_INTERVAL if not self._tty else STATUS_INTERVAL
+        if key != self._last_key or now - self._last >= due:
+            self._write(line())
+            self._last_key = key
+            self._last = now
+
+    def finish(self, replacement: Any) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        for line in self._final_lines(replacement):
+            self._write(line, final=True)
+
+    def _write(self, line: str, *, final: bool = False) -> None:
+        """Write ``line``; on a terminal it replaces the line being redrawn, and ``final``
+        keeps it (what follows starts below)."""
+        if self._tty:
+            pad = " " * max(0, self._width - len(line))
+            self._stream.write("\r" + line + pad + ("\n" if final else ""))
+            self._width = 0 if final else len(line)
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+# -- job panels ----------------------------------------------------------------------------------
+
+
+class Panel(LiveView):
+    """A live view of one job (by itself the ``off`` back end)."""
+
+    def __init__(self, job: Job, *, hint: str = "", **kwargs: Any) -> None:
+        super().__init__(hint=hint, **kwargs)
+        self.job = job
+        self.workflow = job.workflow
+
+    def _progress(self) -> JobProgress:
+        return self.job.progress()
+
+
+class WidgetPanel(Panel, WidgetView):
+    """The ipywidgets panel: the status (node and graph bars), the live preview (at most 4
+    frames a second) and, for a job that does not block the cell, a Cancel button."""
+
+    def __init__(self, job: Job, *, hint: str = "", cancel: Callable[[], Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(job, hint=hint, clock=clock)
+        import ipywidgets as widgets
+
+        self._live_status = LiveStatus(self._render(self._progress()), "comfy-nb-status")
+        self._live_preview = LivePreview()
+        self.status = self._live_status.widget
+        self.preview = self._live_preview.widget
+        self.cancel_button = self._cancel_button(cancel, "Cancel",
+                                                 "cancel this job on the server")
+        children: list[Any] = [self.status, self.preview]
+        if self.cancel_button is not None:
+            children.append(self.cancel_button)
+        self.box = _panel_box(widgets, children, job.id)
+
+    def _render(self, progress: JobProgress) -> str:
+        return status_html(self.job.id, progress, self.workflow, hint=self.hint)
+
+    def _on_cancel(self, _button: Any) -> None:
+        button = self.cancel_button
+        button.disabled = True
+        button.description = "Cancelling…"
+        self._cancel()
+
+    def _redraw(self, now: float) -> None:
+        progress = self._progress()
+        self._live_preview.update(progress, now, self._limit)
+        self._live_status.update(lambda: self._render(progress), now, self._limit)
 
 
 def _panel_box(widgets: Any, children: list[Any], job_id: str) -> Any:
@@ -335,102 +544,55 @@ def _panel_box(widgets: Any, children: list[Any], job_id: str) -> Any:
     return JobPanel(children, _dom_classes=("comfy-nb-panel",))
 
 
-class HtmlPanel(Panel):
-    """Status as HTML in one output, updated through its display_id (no widgets needed)."""
+class HtmlPanel(Panel, HtmlView):
+    """Status as HTML in one output, updated through its display_id; previews travel inside
+    it (base64), at most one a second."""
 
     def __init__(self, job: Job, *, hint: str = "",
                  clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(job, hint=hint)
-        self._clock = clock
-        self._last = -1e9
+        super().__init__(job, hint=hint, clock=clock)
         self._last_preview = -1e9
         self._preview_uri: str | None = None
         self._previews_shown = 0
-        self._handle: Any = None
-        self._lock = threading.Lock()
 
-    def _bundle(self, progress: JobProgress) -> dict[str, str]:
+    def _bundle(self, progress: JobProgress | None = None) -> dict[str, str]:
+        progress = progress if progress is not None else self._progress()
         return {"text/plain": status_text(self.job.id, progress, self.workflow),
                 "text/html": status_html(self.job.id, progress, self.workflow, hint=self.hint,
                                          preview_uri=self._preview_uri)}
 
-    def show(self) -> None:
-        self._handle = _display(self._bundle(self._progress()), raw=True, display_id=True)
+    def _redraw(self, now: float) -> None:
+        progress = self._progress()
+        if progress.previews > self._previews_shown and progress.preview is not None \
+                and now - self._last_preview >= HTML_PREVIEW_INTERVAL:
+            import base64
 
-    def tick(self) -> None:
-        with self._lock:
-            now = self._clock()
-            if self.finished or now - self._last < STATUS_INTERVAL * 2:
-                return
-            progress = self._progress()
-            if progress.previews > self._previews_shown and progress.preview is not None \
-                    and now - self._last_preview >= HTML_PREVIEW_INTERVAL:
-                import base64
-
-                frame = preview_jpeg(progress.preview.data, side=256, quality=70)
-                if frame is not None:
-                    self._preview_uri = ("data:image/jpeg;base64,"
-                                         + base64.b64encode(frame).decode("ascii"))
-                    self._previews_shown = progress.previews
-                    self._last_preview = now
-            self._handle.update(self._bundle(progress), raw=True)
-            self._last = now
-
-    def finish(self, replacement: Any) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-            if self._handle is not None:
-                self._handle.update(replacement)
+            frame = preview_jpeg(progress.preview.data, side=256, quality=70)
+            if frame is not None:
+                self._preview_uri = ("data:image/jpeg;base64,"
+                                     + base64.b64encode(frame).decode("ascii"))
+                self._previews_shown = progress.previews
+                self._last_preview = now
+        self._handle.update(self._bundle(progress), raw=True)
 
 
-class TextPanel(Panel):
-    """Status lines on a stream: redrawn in place on a terminal, one line per change (or
-    every few seconds) elsewhere, so logs stay short."""
+class TextPanel(Panel, TextView):
+    """Status lines: a line per status, node or queue position change."""
 
     def __init__(self, job: Job, *, hint: str = "", stream: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(job, hint=hint)
-        self._stream = stream if stream is not None else sys.stdout
-        self._clock = clock
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
-        self._last = -1e9
-        self._last_key: tuple[Any, ...] = ()
-        self._width = 0
+        super().__init__(job, hint=hint, stream=stream, clock=clock)
 
-    def _write(self, line: str, *, final: bool = False) -> None:
-        if self._tty:
-            pad = " " * max(0, self._width - len(line))
-            self._stream.write("\r" + line + pad + ("\n" if final else ""))
-            self._width = 0 if final else len(line)
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def show(self) -> None:
-        self.tick()
-
-    def tick(self) -> None:
-        if self.finished:
-            return
-        now = self._clock()
+    def _status(self) -> tuple[tuple[Any, ...], Callable[[], str]]:
         progress = self._progress()
-        key = (progress.status, progress.current_node, progress.position)
-        due = TEXT_INTERVAL if not self._tty else STATUS_INTERVAL
-        if key != self._last_key or now - self._last >= due:
-            self._write(status_text(self.job.id, progress, self.workflow))
-            self._last_key = key
-            self._last = now
+        return ((progress.status, progress.current_node, progress.position),
+                lambda: status_text(self.job.id, progress, self.workflow))
 
-    def finish(self, replacement: Any) -> None:
-        if self.finished:
-            return
-        self.finished = True
+    def _final_lines(self, replacement: Any) -> list[str]:
         line = status_text(self.job.id, self._progress(), self.workflow)
         if getattr(replacement, "from_cache", False):
             line += " · from the result cache"
-        self._write(line, final=True)
+        return [line]
 
 
 def make_panel(job: Job, backend: str, *, hint: str = "",

@@ -1,10 +1,10 @@
 """A sweep in a notebook: one live summary panel, then a labelled grid of thumbnails.
 
 Owns: the summary panel of a running :class:`~comfy_nb.sweep.Sweep` (done / running / queued /
-failed and one overall ``<progress>`` bar) in the three back ends of :mod:`.progress` (widget:
-one HTML widget, at most 10 messages a second through :class:`~.progress.RateLimit`; html: one
-output updated through its ``display_id``; text: status lines), the static rendering that
-replaces it (:func:`render_sweep`: a grid whose rows and columns are the swept values, a
+failed and one overall ``<progress>`` bar) in the three back ends of :mod:`.progress`, on its
+bases (widget: one HTML widget within the message budget of :class:`~.progress.WidgetView`;
+html: one output updated through its ``display_id``; text: status lines), the static rendering
+that replaces it (:func:`render_sweep`: a grid whose rows and columns are the swept values, a
 caption with the values under every thumbnail, a failed job's error in its own cell, the
 parameters → files table, a contact-sheet JPEG and a text summary), and the entry point of
 ``%%comfy_run --sweep`` (:func:`run_sweep_in_cell`).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import sys
 import threading
 import time
 import warnings
@@ -27,13 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import display as result_display
-from .progress import (
-    MAX_WIDGET_MESSAGES,
-    STATUS_INTERVAL,
-    TEXT_INTERVAL,
-    RateLimit,
-    choose_backend,
-)
+from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
 
 if TYPE_CHECKING:
     from ..client._client import Client
@@ -137,64 +130,34 @@ def _short_error(item: SweepItem, limit: int = _ERROR_CHARS) -> str:
 # -- panels --------------------------------------------------------------------------------------
 
 
-def _display(obj: Any, **kwargs: Any) -> Any:
-    from IPython.display import display
+class SweepPanel(LiveView):
+    """A live view of one sweep (by itself the ``off`` back end: it does nothing)."""
 
-    return display(obj, **kwargs)
-
-
-class SweepPanel:
-    """A live view of one sweep. :meth:`show` once, :meth:`tick` often, :meth:`finish` once
-    (``off``: all three do nothing)."""
-
-    def __init__(self, sweep: Sweep, *, hint: str = "") -> None:
+    def __init__(self, sweep: Sweep, *, hint: str = "", **kwargs: Any) -> None:
+        super().__init__(hint=hint, **kwargs)
         self.sweep = sweep
-        self.hint = hint
-        self.finished = False
-
-    def show(self) -> None:
-        """Display the panel in the current cell."""
-
-    def tick(self) -> None:
-        """Redraw if something changed and its time has come."""
-
-    def finish(self, replacement: Any) -> None:
-        """Replace the panel by ``replacement`` (the sweep's grid), or say the end."""
-        self.finished = True
 
 
-class SweepWidgetPanel(SweepPanel):
-    """One HTML widget (plus a Cancel button for a sweep that does not block the cell); every
-    message goes through :class:`RateLimit` (at most 10 a second), redraws at most every
-    0.25 s and only when the text changed."""
+class SweepWidgetPanel(SweepPanel, WidgetView):
+    """One HTML widget (plus a Cancel button for a sweep that does not block the cell),
+    redrawn at most every 0.25 s and only when the text changed."""
 
     def __init__(self, sweep: Sweep, *, hint: str = "", cancel: Callable[[], Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(sweep, hint=hint)
+        super().__init__(sweep, hint=hint, clock=clock)
         import ipywidgets as widgets
 
-        self._clock = clock
-        self._limit = RateLimit(MAX_WIDGET_MESSAGES, 1.0, clock)
-        self._last = -1e9
-        self._lock = threading.Lock()
-        self.status = widgets.HTML(value=self._render(), _dom_classes=("comfy-nb-sweep-status",))
+        self._live_status = LiveStatus(self._render(), "comfy-nb-sweep-status")
+        self.status = self._live_status.widget
+        self.cancel_button = self._cancel_button(cancel, "Cancel sweep",
+                                                 "cancel every job of this sweep")
         children: list[Any] = [self.status]
-        self.cancel_button: Any = None
-        if cancel is not None:
-            self._cancel = cancel
-            self.cancel_button = widgets.Button(description="Cancel sweep", icon="stop",
-                                                tooltip="cancel every job of this sweep",
-                                                _dom_classes=("comfy-nb-cancel",))
-            self.cancel_button.on_click(self._on_cancel)
+        if self.cancel_button is not None:
             children.append(self.cancel_button)
         self.box = widgets.VBox(children, _dom_classes=("comfy-nb-panel", "comfy-nb-sweep"))
-        self._handle: Any = None
 
     def _render(self) -> str:
         return summary_html(self.sweep, hint=self.hint)
-
-    def show(self) -> None:
-        self._handle = _display(self.box, display_id=True)
 
     def _on_cancel(self, _button: Any) -> None:
         with self._lock:
@@ -203,40 +166,12 @@ class SweepWidgetPanel(SweepPanel):
                 self.cancel_button.description = "Cancelling…"
         threading.Thread(target=self._cancel, name="comfy-nb-sweep-cancel", daemon=True).start()
 
-    def tick(self) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            now = self._clock()
-            if now - self._last < STATUS_INTERVAL:
-                return
-            value = self._render()
-            if value != self.status.value and self._limit.take():
-                self.status.value = value
-                self._last = now
-
-    def finish(self, replacement: Any) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-            if self._handle is not None:
-                self._handle.update(replacement)
-            self.box.close()
-            for child in self.box.children:
-                child.close()
+    def _redraw(self, now: float) -> None:
+        self._live_status.update(self._render, now, self._limit)
 
 
-class SweepHtmlPanel(SweepPanel):
+class SweepHtmlPanel(SweepPanel, HtmlView):
     """The summary as HTML in one output, updated through its display_id (no widgets)."""
-
-    def __init__(self, sweep: Sweep, *, hint: str = "",
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(sweep, hint=hint)
-        self._clock = clock
-        self._last = -1e9
-        self._handle: Any = None
-        self._lock = threading.Lock()
 
     def _bundle(self) -> dict[str, str]:
         counts = self.sweep.counts()
@@ -244,72 +179,27 @@ class SweepHtmlPanel(SweepPanel):
                 "text/html": summary_html(self.sweep, counts, hint=self.hint)}
 
     def show(self) -> None:
-        self._handle = _display(self._bundle(), raw=True, display_id=True)
-        self._last = self._clock()
-
-    def tick(self) -> None:
-        with self._lock:
-            now = self._clock()
-            if self.finished or self._handle is None or now - self._last < STATUS_INTERVAL * 2:
-                return
-            self._handle.update(self._bundle(), raw=True)
-            self._last = now
-
-    def finish(self, replacement: Any) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-            if self._handle is not None:
-                self._handle.update(replacement)
+        super().show()
+        self._last = self._clock()  # the first redraw waits its turn
 
 
-class SweepTextPanel(SweepPanel):
-    """Summary lines on a stream: redrawn in place on a terminal; elsewhere one line when a
-    job ends or starts (or every few seconds), so logs stay short."""
+class SweepTextPanel(SweepPanel, TextView):
+    """Summary lines: a line when a job ends or starts; at the end, one more line per failed
+    job."""
 
     def __init__(self, sweep: Sweep, *, hint: str = "", stream: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(sweep, hint=hint)
-        self._stream = stream if stream is not None else sys.stdout
-        self._clock = clock
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
-        self._last = -1e9
-        self._last_key: tuple[int, ...] = ()
-        self._width = 0
+        super().__init__(sweep, hint=hint, stream=stream, clock=clock)
 
-    def _write(self, line: str, *, final: bool = False) -> None:
-        if self._tty:
-            pad = " " * max(0, self._width - len(line))
-            self._stream.write("\r" + line + pad + ("\n" if final else ""))
-            self._width = 0 if final else len(line)
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def show(self) -> None:
-        self.tick()
-
-    def tick(self) -> None:
-        if self.finished:
-            return
-        now = self._clock()
+    def _status(self) -> tuple[tuple[Any, ...], Callable[[], str]]:
         counts = self.sweep.counts()
-        key = (counts.succeeded, counts.failed, counts.cancelled, counts.running)
-        due = TEXT_INTERVAL if not self._tty else STATUS_INTERVAL
-        if key != self._last_key or now - self._last >= due:
-            self._write(summary_text(self.sweep, counts))
-            self._last_key = key
-            self._last = now
+        return ((counts.succeeded, counts.failed, counts.cancelled, counts.running),
+                lambda: summary_text(self.sweep, counts))
 
-    def finish(self, replacement: Any) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        self._write(summary_text(self.sweep), final=True)
+    def _final_lines(self, replacement: Any) -> list[str]:
         failed = [item for item in self.sweep.items if item.status == "failed"]
-        for item in failed:
-            self._write(f"  failed: {item.label}: {_short_error(item, 200)}", final=True)
+        return [summary_text(self.sweep),
+                *(f"  failed: {item.label}: {_short_error(item, 200)}" for item in failed)]
 
 
 def make_sweep_panel(sweep: Sweep, backend: str, *, hint: str = "",

@@ -3,7 +3,8 @@ synchronous :class:`~comfy_nb.Client` and the :class:`~comfy_nb.AsyncClient` (th
 fixture), on a local ComfyUI and on Comfy Cloud (the ``dialect`` fixture) where the server has
 the feature.
 
-Tests are ``async def``: an :class:`Api` adapter gives both clients the same awaitable methods.
+Tests are ``async def``: the :class:`~tests.both_clients.Api` adapter gives both clients the same
+awaitable methods.
 For the sync client it calls the blocking method directly, so every sync test also shows that
 the sync client works inside a running event loop.
 """
@@ -38,7 +39,6 @@ from comfy_nb import (
     JobTimeout,
     PaymentRequiredError,
     RateLimitError,
-    Result,
     ServerError,
     ValidationError,
     _config,
@@ -58,8 +58,9 @@ from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflow._errors import WorkflowError, WorkflowInvalid
 
+from ..both_clients import WAIT, Api, load_and_save, make_client
+
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
-WAIT = 30.0  # a safety net against hangs, never asserted on
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 SIGNED_URL_MARK = "X-Goog-Signature"
 
@@ -93,83 +94,6 @@ def invert(color: int = 0x336699, prefix: str = "client_test") -> dict[str, Any]
     prompt["1"]["inputs"].update(color=color, width=8, height=8)
     prompt["3"]["inputs"]["filename_prefix"] = prefix
     return prompt
-
-
-def load_and_save(name: str) -> dict[str, Any]:
-    """LoadImage(name) -> SaveImage."""
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
-                                                    "filename_prefix": "loaded"}},
-    }
-
-
-# -- the adapter ----------------------------------------------------------------------------------
-
-
-class Api:
-    """A sync or async client behind the same awaitable methods: ``await api.run(wf)`` calls
-    ``client.run(wf)`` or awaits ``async_client.run(wf)``. Jobs and results differ between
-    the two, so they have helpers here (``wait``, ``events``, ``read``, ``save``...)."""
-
-    def __init__(self, mode: str, client: Any, server: RunningEmulator | None) -> None:
-        self.mode = mode
-        self.client = client
-        self.server = server
-
-    @property
-    def sync(self) -> bool:
-        return self.mode == "sync"
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not self.sync or not callable(attribute):
-            return attribute
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return attribute(*args, **kwargs)
-
-        return call
-
-    async def wait(self, job: Any, timeout: float | None = WAIT) -> Result:
-        return job.wait(timeout) if self.sync else await job.wait(timeout)
-
-    async def cancel_job(self, job: Any) -> bool:
-        return bool(job.cancel() if self.sync else await job.cancel())
-
-    async def events(self, job: Any) -> list[Event]:
-        """Every event of the job, by iterating it (sync or async) until it ends."""
-        if self.sync:
-            return list(job)
-        return [event async for event in job]
-
-    async def read(self, file: comfy_nb.OutputFile) -> bytes:
-        return file.read() if self.sync else await file.aread()
-
-    async def save(self, result: Result, directory: Path) -> list[Path]:
-        return result.save(directory) if self.sync else await result.asave(directory)
-
-    async def close(self) -> None:
-        if self.sync:
-            self.client.close()
-        else:
-            await self.client.aclose()
-
-    @property
-    def secrets(self) -> list[str]:
-        key = self.server.api_key if self.server is not None else None
-        return [key] if key else []
-
-
-async def make_client(mode: str, url: str | None = None, **options: Any) -> Any:
-    if mode == "sync":
-        return comfy_nb.connect(url, **options)
-    client = AsyncClient(url, **options)
-    try:
-        return await client.open()
-    except BaseException:
-        await client.aclose()
-        raise
 
 
 @pytest.fixture(params=["local", "cloud"])

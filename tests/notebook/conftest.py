@@ -1,4 +1,5 @@
-"""Fixtures of the notebook tests: emulators, a JupyterLab server and a Chromium page.
+"""Fixtures of the notebook tests: emulators, recorded widget messages and display updates
+(:mod:`.comms`), a JupyterLab server and a Chromium page.
 
 The browser fixtures start once per module and always stop what they started (server, kernels,
 browser). Screenshots go to ``ARTIFACTS`` (``<repo>/test-output/browser/``, ignored by git).
@@ -10,11 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import comm
 import pytest
 
 from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.notebook import progress
 
 from .browser_support import CHROMIUM, CHROMIUM_ARGS, TIMEOUT, JupyterLab, jupyter_lab
+from .comms import FakeHandle, Message, RecordingComm
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-output" / "browser"
@@ -33,6 +37,27 @@ def lab_emulator() -> Iterator[RunningEmulator]:
     """The emulator the JupyterLab kernels reach through ``COMFY_URL``."""
     with serve(step_delay=LAB_STEP_DELAY) as emulator:
         yield emulator
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
+    """Every message of the widgets made in the test, recorded instead of sent."""
+    RecordingComm.log = []
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    return RecordingComm.log
+
+
+@pytest.fixture
+def handles(monkeypatch: pytest.MonkeyPatch) -> list[FakeHandle]:
+    """The display handles of the live views (job, sweep) shown in the test, in order."""
+    made: list[FakeHandle] = []
+
+    def fake_display(obj: Any, **kwargs: Any) -> FakeHandle:
+        made.append(FakeHandle(obj))
+        return made[-1]
+
+    monkeypatch.setattr(progress, "_display", fake_display)
+    return made
 
 
 @pytest.fixture(scope="module")

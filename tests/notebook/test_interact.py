@@ -11,9 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import comm
 import ipywidgets as widgets
 import pytest
 
@@ -42,6 +41,7 @@ from comfy_nb.workflows import bundled
 
 from .browser_support import JupyterLab, open_notebook, poll, run_all_cells, stderr_outputs
 from .browser_support import write_notebook as write_lab_notebook
+from .comms import Message, most_in_one_second
 from .samples import FAILING
 
 RECORDED = recorded_object_info()
@@ -504,50 +504,14 @@ def test_close_cancels_the_run_in_flight(client: comfy_nb.Client,
 # -- the message budget --------------------------------------------------------------------------
 
 
-class RecordingComm:
-    """A comm that records every message a widget sends (opens, updates, closes) with its time."""
-
-    log: ClassVar[list[tuple[float, str, str, dict[str, Any]]]] = []
-    count = 0
-
-    def __init__(self, **kwargs: Any) -> None:
-        RecordingComm.count += 1
-        self.comm_id = f"comm-{RecordingComm.count}"
-        self.kernel = "Truthy"
-        RecordingComm.log.append((time.monotonic(), self.comm_id, "open", {}))
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def on_msg(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        RecordingComm.log.append((time.monotonic(), self.comm_id, "send", data or {}))
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        RecordingComm.log.append((time.monotonic(), self.comm_id, "close", {}))
-
-
-def most_in_one_second(times: list[float]) -> int:
-    best = start = 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def test_widget_messages_stay_within_10_a_second(client: comfy_nb.Client,
-                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 comms: list[Message],
                                                  made: list[Interact]) -> None:
-    RecordingComm.log = []
-    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: RecordingComm(**kwargs))
     ui = comfy_nb.interact("txt2img", "seed", "cfg", "steps", client=client,
                            seed_control="increment", history_size=2)
     made.append(ui)
     ui._repr_mimebundle_()
-    RecordingComm.log.clear()  # building the widget is not the panel's traffic
+    comms.clear()  # building the widget is not the panel's traffic
     start = time.monotonic()
     ui.set_values(steps=120)
     ui.run()  # 1.2 s with a preview every step...
@@ -561,12 +525,12 @@ def test_widget_messages_stay_within_10_a_second(client: comfy_nb.Client,
     eventually(lambda: "showing run" in ui._status.value, "the restore is shown")
     elapsed = time.monotonic() - start
 
-    times = [moment for moment, _, _, _ in RecordingComm.log]
+    times = [moment for moment, _, _, _ in comms]
     preview = ui._preview.comm.comm_id
-    frames = [moment for moment, comm_id, kind, data in RecordingComm.log
+    frames = [moment for moment, comm_id, kind, data in comms
               if comm_id == preview and kind == "send" and ["value"] in data.get("buffer_paths",
                                                                                   [])]
-    closes = [1 for _, _, kind, _ in RecordingComm.log if kind == "close"]
+    closes = [1 for _, _, kind, _ in comms if kind == "close"]
     assert most_in_one_second(times) <= 10, f"{most_in_one_second(times)} messages in 1 s"
     assert len(times) >= 20 and frames and closes  # it did show progress, previews, history
     assert most_in_one_second(frames) <= 4

@@ -4,11 +4,8 @@ recording comm), the html and text back ends, and how the back end is chosen."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
 
-import comm
 import pytest
 
 import comfy_nb
@@ -27,61 +24,8 @@ from comfy_nb.notebook.progress import (
 )
 from comfy_nb.workflows import bundled
 
+from .comms import FakeHandle, Message, most_in_one_second, update_times
 from .samples import FAILING
-
-
-class RecordingComm:
-    """A comm that records every message it would send, with the time it was sent."""
-
-    log: ClassVar[list[tuple[float, str, dict[str, Any]]]] = []
-    count = 0
-
-    def __init__(self, **kwargs: Any) -> None:
-        RecordingComm.count += 1
-        self.comm_id = f"comm-{RecordingComm.count}"
-        self.kernel = "Truthy"
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def on_msg(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        RecordingComm.log.append((time.monotonic(), self.comm_id, data or {}))
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-class FakeHandle:
-    """Stands for the DisplayHandle of ``display(..., display_id=True)``."""
-
-    def __init__(self, shown: Any) -> None:
-        self.shown = shown
-        self.updates: list[tuple[float, Any]] = []
-
-    def update(self, obj: Any, **kwargs: Any) -> None:
-        self.updates.append((time.monotonic(), obj))
-
-
-@pytest.fixture
-def handles(monkeypatch: pytest.MonkeyPatch) -> list[FakeHandle]:
-    made: list[FakeHandle] = []
-
-    def fake_display(obj: Any, **kwargs: Any) -> FakeHandle:
-        made.append(FakeHandle(obj))
-        return made[-1]
-
-    monkeypatch.setattr(progress, "_display", fake_display)
-    return made
-
-
-@pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, dict[str, Any]]]:
-    RecordingComm.log = []
-    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: RecordingComm(**kwargs))
-    return RecordingComm.log
 
 
 @pytest.fixture(scope="module")
@@ -90,19 +34,8 @@ def client() -> Iterator[comfy_nb.Client]:
         yield connected
 
 
-def most_in_one_second(times: list[float]) -> int:
-    """The largest number of events inside any window of one second."""
-    best = 0
-    start = 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def test_a_1000_step_job_stays_within_10_widget_messages_a_second(
-        client: comfy_nb.Client, comms: list[Any], handles: list[FakeHandle]) -> None:
+        client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
     job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 1000})
     panel = WidgetPanel(job)
     panel.show()
@@ -110,7 +43,7 @@ def test_a_1000_step_job_stays_within_10_widget_messages_a_second(
     result = job.wait()
     panel.finish(result)
 
-    updates = [moment for moment, _, data in comms if data.get("method") == "update"]
+    updates = update_times(comms)
     events = sum(1 for _ in job)  # every websocket event the job got
     rate = most_in_one_second(updates)
     assert events > 2000  # 1000 progress events and 1000 preview frames, at least
@@ -123,13 +56,13 @@ def test_a_1000_step_job_stays_within_10_widget_messages_a_second(
 
 
 def test_previews_are_small_jpegs_at_most_four_a_second(
-        client: comfy_nb.Client, comms: list[Any], handles: list[FakeHandle]) -> None:
+        client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
     job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 400})
     panel = WidgetPanel(job)
     panel.show()
     preview_comm = panel.preview.comm.comm_id
     follow(job, panel, interval=0.01)
-    frames = [moment for moment, comm_id, data in comms
+    frames = [moment for moment, comm_id, _, data in comms
               if comm_id == preview_comm and ["value"] in data.get("buffer_paths", [])]
     assert frames, "no preview frame reached the widget"
     assert most_in_one_second(frames) <= 4

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import comm
 import ipywidgets
 import pytest
 from PIL import Image
@@ -35,7 +34,7 @@ from comfy_nb.notebook.sweep_view import (
 from comfy_nb.sweep import parse_sweep_values
 from comfy_nb.workflows import bundled
 
-from .test_progress import FakeHandle, RecordingComm, most_in_one_second
+from .comms import FakeHandle, Message, most_in_one_second, update_times
 
 WAIT = 60.0
 
@@ -44,25 +43,6 @@ def txt2img(steps: int = 2) -> dict[str, Any]:
     workflow = bundled("txt2img")
     workflow["3"]["inputs"]["steps"] = steps
     return workflow
-
-
-@pytest.fixture
-def handles(monkeypatch: pytest.MonkeyPatch) -> list[FakeHandle]:
-    made: list[FakeHandle] = []
-
-    def fake_display(obj: Any, **kwargs: Any) -> FakeHandle:
-        made.append(FakeHandle(obj))
-        return made[-1]
-
-    monkeypatch.setattr(sweep_view, "_display", fake_display)
-    return made
-
-
-@pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, dict[str, Any]]]:
-    RecordingComm.log = []
-    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: RecordingComm(**kwargs))
-    return RecordingComm.log
 
 
 @pytest.fixture(autouse=True)
@@ -97,14 +77,14 @@ def thumbnails(markup: str) -> list[Image.Image]:
 
 
 def test_a_sweep_panel_stays_within_10_widget_messages_a_second(
-        comms: list[Any], handles: list[FakeHandle]) -> None:
+        comms: list[Message], handles: list[FakeHandle]) -> None:
     # 5 jobs at once, each sending a progress event and a preview per step
     with serve(dialect="cloud", tier="pro", step_delay=0.005) as server, \
             comfy_nb.Client(server.url, api_key=server.api_key) as cloud:
         done = comfy_nb.sweep(txt2img(60), seed=list(range(5)), cfg=[4.0, 7.0], client=cloud,
                               tier="pro", progress="widget", timeout=WAIT)
         assert server.max_concurrent_jobs_seen == 5
-    updates = [moment for moment, _, data in comms if data.get("method") == "update"]
+    updates = update_times(comms)
     rate = most_in_one_second(updates)
     assert len(updates) >= 4  # the panel did move
     assert rate <= MAX_WIDGET_MESSAGES, f"{rate} widget messages in one second"
@@ -115,7 +95,7 @@ def test_a_sweep_panel_stays_within_10_widget_messages_a_second(
 
 
 def test_the_cancel_button_of_a_sweep_that_does_not_wait(
-        client: comfy_nb.Client, comms: list[Any], handles: list[FakeHandle]) -> None:
+        client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
     running = comfy_nb.sweep(txt2img(400), seed=[1, 2, 3], client=client, progress="widget",
                              wait=False)
     deadline = time.monotonic() + WAIT
@@ -130,7 +110,7 @@ def test_the_cancel_button_of_a_sweep_that_does_not_wait(
         time.sleep(0.02)
     assert {item.status for item in running.items} == {"cancelled"}
     assert client.queue() == []
-    rate = most_in_one_second([t for t, _, d in comms if d.get("method") == "update"])
+    rate = most_in_one_second(update_times(comms))
     assert rate <= MAX_WIDGET_MESSAGES
 
 
@@ -285,7 +265,7 @@ def test_the_grid_is_not_shown_twice_as_the_cells_value(client: comfy_nb.Client,
 
 
 def test_a_panel_never_sends_more_than_its_budget_even_when_ticked_hard(
-        client: comfy_nb.Client, comms: list[Any], handles: list[FakeHandle]) -> None:
+        client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
     running = comfy_nb.sweep(txt2img(300), seed=[1, 2, 3, 4], client=client, wait=False,
                              progress="off")
     now = [0.0]
@@ -296,6 +276,6 @@ def test_a_panel_never_sends_more_than_its_budget_even_when_ticked_hard(
         panel.tick()
         time.sleep(0.001)
     running.cancel()
-    sent = [d for _, _, d in comms if d.get("method") == "update"]
+    sent = update_times(comms)
     assert len(sent) <= MAX_WIDGET_MESSAGES  # one fake second: at most 10
     panel.finish(running)
