@@ -100,14 +100,7 @@ def parse_cell(body: str, namespace: dict[str, Any]) -> dict[str, Any]:
 
 def _workflow_from_path(path: str) -> Any:
     """A workflow file, or the name of a bundled workflow (``txt2img``)."""
-    from ..workflows import bundled
-
-    if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path):
-        try:
-            return bundled(path)
-        except FileNotFoundError:
-            pass
-    if not Path(path).exists():
+    if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path) is None:
         raise UsageError(f"no workflow file {path!r} (relative to {os.getcwd()})")
     return Workflow.load(path)
 

@@ -87,7 +87,8 @@ class Workflow:
     def load(cls, source: WorkflowSource, *,
              object_info: Mapping[str, Any] | Any | None = None) -> Workflow:
         """A Workflow from ``source``: a path (``.json``, ``.png``, ``.webp``), a dict, JSON text,
-        the bytes of a PNG / WEBP file ComfyUI saved, or another Workflow (copied).
+        the bytes of a PNG / WEBP file ComfyUI saved, another Workflow (copied), a saved output
+        with a ``.comfy_nb.json`` sidecar, or the name of a bundled workflow (``"txt2img"``).
 
         API or UI format is detected; a ``{"prompt": {...}}`` request body is unwrapped. From an
         image, the API-format ``prompt`` metadata is preferred over the editor's ``workflow``.
@@ -285,7 +286,11 @@ def _read_file(path: Path) -> Any:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise WorkflowError(f"no workflow file at {path}") from None
+        bundled = _bundled(str(path))
+        if bundled is not None:
+            return bundled
+        raise WorkflowError(f"no workflow file at {path} (bundled workflows: "
+                            f"{', '.join(_bundled_names())})") from None
     except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the name...
         raise WorkflowError(f"cannot read the workflow file {path}: {exc}") from None
     suffix = path.suffix.lower()
@@ -304,6 +309,22 @@ def _read_file(path: Path) -> Any:
             raise WorkflowError(f"{path} is not UTF-8 JSON text") from None
         return _parse_json(text, str(path))
     return _read_bytes(data, str(path))
+
+
+def _bundled_names() -> list[str]:
+    from importlib import resources
+
+    folder = resources.files("comfy_nb.workflows")
+    return sorted(item.name[:-5] for item in folder.iterdir() if item.name.endswith(".json"))
+
+
+def _bundled(name: str) -> Any:
+    """A workflow shipped with comfy_nb, by bare name (``txt2img``), or None."""
+    if name not in _bundled_names():
+        return None
+    from ..workflows import bundled
+
+    return bundled(name)
 
 
 def _read_bytes(data: bytes, what: str) -> Any:

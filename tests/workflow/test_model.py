@@ -661,3 +661,11 @@ def test_object_info_can_be_a_connected_client() -> None:
         assert Workflow.load(ui, object_info=client).to_api() == expected
     with pytest.raises(WorkflowError, match="connected Client"):
         Workflow.load(ui, object_info=42)
+
+
+def test_a_bundled_workflow_by_name() -> None:
+    from comfy_nb.workflows import bundled
+
+    assert Workflow.load("txt2img").to_api() == bundled("txt2img")
+    with pytest.raises(WorkflowError, match="bundled workflows: txt2img"):
+        Workflow.load("txt2im")
