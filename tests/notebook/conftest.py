@@ -128,3 +128,11 @@ def artifacts() -> Path:
     if not ignore.exists():
         ignore.write_text("# written by tests/notebook/conftest.py: test artifacts only\n*\n")
     return ARTIFACTS
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Close the widgets tests left alive, before interpreter shutdown makes ipywidgets' own
+    clean-up fail noisily."""
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()
