@@ -36,6 +36,7 @@ from ..result import Result
 from ..workflow import Workflow, WorkflowError
 from ..workflow._params import parse_assignments
 from . import display as result_display
+from . import progress
 from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
 
 log = logging.getLogger("comfy_nb")
@@ -683,6 +684,7 @@ def load_ipython_extension(shell: Any) -> None:
     shell.register_magics(magics)  # also adds it to shell.configurables: %config works
     shell._comfy_nb_magics = magics
     shell.events.register("post_run_cell", result_display.forget_shown)
+    shell.events.register("pre_run_cell", progress.resend_background_endings)
 
 
 def unload_ipython_extension(shell: Any) -> None:
@@ -698,4 +700,6 @@ def unload_ipython_extension(shell: Any) -> None:
     shell.magics_manager.registry.pop(type(magics).__name__, None)
     with contextlib.suppress(ValueError):
         shell.events.unregister("post_run_cell", result_display.forget_shown)
+    with contextlib.suppress(ValueError):
+        shell.events.unregister("pre_run_cell", progress.resend_background_endings)
     shell._comfy_nb_magics = None

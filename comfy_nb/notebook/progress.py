@@ -291,10 +291,27 @@ class DisplayedView(LiveView):
             self.finished = True
             if self._handle is not None:
                 self._handle.update(replacement)
+                if threading.current_thread() is not threading.main_thread():
+                    _ENDED_IN_BACKGROUND.append((self._handle, replacement))
             self._close()
 
     def _close(self) -> None:
         """Free what the live output held, once it is replaced."""
+
+
+# Replacements sent from a background thread (jobs that do not block their cell) travel with
+# whatever cell the kernel runs at that moment; nbclient and papermill keep them only if a cell
+# is running. The next cell sends them again (see :func:`resend_background_endings`), so saved
+# notebooks show the outcome; a front end that already has it just redraws the same output.
+_ENDED_IN_BACKGROUND: list[tuple[Any, Any]] = []
+
+
+def resend_background_endings(*_args: object) -> None:
+    """Send again the replacements made in the background since the last call (an IPython
+    ``pre_run_cell`` hook)."""
+    while _ENDED_IN_BACKGROUND:
+        handle, replacement = _ENDED_IN_BACKGROUND.pop(0)
+        handle.update(replacement)
 
 
 class WidgetView(DisplayedView):

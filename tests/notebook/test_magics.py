@@ -134,6 +134,13 @@ def test_no_wait_returns_the_job_and_the_panel_ends_on_its_own(
     assert wait_for(lambda: updates and updates[-1] is not None
                     and isinstance(updates[-1][1], comfy_nb.Result))
     assert updates[-1][1].prompt_id == result.prompt_id
+    # the next cell sends the ending again, so nbclient/papermill keep it even though no cell
+    # was running when the job ended
+    count = len(updates)
+    run(shell, "1 + 1")
+    assert len(updates) == count + 1 and updates[-1][1] is updates[-2][1]
+    run(shell, "1 + 1")
+    assert len(updates) == count + 1  # once
 
 
 def test_comfy_cancel_stops_a_no_wait_job_on_the_server(
