@@ -139,6 +139,8 @@ class Table:
         return {"text/plain": repr(self), "text/html": self._html()}
 
     def __repr__(self) -> str:
+        if not self.rows:
+            return self.caption
         rows = [self.columns, *self.rows]
         widths = [max(len(row[i]) for row in rows) for i in range(len(self.columns))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -151,8 +153,10 @@ class Table:
         head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
                        for row in self.rows)
-        caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
-        return f"<table class=\"comfy-nb-table\">{caption}<tr>{head}</tr>{body}</table>"
+        caption = f"<div>{esc(self.caption)}</div>" if self.caption else ""
+        if not self.rows:
+            return caption
+        return f"{caption}<table class=\"comfy-nb-table\"><tr>{head}</tr>{body}</table>"
 
 
 class _EmulatorNoticeInBanner(logging.Filter):
