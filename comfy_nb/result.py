@@ -479,6 +479,16 @@ _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*]')
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it, else absolute (how
+    tables and captions name a saved file)."""
+    try:
+        relative = os.path.relpath(path, os.getcwd())
+    except (ValueError, OSError):
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def safe_filename(name: str, *, fallback: str = "output") -> str:
     """A basename that is safe to create in a directory, derived from an untrusted ``name``.
 

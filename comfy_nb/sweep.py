@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .client._dialects import JobStatus
 from .client._errors import ComfyError, JobCancelled
 from .job import AsyncJob, Job
-from .result import Result
+from .result import Result, shown_path
 from .workflow._errors import ParameterError, WorkflowInvalid
 from .workflow._params import SEED_INPUTS, resolve
 
@@ -488,18 +488,10 @@ def _file_names(result: Result) -> list[str]:
     for file in result.files:
         path = result.saved_path(file)
         if path is not None:
-            names.append(_relative(path))
+            names.append(shown_path(path))
         else:
             names.append(f"{file.subfolder}/{file.filename}" if file.subfolder else file.filename)
     return names
-
-
-def _relative(path: Path) -> str:
-    try:
-        relative = os.path.relpath(path, os.getcwd())
-    except (ValueError, OSError):
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
 
 
 def _error_text(error: BaseException) -> str:

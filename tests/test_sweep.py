@@ -19,7 +19,6 @@ import pytest
 
 import comfy_nb
 from comfy_nb import sweep as sweep_function
-from comfy_nb.cache import settings as cache_settings
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.sweep import (
     AsyncSweep,
@@ -48,7 +47,7 @@ def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
     (the notebook view has its own tests)."""
     monkeypatch.setenv("COMFY_NB_PROGRESS", "off")
     # and no result cache (one test below turns it on): every job runs on the server
-    monkeypatch.setattr(cache_settings, "enabled", False)
+    monkeypatch.setenv("COMFY_NB_CACHE", "off")
 
 
 @contextmanager

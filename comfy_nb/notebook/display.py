@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..result import OutputFile, Result, _file_key
+from ..result import OutputFile, Result, _file_key, shown_path
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -225,7 +225,7 @@ def _plain(result: Result) -> str:
     lines = [repr(result)]
     for file in result.files[:_TEXT_FILES]:
         path = _saved(result, file)
-        where = f" -> {_shown_path(path)}" if path is not None else ""
+        where = f" -> {shown_path(path)}" if path is not None else ""
         lines.append(f"  {_label(result, file.node_id)}/{file.filename}{where}")
     if len(result.files) > _TEXT_FILES:
         lines.append(f"  ... and {len(result.files) - _TEXT_FILES} more")
@@ -324,7 +324,7 @@ def _other_line(result: Result, file: OutputFile) -> str:
 
 def _more_line(result: Result, rest: list[OutputFile]) -> str:
     paths = [p for p in (_saved(result, f) for f in rest) if p is not None]
-    folders = {_shown_path(p.parent) for p in paths}
+    folders = {shown_path(p.parent) for p in paths}
     where = f" in {html.escape(folders.pop())}" if len(folders) == 1 else ""
     line = f"… and {len(rest)} more file{'' if len(rest) == 1 else 's'}{where}"
     if paths:
@@ -353,15 +353,6 @@ def _saved(result: Result, file: OutputFile) -> Path | None:
     """Where ``file`` was saved, if that file still exists."""
     path = result.saved_path(file)
     return path if path is not None and path.is_file() else None
-
-
-def _shown_path(path: Path) -> str:
-    """``path`` relative to the current directory when it is below it, else absolute."""
-    try:
-        relative = os.path.relpath(path, os.getcwd())
-    except (ValueError, OSError):
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
 
 
 def _href(path: Path) -> str:

@@ -594,11 +594,8 @@ class HtmlPanel(Panel, HtmlView):
 
 
 class TextPanel(Panel, TextView):
-    """Status lines: a line per status, node or queue position change."""
-
-    def __init__(self, job: Job, *, hint: str = "", stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(job, hint=hint, stream=stream, clock=clock)
+    """Status lines: a line per status, node or queue position change. Takes ``stream`` and
+    ``clock`` as :class:`TextView` does."""
 
     def _status(self) -> tuple[tuple[Any, ...], Callable[[], str]]:
         progress = self._progress()

@@ -23,8 +23,9 @@ import time
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
+from ..result import shown_path
 from . import display as result_display
 from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
 
@@ -185,11 +186,7 @@ class SweepHtmlPanel(SweepPanel, HtmlView):
 
 class SweepTextPanel(SweepPanel, TextView):
     """Summary lines: a line when a job ends or starts; at the end, one more line per failed
-    job."""
-
-    def __init__(self, sweep: Sweep, *, hint: str = "", stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(sweep, hint=hint, stream=stream, clock=clock)
+    job. Takes ``stream`` and ``clock`` as :class:`~.progress.TextView` does."""
 
     def _status(self) -> tuple[tuple[Any, ...], Callable[[], str]]:
         counts = self.sweep.counts()
@@ -536,7 +533,7 @@ def _rows_html(sweep: _SweepData) -> str:
         if item.result is not None:
             for file in item.result.files:
                 path = result_display._saved(item.result, file)
-                text = esc(result_display._shown_path(path) if path is not None
+                text = esc(shown_path(path) if path is not None
                            else file.filename)
                 files.append(f'<a href="{result_display._href(path)}">{text}</a>'
                              if path is not None else text)

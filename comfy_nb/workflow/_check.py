@@ -22,6 +22,7 @@ function raises anything but :class:`WorkflowError` (or its subclass), whatever 
 from __future__ import annotations
 
 import difflib
+import functools
 import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -208,60 +209,32 @@ def _shape_problems(api: Any) -> list[Problem]:
     return []
 
 
+def _invalid_node(node_id: Any, message: str, class_type: str | None = None,
+                  suggestions: tuple[str, ...] = ()) -> Problem:
+    """An ``invalid_prompt`` problem of one node, located as the server does."""
+    return Problem(str(node_id), class_type, None, "invalid_prompt", message,
+                   f"Node ID '#{node_id}'", suggestions)
+
+
 def _node_problems(api: Mapping[Any, Any], object_info: Mapping[str, Any]) -> list[Problem]:
     """Nodes without a class, and every unknown class (the server reports only the first)."""
     problems: list[Problem] = []
     for node_id, node in api.items():
-        where = f"Node ID '#{node_id}'"
+        problem = functools.partial(_invalid_node, node_id)
         if not isinstance(node, Mapping):
-            problems.append(
-                Problem(
-                    str(node_id),
-                    None,
-                    None,
-                    "invalid_prompt",
-                    f"node {node_id} is a {type(node).__name__}, not "
-                    "{'class_type': ..., 'inputs': {...}}",
-                    where,
-                )
-            )
-            continue
-        if "class_type" not in node:
-            problems.append(
-                Problem(
-                    str(node_id),
-                    None,
-                    None,
-                    "invalid_prompt",
-                    "Cannot execute because a node is missing the class_type property.",
-                    where,
-                )
-            )
-            continue
-        class_type = node["class_type"]
-        if not isinstance(class_type, str):
-            problems.append(
-                Problem(
-                    str(node_id),
-                    None,
-                    None,
-                    "invalid_prompt",
-                    f"the class_type of node {node_id} is not a string: {class_type!r}",
-                    where,
-                )
-            )
-        elif class_type not in object_info:
-            problems.append(
-                Problem(
-                    str(node_id),
-                    class_type,
-                    None,
-                    "invalid_prompt",
-                    f"Cannot execute because node {class_type} does not exist.",
-                    where,
-                    tuple(difflib.get_close_matches(class_type, list(object_info), n=3)),
-                )
-            )
+            problems.append(problem(f"node {node_id} is a {type(node).__name__}, not "
+                                    "{'class_type': ..., 'inputs': {...}}"))
+        elif "class_type" not in node:
+            problems.append(problem(
+                "Cannot execute because a node is missing the class_type property."))
+        elif not isinstance(node["class_type"], str):
+            problems.append(problem(f"the class_type of node {node_id} is not a string: "
+                                    f"{node['class_type']!r}"))
+        elif node["class_type"] not in object_info:
+            class_type = node["class_type"]
+            problems.append(problem(
+                f"Cannot execute because node {class_type} does not exist.", class_type,
+                tuple(difflib.get_close_matches(class_type, list(object_info), n=3))))
     return problems
 
 

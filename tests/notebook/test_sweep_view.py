@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 
 import comfy_nb
-from comfy_nb.cache import settings as cache_settings
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.notebook import display, sweep_view
 from comfy_nb.notebook.progress import MAX_WIDGET_MESSAGES
@@ -49,7 +48,7 @@ def txt2img(steps: int = 2) -> dict[str, Any]:
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test in its own folder (full-size files go to comfy_outputs/ there)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cache_settings, "enabled", False)  # every job runs
+    monkeypatch.setenv("COMFY_NB_CACHE", "off")  # every job runs
     yield tmp_path
     display.settings.__init__()  # type: ignore[misc]
     grid_settings.__init__()  # type: ignore[misc]
