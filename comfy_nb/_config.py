@@ -16,6 +16,8 @@ CLOUD_URL = "https://cloud.comfy.org"
 LOCAL_URL = "http://127.0.0.1:8188"
 URL_VARIABLE = "COMFY_URL"
 KEY_VARIABLE = "COMFY_CLOUD_API_KEY"
+# set in every mybinder.org session
+BINDER_VARIABLES = ("BINDER_LAUNCH_HOST", "BINDER_REPO_URL", "BINDER_REQUEST")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class Target:
     url: str | None
     api_key: str | None = field(default=None, repr=False)
     source: str = ""  # "argument", "environment", "local server", "emulator"
+
+
+def on_binder() -> bool:
+    """Whether this process runs on mybinder.org: a public session, where nobody should type a
+    key."""
+    return any(os.environ.get(name) for name in BINDER_VARIABLES)
 
 
 def normalize_url(url: str) -> str:

@@ -28,6 +28,7 @@ from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_id
 from ..cache import settings as cache_settings
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
+from ._describe import describe_connection
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
 from ._errors import AuthenticationError, ComfyError, ServerError, TransportError
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
@@ -869,6 +870,19 @@ class AsyncClient:
                                                     what="reading system stats")).json()
         return stats
 
+    async def describe(self) -> str:
+        """A few lines for people: the server, its dialect and version, and the warnings that
+        go with it (the emulator's stand-in pixels, a replay's date, a public Binder session).
+        Reads ``/system_stats`` once if connecting did not."""
+        stats = self._stats
+        if stats is None:
+            try:
+                stats = await self.system_stats()
+            except ComfyError as exc:
+                return describe_connection(self.url, self.dialect, {"error": str(exc)})
+            self._stats = stats if isinstance(stats, dict) else None
+        return describe_connection(self.url, self.dialect, stats)
+
     async def user(self) -> dict[str, Any]:
         """Cloud: the account's status (checks the key). Local servers have no accounts."""
         http = await self._ready()
@@ -988,6 +1002,17 @@ class Client:
 
     def system_stats(self) -> dict[str, Any]:
         return self._run(self._async.system_stats())
+
+    def describe(self) -> str:
+        """What this client is connected to, with its warnings (see
+        :meth:`AsyncClient.describe`); also what IPython shows for the client."""
+        return self._run(self._async.describe())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        if cycle or self._loop.closed:
+            printer.text(repr(self))
+        else:
+            printer.text(self.describe())
 
     def user(self) -> dict[str, Any]:
         return self._run(self._async.user())

@@ -29,7 +29,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
 
-from .._config import KEY_VARIABLE, normalize_url
+from .._config import KEY_VARIABLE, normalize_url, on_binder
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
 from ..job import Job
 from ..result import Result
@@ -43,7 +43,6 @@ log = logging.getLogger("comfy_nb")
 
 BLOCKING_HINT = "interrupt the kernel (■ stop) to cancel this job"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-BINDER_VARIABLES = ("BINDER_LAUNCH_HOST", "BINDER_REPO_URL", "BINDER_REQUEST")
 
 
 # -- the cell body -------------------------------------------------------------------------------
@@ -104,11 +103,6 @@ def _workflow_from_path(path: str) -> Any:
     if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path) is None:
         raise UsageError(f"no workflow file {path!r} (relative to {os.getcwd()})")
     return Workflow.load(path)
-
-
-def on_binder() -> bool:
-    """Whether this kernel runs on mybinder.org (a public session: never type keys in it)."""
-    return any(os.environ.get(name) for name in BINDER_VARIABLES)
 
 
 def parse_line(magic: Any, line: str) -> Any:
@@ -180,24 +174,7 @@ def _show(obj: Any) -> None:
 
 
 def _banner(client: Client) -> StaticNote:
-    try:
-        stats = client.system_stats()
-    except ComfyError as exc:
-        stats = {"error": str(exc)}
-    system = stats.get("system", {}) if isinstance(stats, dict) else {}
-    version = system.get("comfyui_version") or system.get("cloud_version") or "?"
-    lines = [f"comfy_nb: connected to {client.url} ({client.dialect}, version {version})"]
-    emulator = stats.get("emulator") if isinstance(stats, dict) else None
-    notice = emulator.get("notice") if isinstance(emulator, dict) else None
-    if notice:
-        lines.append(f"⚠ {notice}. Connect a real server with %comfy connect URL or COMFY_URL.")
-    replayed = stats.get("replay") if isinstance(stats, dict) else None
-    if isinstance(replayed, dict) and replayed.get("label"):
-        lines.append(f"▶ {replayed['label']}: cells are served from the recording, with no "
-                     "server; a changed cell is reported, not run.")
-    if on_binder():
-        lines.append("⚠ This is a public Binder session: do not enter API keys here.")
-    return StaticNote("\n".join(lines), "comfy-nb-banner")
+    return StaticNote(client.describe(), "comfy-nb-banner")
 
 
 # -- the magics ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import IPython.lib.pretty
 import numpy as np
 import pytest
 from PIL import Image
@@ -259,6 +260,36 @@ async def test_forced_dialect(mode: str, server: RunningEmulator) -> None:
         await api.close()
     with pytest.raises(ValueError, match="dialect"):
         await make_client(mode, server.url, dialect="nonsense")
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["detected", "forced-dialect"])
+async def test_describe_names_the_server_and_its_warnings(
+        mode: str, server: RunningEmulator, forced: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BINDER_LAUNCH_HOST", raising=False)
+    monkeypatch.delenv("BINDER_REPO_URL", raising=False)
+    monkeypatch.delenv("BINDER_REQUEST", raising=False)
+    options = {"dialect": server.dialect} if forced else {}
+    api = Api(mode, await make_client(mode, server.url, api_key=server.api_key, **options),
+              server)
+    try:
+        shown = await api.describe()
+        first, notice = shown.splitlines()
+        assert first == f"comfy_nb: connected to {server.url} ({server.dialect}, version 0.3.64)"
+        assert "stand-in pixels" in notice and "COMFY_URL" in notice
+        monkeypatch.setenv("BINDER_REQUEST", "v2/gh/example/repo/HEAD")
+        shown = await api.describe()
+        assert shown.splitlines()[-1] == "⚠ This is a public Binder session: do not enter API " \
+                                         "keys here."
+        if api.sync:  # what IPython shows for the client; its repr stays one line
+            assert IPython.lib.pretty.pretty(api.client) == shown
+            assert "\n" not in repr(api.client)
+        for secret in api.secrets:
+            assert secret not in shown
+    finally:
+        await api.close()
+    if api.sync:
+        assert IPython.lib.pretty.pretty(api.client) == repr(api.client)  # closed: no request
 
 
 async def test_connect_from_the_environment(mode: str, server: RunningEmulator,
