@@ -5,12 +5,14 @@ written, once it ended (succeeded or failed; run on the server or served by the 
 into ``path``::
 
     recording/
-      recording.json           the index: comfy_nb version, when, which server, the runs in order
+      recording.json           the index: comfy_nb version, when, which server (no URL for the
+                               emulator, whose port changes), the runs in order
       object_info.json         the server's definitions of the node classes the runs used
       01-1a2b3c4d/             one folder per run: <number>-<first 8 hex digits of its match key>
         workflow.json          the API-format workflow as submitted (sorted keys, one-space indent)
         job.json               prompt id, parameters, resolved seeds, status, outputs, a summary
-                               of the events the progress display needs, the error of a failure
+                               of the events the progress display needs, the error of a failure;
+                               each once (the outputs' provenance is rebuilt from them)
         outputs/node9-1.png    the output files, byte for byte as the server sent them
 
 ``replay(path)`` gives a :class:`ReplayClient`: the part of the :class:`~comfy_nb.Client` surface
@@ -215,10 +217,10 @@ def _date_label(stamp: str) -> str:
 
 
 def _server_label(server: Mapping[str, Any]) -> str:
-    url = server.get("url") or "an unknown server"
     dialect = server.get("dialect") or "unknown"
     if server.get("emulator"):
-        return f"the comfy_nb emulator at {url} ({dialect})"
+        return f"the comfy_nb emulator ({dialect})"
+    url = server.get("url") or "an unknown server"
     version = server.get("version")
     product = "Comfy Cloud" if dialect == "cloud" else "ComfyUI"
     return f"{url} ({dialect}, {product} {version})" if version else f"{url} ({dialect})"
@@ -318,7 +320,7 @@ class RecordedRun:
             random=list(data.get("random") or []), inputs=dict(data.get("inputs") or {}),
             outputs=dict(data.get("outputs") or {}), files=list(data.get("files") or []),
             events=dict(data.get("events") or {}), error=data.get("error"),
-            provenance=data.get("provenance"))
+            provenance=data.get("provenance") or _provenance(data))
 
     def read(self, file: OutputFile) -> bytes:
         """The recorded bytes of one output file; ReplayError if missing or changed."""
@@ -337,6 +339,21 @@ class RecordedRun:
                                       "notebook again")
                 return data
         raise ReplayError(f"{file.filename!r} is not part of the recorded run {self.name}")
+
+
+def _provenance(job: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The provenance of a succeeded run's outputs, from the fields of its ``job.json`` (which
+    holds each of them once)."""
+    if job.get("status", "succeeded") != "succeeded":
+        return None
+    server = job.get("server")
+    server = server if isinstance(server, Mapping) else {}
+    return {"comfy_nb": job.get("comfy_nb"), "created": job.get("recorded"),
+            "prompt_id": job.get("prompt_id"),
+            "server": {"url": server.get("url"), "dialect": server.get("dialect"),
+                       "version": server.get("version")},
+            "parameters": dict(job.get("parameters") or {}),
+            "resolved_seeds": dict(job.get("resolved_seeds") or {})}
 
 
 class _RecordedFiles:
@@ -403,9 +420,10 @@ def _load(path: str | os.PathLike[str]) -> _Loaded:
 # -- recording -------------------------------------------------------------------------------------
 
 
-def _dump(value: Any) -> str:
-    """JSON that diffs well: sorted keys, one-space indent, one value a line."""
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+def _dump(value: Any, *, sort_keys: bool = True) -> str:
+    """JSON that diffs well: sorted keys, one-space indent, one value a line. Node definitions
+    keep the server's order (``sort_keys=False``): the order of a node's inputs is meaningful."""
+    return json.dumps(value, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -455,7 +473,6 @@ class _Capture:
     files: list[tuple[OutputFile, bytes]]
     events: dict[str, Any]
     error: dict[str, Any] | None
-    provenance: dict[str, Any] | None
     server: dict[str, Any]
     node_definitions: dict[str, Any]
     credentials: list[str]
@@ -630,11 +647,13 @@ class Recording:
                     stats = {}
             self._stats[client] = stats
         emulator = stats.get("emulator") if isinstance(stats, dict) else None
-        server: dict[str, Any] = {"url": public_url(client.url), "dialect": client.dialect,
-                                  "version": client.server_version,
+        server: dict[str, Any] = {"dialect": client.dialect, "version": client.server_version,
                                   "emulator": isinstance(emulator, dict)}
-        if isinstance(emulator, dict) and isinstance(emulator.get("notice"), str):
-            server["notice"] = emulator["notice"]
+        if isinstance(emulator, dict):  # its port changes with every start: not worth a diff
+            if isinstance(emulator.get("notice"), str):
+                server["notice"] = emulator["notice"]
+        else:
+            server["url"] = public_url(client.url)
         return server
 
     async def _gather(self, client: AsyncClient, job: AsyncJob, index: int,
@@ -672,8 +691,6 @@ class Recording:
             resolved_seeds=dict(job.resolved_seeds), random=random, inputs=inputs,
             outputs=_without_signed_urls(dict(result.outputs)) if result is not None else {},
             files=files, events=_summary(events), error=failure,
-            provenance=(_without_signed_urls(dict(result.provenance))
-                        if result is not None and result.provenance else None),
             server=await self._server(client),
             node_definitions={name: info[name] for name in classes if name in info},
             credentials=credentials)
@@ -701,12 +718,14 @@ class Recording:
                                "subfolder": file.subfolder, "type": file.type,
                                "path": f"{_OUTPUTS}/{name}", "size": len(data),
                                "sha256": _sha256(data)})
-            job = {"format": FORMAT, "prompt_id": capture.prompt_id, "status": capture.status,
-                   "recorded": recorded, "server": capture.server,
+            from . import __version__
+
+            job = {"format": FORMAT, "comfy_nb": __version__, "prompt_id": capture.prompt_id,
+                   "status": capture.status, "recorded": recorded, "server": capture.server,
                    "parameters": capture.parameters, "resolved_seeds": capture.resolved_seeds,
                    "random": capture.random, "inputs": capture.inputs,
                    "outputs": capture.outputs, "files": listed, "events": capture.events,
-                   "error": capture.error, "provenance": capture.provenance}
+                   "error": capture.error}
             job_text, workflow_text = _dump(job), _dump(capture.workflow)
             secrets_found = [secret for secret in capture.credentials if secret and (
                 secret in job_text or secret in workflow_text
@@ -736,12 +755,10 @@ class Recording:
             self.written.append(folder)
             if not set(capture.node_definitions) <= set(self._node_definitions):
                 self._node_definitions.update(capture.node_definitions)
-                _write_text(self.path / NODE_DEFINITIONS, _dump(self._node_definitions))
-            from . import __version__
-
+                _write_text(self.path / NODE_DEFINITIONS,
+                            _dump(dict(sorted(self._node_definitions.items())), sort_keys=False))
             jobs = [entry for entry in self._index.get("jobs", []) if entry["folder"] != folder]
-            jobs.append({"folder": folder, "prompt_id": capture.prompt_id,
-                         "status": capture.status, "recorded": recorded})
+            jobs.append({"folder": folder, "status": capture.status})
             jobs.sort(key=lambda entry: int(str(entry["folder"]).split("-")[0]))
             self._index = {"format": FORMAT, "comfy_nb": __version__,
                            "created": self._index.get("created") or recorded,
@@ -936,14 +953,17 @@ class AsyncReplayClient(AsyncClient):
         not recorded."""
         self._check_open()
         wanted = {**(overrides or {}), **params}
-        run, staged = await self._find(workflow, wanted)
+        run, staged = await self._find(workflow, wanted, validate)
         served = self._served.get(run.key, 0)
         self._served[run.key] = served + 1
         return self._replayed_job(run, staged, wanted)
 
-    async def _find(self, workflow: WorkflowLike,
-                    wanted: dict[str, Any]) -> tuple[RecordedRun, _Staged]:
-        """The recorded run to serve for this one (the next of its kind, by submit order)."""
+    async def _find(self, workflow: WorkflowLike, wanted: dict[str, Any],
+                    validate: bool) -> tuple[RecordedRun, _Staged]:
+        """The recorded run to serve for this one (the next of its kind, by submit order). A run
+        that was not recorded raises :class:`ReplayMismatch`, or, when ``validate`` and the
+        recorded node definitions find it invalid, the ``WorkflowInvalid`` that recording it
+        raised (invalid runs never reach a server, so they are never recorded)."""
         fetched = _url_inputs(workflow, wanted, self._object_info)
         if fetched:
             raise ReplayError(f"{', '.join(fetched)}: a file given by URL would have to be "
@@ -956,6 +976,8 @@ class AsyncReplayClient(AsyncClient):
         same = [run for run in self.recording.runs if run.key == key]
         if same:
             return same[min(self._served.get(key, 0), len(same) - 1)], staged
+        if validate and staged.object_info is not None:
+            self._validate(staged)
         closest = _closest(form, self.recording.runs)
         differences = (_differences(form, staged.api, closest.form) if closest else [])
         if len(differences) > _MAX_DIFFERENCES:
@@ -964,6 +986,24 @@ class AsyncReplayClient(AsyncClient):
         raise ReplayMismatch(self.recording.shown_as, closest.name if closest else None,
                              differences or ["the uploaded files"],
                              len(self.recording.runs))
+
+    def _validate(self, staged: _Staged) -> None:
+        """Raise ``WorkflowInvalid`` if the recorded node definitions find ``staged`` invalid;
+        files uploaded while recording, or being uploaded now, count as on the server. A node
+        class the recording has no definition of cannot be judged: then nothing is raised."""
+        from .workflow._check import validate_workflow
+
+        assert staged.object_info is not None
+        classes = {node.get("class_type") if isinstance(node, dict) else None
+                   for node in staged.api.values()}
+        if not classes <= staged.object_info.keys():
+            return
+        uploading = {value for node in staged.api.values() if isinstance(node, dict)
+                     for value in (node.get("inputs") or {}).values()
+                     if isinstance(value, str) and value.startswith(_UPLOAD_MARK)}
+        recorded = {name.removesuffix(" [input]") for name in self._recorded_uploads.values()}
+        validate_workflow(staged.api, staged.object_info,
+                          known_files=(*uploading, *recorded, *self._recorded_uploads.values()))
 
     def _replayed_job(self, run: RecordedRun, staged: _Staged,
                       wanted: dict[str, Any]) -> AsyncJob:
@@ -1039,7 +1079,7 @@ class AsyncReplayClient(AsyncClient):
         """The recorded Result of this run, or None if it was not recorded."""
         wanted = {**(overrides or {}), **params}
         try:
-            run, staged = await self._find(workflow, wanted)
+            run, staged = await self._find(workflow, wanted, validate=False)
         except ReplayMismatch:
             return None
         return await self._replayed_job(run, staged, wanted).wait()

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import comfy_nb
-from comfy_nb import AsyncClient, ExecutionFailed, ResultCache
+from comfy_nb import AsyncClient, ExecutionFailed, ResultCache, WorkflowInvalid
 from comfy_nb.client import _client as client_module
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.replay import (
@@ -210,7 +210,7 @@ async def test_record_then_replay(clients: Any, folder: Path, mode: str) -> None
     again = await replayed.run(txt2img(), seed=42, timeout=WAIT)
     assert isinstance(again, ReplayedResult) and again.prompt_id == first.prompt_id
     assert await replayed.read(again.images[0]) == await live.read(first.images[0])
-    assert again.replayed_from.server.startswith("the comfy_nb emulator at http://127.0.0.1:")
+    assert again.replayed_from.server == "the comfy_nb emulator (local)"
     label = again.replayed_from.label
     assert label.startswith("replayed from 20") and label in repr(again)
     bundle = again._repr_mimebundle_()
@@ -312,6 +312,26 @@ async def test_failed_runs_replay_as_the_same_failure(clients: Any, folder: Path
     assert replayed_error.value.node_type == "ImageSharpen"
 
 
+async def test_invalid_runs_replay_as_the_same_validation_error(clients: Any, folder: Path,
+                                                              mode: str) -> None:
+    """An invalid run never reaches the server, so it is not recorded: replaying the unchanged
+    cell must show its validation problems again, not call it a changed cell."""
+    live = await clients.live()
+    bad = {"KSampler.cfg": 300, "steps": 0}
+    async with comfy_nb.record(folder):
+        await live.run(txt2img(), seed=42, timeout=WAIT)
+        with pytest.raises(WorkflowInvalid) as recorded:
+            await live.run(txt2img(), overrides=bad, seed=42, timeout=WAIT)
+    replayed = await clients.replay(folder)
+    with pytest.raises(WorkflowInvalid) as replayed_error:
+        await replayed.run(txt2img(), overrides=bad, seed=42, timeout=WAIT)
+    assert str(replayed_error.value) == str(recorded.value)
+    with pytest.raises(ReplayMismatch):  # valid but not recorded: still a mismatch
+        await replayed.run(txt2img(), seed=43, timeout=WAIT)
+    with pytest.raises(ReplayMismatch):  # validate=False: never judged, only matched
+        await replayed.run(txt2img(), overrides=bad, seed=42, validate=False, timeout=WAIT)
+
+
 async def test_editor_workflows_replay_with_the_recorded_node_definitions(
         clients: Any, folder: Path, mode: str) -> None:
     live = await clients.live()
@@ -393,14 +413,14 @@ async def test_a_run_holding_its_key_is_not_recorded(clients: Any, folder: Path,
 # -- the folder ------------------------------------------------------------------------------------
 
 
-def test_recordings_are_plain_files_that_diff_well(server: RunningEmulator,
-                                                   tmp_path: Path) -> None:
+def test_recordings_are_plain_files_that_diff_well(tmp_path: Path) -> None:
+    """The same cells recorded twice, each time on a newly started emulator (a new port)."""
     folders = [tmp_path / "one", tmp_path / "two"]
-    with comfy_nb.connect(server.url) as live:
-        for target in folders:
-            with comfy_nb.record(target):
-                live.run(txt2img(), seed=5, timeout=WAIT)
-                live.run(solid(), timeout=WAIT)
+    for target in folders:
+        with serve(step_delay=0.0) as server, comfy_nb.connect(server.url) as live, \
+                comfy_nb.record(target):
+            live.run(txt2img(), seed=5, timeout=WAIT)
+            live.run(solid(), timeout=WAIT)
     one, two = ({p.relative_to(f).as_posix() for p in f.rglob("*") if p.is_file()}
                 for f in folders)
     assert one == two  # same runs: same folder and file names
@@ -416,7 +436,21 @@ def test_recordings_are_plain_files_that_diff_well(server: RunningEmulator,
                                       ensure_ascii=False) + "\n"
     index = json.loads((folders[0] / "recording.json").read_text())
     assert [job["folder"][:3] for job in index["jobs"]] == ["01-", "02-"]
-    assert index["server"]["url"].startswith("http://127.0.0.1:")
+    assert index["server"]["emulator"] and "url" not in index["server"]  # its port churns
+
+    # recording the same runs again changes the ids and times, nothing else
+    def lines(path: Path) -> list[str]:
+        churn = ('"prompt_id":', '"recorded":', '"created":')
+        return [line for line in path.read_text().splitlines()
+                if not line.strip().startswith(churn)]
+
+    for name in names:
+        if name.endswith(".json"):
+            assert lines(folders[0] / name) == lines(folders[1] / name), name
+    job = json.loads(next(folders[0].glob("01-*/job.json")).read_text())
+    assert set(job) == {"format", "comfy_nb", "prompt_id", "status", "recorded", "server",
+                        "parameters", "resolved_seeds", "random", "inputs", "outputs", "files",
+                        "events", "error"}
 
 
 def test_identical_runs_are_stored_once(server: RunningEmulator, folder: Path) -> None:
