@@ -157,7 +157,9 @@ class NodeRun:
         hub, sid = self._worker.state.hub, self._job.sid
         hub.send_json("progress_state", self._progress.update(self.node_id, value, total), sid)
         frame = self._encode_preview(preview) if preview is not None else None
-        if frame is not None:
+        if frame is not None and sid is not None:
+            # type 4 only for a prompt whose own socket negotiated it: ComfyUI checks the
+            # feature flag of the prompt's client_id, and a prompt without one gets type 1
             image_bytes, mime = frame
             metadata = {
                 "node_id": self.node_id,

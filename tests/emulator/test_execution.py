@@ -82,6 +82,39 @@ def test_sampler_reports_every_step_with_a_preview(server: RunningEmulator) -> N
             assert max(preview.size) == 512
 
 
+@pytest.mark.parametrize("with_client_id", [True, False], ids=["client_id", "no-client_id"])
+def test_previews_by_socket_and_prompt(server: RunningEmulator, with_client_id: bool) -> None:
+    """A socket that negotiated ``supports_preview_metadata`` gets type 4 frames for its own
+    prompts. A prompt posted without ``client_id`` is broadcast with type 1 frames to every
+    socket: ComfyUI checks the feature flag of the prompt's client, and it has none."""
+    flags = {"supports_preview_metadata": True}
+    with SocketRecorder(server.ws_url, "exec-client", feature_flags=flags) as negotiated, \
+            SocketRecorder(server.ws_url, "plain-client") as plain:
+        with httpx.Client(base_url=server.url) as http:
+            body: dict[str, Any] = {"prompt": _txt2img(seed=5, steps=3)}
+            if with_client_id:
+                body["client_id"] = "exec-client"
+            prompt_id = http.post("/prompt", json=body).json()["prompt_id"]
+            wait_history(http, prompt_id)
+        watched = (negotiated,) if with_client_id else (negotiated, plain)
+        for socket in watched:  # the queue's last status follows the last preview
+            socket.wait_for(lambda m, socket=socket: m.get("type") == "status" and m["data"][
+                "status"]["exec_info"]["queue_remaining"] == 0 and _after_last_step(socket))
+        types = {name: [frame[3] for kind, frame in socket.frames if kind == "binary"]
+                 for name, socket in (("negotiated", negotiated), ("plain", plain))}
+    if with_client_id:
+        assert types == {"negotiated": [4, 4, 4], "plain": []}
+    else:
+        assert types == {"negotiated": [1, 1, 1], "plain": [1, 1, 1]}
+
+
+def _after_last_step(socket: SocketRecorder) -> bool:
+    """Whether the socket has seen a message after the last sampler step's ``progress``."""
+    kinds = [payload.get("type") == "progress" and payload["data"]["value"] == 3
+             for kind, payload in socket.frames if kind == "text"]
+    return True in kinds and kinds.index(True) < len(kinds) - 1
+
+
 def test_no_previews_with_preview_method_none() -> None:
     with serve(step_delay=0.0, preview_method="none") as quiet, \
             SocketRecorder(quiet.ws_url, client_id="exec-client") as socket:
