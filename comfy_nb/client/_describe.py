@@ -19,8 +19,10 @@ def describe_connection(url: str, dialect: str, stats: Mapping[str, Any] | None)
     stats = stats if isinstance(stats, Mapping) else {}
     system = stats.get("system")
     system = system if isinstance(system, Mapping) else {}
-    version = system.get("comfyui_version") or system.get("cloud_version") or "?"
-    lines = [f"comfy_nb: connected to {url} ({dialect}, version {version})"]
+    version = f"version {system.get('comfyui_version') or '?'}"
+    if system.get("cloud_version"):
+        version = f"Comfy Cloud {system['cloud_version']}, ComfyUI {system.get('comfyui_version')}"
+    lines = [f"comfy_nb: connected to {url} ({dialect}, {version})"]
     if isinstance(stats.get("error"), str):
         lines.append(f"⚠ the server's status could not be read: {stats['error']}")
     emulator = stats.get("emulator")

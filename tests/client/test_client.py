@@ -275,7 +275,9 @@ async def test_describe_names_the_server_and_its_warnings(
     try:
         shown = await api.describe()
         first, notice = shown.splitlines()
-        assert first == f"comfy_nb: connected to {server.url} ({server.dialect}, version 0.3.64)"
+        version = ("Comfy Cloud comfy_nb-emulator, ComfyUI 0.3.64" if server.dialect == "cloud"
+                   else "version 0.3.64")  # the Cloud emulator's cloud_version says what it is
+        assert first == f"comfy_nb: connected to {server.url} ({server.dialect}, {version})"
         assert "stand-in pixels" in notice and "COMFY_URL" in notice
         monkeypatch.setenv("BINDER_REQUEST", "v2/gh/example/repo/HEAD")
         shown = await api.describe()
