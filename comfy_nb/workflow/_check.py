@@ -239,13 +239,12 @@ def _node_problems(api: Mapping[Any, Any], object_info: Mapping[str, Any]) -> li
 
 
 def _top_problem(error: Mapping[str, Any]) -> Problem:
-    message = str(error.get("message", ""))
+    explanation = ""
     if error.get("type") == "prompt_no_outputs":
-        message += (
-            " (add an output node such as SaveImage or PreviewImage, or check "
-            "partial_execution_targets)"
-        )
-    return Problem(None, None, None, str(error.get("type")), message, str(error.get("details", "")))
+        explanation = ("add an output node such as SaveImage or PreviewImage, or check "
+                       "partial_execution_targets")
+    return Problem(None, None, None, str(error.get("type")), str(error.get("message", "")),
+                   str(error.get("details", "")), explanation=explanation)
 
 
 def _node_problem(
@@ -257,10 +256,12 @@ def _node_problem(
 ) -> Problem:
     kind = str(error.get("type", ""))
     extra = error.get("extra_info") or {}
-    # An inner node's error names the input of the node that links to it: not this node's.
+    # An inner node's error names the input of the node that links to it, not one of its own:
+    # its own input at fault is found below.
     input_name = extra.get("input_name") if kind != "exception_during_inner_validation" else None
     message = str(error.get("message", ""))
     details = str(error.get("details", ""))
+    explanation = ""
     suggestions: tuple[str, ...] = ()
     node = _node(api, node_id)
     if kind in ("value_not_in_list", "custom_validation_failed") and isinstance(input_name, str):
@@ -269,11 +270,10 @@ def _node_problem(
         if options and isinstance(value, str):
             choices = [option for option in options if isinstance(option, str)]
             suggestions = tuple(difflib.get_close_matches(value, choices, n=3, cutoff=0.6))
-    if kind == "exception_during_validation":
-        explained = _explain_exception(api, object_info, node)
+    if kind in ("exception_during_validation", "exception_during_inner_validation"):
+        explained = _explain_exception(api, object_info, node, class_type, details)
         if explained is not None:
-            input_name, reason = explained
-            details = f"{reason} ({details})" if details else reason
+            input_name, explanation = explained
     meta = node.get("_meta")
     title = meta.get("title") if isinstance(meta, Mapping) else None
     return Problem(
@@ -286,10 +286,11 @@ def _node_problem(
         suggestions,
         title=title if isinstance(title, str) else None,
         allowed=_allowed(object_info, class_type, input_name),
+        explanation=explanation,
     )
 
 
-_SHOWN_CHOICES = 6
+_SHOWN_CHOICES = 4
 
 
 def _allowed(object_info: Mapping[str, Any], class_type: Any, name: Any) -> str:
@@ -331,20 +332,42 @@ def _node(api: Mapping[Any, Any], node_id: str) -> Mapping[str, Any]:
 
 
 def _explain_exception(
-    api: Mapping[Any, Any], object_info: Mapping[str, Any], node: Mapping[str, Any]
+    api: Mapping[Any, Any],
+    object_info: Mapping[str, Any],
+    node: Mapping[str, Any],
+    class_type: Any,
+    details: str,
 ) -> tuple[str | None, str] | None:
-    """A readable reason for the server's ``exception_during_validation`` on ``node``: no
-    ``inputs``, a link to a missing node, or a link to an output the node does not have."""
+    """The input at fault (None: the node itself) and plain words for the server's exception
+    while validating ``node``: no ``inputs``, a link to a node that is not in the workflow, or
+    a link to an output its node does not have. None when none of these is the cause."""
     if "inputs" not in node:
         return None, "the node has no 'inputs' object"
+    faults = list(_link_faults(api, object_info, node, class_type))
+    # The server names the missing node it tripped on first: prefer that link.
+    for name, reason, raised in faults:
+        if raised == details:
+            return name, reason
+    return (faults[0][0], faults[0][1]) if faults else None
+
+
+def _link_faults(
+    api: Mapping[Any, Any], object_info: Mapping[str, Any], node: Mapping[str, Any],
+    class_type: Any,
+) -> Iterable[tuple[str, str, str | None]]:
+    """(input, reason, the server's exception text when it is known) for each link of ``node``
+    to a node that is not in the workflow or to an output its node does not have."""
     for name, value in node["inputs"].items():
         if not isinstance(value, list) or len(value) != 2:
             continue
         source, index = value
         if not isinstance(source, (str, int, float)):
             continue
+        where = f"{class_type}.{name}" if isinstance(class_type, str) else f"input {name!r}"
         if source not in api:
-            return name, f"input {name!r} links to node {source!r}, which does not exist"
+            yield (name, f"{where} links to node {source}, which is not in the workflow",
+                   str(KeyError(source)))
+            continue
         source_node = api[source]
         if not isinstance(source_node, Mapping):
             continue
@@ -355,11 +378,10 @@ def _explain_exception(
         if not isinstance(outputs, list):
             continue
         if not isinstance(index, int) or not 0 <= index < len(outputs):
-            return name, (
-                f"input {name!r} reads output {index!r} of node {source!r} "
-                f"({source_node.get('class_type')}), which has {len(outputs)} output(s)"
-            )
-    return None
+            count = len(outputs)
+            yield (name, f"{where} links to output {index!r} of node {source} "
+                   f"({source_node.get('class_type')}), which has {count} "
+                   f"output{'s' if count != 1 else ''}", None)
 
 
 def _combo_options(object_info: Mapping[str, Any], class_type: Any, name: str) -> list[Any] | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,15 @@ from hypothesis import strategies as st
 
 from comfy_nb.client._errors import ComfyError
 from comfy_nb.workflow._check import Problem, WorkflowInvalid, check_workflow, validate_workflow
-from comfy_nb.workflow._errors import WorkflowError
+from comfy_nb.workflow._errors import TABLE_WIDTH, WorkflowError, _wrap
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
 ERROR_CASES = sorted((FIXTURES / "errors").glob("POST_prompt_*.json"))
+# the cases the server answered with an error body (the others crashed it: a 500, no message)
+ANSWERED_CASES = [path for path in ERROR_CASES
+                  if json.loads(path.read_text(encoding="utf-8"))["response"]["status"] == 400
+                  and isinstance(json.loads(path.read_text(encoding="utf-8"))["response"]
+                                 .get("body"), dict)]
 RUNS = sorted(path for path in (FIXTURES / "runs").iterdir() if path.is_dir())
 FILE_INPUTS = {"LoadImage": "image", "LoadImageMask": "image", "LoadAudio": "audio",
                "LoadVideo": "file"}
@@ -246,9 +253,11 @@ def test_table_and_message(object_info: dict[str, Any]) -> None:
     assert lines[0].split() == ["node", "title", "class", "input", "error", "message",
                                 "allowed"]
     assert set(lines[1]) == {"-", " "}
-    assert len(lines) == 2 + 3
-    assert any("CheckpointLoaderSimple" in line and "random_sd15.safetensors" in line
-               and "Load Checkpoint" in line for line in lines)
+    cells = _table_cells(table)
+    assert [row["node"] for row in cells] == [p.node_id for p in error.problems]
+    (checkpoint,) = (row for row in cells if row["class"] == "CheckpointLoaderSimple")
+    assert checkpoint["title"] == "Load Checkpoint"
+    assert "random_sd15.safetensors" in _squeezed(checkpoint["message"])
     widths = {p.node_id: p for p in error.problems}
     assert widths["5"].title is None  # the recorded prompt has no _meta
     assert widths["5"].allowed == "16 … 16384 (step 8)"
@@ -256,6 +265,153 @@ def test_table_and_message(object_info: dict[str, Any]) -> None:
     text = str(error)
     assert text.startswith("the workflow has 3 problems:")
     assert "node 5 (EmptyLatentImage), input 'width'" in text
+
+
+def _table_cells(table: str) -> list[dict[str, str]]:
+    """The rows of a table as {column: cell text}, a cell's wrapped lines joined again."""
+    header, rule, *body = table.splitlines()
+    spans = [match.span() for match in re.finditer("-+", rule)]
+    names = [header[start:end].strip() for start, end in spans]
+    rows: list[dict[str, list[str]]] = []
+    for line in body:
+        parts = [line[start:end].strip() for start, end in spans]
+        assert line[:spans[0][0]].strip() == ""
+        if parts[0]:  # a new row starts with its node; wrapped lines leave it blank
+            rows.append({name: [] for name in names})
+        for name, part in zip(names, parts, strict=True):
+            if part:
+                rows[-1][name].append(part)
+    return [{name: " ".join(parts) for name, parts in row.items()} for row in rows]
+
+
+def _squeezed(text: str) -> str:
+    """``text`` without whitespace: what a cell must hold however it was wrapped."""
+    return "".join(text.split())
+
+
+def _valid_txt2img() -> dict[str, Any]:
+    prompt = _txt2img()
+    prompt["4"]["inputs"]["ckpt_name"] = "random_sd15.safetensors"
+    return prompt
+
+
+def _set(node: str, name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(prompt: dict[str, Any]) -> None:
+        prompt[node]["inputs"][name] = value
+    return change
+
+
+def _out_of_range(prompt: dict[str, Any]) -> None:
+    prompt["3"]["inputs"]["cfg"] = 300
+    prompt["5"]["inputs"]["width"] = 0
+    prompt["4"]["inputs"]["ckpt_name"] = "v1-5-pruned-emaonly-fp16.safetensors"
+    prompt["4"]["_meta"] = {"title": "Load Checkpoint"}
+
+
+def _bad_sampler(prompt: dict[str, Any]) -> None:
+    prompt["3"]["inputs"]["sampler_name"] = "eulr_ancestral_cfg"
+    prompt["3"]["_meta"] = {"title": "Main sampler with a long title"}
+
+
+@pytest.mark.parametrize(("change", "shown", "width"), [
+    (_set("3", "steps", "twenty"), "invalid literal for int() with base 10: 'twenty'",
+     TABLE_WIDTH),
+    (lambda prompt: prompt["3"].update(class_type="KSamplr"),
+     "did you mean 'KSampler', 'SamplerLMS' or 'KSamplerSelect'?", TABLE_WIDTH),
+    (lambda prompt: prompt.pop("9"),
+     "Prompt has no outputs: add an output node such as SaveImage or PreviewImage, or check "
+     "partial_execution_targets", TABLE_WIDTH),
+    (_out_of_range, "not in ['random_sd15.safetensors']", 120),
+    (_bad_sampler, "'eulr_ancestral_cfg' not in (list of length 42) (did you mean "
+     "'euler_ancestral_cfg_pp', 'euler_ancestral' or 'res_multistep_ancestral_cfg_pp'?)", 120),
+], ids=["wrong type", "unknown class", "no output", "out of range", "long combo list"])
+def test_table_wraps_whole_messages_to_a_notebook_width(
+        object_info: dict[str, Any], change: Callable[[dict[str, Any]], Any], shown: str,
+        width: int) -> None:
+    prompt = _valid_txt2img()
+    change(prompt)
+    with pytest.raises(WorkflowInvalid) as caught:
+        validate_workflow(prompt, object_info)
+    error = caught.value
+    lines = error.notebook_lines()
+    assert lines[0].startswith("WorkflowInvalid: the workflow has ")
+    assert max(len(line) for line in lines) <= width
+    table = "\n".join(lines[2:])
+    assert table == error.table()
+    cells = _table_cells(table)
+    assert any(_squeezed(shown) in _squeezed(row["message"]) for row in cells)
+    assert shown in str(error)
+    assert len(cells) == len(error.problems)
+    for row, problem in zip(cells, error.problems, strict=True):
+        assert _squeezed(row["message"]) == _squeezed(problem.full_message())
+        assert _squeezed(row["allowed"]) == _squeezed(problem.allowed or "-")
+        assert (row["node"], row["class"], row["input"], row["error"]) == (
+            problem.node_id or "-", problem.class_type or "-", problem.input_name or "-",
+            problem.type)
+
+
+def test_link_to_a_missing_node_is_explained(object_info: dict[str, Any]) -> None:
+    prompt = _valid_txt2img()
+    prompt["3"]["inputs"]["model"] = ["99", 0]
+    with pytest.raises(WorkflowInvalid) as caught:
+        validate_workflow(prompt, object_info)
+    explanation = "KSampler.model links to node 99, which is not in the workflow"
+    assert f"node 3 (KSampler), input 'model': Exception when validating inner node: " \
+        f"{explanation}" in str(caught.value)
+    (row,) = _table_cells(caught.value.table())
+    assert (row["input"], _squeezed(row["message"])) == (
+        "model", _squeezed(f"Exception when validating inner node: {explanation}"))
+    # what the server says, kept as it is, with the explanation beside it
+    (problem,) = caught.value.problems
+    assert (problem.node_id, problem.type, problem.message, problem.details) == (
+        "3", "exception_during_inner_validation", "Exception when validating inner node",
+        "'99'")
+    assert (problem.input_name, problem.explanation, problem.allowed) == (
+        "model", explanation, "MODEL")
+
+
+def test_the_explained_link_is_the_one_the_server_names(object_info: dict[str, Any]) -> None:
+    exchange = _load(FIXTURES / "errors" / "POST_prompt_link_to_nonexistent_node.json")
+    (problem,) = check_workflow(_sent_prompt(exchange), object_info)
+    assert (problem.type, problem.details, problem.input_name, problem.explanation) == (
+        "exception_during_validation", "'42'", "images",
+        "SaveImage.images links to node 42, which is not in the workflow")
+
+    prompt = _valid_txt2img()
+    inputs = prompt["3"]["inputs"]
+    # the server checks inputs in the node's own order (model before positive), not the dict's
+    prompt["3"]["inputs"] = {"positive": ["98", 0], **inputs, "model": ["99", 0]}
+    (problem,) = check_workflow(prompt, object_info)
+    assert problem.details == "'99'"
+    assert problem.explanation == "KSampler.model links to node 99, which is not in the workflow"
+
+
+def test_most_error_cases_have_a_message() -> None:
+    assert len(ANSWERED_CASES) >= len(ERROR_CASES) - 6
+
+
+@pytest.mark.parametrize("path", ANSWERED_CASES, ids=lambda path: path.stem)
+def test_messages_are_the_servers_own(path: Path, object_info: dict[str, Any]) -> None:
+    exchange = _load(path)
+    body = exchange["response"]["body"]
+    said = {(None, body["error"]["type"], body["error"]["message"])}
+    for node_id, entry in body.get("node_errors", {}).items():
+        said.update((node_id, error["type"], error["message"]) for error in entry["errors"])
+    for problem in check_workflow(_sent_prompt(exchange), object_info):
+        if problem.node_id is None and problem.type in ("no_prompt", "invalid_prompt"):
+            continue  # no workflow the server could read: the client says what to pass
+        node = problem.node_id if (problem.node_id, problem.type, problem.message) in said \
+            else None
+        assert (node, problem.type, problem.message) in said
+
+
+@given(text=st.text(st.sampled_from("ab_-.,/ Cx…'"), max_size=80), width=st.integers(1, 30))
+def test_wrapping_keeps_every_character(text: str, width: int) -> None:
+    lines = _wrap(text, width)
+    assert all(len(line) <= width for line in lines)
+    assert _squeezed("".join(lines)) == _squeezed(text)
+    assert all(len(word) > width or any(word in line for line in lines)
+               for word in text.split())
 
 
 def test_bad_object_info_is_a_workflow_error() -> None:
@@ -293,4 +449,7 @@ def test_any_input_gives_problems_not_exceptions(object_info: dict[str, Any], ap
         return
     assert all(isinstance(problem, Problem) for problem in problems)
     if problems:
-        WorkflowInvalid(problems).table()
+        error = WorkflowInvalid(problems)
+        cells = _table_cells(error.table())
+        assert [_squeezed(row["message"]) for row in cells] == [
+            _squeezed(problem.full_message()) or "-" for problem in problems]
