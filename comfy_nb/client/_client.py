@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import provenance
-from .._config import resolve
+from .._config import resolve, url_argument
 from .._loop import LoopThread
 from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_identity
 from ..cache import settings as cache_settings
@@ -30,7 +30,14 @@ from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._describe import describe_connection
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
-from ._errors import AuthenticationError, ComfyError, ServerError, TransportError
+from ._errors import (
+    AuthenticationError,
+    ComfyError,
+    NotFoundError,
+    RequestError,
+    ServerError,
+    TransportError,
+)
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
 from ._transport import RetryPolicy, Transport
 from ._uploads import upload_payload
@@ -159,12 +166,21 @@ JobObserver = Callable[["AsyncClient", AsyncJob, _Staged, list[str]], "Awaitable
 job_observers: list[JobObserver] = []
 
 
+def _not_comfyui(where: str, status: int, what: str = "") -> RequestError:
+    """The error for a server that answers, but not as ComfyUI does."""
+    kind = NotFoundError if status == 404 else RequestError
+    return kind(f"{where} answered, but it is not a ComfyUI server (GET /api/system_stats "
+                f"gave {status}{what}): check the URL and port", status=status)
+
+
 class AsyncClient:
     """Talks to one ComfyUI server or Comfy Cloud. Use ``async with AsyncClient(...) as c``.
 
     Runs are cached (see :mod:`comfy_nb.cache`): ``run(..., cache=None)`` follows
     ``comfy_nb.cache.settings.enabled`` (on unless ``COMFY_NB_CACHE=off``); ``result_cache``
-    chooses the cache (default: :func:`comfy_nb.cache.default_cache`)."""
+    chooses the cache (default: :func:`comfy_nb.cache.default_cache`). ``timeout`` and
+    ``retry`` govern each request; ``connect_timeout`` bounds connecting (finding out what the
+    server is, opening the websocket), so a server that never answers fails fast."""
 
     def __init__(
         self,
@@ -174,6 +190,7 @@ class AsyncClient:
         dialect: str | None = None,
         websocket: bool = True,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         poll_interval: float = 1.0,
         cache_dir: str | Path | None = None,
@@ -183,12 +200,15 @@ class AsyncClient:
     ) -> None:
         if dialect not in (None, "local", "cloud"):
             raise ValueError("dialect must be 'local', 'cloud' or None (detect)")
+        if not connect_timeout > 0:
+            raise ValueError("connect_timeout must be a positive number of seconds")
         target = resolve(url, api_key)
         self._target = target
         self._api_key = target.api_key
         self._forced_dialect = dialect
         self._use_websocket = websocket
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._retry = retry or RetryPolicy()
         self.poll_interval = poll_interval
         self.client_id = client_id or uuid.uuid4().hex
@@ -280,11 +300,30 @@ class AsyncClient:
         return str(self._emulator.url)
 
     async def _detect_dialect(self) -> str:
+        """``"cloud"`` or ``"local"``, from ``/api/system_stats``; within ``connect_timeout``."""
         assert self._transport is not None
-        stats = (await self._transport.request("GET", "/api/system_stats",
-                                               what="reaching the server")).json()
-        system = stats.get("system", {}) if isinstance(stats, dict) else {}
-        self._stats = stats if isinstance(stats, dict) else None
+        where = self._transport.base_url
+        asking = self._transport.request("GET", "/api/system_stats", what="reaching the server")
+        try:
+            answer = await asyncio.wait_for(asking, self._connect_timeout)
+        except asyncio.TimeoutError:  # the transport turns its own timeouts into ComfyErrors
+            raise TransportError(
+                f"{where} did not answer within {self._connect_timeout:g} s: check the URL "
+                "and that the ComfyUI server is running (connect_timeout=... waits longer)"
+            ) from None
+        except RequestError as exc:
+            if exc.status in (404, 405):
+                raise _not_comfyui(where, exc.status) from None
+            raise
+        try:
+            stats = answer.json()
+        except ValueError:
+            stats = None
+        if not isinstance(stats, dict):
+            raise _not_comfyui(where, answer.status, " without system stats")
+        system = stats.get("system")
+        system = system if isinstance(system, dict) else {}
+        self._stats = stats
         version = system.get("cloud_version") or system.get("comfyui_version")
         self.server_version = str(version) if version else None
         return "cloud" if "cloud_version" in system else "local"
@@ -292,7 +331,8 @@ class AsyncClient:
     async def _open_socket(self) -> None:
         assert self._dialect is not None and self._transport is not None
         url = self._dialect.ws_url(self._transport.base_url, self.client_id, self._api_key)
-        self._socket = EventSocket(url, on_event=self._route, on_reconnect=self._resync)
+        self._socket = EventSocket(url, on_event=self._route, on_reconnect=self._resync,
+                                   open_timeout=self._connect_timeout)
         try:
             await self._socket.start()
         except ComfyError as exc:
@@ -898,6 +938,7 @@ class Client:
     notebooks, scripts and inside running event loops (it uses its own loop thread)."""
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
+        url_argument(url)  # a malformed URL fails here, before a thread starts
         self._loop = LoopThread()
         try:
             self._async = self._loop.run(self._make(url, options))

@@ -1,6 +1,7 @@
 """Every error the client raises, in one tree rooted at :class:`ComfyError`::
 
     ComfyError
+    ├── InvalidURL                the server URL is malformed (also a ValueError)
     ├── TransportError            the server could not be reached / the connection broke
     ├── RequestError              the server answered with an HTTP error
     │   ├── AuthenticationError   401: missing or wrong API key
@@ -20,7 +21,9 @@ Messages are short and say what to do next. They never contain an API key, a sig
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -48,6 +51,10 @@ class ComfyError(Exception):
         if not ComfyError.short_tracebacks:
             raise AttributeError("_render_traceback_")
         return lambda: [*self.notebook_lines(), FULL_TRACEBACK_HINT]
+
+
+class InvalidURL(ComfyError, ValueError):
+    """The server URL cannot be used: not http(s), credentials in it, a bad host or port."""
 
 
 class TransportError(ComfyError):
@@ -224,14 +231,37 @@ def _summary(body: Any) -> str:
         if "message" in body:
             return str(body["message"])
     if isinstance(body, str):
-        return body.strip()[:200]
+        return _text_summary(body)
     return ""
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _looks_like_html(text: str) -> bool:
+    """Whether an answer's text is an HTML page rather than a message."""
+    start = text.lstrip()[:200].lower()
+    return start.startswith(("<!doctype html", "<html", "<head", "<body")) or "<html" in start
+
+
+def _text_summary(text: str) -> str:
+    """One line of a text error body: an HTML page gives only its ``<title>``."""
+    if _looks_like_html(text):
+        title = _TITLE.search(text)
+        text = html.unescape(title.group(1)) if title else ""
+    return " ".join(text.split())[:200]
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with a full stop (not two)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def error_for_status(status: int, body: Any, *, retry_after: float | None = None,
                      what: str = "request") -> RequestError:
     """The error for an HTTP error answer. ``what`` names the operation for the message."""
-    detail = _summary(body)
+    detail = _summary(body).strip()
     suffix = f": {detail}" if detail else ""
     if status == 400 and isinstance(body, dict) and ("node_errors" in body or "error" in body):
         problems = node_errors_from(body)
@@ -246,12 +276,17 @@ def error_for_status(status: int, body: Any, *, retry_after: float | None = None
             f"{what} was refused (401): the API key is missing or wrong. Pass api_key=... or "
             "set COMFY_CLOUD_API_KEY.", status=status, body=body)
     if status == 402:
-        return PaymentRequiredError(
-            f"{what} was refused (402): not enough credits{suffix}. Add credits to your Comfy "
-            "account.", status=status, body=body)
+        reason = _sentence(detail) if detail else "not enough credits."
+        if "add credits" not in reason.lower():
+            reason += " Add credits to your Comfy account."
+        return PaymentRequiredError(f"{what} was refused (402): {reason}", status=status,
+                                    body=body)
     if status == 429:
-        wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-        return RateLimitError(f"{what} was rate limited (429){suffix}{wait}", body=body,
+        parts = [_sentence(detail)] if detail else []
+        if retry_after is not None:
+            parts.append(f"{'Retry' if parts else 'retry'} after {retry_after:g} s.")
+        reason = " ".join(parts) or "slow down and try again later."
+        return RateLimitError(f"{what} was rate limited (429): {reason}", body=body,
                               retry_after=retry_after)
     if status == 404:
         return NotFoundError(f"{what}: not found (404){suffix}", status=status, body=body)

@@ -15,6 +15,7 @@ import json as _json
 import logging
 import os
 import random
+import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -28,6 +29,7 @@ import httpx
 
 from ._errors import (
     ComfyError,
+    InvalidURL,
     RequestError,
     TransportError,
     body_of,
@@ -195,11 +197,16 @@ class Transport:
                  retry: RetryPolicy = RetryPolicy(), user_agent: str | None = None,
                  httpx_transport: Any = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
-        url = httpx.URL(base_url.strip().rstrip("/"))
+        try:
+            url = httpx.URL(base_url.strip().rstrip("/"))
+        except httpx.InvalidURL:
+            url = httpx.URL()
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http:// or https:// URL with a host")
-        if url.query or url.fragment:
-            raise ValueError("base_url must not carry a query string or a fragment")
+            raise InvalidURL("base_url must be an http:// or https:// URL with a host")
+        if url.query or url.fragment or url.userinfo:
+            raise InvalidURL("base_url must not carry credentials, a query string or a "
+                             "fragment")
+        _hide_signed_urls_in_httpx_logs()
         self._base_url = str(url).rstrip("/")
         self._origin = _origin(url)
         self._display = self._origin + url.path.rstrip("/")
@@ -456,6 +463,40 @@ class Transport:
         if isinstance(value, list):
             return [self._redact(item) for item in value]
         return value
+
+
+_SIGNED_QUERY = re.compile(
+    r"(?:^|&)(?:x-goog-|x-amz-|googleaccessid=|sig=|[^=&]*(?:signature|credential|token)[^=&]*=)",
+    re.IGNORECASE)
+
+
+def _without_signature(value: Any) -> Any:
+    """A URL (``httpx.URL`` or text) without its query string when that carries a signature,
+    a credential or a token; anything else unchanged."""
+    if isinstance(value, httpx.URL):
+        query = value.query.decode("ascii", errors="replace")
+        return value.copy_with(query=b"[redacted]") if _SIGNED_QUERY.search(query) else value
+    if isinstance(value, str) and "?" in value and value.startswith(("http://", "https://")):
+        head, _, query = value.partition("?")
+        return f"{head}?[redacted]" if _SIGNED_QUERY.search(query.partition("#")[0]) else value
+    return value
+
+
+class _SignedUrlFilter(logging.Filter):
+    """Takes signed query strings out of httpx's ``HTTP Request: GET <url>`` log lines: the
+    storage URLs that downloads on Comfy Cloud are redirected to grant access on their own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_without_signature(arg) for arg in record.args)
+        return True
+
+
+def _hide_signed_urls_in_httpx_logs() -> None:
+    """Install :class:`_SignedUrlFilter` on the ``httpx`` logger, once."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _SignedUrlFilter) for f in httpx_log.filters):
+        httpx_log.addFilter(_SignedUrlFilter())
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:

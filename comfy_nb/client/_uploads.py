@@ -65,6 +65,10 @@ def _encode_png(image: Any) -> bytes:
     else:
         import numpy as np
 
+        if not _array_like(image):
+            what = "None" if image is None else f"a value of type {type(image).__name__}"
+            raise TypeError(f"cannot upload {what}: pass a file path, bytes, a PIL image or "
+                            "a numpy array (HxW, HxWx3 or HxWx4)")
         array = np.asarray(image)
         if array.ndim == 4 and array.shape[0] == 1:  # a ComfyUI-style batch of one
             array = array[0]
@@ -79,3 +83,9 @@ def _encode_png(image: Any) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _array_like(value: Any) -> bool:
+    """Whether numpy can read ``value`` as an array of pixels (arrays, tensors, nested lists)."""
+    return (isinstance(value, (list, tuple)) or hasattr(value, "__array__")
+            or hasattr(value, "__array_interface__"))

@@ -872,6 +872,11 @@ async def test_bad_uploads_are_refused_locally(api: Api, tmp_path: Path) -> None
         await api.upload_image(np.zeros((2, 2, 2, 2)))
     with pytest.raises(ValueError, match="empty"):
         await api.upload_image(b"")
+    for value in (12345, None, {"image": 1}):
+        with pytest.raises(TypeError, match="pass a file path, bytes, a PIL image or a numpy "
+                                            "array") as caught:
+            await api.upload_image(value)
+        assert "shape" not in str(caught.value)
 
 
 # -- server information ---------------------------------------------------------------------------

@@ -22,12 +22,14 @@ import pytest
 from comfy_nb.client._errors import (
     AuthenticationError,
     ComfyError,
+    InvalidURL,
     NotFoundError,
     PaymentRequiredError,
     RateLimitError,
     ServerError,
     TransportError,
     ValidationError,
+    error_for_status,
 )
 from comfy_nb.client._transport import HttpResponse, RetryPolicy, Transport
 from comfy_nb.emulator import RunningEmulator, serve
@@ -256,7 +258,8 @@ async def test_no_credits_is_payment_required(cloud: RunningEmulator) -> None:
             await http.request("POST", "/api/prompt", json=workflow(), retry_unsafe=True,
                                what="submitting the workflow")
     assert caught.value.status == 402 and sleeps == []
-    assert str(caught.value).startswith("submitting the workflow was refused (402)")
+    assert str(caught.value) == ("submitting the workflow was refused (402): Insufficient "
+                                 "credits: add credits to your Comfy account.")
     assert_clean(caught.value, cloud)
 
 
@@ -267,7 +270,45 @@ async def test_rate_limited_submit_is_rate_limit_error(cloud: RunningEmulator) -
         with pytest.raises(RateLimitError) as caught:
             await http.request("POST", "/api/prompt", json=workflow())
     assert caught.value.retry_after == 1.0 and sleeps == [1.0]
+    assert str(caught.value) == ("POST /api/prompt was rate limited (429): Rate limit exceeded. "
+                                 "Please try again later. Retry after 1 s.")
     assert_clean(caught.value, cloud)
+
+
+def test_error_texts_read_as_sentences() -> None:
+    assert str(error_for_status(402, {}, what="submitting")) == (
+        "submitting was refused (402): not enough credits. Add credits to your Comfy account.")
+    assert str(error_for_status(402, {"message": "Balance is zero"}, what="submitting")) == (
+        "submitting was refused (402): Balance is zero. Add credits to your Comfy account.")
+    assert str(error_for_status(429, "", retry_after=2.5, what="submitting")) == (
+        "submitting was rate limited (429): retry after 2.5 s.")
+    assert str(error_for_status(429, {"error": "Too many requests!"}, what="x")) == (
+        "x was rate limited (429): Too many requests!")
+
+
+def test_html_error_bodies_give_their_title_or_nothing() -> None:
+    page = ("<!DOCTYPE html>\n<html>\n  <head><title>502 Bad &amp; Gateway</title></head>\n"
+            "  <body><h1>502</h1>\n<p>nginx</p></body>\n</html>\n")
+    assert str(error_for_status(502, page, what="GET /api/queue")) == (
+        "GET /api/queue failed on the server (502): 502 Bad & Gateway")
+    untitled = "<html><body>\n<p>Not here</p>\n</body></html>"
+    assert str(error_for_status(404, untitled, what="GET /x")) == "GET /x: not found (404)"
+    assert str(error_for_status(500, "line one\n  line two\n", what="y")) == (
+        "y failed on the server (500): line one line two")
+
+
+async def test_an_html_error_page_stays_out_of_the_message() -> None:
+    page = b"<!DOCTYPE HTML>\n<html lang='en'><head><title>Error response</title></head>\n" \
+           b"<body><h1>Error response</h1><p>Error code: 404</p></body></html>\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, content=page, headers={"Content-Type": "text/html"})
+
+    async with Transport("https://api.test", httpx_transport=httpx.MockTransport(handler)) as http:
+        with pytest.raises(NotFoundError) as caught:
+            await http.request("GET", "/api/system_stats")
+    assert str(caught.value) == "GET /api/system_stats: not found (404): Error response"
+    assert caught.value.body.startswith("<!DOCTYPE HTML>")  # all of it, for whoever wants it
 
 
 async def test_missing_file_is_not_found(server: RunningEmulator, tmp_path: Path) -> None:
@@ -520,6 +561,14 @@ async def test_short_body_and_echoing_storage_errors(tmp_path: Path) -> None:
     assert "storage.test" not in str(refused.value) and "X-Goog" not in str(refused.value)
 
 
+def test_a_malformed_base_url_is_invalid_url() -> None:
+    for base_url in ("ftp://api.test", "https://user:pw@api.test", "https://api.test/?a=1",
+                     "http://127.0.0.1:abc"):
+        with pytest.raises(InvalidURL) as caught:
+            Transport(base_url)
+        assert isinstance(caught.value, ValueError) and "pw" not in str(caught.value)
+
+
 async def test_paths_must_stay_on_the_api_server() -> None:
     recorder = Recorder()
     async with mocked(recorder) as http:
@@ -551,3 +600,16 @@ async def test_repr_and_logs_never_show_the_key(
     for text in (caplog.text, repr(http)):
         assert KEY not in text and "X-Goog" not in text and cloud.storage_url not in text
         assert "filename=" not in text
+
+
+async def test_httpx_request_logs_never_show_a_signed_url(
+        cloud: RunningEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    async with transport(cloud, Sleeps()) as http:
+        file = await run_workflow(http, cloud)
+        assert await http.download("/api/view", file) == on_disk(cloud, file)
+    storage_lines = [r.getMessage() for r in caplog.records
+                     if r.name == "httpx" and cloud.storage_url in r.getMessage()]
+    assert storage_lines and all("?[redacted]" in line for line in storage_lines)
+    assert "X-Goog" not in caplog.text
+    assert "filename=" in caplog.text  # queries without a signature are left alone
