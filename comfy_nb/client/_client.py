@@ -33,6 +33,7 @@ from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
 from ._errors import (
     AuthenticationError,
     ComfyError,
+    JobTimeout,
     NotFoundError,
     RequestError,
     ServerError,
@@ -735,6 +736,9 @@ class AsyncClient:
         job = await self.submit(workflow, cache=cache, **submit_options)
         try:
             result = await job.wait(timeout)
+        except JobTimeout as exc:
+            cancelled = await asyncio.shield(self._cancel_quietly(job.id))
+            raise JobTimeout(job.id, exc.timeout, cancelled=cancelled) from None
         except (asyncio.CancelledError, KeyboardInterrupt, TimeoutError):
             await asyncio.shield(self._cancel_quietly(job.id))
             raise
@@ -753,11 +757,14 @@ class AsyncClient:
         ticket = await self._ticket(staged, True)
         return None if ticket is None else await self._lookup(ticket, staged)
 
-    async def _cancel_quietly(self, prompt_id: str) -> None:
+    async def _cancel_quietly(self, prompt_id: str) -> bool:
+        """Cancel a job, logging (not raising) a failure; whether the server took the cancel."""
         try:
             await self.cancel(prompt_id)
         except ComfyError as exc:
             log.warning("comfy_nb: could not cancel job %s: %s", prompt_id, exc)
+            return False
+        return True
 
     async def job(self, prompt_id: str) -> AsyncJob:
         """Follow a job submitted earlier (by this or another client)."""
@@ -995,6 +1002,9 @@ class Client:
         job = self.submit(workflow, cache=cache, **options)
         try:
             result = job.wait(timeout)
+        except JobTimeout as exc:
+            cancelled = self._run(self._async._cancel_quietly(job.id), timeout=30)
+            raise JobTimeout(job.id, exc.timeout, cancelled=cancelled) from None
         except (KeyboardInterrupt, TimeoutError):
             self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise

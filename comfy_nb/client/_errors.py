@@ -176,13 +176,22 @@ class JobLost(ComfyError):
 
 
 class JobTimeout(ComfyError, TimeoutError):
-    """Waiting for a job took longer than the timeout. The job itself may still run."""
+    """Waiting for a job took longer than the timeout. ``cancelled``: True if the job was
+    cancelled on the server because of it, False if cancelling it failed, None if it was left
+    running (``job.wait(timeout)``)."""
 
-    def __init__(self, prompt_id: str, timeout: float) -> None:
-        super().__init__(f"job {prompt_id} did not finish within {timeout:g} s; it may still "
-                         "be running (cancel it with job.cancel())")
+    def __init__(self, prompt_id: str, timeout: float, cancelled: bool | None = None) -> None:
+        if cancelled is None:
+            ending = "; it may still be running (cancel it with job.cancel())"
+        elif cancelled:
+            ending = " and was cancelled on the server"
+        else:
+            ending = (" and could not be cancelled; it may still be running "
+                      f"(client.cancel({prompt_id!r}))")
+        super().__init__(f"job {prompt_id} did not finish within {timeout:g} s{ending}")
         self.prompt_id = prompt_id
         self.timeout = timeout
+        self.cancelled = cancelled
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -669,6 +669,9 @@ async def test_run_timeout_cancels_the_remote_job(api: Api) -> None:
     with raises(JobTimeout, api) as caught:
         await api.run(invert(), timeout=0.4)
     prompt_id = caught.value.prompt_id
+    assert caught.value.cancelled is True
+    assert str(caught.value) == (f"job {prompt_id} did not finish within 0.4 s and was "
+                                 "cancelled on the server")
     await eventually(lambda: _queue_empty(api), "the queue empties")
     listed = [j for j in await api.jobs(50) if j["id"] == prompt_id]
     assert all(j["status"] == JobStatus.CANCELLED.value for j in listed)
