@@ -149,10 +149,15 @@ class _ProgressLine:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .client import ComfyError
+    from .client import ComfyError, InvalidURL
+    from .result import folder_problem
     from .workflow import Workflow, WorkflowError
     from .workflows import bundled
 
+    problem = folder_problem(args.out)
+    if problem is not None:
+        print(f"comfy-nb run: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
         source = bundled("txt2img") if args.workflow is None else args.workflow
         workflow = Workflow.load(source)
@@ -166,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _client(args) as client:
             return _run_with(client, workflow, overrides, args)
+    except InvalidURL as exc:
+        print(f"comfy-nb run: {exc}", file=sys.stderr)
+        return 2
     except ComfyError as exc:
         print(f"comfy-nb run: {exc}", file=sys.stderr)
         return 1
@@ -197,7 +205,12 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
             print(f"comfy-nb run: cancelled {job.id}", file=sys.stderr)
         return 1
     line.close()
-    files = result.save(args.out)
+    try:
+        files = result.save(args.out)
+    except OSError as exc:
+        print(f"comfy-nb run: job {job.id} succeeded, but its outputs were not saved: {exc}",
+              file=sys.stderr)
+        return 1
     for node_id, texts in result.text.items():
         for text in texts:
             print(f"node {node_id}: {text}")
@@ -207,11 +220,14 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
 
 
 def show_queue(args: argparse.Namespace) -> int:
-    from .client import ComfyError
+    from .client import ComfyError, InvalidURL
 
     try:
         with _client(args) as client:
             entries = client.queue()
+    except InvalidURL as exc:
+        print(f"comfy-nb queue: {exc}", file=sys.stderr)
+        return 2
     except ComfyError as exc:
         print(f"comfy-nb queue: {exc}", file=sys.stderr)
         return 1
@@ -224,7 +240,7 @@ def show_queue(args: argparse.Namespace) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
-    from .client import ComfyError
+    from .client import ComfyError, InvalidURL
 
     if not args.ids and not args.all:
         print("comfy-nb cancel: name job ids, or --all", file=sys.stderr)
@@ -237,6 +253,9 @@ def cancel(args: argparse.Namespace) -> int:
                 print("cleared the queue and interrupted the running job")
                 return 0
             missing = [job_id for job_id in args.ids if not client.cancel(job_id)]
+    except InvalidURL as exc:
+        print(f"comfy-nb cancel: {exc}", file=sys.stderr)
+        return 2
     except ComfyError as exc:
         print(f"comfy-nb cancel: {exc}", file=sys.stderr)
         return 1

@@ -390,7 +390,11 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
 
 
-def _load(path: str | os.PathLike[str]) -> _Loaded:
+def _load(path: str | os.PathLike[str], *, require_definitions: bool = True) -> _Loaded:
+    """The recording in ``path``; ReplayError if it is missing or damaged. Every recording
+    with runs has the node definitions its cells are staged and checked with (``--set``,
+    sweeps, editor workflows need them): a missing file is damage, refused here rather than
+    by every cell."""
     folder = Path(path)
     index_path = folder / INDEX
     if not index_path.is_file():
@@ -407,12 +411,19 @@ def _load(path: str | os.PathLike[str]) -> _Loaded:
     runs = [RecordedRun.load(folder / str(entry["folder"])) for entry in index.get("jobs", [])
             if isinstance(entry, dict) and _FOLDER.match(str(entry.get("folder", "")))]
     object_info = None
+    if runs and require_definitions and not (folder / NODE_DEFINITIONS).is_file():
+        raise ReplayError(f"the recording {os.fspath(path)!r} is incomplete: "
+                          f"{NODE_DEFINITIONS} (the server's node definitions) is missing; "
+                          "restore it, or record the notebook again")
     if (folder / NODE_DEFINITIONS).is_file():
         try:
             found = _read_json(folder / NODE_DEFINITIONS)
         except (OSError, ValueError) as exc:
             raise ReplayError(f"{folder / NODE_DEFINITIONS} cannot be read ({exc})") from None
-        object_info = found if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            raise ReplayError(f"{folder / NODE_DEFINITIONS} holds no node definitions; restore "
+                              "it, or record the notebook again")
+        object_info = found
     return _Loaded(path=folder, shown_as=os.fspath(path), created=str(index.get("created", "")),
                    server=dict(index.get("server") or {}), runs=runs, object_info=object_info)
 
@@ -500,6 +511,7 @@ class Recording:
                 not child.name.startswith(".") for child in self.path.iterdir()):
             raise FileExistsError(f"{self._shown_as!r} holds files but no recording; record "
                                   "into a new or empty folder")
+        self._check_writable()
         self._lock = threading.Lock()  # state shared by event loops and the caller
         self._write_lock = threading.Lock()  # one job written at a time
         self._active = False
@@ -517,7 +529,7 @@ class Recording:
 
     def _adopt(self) -> None:
         """Continue the recording already in the folder (``append=True``)."""
-        loaded = _load(self.path)
+        loaded = _load(self.path, require_definitions=False)
         self._index = _read_json(self.path / INDEX)
         self._node_definitions = dict(loaded.object_info or {})
         for run in loaded.runs:
@@ -526,6 +538,19 @@ class Recording:
             match = _FOLDER.match(run.name)
             if match:
                 self._next = max(self._next, int(match.group(1)) + 1)
+
+    def _check_writable(self) -> None:
+        """Make the folder and write (then remove) a probe file in it, so a folder that cannot
+        hold the recording is refused now rather than at the first job."""
+        probe = self.path / f".comfy_nb-probe-{secrets.token_hex(4)}"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise type(exc)(f"cannot record into {self._shown_as!r}: {reason}; record into a "
+                            "folder you can write to") from None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -753,7 +778,8 @@ class Recording:
                 shutil.rmtree(staging, ignore_errors=True)
             self._stored.setdefault(key, []).append((capture.status, hashes))
             self.written.append(folder)
-            if not set(capture.node_definitions) <= set(self._node_definitions):
+            if not set(capture.node_definitions) <= set(self._node_definitions) \
+                    or not (self.path / NODE_DEFINITIONS).is_file():  # even with none known
                 self._node_definitions.update(capture.node_definitions)
                 _write_text(self.path / NODE_DEFINITIONS,
                             _dump(dict(sorted(self._node_definitions.items())), sort_keys=False))
@@ -846,9 +872,9 @@ def _closest(form: dict[str, Any], runs: list[RecordedRun]) -> RecordedRun | Non
                    if isinstance(node, dict) and isinstance(run.form.get(node_id), dict)
                    and run.form[node_id].get("class_type") == node.get("class_type"))
         structure = len(form) + len(run.form) - 2 * same
-        inputs = sum(1 for node_id, node in form.items()
-                     if isinstance(node, dict) and isinstance(run.form.get(node_id), dict)
-                     and node.get("inputs") != run.form[node_id].get("inputs"))
+        inputs = sum(_differing_inputs(node, run.form[node_id])
+                     for node_id, node in form.items()
+                     if isinstance(node, dict) and isinstance(run.form.get(node_id), dict))
         return structure, inputs
 
     best: RecordedRun | None = None
@@ -858,6 +884,15 @@ def _closest(form: dict[str, Any], runs: list[RecordedRun]) -> RecordedRun | Non
         if best_score is None or current <= best_score:
             best, best_score = run, current
     return best
+
+
+def _differing_inputs(node: dict[str, Any], other: dict[str, Any]) -> int:
+    """How many inputs of two nodes differ (present in one only, or with other values)."""
+    mine, theirs = node.get("inputs"), other.get("inputs")
+    mine = mine if isinstance(mine, dict) else {}
+    theirs = theirs if isinstance(theirs, dict) else {}
+    return sum(1 for name in set(mine) | set(theirs)
+               if name not in mine or name not in theirs or mine[name] != theirs[name])
 
 
 def _url_inputs(workflow: WorkflowLike, wanted: Mapping[str, Any],

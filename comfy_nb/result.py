@@ -33,7 +33,8 @@ from . import provenance
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["FileSource", "OutputFile", "Result", "add_png_prompt", "safe_filename"]
+__all__ = ["FileSource", "OutputFile", "Result", "add_png_prompt", "folder_problem",
+           "safe_filename"]
 
 # -- kinds and MIME types ------------------------------------------------------------------------
 
@@ -563,9 +564,35 @@ def _atomic_write(target: Path, data: bytes, *, overwrite: bool) -> bool:
             tmp.unlink()
 
 
+def folder_problem(directory: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be saved into ``directory`` (made if missing), or None; nothing is
+    created. ``"is a file, not a folder"``, ``"afile is a file, not a folder"`` (a folder above
+    it), ``"cannot be written to (permission denied)"``."""
+    found = _folder_check(Path(directory))
+    return found[1] if found is not None else None
+
+
+def _folder_check(path: Path) -> tuple[type[OSError], str] | None:
+    for current in (path, *path.parents):
+        if current.is_dir():
+            if os.access(current, os.W_OK | os.X_OK):
+                return None
+            where = "cannot be written to" if current == path else f"cannot be made in {current}"
+            return PermissionError, f"{where} (permission denied)"
+        if current.exists() or current.is_symlink():
+            what = "is a file" if current.is_file() else "exists"
+            subject = "" if current == path else f"{current} "
+            return NotADirectoryError, f"{subject}{what}, not a folder"
+    return None
+
+
 def _write_file(directory: str | os.PathLike[str], name: str, data: bytes, *, overwrite: bool,
                 reserved: set[Path] | None = None) -> Path:
     folder = Path(directory)
+    problem = _folder_check(folder)
+    if problem is not None:
+        error, reason = problem
+        raise error(f"cannot save into {os.fspath(directory)!r}: {reason}")
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
     base = safe_filename(name)

@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import itertools
 import logging
+import math
 import os
 import sys
 import time
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from .client._client import AsyncClient, Client
 
 __all__ = [
+    "MAX_JOBS",
     "TIER_CONCURRENCY",
     "AsyncSweep",
     "Sweep",
@@ -57,6 +59,7 @@ __all__ = [
     "asweep",
     "combinations",
     "format_params",
+    "job_count",
     "parse_sweep_values",
     "resolve_concurrency",
     "settings",
@@ -69,6 +72,8 @@ log = logging.getLogger("comfy_nb")
 TIER_CONCURRENCY = {"standard": 1, "creator": 3, "pro": 5}
 TIER_VARIABLE = "COMFY_CLOUD_TIER"
 MODES = ("product", "zip")
+#: the most jobs a sweep runs unless ``max_jobs=`` allows more (preparing one takes a few ms)
+MAX_JOBS = 1000
 
 #: what an item's status may be: not submitted yet, on the server, or ended
 WAITING, QUEUED, RUNNING = "waiting", "queued", "running"
@@ -106,10 +111,12 @@ class SweepTimeout(ComfyError, TimeoutError):
 # -- combinations --------------------------------------------------------------------------------
 
 
-def _axes(values: Mapping[str, Any] | None,
-          named: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
-    """``[(name, [value, ...]), ...]``: the dict first, then the keyword arguments."""
-    axes: list[tuple[str, list[Any]]] = []
+def _axes(values: Mapping[str, Any] | None, named: Mapping[str, Any], mode: str = "product",
+          max_jobs: int | None = None) -> list[tuple[str, list[Any]]]:
+    """``[(name, [value, ...]), ...]``: the dict first, then the keyword arguments. The number
+    of jobs is checked against ``max_jobs`` before the values are listed (a huge ``range`` is
+    refused at once)."""
+    given_axes: list[tuple[str, Collection[Any]]] = []
     seen: set[str] = set()
     for source in (values or {}, named):
         if not isinstance(source, Mapping):
@@ -124,15 +131,32 @@ def _axes(values: Mapping[str, Any] | None,
                 raise TypeError(f"{name}= takes a list of values to sweep ({name}=[1, 2, 3]), "
                                 f"not {type(given).__name__}; fixed values go into "
                                 "overrides={...}")
-            listed = list(given)
-            if not listed:
+            if not len(given):
                 raise ValueError(f"{name}= has no values to sweep")
             seen.add(name)
-            axes.append((name, listed))
-    if not axes:
+            given_axes.append((name, given))
+    if not given_axes:
         raise ValueError("nothing to sweep: give lists of values, e.g. "
                          "sweep(workflow, seed=[1, 2, 3], cfg=[4.0, 7.0])")
-    return axes
+    count = job_count({name: len(given) for name, given in given_axes}, mode)
+    if max_jobs is not None and count > max_jobs:
+        raise ValueError(f"this sweep would run {count} jobs, more than max_jobs={max_jobs}; "
+                         f"pass max_jobs={count} (or None) to run them all")
+    return [(name, list(given)) for name, given in given_axes]
+
+
+def job_count(lengths: Mapping[str, int], mode: str = "product") -> int:
+    """How many jobs a sweep of lists of these lengths runs (``zip`` needs equal lengths)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'product' or 'zip', not {mode!r}")
+    if mode == "zip":
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"{name}: {size}" for name, size in lengths.items())
+            raise ValueError(f"mode='zip' pairs the i-th values of every parameter, so the lists "
+                             f"must be equally long ({sizes}); use mode='product' for every "
+                             "combination")
+        return next(iter(lengths.values()), 0)
+    return math.prod(lengths.values())
 
 
 def combinations(axes: Sequence[tuple[str, Sequence[Any]]], mode: str = "product"
@@ -140,17 +164,9 @@ def combinations(axes: Sequence[tuple[str, Sequence[Any]]], mode: str = "product
     """Every combination as ``(position, {name: value})``. ``position`` holds each axis's value
     index (``product``: the first axis changes slowest; ``zip``: the i-th value of every axis,
     which needs lists of equal length)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'product' or 'zip', not {mode!r}")
+    count = job_count({name: len(values) for name, values in axes}, mode)
     names = [name for name, _ in axes]
     if mode == "zip":
-        lengths = {name: len(values) for name, values in axes}
-        if len(set(lengths.values())) > 1:
-            sizes = ", ".join(f"{name}: {size}" for name, size in lengths.items())
-            raise ValueError(f"mode='zip' pairs the i-th values of every parameter, so the lists "
-                             f"must be equally long ({sizes}); use mode='product' for every "
-                             "combination")
-        count = len(axes[0][1])
         return [((i,) * len(axes), {name: values[i] for name, values in axes})
                 for i in range(count)]
     ranges = [range(len(values)) for _, values in axes]
@@ -170,17 +186,19 @@ def format_params(params: Mapping[str, Any], separator: str = ", ") -> str:
     return separator.join(f"{name}={_value_text(value)}" for name, value in params.items())
 
 
-def parse_sweep_values(items: Sequence[str], flag: str = "--sweep") -> dict[str, list[Any]]:
+def parse_sweep_values(items: Sequence[str],
+                       flag: str = "--sweep") -> dict[str, Sequence[Any]]:
     """``["seed=1,2,3", "cfg=4.0,7.0"]`` (what ``%%comfy_run --sweep`` takes) as
     ``{"seed": [1, 2, 3], "cfg": [4.0, 7.0]}``.
 
     Values are separated by commas and read as JSON when they parse (``4.0``, ``true``,
-    ``"quoted, text"``), as text otherwise; ``1..5`` is the integers 1 to 5; a JSON list
+    ``"quoted, text"``), as text otherwise; ``1..5`` is the integers 1 to 5 (kept as a
+    ``range``, so a huge one costs nothing until it is refused); a JSON list
     (``'text=["a, b", "c"]'``) is taken as it is. The name is everything before the first ``=``.
     """
     import json
 
-    parsed: dict[str, list[Any]] = {}
+    parsed: dict[str, Sequence[Any]] = {}
     for item in items:
         name, separator, text = item.partition("=")
         name = name.strip()
@@ -190,7 +208,7 @@ def parse_sweep_values(items: Sequence[str], flag: str = "--sweep") -> dict[str,
         if name in parsed:
             raise ValueError(f"{flag}: {name!r} is given twice")
         text = text.strip()
-        values: list[Any]
+        values: Sequence[Any]
         if text.startswith("["):
             try:
                 loaded = json.loads(text)
@@ -204,7 +222,7 @@ def parse_sweep_values(items: Sequence[str], flag: str = "--sweep") -> dict[str,
             low, high = (int(part) for part in text.split("..", 1))
             if high < low:
                 raise ValueError(f"{flag} {name}={text}: the range is empty")
-            values = list(range(low, high + 1))
+            values = range(low, high + 1)
         else:
             values = [_json_or_text(part) for part in _split_commas(text)]
         if not values:
@@ -391,7 +409,8 @@ class _SweepData:
     @property
     def results(self) -> list[Result]:
         """The results of the jobs that succeeded, in combination order."""
-        return [item.result for item in self.items if item.result is not None]
+        return [item.result for item in self.items
+                if item.result is not None and item.status == SUCCEEDED]
 
     @property
     def errors(self) -> list[tuple[SweepItem, BaseException]]:
@@ -537,7 +556,8 @@ class AsyncSweep(_SweepData):
         """Expand and check every combination before anything is submitted. Names that do not
         resolve raise :class:`ParameterError`; a combination the server's node definitions
         reject becomes a failed item (its cell shows why), unless every one is rejected: then
-        the first :class:`WorkflowInvalid` is raised."""
+        the first :class:`WorkflowInvalid` is raised. Cancelling the awaiting task stops it
+        between two combinations."""
         client = self.client
         base, _ = await client._prepare(self.workflow, dict(self.overrides), False)
         object_info = await client.object_info()
@@ -560,6 +580,7 @@ class AsyncSweep(_SweepData):
         items: list[SweepItem] = []
         rejected: list[WorkflowInvalid] = []
         for index, (position, params) in enumerate(combos):
+            await asyncio.sleep(0)  # checking is CPU work: let a cancellation in between
             item = SweepItem(index, position, dict(params), dict(params))
             try:
                 _, seeds = await client._prepare(base, dict(params), self.validate)
@@ -721,10 +742,7 @@ class Sweep(_SweepData):
         raises :class:`SweepTimeout`."""
         future = self._loop.submit(self._core.wait(timeout))
         try:
-            # in slices, so an interrupt is seen even when no signal wakes the wait
-            while not concurrent.futures.wait([future], 0.1).done:
-                pass
-            future.result()  # SweepTimeout, or what broke the scheduler
+            _wait_interruptibly(future)  # SweepTimeout, or what broke the scheduler
             return self
         except KeyboardInterrupt:
             future.cancel()
@@ -744,6 +762,14 @@ class Sweep(_SweepData):
 
 
 # -- entry points --------------------------------------------------------------------------------
+
+
+def _wait_interruptibly(future: concurrent.futures.Future[Any]) -> Any:
+    """``future.result()``, waiting in slices so an interrupt is seen even when no signal
+    wakes the wait."""
+    while not concurrent.futures.wait([future], 0.1).done:
+        pass
+    return future.result()
 
 
 def resolve_concurrency(dialect: str, concurrency: int | None = None,
@@ -781,24 +807,23 @@ async def asweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = Non
                  tier: str | None = None, overrides: Mapping[str, Any] | None = None,
                  validate: bool = True, cache: bool | None = None, wait: bool = True,
                  timeout: float | None = None, submit_options: Mapping[str, Any] | None = None,
-                 **named: Sequence[Any]) -> AsyncSweep:
+                 max_jobs: int | None = MAX_JOBS, **named: Sequence[Any]) -> AsyncSweep:
     """:func:`sweep` for an :class:`~comfy_nb.AsyncClient` (``client`` is required). Cancelling
     the awaiting task cancels the sweep's jobs on the server."""
-    axes = _axes(values, named)
-    combinations(axes, mode)  # the mode and zip lengths, before connecting
+    axes = _axes(values, named, mode, max_jobs)  # before connecting
     await client.open()
     core = AsyncSweep(client, workflow, axes, mode,
                       concurrency=resolve_concurrency(client.dialect, concurrency, tier),
                       overrides=overrides, validate=validate, cache=cache,
                       submit_options=submit_options)
-    await core.prepare()
-    core.start()
-    if wait:
-        try:
+    try:
+        await core.prepare()
+        core.start()
+        if wait:
             await core.wait(timeout)
-        except asyncio.CancelledError:
-            await asyncio.shield(core.cancel())
-            raise
+    except asyncio.CancelledError:
+        await asyncio.shield(core.cancel())
+        raise
     return core
 
 
@@ -807,7 +832,7 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
           tier: str | None = None, overrides: Mapping[str, Any] | None = None,
           validate: bool = True, cache: bool | None = None, wait: bool = True,
           timeout: float | None = None, progress: str | None = None, save: str | None = None,
-          submit_options: Mapping[str, Any] | None = None,
+          submit_options: Mapping[str, Any] | None = None, max_jobs: int | None = MAX_JOBS,
           **named: Sequence[Any]) -> Sweep:
     """Run ``workflow`` once per combination of values and collect the outcomes::
 
@@ -821,12 +846,15 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     every combination (the first parameter changes slowest), ``"zip"`` the i-th values together
     (equal lengths). ``overrides`` are fixed for every job.
 
-    Every combination is checked before anything is submitted: an unknown name raises
-    :class:`ParameterError`; a combination the node definitions reject fails alone (its cell
-    says why). Then at most ``concurrency`` jobs are in flight (submitted and unfinished) at
-    once; see :func:`resolve_concurrency` for the default. A failing job keeps its error in its
-    item; the others carry on. Interrupting the wait cancels every job of the sweep on the
-    server; ``timeout`` (seconds, whole sweep) does too and raises :class:`SweepTimeout`.
+    A sweep of more than ``max_jobs`` jobs (:data:`MAX_JOBS`, 1000) is refused before
+    connecting; pass a larger number (or None) to run it. Every combination is checked before
+    anything is submitted: an unknown name raises :class:`ParameterError`; a combination the
+    node definitions reject fails alone (its cell says why); interrupting the check stops it
+    with nothing submitted. Then at most ``concurrency`` jobs are in flight (submitted and
+    unfinished) at once; see :func:`resolve_concurrency` for the default. A failing job keeps
+    its error in its item; the others carry on. Interrupting the wait cancels every job of the
+    sweep on the server; ``timeout`` (seconds, whole sweep) does too and raises
+    :class:`SweepTimeout`.
     ``cache`` is :meth:`Client.run`'s: None follows the result cache's global setting, so an
     identical combination run before comes back at once (``"random"`` seeds never hit it).
 
@@ -836,19 +864,21 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     full-size files are saved (``save``, default the notebook's ``output_dir``) and the panel
     becomes the labelled grid. ``wait=False`` returns at once (the sweep runs on).
     """
-    axes = _axes(values, named)
-    combinations(axes, mode)
+    axes = _axes(values, named, mode, max_jobs)
     client = client if client is not None else _default_client()
     async_client = client.async_client
     core = AsyncSweep(async_client, workflow, axes, mode,
                       concurrency=resolve_concurrency(client.dialect, concurrency, tier),
                       overrides=overrides, validate=validate, cache=cache,
                       submit_options=submit_options, wrap=lambda job: Job(job, client._loop))
+    starting = client._loop.submit(_prepare_and_start(core))
     try:
-        client._loop.run(_prepare_and_start(core))
-    except KeyboardInterrupt:  # interrupted as it started: cancel whatever was submitted
-        if core._task is not None:
-            client._loop.run(core.cancel(), timeout=60)
+        _wait_interruptibly(starting)
+    except KeyboardInterrupt:
+        # interrupted while checking or starting: stop the check on the loop (it yields between
+        # combinations), then cancel whatever was submitted
+        starting.cancel()
+        client._loop.run(core.cancel(), timeout=60)
         raise
     result = Sweep(core, client._loop)
     backend = _progress_backend(progress)

@@ -27,6 +27,18 @@ def test_run_writes_the_default_image(tmp_path: Path, capsys: object) -> None:
     assert not list(out.glob(".*.part"))
 
 
+def test_run_refuses_a_file_as_the_output_folder_before_running(tmp_path: Path,
+                                                                capsys: object) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out in (afile, afile / "sub"):
+        assert main(["run", "--emulator", "--out", str(out), "--step-delay", "0"]) == 2
+        err = capsys.readouterr().err  # type: ignore[attr-defined]
+        assert f"--out {out}: " in err and "is a file, not a folder" in err
+        assert "queued" not in err and "Traceback" not in err  # nothing ran
+    assert afile.read_text() == "mine"
+
+
 def test_run_reports_a_rejected_workflow(tmp_path: Path, capsys: object) -> None:
     workflow = tmp_path / "bad.json"
     workflow.write_text(json.dumps({"1": {"class_type": "EmptyImage", "inputs": {
@@ -137,3 +149,11 @@ def test_queue_and_cancel_commands(capsys: object) -> None:
         assert main(["cancel", "--all", "--url", server.url]) == 0
         assert main(["queue", "--url", server.url]) == 0
         assert "the queue is empty" in capsys.readouterr().out  # type: ignore[attr-defined]
+
+
+def test_a_malformed_url_is_a_usage_error(capsys: object) -> None:
+    for command in (["queue"], ["cancel", "--all"], ["run", "--out", "unused"]):
+        assert main([*command, "--url", "http://127.0.0.1:99999"]) == 2
+        err = capsys.readouterr().err  # type: ignore[attr-defined]
+        assert err == (f"comfy-nb {command[0]}: 'http://127.0.0.1:99999' has an invalid port: "
+                       "use a number from 1 to 65535\n")

@@ -650,3 +650,49 @@ def test_public_names() -> None:
     assert issubclass(ReplayMismatch, comfy_nb.ComfyError)
     assert issubclass(ReplayClient, comfy_nb.Client)
 
+
+
+# -- damage and mistakes -------------------------------------------------------------------------
+
+
+def test_the_closest_run_is_the_one_differing_in_fewest_inputs(server: RunningEmulator,
+                                                                folder: Path) -> None:
+    one_off = solid(6)  # differs from the run below in its color only
+    two_off = solid(5)
+    two_off["1"]["inputs"].update(width=16, height=16)  # the same node, two other inputs
+    with comfy_nb.connect(server.url) as live, comfy_nb.record(folder):
+        live.run(one_off, timeout=WAIT)
+        live.run(two_off, timeout=WAIT)  # recorded last: it wins ties
+    with comfy_nb.replay(folder) as replayed, pytest.raises(ReplayMismatch) as caught:
+        replayed.run(solid(5), timeout=WAIT)
+    assert caught.value.closest is not None and caught.value.closest.startswith("01-")
+    assert caught.value.differences == ["Canvas.color: recorded 6, now 5"]
+
+
+def test_recording_into_a_place_that_cannot_be_written_is_refused_at_once(
+        tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(OSError, match=r"cannot record into '.*afile/rec': .*; record into a "
+                                      "folder you can write to"):
+        comfy_nb.record(afile / "rec")
+    if Path("/proc/self").is_dir():
+        with pytest.raises(OSError, match="cannot record into '/proc/rec'"):
+            comfy_nb.record("/proc/rec")
+    assert client_module.job_observers == []  # nothing was started
+    made = comfy_nb.record(tmp_path / "new" / "rec")  # made and probed, the probe removed
+    made.stop()
+    assert list((tmp_path / "new" / "rec").iterdir()) == []
+
+
+def test_a_recording_without_its_node_definitions_is_refused(server: RunningEmulator,
+                                                             folder: Path) -> None:
+    with comfy_nb.connect(server.url) as live, comfy_nb.record(folder):
+        live.run(solid(), timeout=WAIT)
+    (folder / "object_info.json").unlink()
+    with pytest.raises(ReplayError, match=r"is incomplete: object_info.json .* is missing"):
+        comfy_nb.replay(folder)
+    with comfy_nb.connect(server.url) as live, comfy_nb.record(folder, append=True):
+        live.run(solid(2), timeout=WAIT)  # appending writes them again
+    with comfy_nb.replay(folder) as replayed:
+        assert replayed.run(solid(), timeout=WAIT).images

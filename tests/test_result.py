@@ -13,7 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image
 
-from comfy_nb.result import FileSource, OutputFile, Result, add_png_prompt, safe_filename
+from comfy_nb.result import (
+    FileSource,
+    OutputFile,
+    Result,
+    add_png_prompt,
+    folder_problem,
+    safe_filename,
+)
 
 RUNS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "comfyui" / "runs"
 
@@ -435,6 +442,21 @@ def test_result_save_downloads_everything_before_writing(tmp_path: Path) -> None
         result.save(tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+def test_saving_into_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
+    result, _ = run_result("audio_empty_save")
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(NotADirectoryError, match=r"'.*afile': is a file, not a folder"):
+        result.save(afile)
+    with pytest.raises(NotADirectoryError, match=r"afile/sub': .*afile is a file, not a folder"):
+        result.save(afile / "sub")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        asyncio.run(result.files[0].asave(afile))
+    assert afile.read_text() == "mine"
+    assert folder_problem(afile) == "is a file, not a folder"
+    assert folder_problem(tmp_path / "new" / "deeper") is None  # made when saving
 
 
 def test_a_failing_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -255,9 +255,10 @@ def test_combinations_product_and_zip() -> None:
 
 
 def test_parse_sweep_values() -> None:
-    assert parse_sweep_values(["seed=1,2,3", "cfg=4.0, 7.5", "steps=1..3",
-                               'Positive Prompt.text="a fox, red",a cat',
-                               'sampler_name=["euler", "ddim"]', "flag=true,false"]) == {
+    parsed = parse_sweep_values(["seed=1,2,3", "cfg=4.0, 7.5", "steps=1..3",
+                                 'Positive Prompt.text="a fox, red",a cat',
+                                 'sampler_name=["euler", "ddim"]', "flag=true,false"])
+    assert {name: list(values) for name, values in parsed.items()} == {
         "seed": [1, 2, 3], "cfg": [4.0, 7.5], "steps": [1, 2, 3],
         "Positive Prompt.text": ["a fox, red", "a cat"], "sampler_name": ["euler", "ddim"],
         "flag": [True, False]}
@@ -411,3 +412,67 @@ def test_the_public_surface() -> None:
         assert name in comfy_nb.__all__
     assert issubclass(SweepTimeout, TimeoutError)
     assert Sweep.__doc__ and AsyncSweep.__doc__
+
+
+def test_a_sweep_larger_than_max_jobs_is_refused_before_connecting(
+        local: RunningEmulator, client: comfy_nb.Client) -> None:
+    before = len(local.state.jobs)
+    with pytest.raises(ValueError, match=r"would run 1200 jobs, more than max_jobs=1000; pass "
+                                         r"max_jobs=1200 \(or None\)"):
+        comfy_nb.sweep(txt2img(), seed=range(1200), client=client)
+    with pytest.raises(ValueError, match="would run 4 jobs, more than max_jobs=3"):
+        comfy_nb.sweep(txt2img(), seed=[1, 2], cfg=[4.0, 7.0], max_jobs=3, client=client)
+    huge = parse_sweep_values(["seed=1..1000000000000"])["seed"]
+    assert isinstance(huge, range) and len(huge) == 10**12  # never listed
+    with pytest.raises(ValueError, match="more than max_jobs=1000"):
+        comfy_nb.sweep(txt2img(), seed=huge, client=client)
+    assert len(local.state.jobs) == before
+    done = comfy_nb.sweep(txt2img(2), seed=[1, 2], cfg=[4.0, 7.0], max_jobs=4, client=client,
+                          timeout=WAIT)
+    assert len(done) == 4 and not done.errors
+
+
+def test_interrupting_the_preparation_stops_it_with_nothing_submitted(
+        local: RunningEmulator, client: comfy_nb.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking every combination is CPU work on the client's loop: Ctrl+C must stop it there,
+    not only in the waiting thread, and nothing may be submitted afterwards."""
+    import asyncio
+
+    async_client = client.async_client
+    checking = threading.Event()
+    original_prepare = async_client._prepare
+
+    async def slow_prepare(*args: Any, **kwargs: Any) -> Any:
+        checking.set()
+        time.sleep(0.01)  # CPU-bound, as a real check of a large sweep is: never yields
+        return await original_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(async_client, "_prepare", slow_prepare)
+    outcome: list[str] = []
+    original = AsyncSweep.prepare
+
+    async def watched(self: AsyncSweep) -> None:
+        try:
+            await original(self)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("finished")
+
+    monkeypatch.setattr(AsyncSweep, "prepare", watched)
+
+    def interrupt_while_checking() -> None:
+        if checking.wait(WAIT):
+            _thread.interrupt_main()
+
+    before = len(local.state.jobs)
+    threading.Thread(target=interrupt_while_checking, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        comfy_nb.sweep(txt2img(2), seed=list(range(900)), client=client)
+    deadline = time.monotonic() + WAIT
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcome == ["cancelled"]  # stopped on the loop, not run to the end
+    monkeypatch.undo()
+    assert client.queue() == []  # the loop answers
+    assert len(local.state.jobs) == before  # nothing was submitted

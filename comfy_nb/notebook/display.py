@@ -18,7 +18,6 @@ import io
 import math
 import os
 import sys
-import warnings
 import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -94,24 +93,23 @@ def save_for_notebook(result: Result,
     ``settings.output_dir``) unless it is already saved there; the gallery then links them.
 
     Returns the paths in the order of ``result.files``. With no directory at all nothing is
-    written. A file that cannot be downloaded is skipped with a warning.
+    written. Every file is downloaded before the first write: a download that fails (a
+    :class:`~comfy_nb.replay.ReplayError` for a damaged recording) raises and writes nothing,
+    and so does a folder that cannot hold files (``OSError``).
     """
     target = directory if directory is not None else settings.output_dir
     if target is None:
         return []
-    folder = Path(target).resolve()
-    paths = []
-    for file in result.files:
-        path = _saved(result, file)
-        if path is None or path.resolve().parent != folder:
-            try:
-                path = file.save(folder)
-            except Exception as exc:
-                warnings.warn(f"comfy_nb: {file.filename!r} was not saved ({_reason(exc)})",
-                              RuntimeWarning, stacklevel=2)
-                continue
-        paths.append(path)
-    return paths
+    folder = Path(target)
+    resolved = folder.resolve()
+    paths: list[Path | None] = [_saved(result, file) for file in result.files]
+    missing = [index for index, path in enumerate(paths)
+               if path is None or path.resolve().parent != resolved]
+    for index in missing:
+        result.files[index].read()
+    for index in missing:
+        paths[index] = result.files[index].save(folder)
+    return [path for path in paths if path is not None]
 
 
 def mark_shown(result: Result) -> None:

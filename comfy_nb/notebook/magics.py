@@ -18,6 +18,7 @@ import html
 import json
 import keyword
 import logging
+import math
 import os
 import re
 import shlex
@@ -27,12 +28,13 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, observe
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe
+from traitlets import validate as validate_trait  # the class has a trait named validate
 
 from .._config import KEY_VARIABLE, normalize_url, on_binder
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
 from ..job import Job
-from ..result import Result
+from ..result import Result, folder_problem
 from ..workflow import Workflow, WorkflowError
 from ..workflow._params import parse_assignments
 from . import display as result_display
@@ -234,6 +236,28 @@ class ComfyMagics(Magics):
     def _short_errors_changed(self, change: Any) -> None:
         ComfyError.short_tracebacks = bool(change["new"])
 
+    @validate_trait("timeout")
+    def _valid_timeout(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and not _is_seconds(value):
+            raise TraitError("ComfyMagics.timeout takes a positive number of seconds (or None "
+                             f"for no limit), not {value!r}")
+        return value
+
+    def _check_save_folder(self, save: str | None) -> None:
+        """Refuse a --save folder (or ComfyMagics.output_dir) that cannot hold the outputs,
+        before anything is submitted."""
+        if save is not None:
+            problem = folder_problem(save)
+            if problem is not None:
+                raise UsageError(f"--save {save}: {problem}")
+        elif self.output_dir is not None:
+            problem = folder_problem(self.output_dir)
+            if problem is not None:
+                raise UsageError(f"ComfyMagics.output_dir {self.output_dir!r}: {problem}; "
+                                 "choose another with %config ComfyMagics.output_dir = 'NAME' "
+                                 "(or --save DIR)")
+
     # -- session ----------------------------------------------------------------------------
 
     def connect(self, url: str | None = None, api_key: str | None = None) -> Client:
@@ -297,6 +321,8 @@ class ComfyMagics(Magics):
               help="--sweep values go in step (first with first...) instead of every combination")
     @argument("--concurrency", type=int, metavar="N",
               help="--sweep: jobs in flight at once (default: what the server allows)")
+    @argument("--max-jobs", type=int, metavar="N",
+              help="--sweep: run up to N jobs (default: 1000; a larger sweep is refused)")
     @argument("--no-cache", action="store_true",
               help="run on the server even if this exact run is in the result cache")
     @argument("-q", "--quiet", action="store_true", help="no progress panel")
@@ -320,6 +346,7 @@ class ComfyMagics(Magics):
         args = parse_line(self.comfy_run, line)
         if args.help:
             return self._help(self.comfy_run)
+        _check_flags(args)
         if cell is None:
             if not args.target:
                 raise UsageError("%comfy_run needs a workflow file: %comfy_run PATH [--set ...] "
@@ -373,6 +400,7 @@ class ComfyMagics(Magics):
             quiet: bool = False, cache: bool = True) -> Result | Job:
         """Submit ``workflow`` and follow it in this cell (see :meth:`comfy_run`). With
         ``cache``, an identical earlier run comes from the result cache (comfy_nb.cache)."""
+        self._check_save_folder(save)
         client = self.session_client(url)
         job = client.submit(workflow, overrides=overrides, validate=self.validate,
                             cache=None if cache else False)
@@ -397,10 +425,9 @@ class ComfyMagics(Magics):
                                     "interrupted)", "comfy-nb-cancelled"))
             raise
         if not job.done:
-            self._cancel_quietly(job)
-            panel.finish(StaticNote(f"comfy_nb: job {job.id} timed out after {timeout:g} s "
-                                    "and was cancelled", "comfy-nb-cancelled"))
-            raise JobTimeout(job.id, timeout or 0.0)
+            error = JobTimeout(job.id, timeout or 0.0, cancelled=self._cancel_quietly(job))
+            panel.finish(StaticNote(f"comfy_nb: {error}", "comfy-nb-cancelled"))
+            raise error
         result = self._end(job, panel, save, raise_=True)
         assert result is not None
         if backend in ("widget", "html"):
@@ -409,13 +436,24 @@ class ComfyMagics(Magics):
 
     def sweep(self, workflow: Any, args: Any, overrides: dict[str, Any]) -> Any:
         """``%%comfy_run --sweep ...``: every combination, a summary panel, then the grid."""
-        from ..sweep import parse_sweep_values
+        from ..sweep import MAX_JOBS, job_count, parse_sweep_values
         from .sweep_view import run_sweep_in_cell
 
         try:
             values = parse_sweep_values(args.sweep)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        lengths = {name: len(given) for name, given in values.items()}
+        if args.zip and len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"{name} has {size}" for name, size in lengths.items())
+            raise UsageError(f"--zip needs lists of the same length: {sizes}; drop --zip for "
+                             "every combination")
+        count = job_count(lengths, "zip" if args.zip else "product")
+        limit = args.max_jobs if args.max_jobs is not None else MAX_JOBS
+        if count > limit:
+            raise UsageError(f"--sweep would run {count} jobs, more than the limit of {limit}; "
+                             f"add --max-jobs {count} to run them all (or sweep fewer values)")
+        self._check_save_folder(args.save)
         result = run_sweep_in_cell(
             self.session_client(args.url), workflow, values,
             mode="zip" if args.zip else "product", overrides=overrides,
@@ -424,7 +462,7 @@ class ComfyMagics(Magics):
             wait=not args.no_wait,
             timeout=args.timeout if args.timeout is not None else self.timeout,
             save=args.save, validate=self.validate,
-            cache=None if self.cache and not args.no_cache else False)
+            cache=None if self.cache and not args.no_cache else False, max_jobs=limit)
         self.jobs.extend(item.job for item in result.items if isinstance(item.job, Job))
         return result
 
@@ -449,11 +487,14 @@ class ComfyMagics(Magics):
         return result
 
     @staticmethod
-    def _cancel_quietly(job: Job) -> None:
+    def _cancel_quietly(job: Job) -> bool:
+        """Cancel ``job``; False (and a log line) if that failed."""
         try:
             job.cancel()
         except ComfyError as exc:
             log.warning("comfy_nb: could not cancel job %s: %s", job.id, exc)
+            return False
+        return True
 
     def _help(self, magic: Any) -> None:
         from IPython.core import page
@@ -550,7 +591,7 @@ class ComfyMagics(Magics):
         path = args.values[0] if args.values else "recording"
         try:
             self.recording = record(path)
-        except FileExistsError as exc:
+        except OSError as exc:  # a file, a folder of other files, or nowhere to write
             raise UsageError(str(exc)) from None
         _show(StaticNote(f"comfy_nb: recording every job into {path}/ (replay it with "
                          f"%comfy replay {path})", "comfy-nb-banner"))
@@ -590,6 +631,10 @@ class ComfyMagics(Magics):
     def _comfy_cancel(self, args: Any) -> None:
         client = self.session_client()
         if args.all:
+            if _is_replay(client):
+                _show(StaticNote("comfy_nb: this session replays a recording and runs no jobs: "
+                                 "there is nothing to cancel", "comfy-nb-banner"))
+                return
             client.clear_queue()
             client.interrupt()
             _show(StaticNote("comfy_nb: cleared the queue and interrupted the running job",
@@ -609,13 +654,21 @@ class ComfyMagics(Magics):
         _show(StaticNote("\n".join(lines), "comfy-nb-cancelled"))
 
     def _comfy_interrupt(self, args: Any) -> None:
-        self.session_client().interrupt()
+        client = self.session_client()
+        if _is_replay(client):
+            _show(StaticNote("comfy_nb: this session replays a recording and runs no jobs: "
+                             "there is nothing to interrupt", "comfy-nb-banner"))
+            return
+        client.interrupt()
         _show(StaticNote("comfy_nb: interrupted the running job", "comfy-nb-cancelled"))
 
     def _comfy_upload(self, args: Any) -> str:
         if len(args.values) != 1:
             raise UsageError("%comfy upload PATH")
         path = Path(args.values[0])
+        if path.is_dir():
+            raise UsageError(f"{str(path)!r} is a folder; upload one image from it: "
+                             f"%comfy upload {path / 'NAME.png'}")
         if not path.is_file():
             raise UsageError(f"no file {str(path)!r}")
         return self.session_client().upload_image(path)
@@ -652,6 +705,33 @@ def _seed(text: str) -> int:
         return int(text)
     except ValueError:
         raise UsageError(f"--seed takes a whole number or 'random', not {text!r}") from None
+
+
+def _is_seconds(value: float) -> bool:
+    """A usable timeout: a positive, finite number of seconds."""
+    return math.isfinite(value) and value > 0
+
+
+def _check_flags(args: Any) -> None:
+    """Refuse ``%comfy_run`` flag values that cannot work, before anything connects."""
+    if args.timeout is not None and not _is_seconds(args.timeout):
+        raise UsageError(f"--timeout takes a positive number of seconds, not {args.timeout:g}")
+    for flag, value in (("--concurrency", args.concurrency), ("--max-jobs", args.max_jobs)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} takes a whole number of at least 1, not {value}")
+    if not args.sweep:
+        alone = [flag for flag, given in (("--zip", args.zip),
+                                          ("--concurrency", args.concurrency is not None),
+                                          ("--max-jobs", args.max_jobs is not None)) if given]
+        if alone:
+            raise UsageError(f"{' and '.join(alone)} only go{'es' if len(alone) == 1 else ''} "
+                             "with --sweep (e.g. --sweep seed=1,2,3)")
+
+
+def _is_replay(client: Client) -> bool:
+    from ..replay import ReplayClient
+
+    return isinstance(client, ReplayClient)
 
 
 # -- the extension -------------------------------------------------------------------------------

@@ -20,12 +20,13 @@ import html
 import io
 import threading
 import time
-import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..client._errors import ComfyError
 from ..result import shown_path
+from ..sweep import FAILED, MAX_JOBS
 from . import display as result_display
 from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
 
@@ -262,14 +263,18 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
 
 
 def _end(sweep: Sweep, panel: SweepPanel, save: str | None) -> None:
-    """Save the results for the notebook, then the panel becomes the grid."""
-    for result in sweep.results:
-        with warnings.catch_warnings(record=True):  # a failed download: the thumbnail says so
-            try:
-                result_display.save_for_notebook(result, save)
-            except OSError as exc:
-                warnings.warn(f"comfy_nb: the outputs of {result.prompt_id} were not saved "
-                              f"({exc})", RuntimeWarning, stacklevel=2)
+    """Save the results for the notebook, then the panel becomes the grid. A job whose outputs
+    could not be fetched or saved (a download failed, a recording is damaged) fails: its cell
+    shows why."""
+    for item in sweep.items:
+        if item.result is None:
+            continue
+        try:
+            result_display.save_for_notebook(item.result, save)
+        except (ComfyError, OSError) as exc:
+            finished_at = item.finished_at
+            item._end(FAILED, result=item.result, error=exc)  # the Result stays on the item
+            item.finished_at = finished_at
     panel.finish(sweep)
 
 
@@ -278,7 +283,8 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
                       concurrency: int | None = None, tier: str | None = None,
                       backend: str | None = None, wait: bool = True,
                       timeout: float | None = None, save: str | None = None,
-                      validate: bool = True, cache: bool | None = None) -> Sweep:
+                      validate: bool = True, cache: bool | None = None,
+                      max_jobs: int | None = MAX_JOBS) -> Sweep:
     """What ``%%comfy_run --sweep seed=1,2,3`` does: sweep ``workflow`` on ``client`` over
     ``assignments`` (``{"seed": [1, 2, 3]}``; parse the option with
     :func:`comfy_nb.sweep.parse_sweep_values`), with ``overrides`` (``--set``) fixed for every
@@ -286,13 +292,14 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
     ``text``, ``off``; None chooses) that becomes the labelled grid. Returns the
     :class:`~comfy_nb.sweep.Sweep` (already shown: as the cell's value it prints only its text
     summary). Failed jobs do not raise: their cells show the error (``sweep.raise_errors()``
-    does raise). ``cache`` as in :meth:`Client.run` (None: the global setting)."""
+    does raise). ``cache`` as in :meth:`Client.run` (None: the global setting); ``max_jobs``
+    as in :func:`comfy_nb.sweep`."""
     from ..sweep import sweep as run_sweep
 
     chosen = choose_backend(backend)
     return run_sweep(workflow, assignments, mode=mode, client=client, concurrency=concurrency,
                      tier=tier, overrides=overrides, validate=validate, cache=cache, wait=wait,
-                     timeout=timeout, progress=chosen, save=save)
+                     timeout=timeout, progress=chosen, save=save, max_jobs=max_jobs)
 
 
 # -- already on screen ---------------------------------------------------------------------------
@@ -612,7 +619,7 @@ def _contact_sheet(sweep: _SweepData) -> bytes | None:
 def _tile(item: SweepItem, size: int) -> Any:
     from PIL import Image
 
-    if item.result is None:
+    if item.result is None or item.status != "succeeded":
         return None
     for file in item.result.files:
         if file.kind == "image":

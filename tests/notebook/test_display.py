@@ -387,11 +387,29 @@ def test_save_for_notebook_writes_once_and_remembers_paths(isolated: Path) -> No
     assert "-> elsewhere/a.png" in render_result(result)["text/plain"]
 
 
-def test_save_for_notebook_skips_what_cannot_be_downloaded(isolated: Path) -> None:
+def test_save_for_notebook_raises_when_a_download_fails_and_writes_nothing(
+        isolated: Path) -> None:
     result, _ = make_result({"a.png": small_png(), "gone.png": ConnectionError("gone")})
-    with pytest.warns(RuntimeWarning, match="'gone.png' was not saved"):
-        paths = save_for_notebook(result)
-    assert paths == [isolated / "comfy_outputs" / "a.png"]
+    with pytest.raises(ConnectionError, match="gone"):
+        save_for_notebook(result)
+    assert not (isolated / "comfy_outputs").exists()
+
+
+def test_save_for_notebook_lets_a_replay_error_through(isolated: Path) -> None:
+    from comfy_nb.replay import ReplayError
+
+    damaged = ReplayError("recording/01-x/outputs/node9-1.png is missing from the recording")
+    result, _ = make_result({"a.png": damaged})
+    with pytest.raises(ReplayError, match="missing from the recording"):
+        save_for_notebook(result)
+
+
+def test_save_for_notebook_refuses_a_file_as_the_folder(isolated: Path) -> None:
+    (isolated / "afile").write_text("mine")
+    result, _ = make_result({"a.png": small_png()})
+    with pytest.raises(NotADirectoryError, match="'afile': is a file, not a folder"):
+        save_for_notebook(result, "afile")
+    assert (isolated / "afile").read_text() == "mine"
 
 
 def test_every_save_method_records_the_paths(isolated: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -428,3 +429,175 @@ def test_record_then_replay_with_no_server(shell: InteractiveShell, tmp_path: Pa
     error = fails(shell, "%comfy_run txt2img --set steps=2 --seed 6")
     assert isinstance(error, ReplayMismatch) and "seed" in str(error)
     assert isinstance(fails(shell, "%comfy replay nowhere"), UsageError)
+
+
+# -- refused before connecting -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("%comfy_run txt2img --sweep seed=1,2 --concurrency 0",
+     "--concurrency takes a whole number of at least 1, not 0"),
+    ("%comfy_run txt2img --sweep seed=1,2 --concurrency -1", "at least 1, not -1"),
+    ("%comfy_run txt2img --sweep seed=1,2 --sweep cfg=1 --zip",
+     "--zip needs lists of the same length: seed has 2, cfg has 1; drop --zip for every "
+     "combination"),
+    ("%comfy_run txt2img --zip", "--zip only goes with --sweep"),
+    ("%comfy_run txt2img --concurrency 2 --max-jobs 5", "--concurrency and --max-jobs only go"),
+    ("%comfy_run txt2img --timeout 0", "--timeout takes a positive number of seconds"),
+    ("%comfy_run txt2img --timeout -3", "--timeout takes a positive number of seconds"),
+    ("%comfy_run txt2img --timeout nan", "--timeout takes a positive number of seconds"),
+    ("%comfy_run txt2img --sweep seed=1,2 --timeout 0", "--timeout takes a positive number"),
+    ("%comfy_run txt2img --save afile", "--save afile: is a file, not a folder"),
+    ("%comfy_run txt2img --save afile/sub", "--save afile/sub: afile is a file, not a folder"),
+    ("%comfy_run txt2img --sweep seed=1,2 --save afile", "--save afile: is a file"),
+    ("%comfy_run txt2img --sweep seed=1..100000",
+     "--sweep would run 100000 jobs, more than the limit of 1000; add --max-jobs 100000"),
+    ("%comfy_run txt2img --sweep seed=1..10 --sweep cfg=1..10 --max-jobs 50",
+     "--sweep would run 100 jobs, more than the limit of 50"),
+    ("%comfy_run txt2img --sweep seed=1,2 --max-jobs 0", "--max-jobs takes a whole number"),
+])
+def test_flags_that_cannot_work_are_refused_before_connecting(
+        shell: InteractiveShell, tmp_path: Path, source: str, message: str) -> None:
+    (tmp_path / "afile").write_text("mine")
+    error = fails(shell, source)
+    assert isinstance(error, UsageError), error
+    assert message in str(error)
+    assert magics(shell).client is None and magics(shell).jobs == []  # nothing connected
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_submitting(
+        shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    run(shell, "%config ComfyMagics.output_dir = 'afile'")
+    error = fails(shell, "%comfy_run txt2img --set steps=2")
+    assert isinstance(error, UsageError)
+    assert "ComfyMagics.output_dir 'afile': is a file, not a folder" in str(error)
+    assert magics(shell).jobs == []
+    result = run(shell, "%comfy_run txt2img --set steps=2 --save elsewhere")  # --save wins
+    assert [p.parent.name for p in map(result.saved_path, result.files)] == ["elsewhere"]
+
+
+def test_the_timeout_setting_takes_positive_seconds_only(shell: InteractiveShell) -> None:
+    from traitlets import TraitError
+
+    for bad in (0.0, -3.0, float("nan")):
+        with pytest.raises(TraitError, match="positive number of seconds"):
+            magics(shell).timeout = bad
+    run(shell, "%config ComfyMagics.timeout = 0")  # IPython logs the refusal
+    assert magics(shell).timeout is None
+    run(shell, "%config ComfyMagics.timeout = 30")
+    assert magics(shell).timeout == 30
+
+
+def test_a_timed_out_cell_says_one_thing_about_its_job(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    error = fails(shell, "%comfy_run txt2img --set steps=400 --timeout 0.2")
+    assert isinstance(error, comfy_nb.JobTimeout)
+    assert "did not finish within 0.2 s and was cancelled" in str(error)
+    output = capsys.readouterr().out
+    assert "may still be running" not in output + str(error)
+    assert "JobTimeout: job" in output and "and was cancelled" in output
+    job = magics(shell).jobs[-1]
+    assert wait_for(lambda: job.status is comfy_nb.JobStatus.CANCELLED)
+
+
+def test_a_failed_download_fails_the_cell(shell: InteractiveShell, emulator: RunningEmulator,
+                                          tmp_path: Path) -> None:
+    shell.user_ns.pop("undownloaded", None)
+    emulator.faults.update(truncate_view=True)
+    try:
+        error = fails(shell, "undownloaded = %comfy_run txt2img --set steps=2")
+    finally:
+        emulator.faults.update(truncate_view=False)
+    assert isinstance(error, comfy_nb.ComfyError)
+    assert "undownloaded" not in shell.user_ns
+    saved = tmp_path / "comfy_outputs"
+    assert not saved.exists() or list(saved.iterdir()) == []  # nothing half-written
+
+
+def test_record_into_a_place_that_cannot_be_written(shell: InteractiveShell,
+                                                    tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    places = ["afile/rec"] + (["/proc/rec"] if Path("/proc/self").is_dir() else [])
+    for place in places:
+        error = fails(shell, f"%comfy record {place}")
+        assert isinstance(error, UsageError)
+        assert f"cannot record into {place!r}" in str(error)
+        assert "folder you can write to" in str(error)
+        assert magics(shell).recording is None
+
+
+def test_upload_of_a_folder_says_it_is_a_folder(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    error = fails(shell, "%comfy upload adir")
+    assert isinstance(error, UsageError) and "'adir' is a folder" in str(error)
+
+
+# -- damaged recordings and replays --------------------------------------------------------------
+
+
+def record_one_run(ip: InteractiveShell, path: Path) -> None:
+    run(ip, f"%comfy record {path}")
+    run(ip, "%comfy_run txt2img --set steps=2 --seed 5 -q")
+    run(ip, "%comfy record --stop")
+
+
+@pytest.mark.parametrize("damage", ["delete", "overwrite"])
+def test_a_damaged_recording_fails_the_cell(shell: InteractiveShell, tmp_path: Path,
+                                            damage: str) -> None:
+    from comfy_nb.replay import ReplayError
+
+    record_one_run(shell, tmp_path / "rec")
+    (png,) = (tmp_path / "rec").glob("01-*/outputs/node9-1.png")
+    if damage == "delete":
+        png.unlink()
+    else:
+        png.write_bytes(b"not the recorded picture")
+    shutil.rmtree(tmp_path / "comfy_outputs")
+    run(shell, "%comfy replay rec")
+    shell.user_ns.pop("damaged", None)
+    error = fails(shell, "damaged = %comfy_run txt2img --set steps=2 --seed 5")
+    assert isinstance(error, ReplayError)
+    assert ("missing from the recording" if damage == "delete"
+            else "changed after it was recorded") in str(error)
+    assert "damaged" not in shell.user_ns
+    assert not (tmp_path / "comfy_outputs").exists() \
+        or list((tmp_path / "comfy_outputs").iterdir()) == []
+
+
+def test_a_damaged_recording_fails_that_job_of_a_sweep(shell: InteractiveShell,
+                                                       tmp_path: Path) -> None:
+    run(shell, "%comfy record rec")
+    run(shell, "%comfy_run txt2img --sweep seed=1,2 --set steps=2 --concurrency 1 -q")
+    run(shell, "%comfy record --stop")
+    (png,) = (tmp_path / "rec").glob("01-*/outputs/node9-1.png")
+    png.unlink()
+    run(shell, "%comfy replay rec")
+    grid = run(shell, "%comfy_run txt2img --sweep seed=1,2 --set steps=2 --concurrency 1")
+    rows = {row["seed"]: row for row in grid.rows()}
+    assert rows[1]["status"] == "failed" and "missing from the recording" in rows[1]["error"]
+    assert rows[2]["status"] == "succeeded"
+    assert len(grid.results) == 1
+
+
+def test_a_recording_without_node_definitions_is_refused_at_replay(
+        shell: InteractiveShell, tmp_path: Path) -> None:
+    record_one_run(shell, tmp_path / "rec")
+    (tmp_path / "rec" / "object_info.json").unlink()
+    error = fails(shell, "%comfy replay rec")
+    assert isinstance(error, UsageError)
+    assert "'rec' is incomplete: object_info.json" in str(error)
+
+
+def test_nothing_to_interrupt_or_cancel_in_a_replay(shell: InteractiveShell, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    record_one_run(shell, tmp_path / "rec")
+    run(shell, "%comfy replay rec")
+    capsys.readouterr()
+    run(shell, "%comfy interrupt")
+    out = capsys.readouterr().out
+    assert "nothing to interrupt" in out and "interrupted the running job" not in out
+    run(shell, "%comfy cancel --all")
+    out = capsys.readouterr().out
+    assert "nothing to cancel" in out and "interrupted the running job" not in out
