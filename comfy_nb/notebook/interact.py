@@ -921,9 +921,9 @@ class Interact:
             return
         try:
             result_display.save_for_notebook(result)
-        except Exception as exc:  # the gallery still shows thumbnails
-            log.warning("comfy_nb: interact: the outputs of job %s were not saved: %s",
-                        job.id, exc)
+        except Exception as exc:  # outputs that cannot be read fail the run, as in a cell
+            self._fail(exc, futures)
+            return
         entry = HistoryEntry(self._job_number, dict(self._job_values), result, job.id,
                              job.elapsed)
         self._history.append(entry)

@@ -488,6 +488,22 @@ def test_errors_show_in_the_widget_and_are_logged(client: comfy_nb.Client,
     assert failing.history == []
 
 
+def test_outputs_that_cannot_be_downloaded_fail_the_run(client: comfy_nb.Client,
+                                                       emulator: RunningEmulator,
+                                                       made: list[Interact]) -> None:
+    ui = comfy_nb.interact("txt2img", "steps", client=client)
+    made.append(ui)
+    ui.set_values(steps=2)
+    emulator.faults.update(truncate_view=True)
+    try:
+        with pytest.raises(comfy_nb.ComfyError):
+            ui.run(wait=True)
+    finally:
+        emulator.faults.update(truncate_view=False)
+    assert "comfy-nb-error" in ui._status.value
+    assert ui.history == [] and "<img" not in ui._result_view.value
+
+
 def test_close_cancels_the_run_in_flight(client: comfy_nb.Client,
                                          emulator: RunningEmulator) -> None:
     ui = comfy_nb.interact("txt2img", "steps", "seed", client=client)
