@@ -23,6 +23,7 @@ from comfy_nb.client import TransportError
 from comfy_nb.emulator import serve
 
 from ..both_clients import make_client
+from ..http_server import http_server
 
 ENV_KEY = "comfyui-ENV-config-k3y-9d8c7b6a5f4e"
 ARG_KEY = "comfyui-ARG-config-k3y-1a2b3c4d5e6f"
@@ -172,20 +173,6 @@ class _Page(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-@contextlib.contextmanager
-def http_server(handler: Any) -> Iterator[str]:
-    """An http.server on 127.0.0.1 (any port), stopped on exit; yields its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
