@@ -2,23 +2,34 @@
 confirmed by the server's job endpoints) and :class:`Job`, its synchronous twin.
 
 The websocket is for speed; history (local) or ``/api/jobs/{id}`` (Cloud) decides completion, so
-a dropped socket never loses a result. This module never speaks HTTP itself: it asks its client.
+a dropped socket never loses a result. A job is lost when the server forgets it, or when the server
+cannot be reached for :data:`UNREACHABLE_AFTER` seconds. This module never speaks HTTP itself: it
+asks its client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .client._dialects import JobSnapshot, JobStatus
-from .client._errors import ComfyError, ExecutionFailed, JobCancelled, JobLost, JobTimeout
+from .client._errors import (
+    ComfyError,
+    ExecutionFailed,
+    JobCancelled,
+    JobLost,
+    JobTimeout,
+    ServerError,
+    TransportError,
+)
 from .client._events import (
     Cached,
     Event,
@@ -58,11 +69,18 @@ class JobProgress:
     previews: int  # how many preview frames arrived so far
     preview: Preview | None
     error: ExecutionFailed | None
+    unreachable_for: float | None = None  # seconds the server has not been reachable, or None
+    lost: bool = False  # no longer followed: the server forgot the job or stayed unreachable
 
 
 EventCallback = Callable[[Event], None]
+T = TypeVar("T")
 _END = object()
 LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
+UNREACHABLE_AFTER = 60.0  # seconds without reaching the server before a job counts as lost
+GATEWAY_STATUSES = frozenset({502, 503, 504})  # a proxy saying the server behind it is away
+SOCKET_CHECK = 0.5  # seconds between looks at the websocket while waiting for the next poll
+INTERRUPT_CHECK = 0.1  # seconds between checks for Ctrl+C while a synchronous call waits
 
 
 def _title(workflow: dict[str, Any] | None, node_id: str) -> str | None:
@@ -73,7 +91,11 @@ def _title(workflow: dict[str, Any] | None, node_id: str) -> str | None:
 
 
 class AsyncJob:
-    """One job on the server. Created by :meth:`AsyncClient.submit`; await :meth:`wait`."""
+    """One job on the server. Created by :meth:`AsyncClient.submit`; await :meth:`wait`.
+
+    ``unreachable_after`` (default :data:`UNREACHABLE_AFTER`) is how many seconds the server may
+    stay unreachable, websocket included, before the job counts as lost; ``math.inf`` follows
+    it for ever."""
 
     def __init__(self, client: AsyncClient, prompt_id: str,
                  workflow: dict[str, Any] | None) -> None:
@@ -102,7 +124,12 @@ class AsyncJob:
         self._hint_done = False
         self._result: Result | None = None
         self._unknown = 0
+        self.unreachable_after = UNREACHABLE_AFTER
         self._lost = False
+        self._lost_at: float | None = None
+        self._unreachable_since: float | None = None  # time.monotonic() of the first failure
+        self._unreachable_since_clock: float | None = None  # the same moment, as time.time()
+        self._last_failure: ComfyError | None = None
         self._watcher: asyncio.Future[None] | None = None
         self._previews = 0
         self._state_lock = threading.Lock()  # feed/_finish (loop thread) vs progress() readers
@@ -124,6 +151,21 @@ class AsyncJob:
     @property
     def done(self) -> bool:
         return self.status.terminal
+
+    @property
+    def lost(self) -> bool:
+        """The job is no longer followed: the server forgot it, or could not be reached for
+        ``unreachable_after`` seconds. :meth:`wait` raises why."""
+        return self._lost
+
+    @property
+    def unreachable_for(self) -> float | None:
+        """Seconds the server has not been reachable (frozen once the job is lost), or None."""
+        since = self._unreachable_since
+        if since is None:
+            return None
+        end = self._lost_at if self._lost_at is not None else time.monotonic()
+        return end - since
 
     def __repr__(self) -> str:
         return f"<AsyncJob {self.id} {self.status.value}>"
@@ -170,7 +212,7 @@ class AsyncJob:
                 node_value=float(value), node_max=float(maximum),
                 nodes_done=min(done, total) if total else done, nodes_total=total,
                 elapsed=self.elapsed, previews=self._previews, preview=self.latest_preview,
-                error=self.error)
+                error=self.error, unreachable_for=self.unreachable_for, lost=self._lost)
 
     def feed(self, event: Event) -> None:
         """Take one websocket event of this job (called by the client)."""
@@ -303,25 +345,112 @@ class AsyncJob:
 
     async def _watch(self) -> None:
         """Advance the state until the job ends: woken by websocket hints, confirmed (and,
-        without a websocket, driven) by polling the server."""
+        without a websocket, driven) by polling the server. The job is lost after
+        ``LOST_AFTER`` "unknown" answers, or when the server stays unreachable for
+        ``unreachable_after`` seconds."""
         try:
             while not self.done:
-                if self._unknown >= LOST_AFTER:
-                    self._lost = True
-                    for inbox in self._subscribers:
-                        inbox.put_nowait(_END)
+                if self._unknown >= LOST_AFTER or self._unreachable_too_long():
+                    self._lose()
                     return
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._client._poll_interval(
-                        self._hint_done, unsure=self._unknown > 0))
+                await self._pause()
                 self._wake.clear()
-                try:
-                    await self.refresh()
-                except ComfyError as exc:  # a flaky server: keep following; the next poll retries
-                    log.debug("comfy_nb: reading job %s failed: %s", self.id, exc)
+                if not self._unreachable_too_long():
+                    await self._poll()
         finally:
             if self.done or self._lost:
                 self._client._forget(self)
+
+    async def _pause(self) -> None:
+        """Wait until woken or the next poll is due. A websocket that goes down meanwhile
+        makes the poll due at once: the server may be gone."""
+        deadline = time.monotonic() + self._next_poll()
+        socket_was_up = self._websocket_connected()
+        while (left := deadline - time.monotonic()) > 0:
+            if socket_was_up and not self._websocket_connected():
+                return
+            step = min(left, SOCKET_CHECK) if socket_was_up else left
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), step)
+                return
+
+    def _next_poll(self) -> float:
+        """Seconds until the next read: the client's interval, but never past the moment an
+        unreachable server would make the job lost."""
+        interval = self._client._poll_interval(self._hint_done, unsure=self._unknown > 0)
+        if self._unreachable_since is None:
+            return interval
+        deadline = self._unreachable_since + self.unreachable_after
+        return max(0.0, min(interval, deadline - time.monotonic()))
+
+    async def _poll(self) -> None:
+        """One read of the job's state. While the websocket is down, a server that cannot be
+        reached (no connection, a gateway error, no answer in time) starts the unreachable
+        clock; any other answer, or a connected websocket, stops it. A read never outlasts
+        the time left before the job would be lost."""
+        started = time.monotonic()
+        since = self._unreachable_since
+        limit = self.unreachable_after if since is None \
+            else since + self.unreachable_after - started
+        try:
+            await asyncio.wait_for(self.refresh(), max(limit, 0.0))
+        except asyncio.TimeoutError:  # cut short: the last failure, if any, still says why
+            self._unreachable(started, self._last_failure or TransportError(
+                f"no answer from {self._client.url} within {limit:g} s"))
+        except ComfyError as exc:
+            if isinstance(exc, TransportError) or (
+                    isinstance(exc, ServerError) and exc.status in GATEWAY_STATUSES):
+                self._unreachable(started, exc)
+            else:  # the server answered: keep following; the next poll retries
+                log.debug("comfy_nb: reading job %s failed: %s", self.id, exc)
+                self._reachable()
+        else:
+            self._reachable()
+
+    def _unreachable(self, started: float, failure: ComfyError) -> None:
+        """A read that began at ``started`` could not reach the server."""
+        log.debug("comfy_nb: reading job %s failed: %s", self.id, failure)
+        if self._websocket_connected():  # events still arrive: the server is there
+            self._reachable()
+            return
+        self._last_failure = failure
+        if self._unreachable_since is None:
+            self._unreachable_since_clock = time.time() - (time.monotonic() - started)
+            self._unreachable_since = started
+
+    def _reachable(self) -> None:
+        """The server answered: stop the unreachable clock."""
+        self._unreachable_since = None
+        self._unreachable_since_clock = None
+        self._last_failure = None
+
+    def _websocket_connected(self) -> bool:
+        socket = self._client._socket
+        return socket is not None and socket.connected
+
+    def _unreachable_too_long(self) -> bool:
+        since = self._unreachable_since
+        return since is not None and time.monotonic() - since >= self.unreachable_after
+
+    def _lose(self) -> None:
+        """Stop following the job: it ends the iterations; :meth:`wait` raises why."""
+        with self._state_lock:
+            self._lost = True
+            self._lost_at = time.monotonic()
+        for inbox in self._subscribers:
+            inbox.put_nowait(_END)
+
+    def _loss(self) -> ComfyError:
+        """The error that says why the job was lost."""
+        if self._unreachable_since_clock is None:
+            return JobLost(self.id)
+        since = time.strftime("%H:%M:%S", time.localtime(self._unreachable_since_clock))
+        seconds = self.unreachable_for or 0.0
+        failure = f": {self._last_failure}" if self._last_failure is not None else ""
+        return TransportError(
+            f"job {self.id}: the server has been unreachable since {since} ({seconds:.0f} s)"
+            f"{failure}. The job may still run there: once the server is back, follow it "
+            f"again with client.job({self.id!r}), or submit the workflow again.")
 
     def stop_watching(self) -> None:
         if self._watcher is not None and not self._watcher.done():
@@ -329,7 +458,10 @@ class AsyncJob:
 
     async def wait(self, timeout: float | None = None) -> Result:
         """Wait for the job and return its :class:`Result`. Raises ExecutionFailed,
-        JobCancelled, JobLost, or JobTimeout (the job keeps running; cancel it if needed)."""
+        JobCancelled, JobLost (the server forgot the job), TransportError (the server stayed
+        unreachable for ``unreachable_after`` seconds) or JobTimeout. After a timeout, or when
+        the task awaiting this is cancelled, the job keeps running on the server: cancel it
+        with :meth:`cancel` if needed."""
         self.start_watching()
         assert self._watcher is not None
         try:
@@ -343,7 +475,7 @@ class AsyncJob:
                                    "it may still run on the server") from None
             raise
         if self._lost:
-            raise JobLost(self.id)
+            raise self._loss() from self._last_failure
         return self._outcome()
 
     async def result(self, timeout: float | None = None) -> Result:
@@ -376,8 +508,8 @@ class Job:
     def __getattr__(self, name: str) -> Any:
         if name in {"status", "position", "current_node", "node_progress", "nodes_cached",
                     "nodes_done", "nodes_total", "latest_preview", "error", "elapsed", "done",
-                    "workflow", "number", "resolved_seeds", "parameters", "submitted_at",
-                    "started_at",
+                    "lost", "unreachable_for", "workflow", "number",
+                    "resolved_seeds", "parameters", "submitted_at", "started_at",
                     "finished_at"}:
             return getattr(self._job, name)
         raise AttributeError(name)
@@ -389,6 +521,15 @@ class Job:
     def async_job(self) -> AsyncJob:
         return self._job
 
+    @property
+    def unreachable_after(self) -> float:
+        """Seconds the server may stay unreachable before the job counts as lost."""
+        return self._job.unreachable_after
+
+    @unreachable_after.setter
+    def unreachable_after(self, seconds: float) -> None:
+        self._job.unreachable_after = seconds
+
     def progress(self) -> JobProgress:
         """The job's state now, as one snapshot."""
         return self._job.progress()
@@ -399,8 +540,32 @@ class Job:
         self._loop.loop.call_soon_threadsafe(self._job.on, callback)
 
     def wait(self, timeout: float | None = None) -> Result:
-        """Wait for the job and return its Result (see :meth:`AsyncJob.wait`)."""
-        return self._loop.run(self._job.wait(timeout))
+        """Wait for the job and return its Result (see :meth:`AsyncJob.wait`). Ctrl+C (the
+        kernel's stop button) cancels the job on the server, then propagates; a timeout
+        leaves it running."""
+        return self._interruptible(self._job.wait(timeout))
+
+    def _interruptible(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the client's loop, checking for Ctrl+C every
+        ``INTERRUPT_CHECK`` seconds (a blocking wait would miss IPython's interrupt on
+        Windows); Ctrl+C cancels the job on the server."""
+        if self._loop.in_loop_thread:
+            return self._loop.run(coroutine)  # refuses, saying what to do instead
+        future = self._loop.submit(coroutine)
+        try:
+            while not concurrent.futures.wait([future], INTERRUPT_CHECK).done:
+                pass
+        except KeyboardInterrupt:
+            future.cancel()
+            self._cancel_after_interrupt()
+            raise
+        return future.result()
+
+    def _cancel_after_interrupt(self) -> None:
+        try:
+            self._loop.run(self._job.cancel(), timeout=30)
+        except (ComfyError, concurrent.futures.TimeoutError) as exc:
+            log.warning("comfy_nb: could not cancel job %s: %s", self.id, exc)
 
     result = wait
 
@@ -412,7 +577,8 @@ class Job:
 
     def __iter__(self) -> Iterator[Event]:
         """The job's events from its start (past ones first, then as they arrive), ending when
-        the job ends."""
+        the job ends. Ctrl+C while waiting for the next event cancels the job on the server,
+        then propagates; ``break`` leaves it running."""
         inbox: queue.Queue[Any] = queue.Queue()
 
         async def pump() -> None:
@@ -424,7 +590,17 @@ class Job:
 
         future = self._loop.submit(pump())
         try:
-            while (item := inbox.get()) is not _END:
+            while (item := self._next(inbox)) is not _END:
                 yield item
         finally:
             future.cancel()
+
+    def _next(self, inbox: queue.Queue[Any]) -> Any:
+        """The next item of ``inbox``, checking for Ctrl+C as :meth:`_interruptible` does."""
+        try:
+            while True:
+                with contextlib.suppress(queue.Empty):
+                    return inbox.get(timeout=INTERRUPT_CHECK)
+        except KeyboardInterrupt:
+            self._cancel_after_interrupt()
+            raise

@@ -896,7 +896,7 @@ class Interact:
         if job is None:
             return
         self._tick(job)
-        if job.done:
+        if job.done or job.lost:
             self._finish()
 
     def _tick(self, job: Job) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..client._dialects import JobStatus
+from ..client._errors import ComfyError
 
 if TYPE_CHECKING:
     from ..job import Job, JobProgress
@@ -147,6 +148,12 @@ def node_label(workflow: dict[str, Any] | None, node_id: str | None) -> str:
 
 def _status_words(progress: JobProgress) -> str:
     status = progress.status
+    unreachable = progress.unreachable_for
+    if unreachable is not None:
+        words = f"server unreachable for {unreachable:.0f} s"
+        return f"lost: {words}" if progress.lost else words
+    if progress.lost:
+        return "lost: the server no longer knows this job"
     if status is JobStatus.QUEUED:
         ahead = progress.position
         return "queued" if ahead is None else f"queued, position {ahead}"
@@ -181,9 +188,11 @@ def status_html(job_id: str, progress: JobProgress, workflow: dict[str, Any] | N
     node's steps and the whole graph, cached nodes counted), readable without CSS."""
     esc = html.escape
     node = node_label(workflow, progress.current_node) or "—"
+    state = ("<span class=\"comfy-nb-state comfy-nb-unreachable\" style=\"color:#b00\">"
+             if progress.unreachable_for is not None else "<span class=\"comfy-nb-state\">")
     lines = [
         f"<b>comfy_nb</b> job <code>{esc(job_id[:8])}</code>: "
-        f"<span class=\"comfy-nb-state\">{esc(_status_words(progress))}</span> · "
+        f"{state}{esc(_status_words(progress))}</span> · "
         f"{progress.elapsed:.1f} s",
         f"node: <span class=\"comfy-nb-node-name\">{esc(node)}</span> "
         f"<progress class=\"comfy-nb-node\" value=\"{progress.node_value:g}\" "
@@ -599,7 +608,8 @@ class TextPanel(Panel, TextView):
 
     def _status(self) -> tuple[tuple[Any, ...], Callable[[], str]]:
         progress = self._progress()
-        return ((progress.status, progress.current_node, progress.position),
+        return ((progress.status, progress.current_node, progress.position,
+                 progress.unreachable_for is not None, progress.lost),
                 lambda: status_text(self.job.id, progress, self.workflow))
 
     def _final_lines(self, replacement: Any) -> list[str]:
@@ -626,23 +636,36 @@ def make_panel(job: Job, backend: str, *, hint: str = "",
 
 def follow(job: Job, panel: Panel, *, timeout: float | None = None,
            interval: float = 0.05) -> None:
-    """Tick ``panel`` on the calling thread until ``job`` ends or ``timeout`` passes. A
-    KeyboardInterrupt (the kernel's stop button) propagates; the caller cancels the job."""
+    """Tick ``panel`` on the calling thread until ``job`` ends or ``timeout`` passes. A job
+    the client lost (its server forgot it or stayed unreachable) replaces the panel by the
+    error, which is raised. A KeyboardInterrupt (the kernel's stop button) propagates; the
+    caller cancels the job."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while not job.done:
+        if job.lost:
+            _end_lost(job, panel)
         panel.tick()
         if deadline is not None and time.monotonic() >= deadline:
             return
         time.sleep(interval)
 
 
+def _end_lost(job: Job, panel: Panel) -> None:
+    """Replace the panel of a lost job by what :meth:`Job.wait` raises, and raise it."""
+    try:
+        job.wait()
+    except ComfyError as exc:
+        panel.finish(StaticNote("\n".join(exc.notebook_lines()), "comfy-nb-error"))
+        raise
+
+
 def follow_in_background(job: Job, panel: Panel, on_end: Callable[[], object],
                          interval: float = 0.05) -> threading.Thread:
-    """Tick ``panel`` from a daemon thread until ``job`` ends, then call ``on_end`` there
-    (for jobs that do not block the cell; updates reach the panel by its display_id)."""
+    """Tick ``panel`` from a daemon thread until ``job`` ends or is lost, then call ``on_end``
+    there (for jobs that do not block the cell; updates reach the panel by its display_id)."""
 
     def run() -> None:
-        while not job.done:
+        while not job.done and not job.lost:
             panel.tick()
             time.sleep(interval)
         on_end()

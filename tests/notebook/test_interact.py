@@ -17,7 +17,9 @@ import ipywidgets as widgets
 import pytest
 
 import comfy_nb
-from comfy_nb.client import JobStatus
+from comfy_nb import job as job_module
+from comfy_nb.client import JobStatus, TransportError
+from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.emulator._object_info import recorded_object_info
 from comfy_nb.notebook import display as result_display
@@ -39,6 +41,7 @@ from comfy_nb.workflow._errors import WorkflowInvalid
 from comfy_nb.workflow._params import describe, input_specs
 from comfy_nb.workflows import bundled
 
+from ..cable import Cable
 from .browser_support import JupyterLab, open_notebook, poll, run_all_cells, stderr_outputs
 from .browser_support import write_notebook as write_lab_notebook
 from .comms import Message, most_in_one_second
@@ -502,6 +505,28 @@ def test_outputs_that_cannot_be_downloaded_fail_the_run(client: comfy_nb.Client,
         emulator.faults.update(truncate_view=False)
     assert "comfy-nb-error" in ui._status.value
     assert ui.history == [] and "<img" not in ui._result_view.value
+
+
+def test_a_server_that_vanishes_ends_the_run(made: list[Interact],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job_module, "UNREACHABLE_AFTER", 0.5)
+    with serve(step_delay=0.01) as server:
+        cable = Cable(server.url).start()
+        try:
+            with comfy_nb.connect(cable.url, retry=RetryPolicy(backoff=0.02, max_backoff=0.1),
+                                  poll_interval=0.1) as client:
+                ui = comfy_nb.interact("txt2img", "steps", client=client)
+                made.append(ui)
+                ui.set_values(steps=3000)
+                ui.run()
+                poll(lambda: ui._job is not None
+                     and ui._job.status is JobStatus.RUNNING, "the run starts")
+                cable.unplug()
+                with pytest.raises(TransportError, match="unreachable since"):
+                    ui.wait(timeout=60)
+                assert "comfy-nb-error" in ui._status.value and ui.history == []
+        finally:
+            cable.close()
 
 
 def test_close_cancels_the_run_in_flight(client: comfy_nb.Client,

@@ -3,24 +3,36 @@ recording comm), the html and text back ends, and how the back end is chosen."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import comfy_nb
+from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import serve
+from comfy_nb.job import JobProgress
 from comfy_nb.notebook import progress
 from comfy_nb.notebook.progress import (
     MAX_WIDGET_MESSAGES,
     HtmlPanel,
+    Panel,
     RateLimit,
     StaticNote,
     TextPanel,
     WidgetPanel,
     choose_backend,
     follow,
+    follow_in_background,
     status_html,
+    status_text,
 )
 from comfy_nb.workflows import bundled
 
@@ -109,6 +121,90 @@ def test_an_error_shows_in_the_status(client: comfy_nb.Client) -> None:
         job.wait(timeout=30)
     text = status_html(job.id, job.progress(), job.workflow)
     assert "comfy-nb-error" in text and "ImageSharpen" in text and "Sharpen" in text
+
+
+RUNNING = JobProgress(status=comfy_nb.JobStatus.RUNNING, position=0, current_node="3",
+                      node_value=8, node_max=40, nodes_done=3, nodes_total=7, elapsed=45.0,
+                      previews=0, preview=None, error=None)
+
+
+def test_the_status_says_when_the_server_is_unreachable() -> None:
+    workflow = bundled("txt2img")
+    assert "running · KSampler · step 8/40" in status_text("abc", RUNNING, workflow)
+
+    away = dataclasses.replace(RUNNING, unreachable_for=12.3)
+    line = status_text("abc", away, workflow)
+    assert line.startswith("comfy_nb job abc: server unreachable for 12 s · KSampler")
+    assert "running" not in line
+    block = status_html("abc", away, workflow)
+    assert "comfy-nb-unreachable" in block and "server unreachable for 12 s" in block
+
+    gone = dataclasses.replace(away, unreachable_for=60.2, lost=True)
+    assert "lost: server unreachable for 60 s" in status_text("abc", gone, workflow)
+    forgotten = dataclasses.replace(RUNNING, lost=True)
+    assert "lost: the server no longer knows this job" in status_text("abc", forgotten, None)
+
+
+@contextlib.contextmanager
+def _doomed_server(data_dir: Path) -> Iterator[tuple[comfy_nb.Client, subprocess.Popen[str]]]:
+    """An emulator in a child process (to be killed as a crashed server would be) and a
+    client of it that gives up on it after 0.5 s."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", "0", "--step-delay",
+         "0.01", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().rsplit(" ", 1)[-1].strip()  # "... listening on <url>"
+        with comfy_nb.connect(url, retry=RetryPolicy(backoff=0.02, max_backoff=0.1),
+                              poll_interval=0.1) as client:
+            yield client, child
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def _running_job(client: comfy_nb.Client) -> comfy_nb.Job:
+    job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 3000})
+    job.unreachable_after = 0.5
+    deadline = time.monotonic() + 30
+    while job.status is not comfy_nb.JobStatus.RUNNING:
+        assert time.monotonic() < deadline, "the job never ran"
+        time.sleep(0.01)
+    return job
+
+
+@pytest.mark.parametrize("backend", ["html", "text"])
+def test_a_job_whose_server_died_ends_its_panel_with_the_error(
+        backend: str, handles: list[FakeHandle], tmp_path: Path) -> None:
+    stream = io.StringIO()
+    with _doomed_server(tmp_path) as (client, server):
+        job = _running_job(client)
+        panel: Panel = HtmlPanel(job) if backend == "html" else TextPanel(job, stream=stream)
+        panel.show()
+        server.kill()
+        with pytest.raises(comfy_nb.TransportError, match="unreachable since"):
+            follow(job, panel, interval=0.01)
+    assert panel.finished
+    if backend == "html":
+        note = handles[0].updates[-1][1]
+        assert isinstance(note, StaticNote) and note.css_class == "comfy-nb-error"
+        assert f"job {job.id}: the server has been unreachable since" in note.text
+    else:
+        last = stream.getvalue().splitlines()[-1]
+        assert last.startswith(f"comfy_nb job {job.id[:8]}: lost: server unreachable for ")
+
+
+def test_following_in_the_background_ends_when_the_job_is_lost(tmp_path: Path) -> None:
+    ended = threading.Event()
+    with _doomed_server(tmp_path) as (client, server):
+        job = _running_job(client)
+        thread = follow_in_background(job, Panel(job), ended.set, interval=0.01)
+        server.kill()
+        thread.join(30)
+    assert ended.is_set() and job.lost
 
 
 def test_rate_limit_is_a_sliding_window() -> None:

@@ -1,0 +1,223 @@
+"""How a job ends when its server goes away, and what Ctrl+C does to it: against the emulator,
+over real sockets. A :class:`Cable` (a TCP proxy between client and emulator) is unplugged to
+make the server unreachable, as a killed server or a lost network would, and plugged back in on
+the same port; the emulator behind it keeps the job running meanwhile."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+import comfy_nb
+from comfy_nb import AsyncClient, JobStatus, ServerError, TransportError
+from comfy_nb.client._events import Progress
+from comfy_nb.client._transport import RetryPolicy
+from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.notebook.progress import status_text
+from comfy_nb.workflows import bundled
+
+from ..both_clients import WAIT, Api, make_client
+from ..cable import Cable
+
+FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
+SHORT_BOUND = 0.5  # seconds of unreachable server before a job counts as lost, in these tests
+
+
+def txt2img(steps: int) -> dict[str, Any]:
+    workflow = bundled("txt2img")
+    workflow["3"]["inputs"]["steps"] = steps
+    return workflow
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.02)
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def interrupt_soon() -> None:
+    """Press Ctrl+C in the main thread a moment from now (it is about to block)."""
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.daemon = True
+    timer.start()
+
+
+@pytest.fixture(params=["local", "cloud"])
+def server(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
+    with serve(dialect=request.param, step_delay=0.01) as running:
+        yield running
+
+
+@pytest.fixture
+def cable(server: RunningEmulator) -> Iterator[Cable]:
+    plugged = Cable(server.url).start()
+    yield plugged
+    plugged.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def connect(mode: str, server: RunningEmulator, cable: Cable
+                  ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
+    """Make clients that reach the server through the cable (closed at the end)."""
+    made: list[Api] = []
+
+    async def make(**options: Any) -> Api:
+        options = {"api_key": server.api_key, "retry": FAST_RETRY, "poll_interval": 0.1,
+                   **options}
+        api = Api(mode, await make_client(mode, cable.url, **options), server)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        await api.close()
+
+
+# -- a server that goes away ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+async def test_a_job_whose_server_stays_unreachable_is_lost(
+        connect: Callable[..., Awaitable[Api]], cable: Cable, websocket: bool) -> None:
+    api = await connect(websocket=websocket)
+    job = await api.submit(txt2img(steps=3000))
+    job.unreachable_after = SHORT_BOUND
+    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    cable.unplug()
+
+    with pytest.raises(TransportError) as caught:
+        await api.wait(job)
+    message = str(caught.value)
+    assert f"job {job.id}: the server has been unreachable since " in message
+    assert f"client.job({job.id!r})" in message and "submit the workflow again" in message
+    assert isinstance(caught.value.__cause__, TransportError)  # the last failed read
+    assert job.lost and not job.done
+    progress = job.progress()
+    assert progress.lost and progress.status is JobStatus.RUNNING
+    assert progress.unreachable_for is not None and progress.unreachable_for >= SHORT_BOUND
+    assert (await api.events(job))  # iterating a lost job ends
+    with pytest.raises(TransportError):  # and so does every later wait
+        await api.wait(job)
+
+
+async def test_a_server_back_within_the_bound_is_followed_on(
+        connect: Callable[..., Awaitable[Api]], cable: Cable) -> None:
+    api = await connect()
+    job = await api.submit(txt2img(steps=100))  # it may end during the outage: no matter
+    await eventually(lambda: job.progress().node_value > 0, "the sampler runs")
+    cable.unplug()
+
+    await eventually(lambda: job.progress().unreachable_for is not None,
+                     "the client notices the server is gone")
+    progress = job.progress()
+    assert progress.status is JobStatus.RUNNING and not progress.lost
+    assert "server unreachable for" in status_text(job.id, progress, job.workflow)
+
+    cable.plug()
+    result = await api.wait(job)
+    assert job.status is JobStatus.SUCCEEDED and len(result.images) == 1
+    assert job.progress().unreachable_for is None and not job.lost
+
+
+async def test_a_failing_server_is_still_reachable(
+        connect: Callable[..., Awaitable[Api]], server: RunningEmulator) -> None:
+    api = await connect(websocket=False)
+    job = await api.submit(txt2img(steps=100))
+    job.unreachable_after = SHORT_BOUND
+    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    errors = 10_000
+    server.faults.update(http_error_count=errors, http_error_status=500)  # answers, failing
+    # 6 reads of 4 attempts each, each read 0.1 s (poll_interval) after the last: > SHORT_BOUND
+    await eventually(lambda: server.faults.http_error_count <= errors - 24, "reads fail")
+    assert not job.lost and job.progress().unreachable_for is None
+    server.faults.update(http_error_count=0)
+    result = await api.wait(job)
+    assert job.status is JobStatus.SUCCEEDED and len(result.images) == 1
+
+
+async def test_a_gateway_error_that_lasts_counts_as_unreachable(
+        connect: Callable[..., Awaitable[Api]], server: RunningEmulator) -> None:
+    api = await connect(websocket=False)
+    job = await api.submit(txt2img(steps=3000))
+    job.unreachable_after = SHORT_BOUND
+    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    server.faults.update(http_error_count=10_000, http_error_status=502)  # a proxy, alone
+    with pytest.raises(TransportError, match="unreachable since") as caught:
+        await api.wait(job)
+    assert isinstance(caught.value.__cause__, ServerError)
+    assert caught.value.__cause__.status == 502
+    server.faults.update(http_error_count=0)
+
+
+# -- Ctrl+C and cancellation ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(server: RunningEmulator) -> Iterator[comfy_nb.Client]:
+    with comfy_nb.connect(server.url, api_key=server.api_key, retry=FAST_RETRY,
+                          poll_interval=0.1) as connected:
+        yield connected
+
+
+def test_ctrl_c_in_wait_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
+    job = client.submit(txt2img(steps=3000))
+    wait_until(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        job.wait(WAIT)
+    wait_until(lambda: job.status is JobStatus.CANCELLED, "the job is cancelled")
+    assert client.queue() == []
+
+
+def test_ctrl_c_while_iterating_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
+    job = client.submit(txt2img(steps=3000))
+    wait_until(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        for _event in job:
+            pass
+    wait_until(lambda: job.status is JobStatus.CANCELLED, "the job is cancelled")
+    assert client.queue() == []
+
+
+def test_leaving_the_iteration_leaves_the_job_running(client: comfy_nb.Client) -> None:
+    job = client.submit(txt2img(steps=50))
+    for event in job:
+        if isinstance(event, Progress):
+            break
+    result = job.wait(WAIT)
+    assert job.status is JobStatus.SUCCEEDED and len(result.images) == 1
+
+
+async def test_cancelling_the_awaiting_task_leaves_the_job_running(
+        server: RunningEmulator) -> None:
+    async with AsyncClient(server.url, api_key=server.api_key, poll_interval=0.1) as aclient:
+        job = await aclient.submit(txt2img(steps=50))
+        waiting = asyncio.ensure_future(job.wait())
+        await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert waiting.cancelled()
+        result = await job.wait(WAIT)
+        assert job.status is JobStatus.SUCCEEDED and len(result.images) == 1
