@@ -192,10 +192,9 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     job.on(line.update)  # drawn from the client's thread as events arrive
     try:
         result = job.wait(args.timeout)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # job.wait() has cancelled the job on the server
         line.close()
-        print("comfy-nb run: interrupted; cancelling the job", file=sys.stderr)
-        client.cancel(job.id)
+        print(f"comfy-nb run: interrupted; job {job.id} was cancelled", file=sys.stderr)
         return 130
     except ComfyError as exc:
         line.close()

@@ -14,6 +14,7 @@ import httpx
 from PIL import Image
 
 from comfy_nb.cli import main
+from comfy_nb.emulator import serve
 
 
 def test_run_writes_the_default_image(tmp_path: Path, capsys: object) -> None:
@@ -66,6 +67,36 @@ def test_run_reports_every_problem_before_sending(tmp_path: Path, capsys: object
     assert main(["run", str(ui), "--emulator", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "ckpt_name" in err and "random_sd15.safetensors" in err
+
+
+def test_ctrl_c_cancels_the_running_job(tmp_path: Path) -> None:
+    with serve(step_delay=0.05) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "comfy_nb.cli", "run", "--url", server.url,
+             "--set", "steps=2000", "--out", str(tmp_path / "o")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert process.stderr is not None
+            queued = process.stderr.readline()
+            assert queued.startswith("queued "), queued
+            prompt_id = queued.split()[1]
+            with httpx.Client(base_url=server.url) as http:
+                while not http.get("/queue").json()["queue_running"]:
+                    time.sleep(0.05)
+                process.send_signal(signal.SIGINT)
+                _, err = process.communicate(timeout=60)
+                assert process.returncode == 130
+                assert f"interrupted; job {prompt_id} was cancelled" in err
+                deadline = time.monotonic() + 30  # the server stops the job at its next step
+                while http.get("/queue").json()["queue_running"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert http.get("/queue").json()["queue_running"] == []
+                history = http.get(f"/history/{prompt_id}").json()[prompt_id]
+                assert "execution_interrupted" in json.dumps(history["status"])
+        finally:
+            process.kill()
+            process.wait(10)
 
 
 def test_emulator_command_serves_until_terminated() -> None:
