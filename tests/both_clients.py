@@ -1,10 +1,12 @@
 """What the tests that run every scenario through both clients share (tests/client/test_client.py,
 tests/test_cache.py): the :class:`Api` adapter that puts the synchronous
 :class:`~comfy_nb.Client` and the :class:`~comfy_nb.AsyncClient` behind the same awaitable
-methods, :func:`make_client`, and a LoadImage -> SaveImage workflow."""
+methods, :func:`make_client`, :func:`api_maker`, and a LoadImage -> SaveImage workflow."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,25 @@ async def make_client(mode: str, url: str | None = None, **options: Any) -> Any:
     except BaseException:
         await client.aclose()
         raise
+
+
+@contextlib.asynccontextmanager
+async def api_maker(mode: str, url: str, server: RunningEmulator, **defaults: Any
+                    ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
+    """``make(**options)`` gives an :class:`Api` of a client of ``url`` (the server's key and
+    ``defaults``, then ``options``); every client made is closed on exit."""
+    made: list[Api] = []
+
+    async def make(**options: Any) -> Api:
+        options = {"api_key": server.api_key, **defaults, **options}
+        made.append(Api(mode, await make_client(mode, url, **options), server))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for api in made:
+            await api.close()
 
 
 def load_and_save(image: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflow._errors import WorkflowError, WorkflowInvalid
 
-from ..both_clients import WAIT, Api, load_and_save, make_client
+from ..both_clients import WAIT, Api, api_maker, load_and_save, make_client
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
@@ -119,18 +119,8 @@ def server(request: pytest.FixtureRequest, dialect: str) -> Iterator[RunningEmul
 async def connect_api(mode: str, server: RunningEmulator
                       ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
     """Make clients of the server (closed at the end): ``await connect_api(websocket=False)``."""
-    made: list[Api] = []
-
-    async def connect(**options: Any) -> Api:
-        options = {"api_key": server.api_key, "retry": FAST_RETRY, "poll_interval": 0.2,
-                   **options}
-        api = Api(mode, await make_client(mode, server.url, **options), server)
-        made.append(api)
-        return api
-
-    yield connect
-    for api in made:
-        await api.close()
+    async with api_maker(mode, server.url, server, retry=FAST_RETRY, poll_interval=0.2) as make:
+        yield make
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.notebook.progress import status_text
 from comfy_nb.workflows import bundled
 
-from ..both_clients import WAIT, Api, make_client
+from ..both_clients import WAIT, Api, api_maker
 from ..cable import Cable
 
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
@@ -79,18 +79,8 @@ def mode(request: pytest.FixtureRequest) -> str:
 async def connect(mode: str, server: RunningEmulator, cable: Cable
                   ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
     """Make clients that reach the server through the cable (closed at the end)."""
-    made: list[Api] = []
-
-    async def make(**options: Any) -> Api:
-        options = {"api_key": server.api_key, "retry": FAST_RETRY, "poll_interval": 0.1,
-                   **options}
-        api = Api(mode, await make_client(mode, cable.url, **options), server)
-        made.append(api)
-        return api
-
-    yield make
-    for api in made:
-        await api.close()
+    async with api_maker(mode, cable.url, server, retry=FAST_RETRY, poll_interval=0.1) as make:
+        yield make
 
 
 # -- a server that goes away ----------------------------------------------------------------------
