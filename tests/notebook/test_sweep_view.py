@@ -95,7 +95,8 @@ def test_a_sweep_panel_stays_within_10_widget_messages_a_second(
 
 def test_the_cancel_button_of_a_sweep_that_does_not_wait(
         client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
-    running = comfy_nb.sweep(txt2img(400), seed=[1, 2, 3], client=client, progress="widget",
+    # 5000 steps: long enough (10 s a job) that no job can end between the check and the click
+    running = comfy_nb.sweep(txt2img(5000), seed=[1, 2, 3], client=client, progress="widget",
                              wait=False)
     deadline = time.monotonic() + WAIT
     while not running.counts().running and time.monotonic() < deadline:
