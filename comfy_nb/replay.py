@@ -1130,6 +1130,9 @@ class AsyncReplayClient(AsyncClient):
     async def cancel(self, prompt_id: str) -> bool:
         return False
 
+    async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
+        return []
+
     async def interrupt(self, prompt_id: str | None = None) -> None:
         return None
 

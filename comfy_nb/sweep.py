@@ -693,15 +693,17 @@ class AsyncSweep(_SweepData):
     async def cancel(self) -> int:
         """Cancel the sweep: nothing more is submitted, jobs on the server are cancelled
         (queued ones first, so none starts when a running one stops). The number of jobs that
-        were cancelled on the server."""
+        were live."""
         self._stopping = True
         self._cancel_waiting()
         live = [item.async_job for item in self.items
                 if item.async_job is not None and not item.done]
-        queued = [job for job in live if job.status is JobStatus.QUEUED]
-        running = [job for job in live if job.status is not JobStatus.QUEUED]
-        for group in (queued, running):
-            await asyncio.gather(*(self._cancel_job(job) for job in group))
+        if live:
+            try:
+                await self.client.cancel_many([job.id for job in live])
+            except Exception as exc:  # a closed client, a flaky server: one by one then
+                log.warning("comfy_nb: could not cancel the sweep's jobs at once: %s", exc)
+                await asyncio.gather(*(self._cancel_job(job) for job in live))
         if self._task is not None:  # let the workers collect the cancelled jobs
             await asyncio.wait({self._task}, timeout=30)
         return len(live)

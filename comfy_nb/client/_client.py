@@ -823,6 +823,16 @@ class AsyncClient:
             self._removed_from_queue([prompt_id])
         return cancelled
 
+    async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
+        """Cancel several jobs so that none of them starts meanwhile (on a local server the
+        pending ones are removed before the running ones are interrupted); the ids of those
+        that were live."""
+        http = await self._ready()
+        assert self._dialect is not None
+        cancelled = await self._dialect.cancel_many(http, list(prompt_ids))
+        self._removed_from_queue(cancelled)
+        return cancelled
+
     async def interrupt(self, prompt_id: str | None = None) -> None:
         """Interrupt the running job (or the given one; on Cloud: every running job)."""
         http = await self._ready()
@@ -1028,6 +1038,11 @@ class Client:
 
     def cancel(self, prompt_id: str) -> bool:
         return self._run(self._async.cancel(prompt_id))
+
+    def cancel_many(self, prompt_ids: list[str]) -> list[str]:
+        """Cancel several jobs so that none of them starts meanwhile (see
+        :meth:`AsyncClient.cancel_many`); the ids of those that were live."""
+        return self._run(self._async.cancel_many(prompt_ids))
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         self._run(self._async.interrupt(prompt_id))

@@ -6,6 +6,7 @@ the queue's tuple layouts. Both dialects use the ``/api`` routes, which local Co
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import urllib.parse
 from dataclasses import dataclass, field
@@ -128,6 +129,11 @@ class Dialect:
     async def cancel(self, http: Requester, prompt_id: str) -> bool:
         raise NotImplementedError
 
+    async def cancel_many(self, http: Requester, prompt_ids: list[str]) -> list[str]:
+        """Cancel several jobs; the ids of those that were live."""
+        cancelled = await asyncio.gather(*(self.cancel(http, pid) for pid in prompt_ids))
+        return [pid for pid, live in zip(prompt_ids, cancelled, strict=True) if live]
+
     async def interrupt(self, http: Requester, prompt_id: str | None) -> None:
         raise NotImplementedError
 
@@ -187,6 +193,19 @@ class LocalDialect(Dialect):
                     await self.delete_pending(http, [prompt_id])
                 return True
         return False
+
+    async def cancel_many(self, http: Requester, prompt_ids: list[str]) -> list[str]:
+        """Every pending one first, in one request, then the running ones: interrupting a job
+        one by one could let the next pending one of them start before it is removed."""
+        entries = {item.prompt_id: item for item in await self.queue(http)
+                   if item.prompt_id in prompt_ids}
+        pending = [pid for pid, item in entries.items() if not item.running]
+        if pending:
+            await self.delete_pending(http, pending)
+        for pid, item in entries.items():
+            if item.running:
+                await self.interrupt(http, pid)
+        return list(entries)
 
     async def interrupt(self, http: Requester, prompt_id: str | None) -> None:
         body = {"prompt_id": prompt_id} if prompt_id else {}

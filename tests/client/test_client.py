@@ -701,6 +701,24 @@ async def test_client_cancel_of_a_pending_job_by_id(api: Api) -> None:
         await api.wait(blocker)
 
 
+@pytest.mark.emulator(node_delay=1.0, tier="standard")
+async def test_cancel_many_leaves_none_of_them_to_start(api: Api) -> None:
+    """A running job and two pending ones: the pending ones go before the running one is
+    stopped, so the server never starts one of them (on a local server, one by one could)."""
+    running = await slow_job(api, 1)
+    pending = [await api.submit(invert(color)) for color in (2, 3)]
+    ids = [running.id, *(job.id for job in pending)]
+    assert sorted(await api.cancel_many(ids)) == sorted(ids)
+    for job in (running, *pending):
+        with raises(JobCancelled, api):
+            await api.wait(job)
+    await eventually(lambda: _queue_empty(api), "the queue empties")
+    started = {job["id"] for job in await api.jobs(50)
+               if job["status"] != JobStatus.CANCELLED.value}
+    assert started.isdisjoint(ids)
+    assert await api.cancel_many(ids) == []  # nothing live any more
+
+
 @pytest.mark.emulator(node_delay=1.0)
 async def test_cancel_a_running_job(api: Api) -> None:
     job = await slow_job(api, 1)
