@@ -518,6 +518,12 @@ class Job:
         return f"<Job {self.id} {self._job.status.value}>"
 
     @property
+    def client_closed(self) -> bool:
+        """Whether the client following this job was closed: the job is no longer updated
+        (it may still run on the server)."""
+        return self._loop.closed
+
+    @property
     def async_job(self) -> AsyncJob:
         return self._job
 

@@ -483,6 +483,14 @@ class ComfyMagics(Magics):
                 raise
             log.warning("comfy_nb: job %s: %s", job.id, exc)
             return None
+        except RuntimeError:
+            if raise_ or not job.client_closed:
+                raise
+            # the connection was closed (%comfy connect, client.close()) before the job ended
+            text = (f"comfy_nb: job {job.id}: its connection was closed before it ended; it "
+                    f"may still run on the server (%comfy cancel {job.id})")
+            panel.finish(StaticNote(text, "comfy-nb-error"))
+            return None
         panel.finish(result)
         return result
 
@@ -647,8 +655,8 @@ class ComfyMagics(Magics):
                 raise UsageError("no job of this notebook is running; name one: %comfy cancel "
                                  "ID (or --all)")
             ids = [live[-1].id]
-        missing = [job_id for job_id in ids if not client.cancel(job_id)]
-        done = [job_id for job_id in ids if job_id not in missing]
+        done = client.cancel_many(ids)  # pending ones first: none starts in between
+        missing = [job_id for job_id in ids if job_id not in done]
         lines = [f"comfy_nb: cancelled {job_id}" for job_id in done]
         lines += [f"comfy_nb: {job_id} is neither queued nor running" for job_id in missing]
         _show(StaticNote("\n".join(lines), "comfy-nb-cancelled"))

@@ -661,11 +661,12 @@ def _end_lost(job: Job, panel: Panel) -> None:
 
 def follow_in_background(job: Job, panel: Panel, on_end: Callable[[], object],
                          interval: float = 0.05) -> threading.Thread:
-    """Tick ``panel`` from a daemon thread until ``job`` ends or is lost, then call ``on_end``
-    there (for jobs that do not block the cell; updates reach the panel by its display_id)."""
+    """Tick ``panel`` from a daemon thread until ``job`` ends, is lost, or its client is closed,
+    then call ``on_end`` there (for jobs that do not block the cell; updates reach the panel by
+    its display_id)."""
 
     def run() -> None:
-        while not job.done and not job.lost:
+        while not job.done and not job.lost and not job.client_closed:
             panel.tick()
             time.sleep(interval)
         on_end()

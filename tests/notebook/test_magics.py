@@ -157,6 +157,39 @@ def test_comfy_cancel_stops_a_no_wait_job_on_the_server(
     assert magics(shell).session_client().queue() == []
 
 
+def test_comfy_cancel_by_id_names_what_was_not_live(
+        shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    updates = record_panel(monkeypatch)
+    first = run(shell, "%%comfy_run first --no-wait --set steps=400\n" + TXT2IMG)
+    second = run(shell, "%%comfy_run second --no-wait --set steps=401\n" + TXT2IMG)
+    assert wait_for(lambda: first.status is comfy_nb.JobStatus.RUNNING)
+    capsys.readouterr()
+    run(shell, f"%comfy cancel {second.id} {first.id} no-such-job")
+    shown = capsys.readouterr().out
+    assert f"cancelled {first.id}" in shown and f"cancelled {second.id}" in shown
+    assert "no-such-job is neither queued nor running" in shown
+    assert wait_for(lambda: first.done and second.done)
+    assert {first.status, second.status} == {comfy_nb.JobStatus.CANCELLED}
+    assert magics(shell).session_client().queue() == []
+    assert wait_for(lambda: sum(isinstance(update[1], StaticNote) for update in updates) == 2)
+
+
+def test_a_new_connection_ends_the_panel_of_a_no_wait_job(
+        shell: InteractiveShell, emulator: RunningEmulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%comfy connect`` closes the old connection: the panel of a job it was following says
+    so, instead of a traceback from a background thread."""
+    updates = record_panel(monkeypatch)
+    job = run(shell, "%%comfy_run orphan --no-wait --set steps=400\n" + TXT2IMG)
+    assert wait_for(lambda: job.status is comfy_nb.JobStatus.RUNNING)
+    run(shell, f"%comfy connect {emulator.url}")
+    assert wait_for(lambda: updates and isinstance(updates[-1][1], StaticNote))
+    note = updates[-1][1]
+    assert note.css_class == "comfy-nb-error" and job.id in note.text and "closed" in note.text
+    magics(shell).session_client().cancel(job.id)
+
+
 def test_stopping_the_kernel_cancels_the_job_on_the_server(shell: InteractiveShell) -> None:
     client = magics(shell).session_client()
 
