@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+INTERRUPT_CHECK = 0.1  # seconds between checks for Ctrl+C while a synchronous call waits
 
 
 class LoopThread:
@@ -44,10 +46,23 @@ class LoopThread:
                                "callbacks; use the AsyncClient there instead")
         future = self.submit(coroutine)
         try:
-            return future.result(timeout)
+            return self.wait(future, timeout)
         except (KeyboardInterrupt, concurrent.futures.TimeoutError):
             future.cancel()
             raise
+
+    @staticmethod
+    def wait(future: concurrent.futures.Future[T], timeout: float | None = None) -> T:
+        """``future.result(timeout)``, waiting in slices of :data:`INTERRUPT_CHECK` seconds so
+        that Ctrl+C is seen even where no signal wakes a blocking wait (IPython's interrupt on
+        Windows)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = INTERRUPT_CHECK if deadline is None else deadline - time.monotonic()
+            if concurrent.futures.wait([future], max(0.0, min(left, INTERRUPT_CHECK))).done:
+                return future.result()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise concurrent.futures.TimeoutError()
 
     def close(self) -> None:
         if self.closed:

@@ -16,10 +16,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._loop import INTERRUPT_CHECK, LoopThread
 from .client._dialects import JobSnapshot, JobStatus
 from .client._errors import (
     ComfyError,
@@ -47,7 +48,6 @@ from .client._events import (
 from .result import Result
 
 if TYPE_CHECKING:
-    from ._loop import LoopThread
     from .client._client import AsyncClient
 
 log = logging.getLogger("comfy_nb")
@@ -80,7 +80,6 @@ LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
 UNREACHABLE_AFTER = 60.0  # seconds without reaching the server before a job counts as lost
 GATEWAY_STATUSES = frozenset({502, 503, 504})  # a proxy saying the server behind it is away
 SOCKET_CHECK = 0.5  # seconds between looks at the websocket while waiting for the next poll
-INTERRUPT_CHECK = 0.1  # seconds between checks for Ctrl+C while a synchronous call waits
 
 
 def _title(workflow: dict[str, Any] | None, node_id: str) -> str | None:
@@ -128,7 +127,6 @@ class AsyncJob:
         self._lost = False
         self._lost_at: float | None = None
         self._unreachable_since: float | None = None  # time.monotonic() of the first failure
-        self._unreachable_since_clock: float | None = None  # the same moment, as time.time()
         self._last_failure: ComfyError | None = None
         self._watcher: asyncio.Future[None] | None = None
         self._previews = 0
@@ -415,13 +413,11 @@ class AsyncJob:
             return
         self._last_failure = failure
         if self._unreachable_since is None:
-            self._unreachable_since_clock = time.time() - (time.monotonic() - started)
             self._unreachable_since = started
 
     def _reachable(self) -> None:
         """The server answered: stop the unreachable clock."""
         self._unreachable_since = None
-        self._unreachable_since_clock = None
         self._last_failure = None
 
     def _websocket_connected(self) -> bool:
@@ -442,10 +438,11 @@ class AsyncJob:
 
     def _loss(self) -> ComfyError:
         """The error that says why the job was lost."""
-        if self._unreachable_since_clock is None:
+        started, seconds = self._unreachable_since, self.unreachable_for
+        if started is None or seconds is None:
             return JobLost(self.id)
-        since = time.strftime("%H:%M:%S", time.localtime(self._unreachable_since_clock))
-        seconds = self.unreachable_for or 0.0
+        wall_clock = time.time() - (time.monotonic() - started)
+        since = time.strftime("%H:%M:%S", time.localtime(wall_clock))
         failure = f": {self._last_failure}" if self._last_failure is not None else ""
         return TransportError(
             f"job {self.id}: the server has been unreachable since {since} ({seconds:.0f} s)"
@@ -549,23 +546,11 @@ class Job:
         """Wait for the job and return its Result (see :meth:`AsyncJob.wait`). Ctrl+C (the
         kernel's stop button) cancels the job on the server, then propagates; a timeout
         leaves it running."""
-        return self._interruptible(self._job.wait(timeout))
-
-    def _interruptible(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the client's loop, checking for Ctrl+C every
-        ``INTERRUPT_CHECK`` seconds (a blocking wait would miss IPython's interrupt on
-        Windows); Ctrl+C cancels the job on the server."""
-        if self._loop.in_loop_thread:
-            return self._loop.run(coroutine)  # refuses, saying what to do instead
-        future = self._loop.submit(coroutine)
         try:
-            while not concurrent.futures.wait([future], INTERRUPT_CHECK).done:
-                pass
+            return self._loop.run(self._job.wait(timeout))
         except KeyboardInterrupt:
-            future.cancel()
             self._cancel_after_interrupt()
             raise
-        return future.result()
 
     def _cancel_after_interrupt(self) -> None:
         try:
@@ -602,7 +587,8 @@ class Job:
             future.cancel()
 
     def _next(self, inbox: queue.Queue[Any]) -> Any:
-        """The next item of ``inbox``, checking for Ctrl+C as :meth:`_interruptible` does."""
+        """The next item of ``inbox``, checking for Ctrl+C every ``INTERRUPT_CHECK`` seconds
+        (as :meth:`LoopThread.wait` does)."""
         try:
             while True:
                 with contextlib.suppress(queue.Empty):

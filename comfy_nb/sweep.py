@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import itertools
 import logging
 import math
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._loop import LoopThread
 from .client._dialects import JobStatus
 from .client._errors import ComfyError, JobCancelled
 from .job import AsyncJob, Job
@@ -44,7 +44,6 @@ from .workflow._errors import ParameterError, WorkflowInvalid
 from .workflow._params import SEED_INPUTS, resolve
 
 if TYPE_CHECKING:
-    from ._loop import LoopThread
     from .client._client import AsyncClient, Client
 
 __all__ = [
@@ -744,7 +743,7 @@ class Sweep(_SweepData):
         raises :class:`SweepTimeout`."""
         future = self._loop.submit(self._core.wait(timeout))
         try:
-            _wait_interruptibly(future)  # SweepTimeout, or what broke the scheduler
+            LoopThread.wait(future)  # SweepTimeout, or what broke the scheduler
             return self
         except KeyboardInterrupt:
             future.cancel()
@@ -764,14 +763,6 @@ class Sweep(_SweepData):
 
 
 # -- entry points --------------------------------------------------------------------------------
-
-
-def _wait_interruptibly(future: concurrent.futures.Future[Any]) -> Any:
-    """``future.result()``, waiting in slices so an interrupt is seen even when no signal
-    wakes the wait."""
-    while not concurrent.futures.wait([future], 0.1).done:
-        pass
-    return future.result()
 
 
 def resolve_concurrency(dialect: str, concurrency: int | None = None,
@@ -875,7 +866,7 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
                       submit_options=submit_options, wrap=lambda job: Job(job, client._loop))
     starting = client._loop.submit(_prepare_and_start(core))
     try:
-        _wait_interruptibly(starting)
+        LoopThread.wait(starting)
     except KeyboardInterrupt:
         # interrupted while checking or starting: stop the check on the loop (it yields between
         # combinations), then cancel whatever was submitted

@@ -1012,10 +1012,10 @@ class Client:
         job = self.submit(workflow, cache=cache, **options)
         try:
             result = job.wait(timeout)
-        except JobTimeout as exc:
+        except JobTimeout as exc:  # (on Ctrl+C, job.wait() has cancelled the job itself)
             cancelled = self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise JobTimeout(job.id, exc.timeout, cancelled=cancelled) from None
-        except (KeyboardInterrupt, TimeoutError):
+        except TimeoutError:
             self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise
         if isinstance(result.source, _StoringFiles):

@@ -50,6 +50,15 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
+async def running_job(api: Api, steps: int) -> Any:
+    """A txt2img job of ``steps`` steps, lost after ``SHORT_BOUND`` seconds without the
+    server, once it runs."""
+    job = await api.submit(txt2img(steps=steps))
+    job.unreachable_after = SHORT_BOUND
+    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    return job
+
+
 def interrupt_soon() -> None:
     """Press Ctrl+C in the main thread a moment from now (it is about to block)."""
     timer = threading.Timer(0.3, _thread.interrupt_main)
@@ -90,9 +99,7 @@ async def connect(mode: str, server: RunningEmulator, cable: Cable
 async def test_a_job_whose_server_stays_unreachable_is_lost(
         connect: Callable[..., Awaitable[Api]], cable: Cable, websocket: bool) -> None:
     api = await connect(websocket=websocket)
-    job = await api.submit(txt2img(steps=3000))
-    job.unreachable_after = SHORT_BOUND
-    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    job = await running_job(api, steps=3000)
     cable.unplug()
 
     with pytest.raises(TransportError) as caught:
@@ -132,9 +139,7 @@ async def test_a_server_back_within_the_bound_is_followed_on(
 async def test_a_failing_server_is_still_reachable(
         connect: Callable[..., Awaitable[Api]], server: RunningEmulator) -> None:
     api = await connect(websocket=False)
-    job = await api.submit(txt2img(steps=100))
-    job.unreachable_after = SHORT_BOUND
-    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    job = await running_job(api, steps=100)
     errors = 10_000
     server.faults.update(http_error_count=errors, http_error_status=500)  # answers, failing
     # 6 reads of 4 attempts each, each read 0.1 s (poll_interval) after the last: > SHORT_BOUND
@@ -148,9 +153,7 @@ async def test_a_failing_server_is_still_reachable(
 async def test_a_gateway_error_that_lasts_counts_as_unreachable(
         connect: Callable[..., Awaitable[Api]], server: RunningEmulator) -> None:
     api = await connect(websocket=False)
-    job = await api.submit(txt2img(steps=3000))
-    job.unreachable_after = SHORT_BOUND
-    await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
+    job = await running_job(api, steps=3000)
     server.faults.update(http_error_count=10_000, http_error_status=502)  # a proxy, alone
     with pytest.raises(TransportError, match="unreachable since") as caught:
         await api.wait(job)
