@@ -217,7 +217,8 @@ def parse_sweep_values(items: Sequence[str],
                 raise ValueError(f"{flag} {name}=: {text!r} is not a JSON list")
             values = loaded
         elif (".." in text and "," not in text
-              and all(part.strip().lstrip("-").isdigit() for part in text.split("..", 1))):
+              and all(part.strip().lstrip("-").isascii() and part.strip().lstrip("-").isdigit()
+                      for part in text.split("..", 1))):
             low, high = (int(part) for part in text.split("..", 1))
             if high < low:
                 raise ValueError(f"{flag} {name}={text}: the range is empty")

@@ -409,7 +409,7 @@ def render_view(path: Path, query: Any) -> tuple[bytes, str]:
             image_format = parts[0]
             if image_format not in ("webp", "jpeg") or "a" in query.get("channel", ""):
                 image_format = "webp"
-            quality = int(parts[-1]) if parts[-1].isdigit() else 90
+            quality = int(parts[-1]) if parts[-1].isascii() and parts[-1].isdigit() else 90
             picture: Image.Image = img
             if image_format == "jpeg" or query.get("channel", "") == "rgb":
                 picture = img.convert("RGB")

@@ -535,7 +535,8 @@ def _boxed(value: Any) -> Any:
 
 
 def _is_array_index(key: str) -> bool:
-    return key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
+    return (key.isascii() and key.isdigit() and (key == "0" or not key.startswith("0"))
+            and int(key) < 2**32 - 1)
 
 
 def _js_key_order(mapping: dict[str, Any]) -> dict[str, Any]:

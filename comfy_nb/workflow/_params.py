@@ -70,7 +70,7 @@ def is_link(value: Any) -> bool:
 
 def node_id_key(node_id: str) -> tuple[tuple[int, int, str], ...]:
     """Sort key for node ids, numeric-aware and subgraph-aware (``"3" < "10" < "10:2"``)."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+    return tuple((0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part)
                  for part in str(node_id).split(":"))
 
 

@@ -19,8 +19,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from comfy_nb.workflow import Param, ParameterError, Workflow, WorkflowError
 from comfy_nb.workflows import bundled
+from tests import fixture_paths
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = fixture_paths.ROOT
 COMFY = FIXTURES / "comfyui"
 RUNS = COMFY / "runs"
 UI2API = FIXTURES / "ui2api"
@@ -653,7 +654,7 @@ def test_object_info_can_be_a_connected_client() -> None:
     from comfy_nb import connect
     from comfy_nb.emulator import serve
 
-    ui_path = (Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ui2api"
+    ui_path = (UI2API
                / "frontend_default_graph")
     ui = _json.loads((ui_path / "ui.json").read_text())
     expected = _json.loads((ui_path / "api.json").read_text())
@@ -669,3 +670,10 @@ def test_a_bundled_workflow_by_name() -> None:
     assert Workflow.load("txt2img").to_api() == bundled("txt2img")
     with pytest.raises(WorkflowError, match="bundled workflows: txt2img"):
         Workflow.load("txt2im")
+
+
+def test_node_ids_with_unicode_digits_sort_as_names() -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails: such ids are names, not numbers."""
+    wf = Workflow.load({"²": {"class_type": "X", "inputs": {}},
+                        "10": {"class_type": "Y", "inputs": {}}})
+    assert "X" in repr(wf)

@@ -111,7 +111,7 @@ def _counter_of(file_name: str, filename: str) -> int | None:
     if not file_name.startswith(filename + "_"):
         return None
     head = file_name[len(filename) + 1 :].split("_")[0]
-    return int(head) if head.isdigit() else 0
+    return int(head) if head.isascii() and head.isdigit() else 0
 
 
 def save_path(base_dir: Path, filename_prefix: str, width: int = 0, height: int = 0) -> SavePath:
