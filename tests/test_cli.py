@@ -15,6 +15,7 @@ from PIL import Image
 
 from comfy_nb.cli import main
 from comfy_nb.emulator import serve
+from tests.fixture_paths import UI2API
 
 
 def test_run_writes_the_default_image(tmp_path: Path, capsys: object) -> None:
@@ -53,7 +54,7 @@ def test_run_reports_a_rejected_workflow(tmp_path: Path, capsys: object) -> None
 
 
 def test_run_converts_an_editor_workflow(tmp_path: Path) -> None:
-    ui = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "ui2api" / \
+    ui = UI2API / \
         "frontend_default_graph" / "ui.json"
     out = tmp_path / "o"
     assert main(["run", str(ui), "--emulator", "--out", str(out), "--step-delay", "0",
@@ -62,7 +63,7 @@ def test_run_converts_an_editor_workflow(tmp_path: Path) -> None:
 
 
 def test_run_reports_every_problem_before_sending(tmp_path: Path, capsys: object) -> None:
-    ui = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "ui2api" / \
+    ui = UI2API / \
         "frontend_default_graph" / "ui.json"
     assert main(["run", str(ui), "--emulator", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err  # type: ignore[attr-defined]

@@ -75,3 +75,17 @@ def test_the_client_layer_never_imports_the_notebook_stack() -> None:
                    if line.strip().startswith(("import ", "from "))]
         assert not [line for line in imports if "ipywidgets" in line or "IPython" in line], \
             path.name
+
+
+def test_the_tests_need_nothing_beside_the_repository() -> None:
+    """A clone tests alone: no test reads reference material from outside the repository."""
+    tests = PACKAGE.parent / "tests"
+    offenders = [
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        if any(mark in path.read_text(encoding="utf-8")
+               for mark in ('"shared"', "/shared/", "parents[1].parent", "parents[2].parent"))
+        and path.name != "test_packaging.py"
+    ]
+    assert offenders == []
+    assert (tests / "fixtures" / "comfyui" / "http" / "object_info.json").is_file()

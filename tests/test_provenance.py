@@ -14,8 +14,9 @@ import comfy_nb
 from comfy_nb import provenance
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflows import bundled
+from tests import fixture_paths
 
-RUNS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "comfyui" / "runs"
+RUNS = fixture_paths.RUNS
 
 
 def recorded_workflow(run: str) -> dict[str, Any]:

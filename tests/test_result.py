@@ -21,8 +21,9 @@ from comfy_nb.result import (
     folder_problem,
     safe_filename,
 )
+from tests import fixture_paths
 
-RUNS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "comfyui" / "runs"
+RUNS = fixture_paths.RUNS
 
 Key = tuple[str, str, str]
 

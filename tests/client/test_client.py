@@ -58,10 +58,11 @@ from comfy_nb.client._events import (
 from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflow._errors import WorkflowError, WorkflowInvalid
+from tests import fixture_paths
 
 from ..both_clients import WAIT, Api, api_maker, load_and_save, make_client
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = fixture_paths.COMFYUI
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 SIGNED_URL_MARK = "X-Goog-Signature"
 

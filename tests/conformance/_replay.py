@@ -9,23 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
-FIXTURES = Path(
-    os.environ.get(
-        "COMFY_NB_FIXTURES",
-        Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui",
-    )
-)
+from tests.fixture_paths import COMFYUI
+
+FIXTURES = COMFYUI
 
 
 def fixture_files() -> list[str]:

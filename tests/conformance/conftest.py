@@ -15,8 +15,9 @@ from ._replay import FIXTURES
 def pytest_configure(config: pytest.Config) -> None:
     if not FIXTURES.is_dir():
         raise pytest.UsageError(
-            f"recorded fixtures not found at {FIXTURES}; clone the repository next to shared/ "
-            "or set COMFY_NB_FIXTURES"
+            f"recorded fixtures not found at {FIXTURES}: they are part of the repository "
+            "(tests/fixtures/); COMFY_NB_FIXTURES, when set, must name a folder laid out the "
+            "same way"
         )
 
 

@@ -14,7 +14,6 @@ import hashlib
 import io
 import itertools
 import json
-import os
 import struct
 import time
 import urllib.parse
@@ -22,7 +21,6 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,12 +34,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from comfy_nb.emulator import RunningEmulator, serve
+from tests import fixture_paths
 
-SHARED = Path(os.environ.get("COMFY_NB_SHARED",
-                             Path(__file__).resolve().parents[2].parent / "shared"))
-SPEC_PATH = SHARED / "reference" / "openapi-cloud.yaml"
-RUNS = SHARED / "fixtures" / "comfyui" / "runs"
-ERRORS = SHARED / "fixtures" / "comfyui" / "errors"
+SPEC_PATH = fixture_paths.CLOUD_SPEC
+RUNS = fixture_paths.RUNS
+ERRORS = fixture_paths.COMFYUI / "errors"
 SPEC_URI = "urn:comfy-cloud-openapi"
 TIMEOUT = 10.0
 

@@ -19,8 +19,9 @@ from PIL import Image
 from comfy_nb.emulator.nodes import IMPLEMENTATIONS, NodeResult, PreviewImage
 from comfy_nb.emulator.nodes.sampling import StandInConditioning, StandInModel
 from comfy_nb.emulator.nodes.video import EmulatedVideo
+from tests import fixture_paths
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = fixture_paths.COMFYUI
 RUNS = FIXTURES / "runs"
 TEMP_NAME = re.compile(r"^ComfyUI_temp_[a-z]{5}_(\d{5})_\.(png|flac)$")
 

@@ -16,8 +16,9 @@ from comfy_nb.emulator._validation import (
     _types_compatible,
     validate_prompt,
 )
+from tests import fixture_paths
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = fixture_paths.COMFYUI
 ERROR_CASES = sorted((FIXTURES / "errors").glob("POST_prompt_*.json"))
 RUNS = sorted(path for path in (FIXTURES / "runs").iterdir() if path.is_dir())
 

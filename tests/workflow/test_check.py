@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from comfy_nb.client._errors import ComfyError
 from comfy_nb.workflow._check import Problem, WorkflowInvalid, check_workflow, validate_workflow
 from comfy_nb.workflow._errors import TABLE_WIDTH, WorkflowError, _wrap
+from tests import fixture_paths
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = fixture_paths.COMFYUI
 ERROR_CASES = sorted((FIXTURES / "errors").glob("POST_prompt_*.json"))
 # the cases the server answered with an error body (the others crashed it: a 500, no message)
 ANSWERED_CASES = [path for path in ERROR_CASES

@@ -17,8 +17,9 @@ import pytest
 from comfy_nb.client._errors import ComfyError
 from comfy_nb.workflow._convert import is_ui_format, ui_to_api
 from comfy_nb.workflow._errors import BrokenLinkError, UnknownNodeTypes, WorkflowError
+from tests import fixture_paths
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+FIXTURES = fixture_paths.ROOT
 PAIRS_DIR = FIXTURES / "ui2api"
 PAIRS = sorted(p.name for p in PAIRS_DIR.iterdir() if p.is_dir()) if PAIRS_DIR.is_dir() else []
 

@@ -27,10 +27,11 @@ from comfy_nb.workflow._inputs import (
     pending_uploads,
     upload_inputs,
 )
+from tests import fixture_paths
 
 from ..http_server import http_server
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = fixture_paths.COMFYUI
 
 
 @pytest.fixture(scope="module")
