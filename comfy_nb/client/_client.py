@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import provenance
 from .._config import resolve, url_argument
@@ -42,6 +42,9 @@ from ._errors import (
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
 from ._transport import RetryPolicy, Transport
 from ._uploads import upload_payload
+
+if TYPE_CHECKING:
+    from ..workflow._models import ModelSwap
 
 log = logging.getLogger("comfy_nb")
 T = TypeVar("T")
@@ -234,6 +237,7 @@ class AsyncClient:
         self._tickets: dict[str, _Ticket] = {}  # prompt id -> where its result is cached
         self._storing: dict[str, asyncio.Task[CacheEntry | None]] = {}  # key -> store running
         self._observing: list[tuple[AsyncJob, asyncio.Future[None]]] = []  # job_observers' tasks
+        self._told_swaps: set[tuple[str, ModelSwap]] = set()  # bundled model files replaced
         self.queue_remaining: int | None = None
         self.server_version: str | None = None  # from system_stats when the dialect is detected
 
@@ -532,8 +536,10 @@ class AsyncClient:
         uploads = {k: v for k, v in overrides.items()
                    if not isinstance(v, str) and wants_upload(v, [])}
         object_info: dict[str, Any] | None = None
-        if loaded.format == "ui" or overrides or validate:
+        if loaded.format == "ui" or overrides or validate or loaded.bundled:
             object_info = await self.object_info()
+        if loaded.bundled and object_info is not None:  # before overrides: those are the user's
+            self._tell_swaps(loaded.bundled, loaded.fit_models(object_info))
         if loaded.format == "ui":
             loaded = Workflow.load(loaded.to_api(object_info), object_info=object_info)
         for name, value in uploads.items():  # upload first, then set the server-side name
@@ -544,6 +550,14 @@ class AsyncClient:
         api = loaded.to_api(object_info)
         api = await upload_inputs(api, object_info, deferred, cache=deferred.names)
         return _Staged(api, dict(loaded.resolved_seeds), deferred, object_info)
+
+    def _tell_swaps(self, workflow: str, swaps: list[ModelSwap]) -> None:
+        """Say, once per client, which model files of a bundled workflow were swapped."""
+        for swap in swaps:
+            if (workflow, swap) not in self._told_swaps:
+                self._told_swaps.add((workflow, swap))
+                log.warning("comfy_nb: bundled workflow %s: %s (--set %s=NAME picks another)",
+                            workflow, swap, swap.input)
 
     async def _complete(self, staged: _Staged, overrides: dict[str, Any],
                         validate: bool) -> dict[str, Any]:
@@ -921,6 +935,13 @@ class AsyncClient:
                                                     what="reading node definitions")).json()
         return self._object_info
 
+    async def models(self, folder: str | None = "checkpoints") -> list[str]:
+        """The model files the server has in ``folder`` (``"checkpoints"``, ``"loras"``,
+        ``"vae"``…; empty when it has none), or its model folders with ``folder=None``."""
+        http = await self._ready()
+        assert self._dialect is not None
+        return await self._dialect.models(http, folder)
+
     async def system_stats(self) -> dict[str, Any]:
         http = await self._ready()
         stats: dict[str, Any] = (await http.request("GET", "/api/system_stats",
@@ -1065,6 +1086,10 @@ class Client:
 
     def object_info(self, refresh: bool = False) -> dict[str, Any]:
         return self._run(self._async.object_info(refresh))
+
+    def models(self, folder: str | None = "checkpoints") -> list[str]:
+        """The model files the server has in ``folder`` (see :meth:`AsyncClient.models`)."""
+        return self._run(self._async.models(folder))
 
     def system_stats(self) -> dict[str, Any]:
         return self._run(self._async.system_stats())

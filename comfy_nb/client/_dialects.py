@@ -148,6 +148,22 @@ class Dialect:
     async def recent_jobs(self, http: Requester, limit: int) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    models_route = "/api/models"
+
+    async def models(self, http: Requester, folder: str | None) -> list[str]:
+        """The model folders (``folder`` None), or the files in one (empty when the server has
+        no such folder). Local answers names; Cloud answers ``{"name": ...}`` objects."""
+        path = self.models_route
+        if folder is not None:
+            path += "/" + urllib.parse.quote(folder, safe="")
+        response = await http.request("GET", path, ok_statuses=(404,),
+                                      what="listing models" if folder is None
+                                      else f"listing the models in {folder}")
+        if response.status == 404:
+            return []
+        return [str(item.get("name") if isinstance(item, dict) else item)
+                for item in response.json() if isinstance(item, (dict, str))]
+
 
 class LocalDialect(Dialect):
     """A local ComfyUI server (as recorded from 0.3.64)."""
@@ -227,6 +243,7 @@ class CloudDialect(Dialect):
     """Comfy Cloud (``openapi-cloud.yaml``)."""
 
     name = "cloud"
+    models_route = "/api/experiment/models"
 
     async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
         try:

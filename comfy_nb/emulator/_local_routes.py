@@ -26,7 +26,6 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from ._faults import write_truncated
-from ._object_info import recorded_object_info
 from ._queue import QueueItem
 from ._server import STAND_IN_NOTICE, STATE, EmulatorState
 from ._validation import validate_prompt
@@ -306,7 +305,7 @@ def model_files(state: EmulatorState, folder: str) -> list[str] | None:
     if folder not in loaders:
         return []
     class_name, input_name = loaders[folder]
-    spec = recorded_object_info().get(class_name, {}).get("input", {}).get("required", {})
+    spec = state.object_info([class_name]).get(class_name, {}).get("input", {}).get("required", {})
     choices = spec.get(input_name, [[]])[0]
     return [c for c in choices if isinstance(c, str) and c.endswith((".safetensors", ".ckpt",
                                                                       ".pt", ".pth"))]

@@ -28,13 +28,30 @@ def recorded_object_info() -> dict[str, Any]:
     return parsed
 
 
-def current_object_info(input_dir: Path, classes: Iterable[str] | None = None) -> dict[str, Any]:
+def current_object_info(input_dir: Path, classes: Iterable[str] | None = None,
+                        checkpoints: Iterable[str] | None = None) -> dict[str, Any]:
     """object_info with the upload combos listing the files now in ``input_dir``; only the
-    given ``classes`` (those known) when they are named, which saves listing and copying."""
+    given ``classes`` (those known) when they are named, which saves listing and copying.
+    ``checkpoints`` (when given) replaces the recorded server's checkpoint files."""
     recorded = recorded_object_info()
     if classes is not None:
         recorded = {name: recorded[name] for name in classes if name in recorded}
+    if checkpoints is not None:
+        recorded = with_checkpoints(recorded, sorted(checkpoints))
     return with_input_files(recorded, input_dir)
+
+
+def with_checkpoints(object_info: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """A copy of ``object_info`` whose ``ckpt_name`` combos (every checkpoint loader) list
+    ``names``; ``object_info`` itself is not modified."""
+    result = dict(object_info)
+    for class_type, info in object_info.items():
+        spec = (info or {}).get("input", {}).get("required", {}).get("ckpt_name")
+        if isinstance(spec, list) and spec and isinstance(spec[0], list):
+            new_info = copy.deepcopy(info)
+            new_info["input"]["required"]["ckpt_name"][0] = list(names)
+            result[class_type] = new_info
+    return result
 
 
 # folder_paths' extension → content type overrides (applied before ``mimetypes``).

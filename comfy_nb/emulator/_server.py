@@ -50,6 +50,7 @@ class EmulatorOptions:
     concurrency: int | None = None  # overrides the tier's limit
     signed_url_ttl: float = 3600.0  # cloud: seconds a storage URL stays valid
     max_upload_size: int = 104857600  # local --max-upload-size; cloud uses 50 MB
+    checkpoints: tuple[str, ...] | None = None  # checkpoint files it has (None: the recorded's)
 
     def __post_init__(self) -> None:
         if self.dialect not in ("local", "cloud"):
@@ -218,7 +219,7 @@ class EmulatorState:
 
     def object_info(self, classes: Iterable[str] | None = None) -> dict[str, Any]:
         """The served node definitions (only ``classes``, when named)."""
-        return current_object_info(self.input_dir, classes)
+        return current_object_info(self.input_dir, classes, self.options.checkpoints)
 
 
 def _seed_example_input(input_dir: Path) -> None:

@@ -548,9 +548,10 @@ class ComfyMagics(Magics):
     @magic_arguments()
     @argument("command", nargs="?", default="status",
               choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes",
-                       "record", "replay"],
+                       "models", "record", "replay"],
               help="connect URL|cloud · status · queue · cancel [ID ...|--all] · interrupt · "
-                   "upload PATH · nodes [PATTERN] · record [PATH|--stop] · replay [PATH]")
+                   "upload PATH · nodes [PATTERN] · models [FOLDER] · record [PATH|--stop] · "
+                   "replay [PATH]")
     @argument("values", nargs="*", help="the command's arguments")
     @argument("--all", action="store_true", help="cancel: every queued and running job")
     @argument("--stop", action="store_true", help="record: stop recording")
@@ -559,7 +560,8 @@ class ComfyMagics(Magics):
     def comfy(self, line: str) -> Any:
         """Manage the session's server: ``%comfy connect URL|cloud``, ``%comfy status``,
         ``%comfy queue``, ``%comfy cancel [ID ...|--all]``, ``%comfy interrupt``,
-        ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``; ``%comfy record [PATH]`` writes
+        ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``, ``%comfy models [FOLDER]`` (the
+        server's model files, e.g. ``checkpoints``); ``%comfy record [PATH]`` writes
         every job of the notebook into a folder (default ``recording``; ``--stop`` ends it) and
         ``%comfy replay [PATH]`` serves the cells from it with no server and no key.
         Settings: ``%config ComfyMagics``.
@@ -700,6 +702,12 @@ class ComfyMagics(Magics):
         _show(Table(["class", "name", "category", "inputs"], rows,
                     f"{len(found)} node types match {pattern!r}{more}" if pattern
                     else f"{len(found)} node types{more}"))
+
+    def _comfy_models(self, args: Any) -> list[str]:
+        if len(args.values) > 1:
+            raise UsageError("%comfy models [FOLDER] (e.g. %comfy models checkpoints; no folder "
+                             "lists the folders)")
+        return self.session_client().models(args.values[0] if args.values else None)
 
 
 def _matches(pattern: str, text: str) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ._errors import Problem, WorkflowError, WorkflowInvalid
 from ._inputs import pending_uploads
+from ._params import combo_choices, input_specs
 
 __all__ = ["Problem", "WorkflowInvalid", "check_workflow", "validate_workflow"]
 
@@ -385,33 +386,11 @@ def _link_faults(
 
 
 def _combo_options(object_info: Mapping[str, Any], class_type: Any, name: str) -> list[Any] | None:
-    """The allowed values of a combo input (legacy ``[[...], {}]`` or v3 ``["COMBO",
-    {"options": [...]}]``), or None when the input is not a combo with a list."""
+    """The allowed values of a combo input, or None when the input is not a combo with a list."""
     if not isinstance(class_type, str):
         return None
-    info = object_info.get(class_type)
-    if not isinstance(info, Mapping):
-        return None
-    inputs = info.get("input")
-    if not isinstance(inputs, Mapping):
-        return None
-    for category in ("required", "optional"):
-        section = inputs.get(category)
-        if not isinstance(section, Mapping) or name not in section:
-            continue
-        spec = section[name]
-        if not isinstance(spec, list) or not spec:
-            return None
-        if isinstance(spec[0], list):
-            return spec[0]
-        if (
-            len(spec) > 1
-            and isinstance(spec[1], Mapping)
-            and isinstance(spec[1].get("options"), list)
-        ):
-            return list(spec[1]["options"])
-        return None
-    return None
+    spec = input_specs(object_info, class_type).get(name)
+    return None if spec is None else combo_choices(spec)
 
 
 def _file_listed(object_info: Mapping[str, Any], class_type: str, name: str) -> bool:

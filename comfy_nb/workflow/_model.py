@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 
 from .. import provenance
 from ._errors import ParameterError, WorkflowError
+from ._models import ModelSwap, fit_models
 from ._params import Param, list_params, node_id_key, set_value
 
 __all__ = ["Workflow", "WorkflowSource"]
@@ -63,6 +64,9 @@ class Workflow:
     """
 
     format: Literal["api", "ui"]
+    #: the name of the bundled workflow this was loaded from (``"txt2img"``), else None; the
+    #: client fits its model files to the server's (:mod:`comfy_nb.workflow._models`)
+    bundled: str | None
     #: seeds picked by ``set(seed="random")``, by parameter path: ``{"3.seed": 123}``
     resolved_seeds: dict[str, int]
     _object_info: Mapping[str, Any] | None
@@ -76,10 +80,12 @@ class Workflow:
             self._data = _copy.deepcopy(source._data)
             self._object_info = object_info if object_info is not None else source._object_info
             self.resolved_seeds = dict(source.resolved_seeds)
+            self.bundled = source.bundled
             return
         self._object_info = object_info
         self.resolved_seeds = {}
         self.format, self._data = _parse(_read(source))
+        self.bundled = _bundled_name(source)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -261,6 +267,20 @@ class Workflow:
         self._data, self.format, self.resolved_seeds = staged, "api", seeds
         return self
 
+    def fit_models(self, object_info: Mapping[str, Any] | Any | None = None) -> list[ModelSwap]:
+        """Replace, in place, each model file the server does not list (``ckpt_name``,
+        ``vae_name``…) with the first one it lists for that input; the swaps made. The client
+        does this for bundled workflows only (:attr:`bundled`), before any override, and says
+        which files it swapped; call it yourself to do the same for another workflow."""
+        info = _node_definitions(object_info)
+        info = info if info is not None else self._object_info
+        if info is None:
+            raise WorkflowError("fitting model files needs the server's node definitions: pass "
+                                "object_info=client.object_info()")
+        if self.format == "ui":
+            self._data, self.format = self.to_api(info), "api"
+        return fit_models(self._data, info)
+
 
 # -- reading sources --------------------------------------------------------------------------
 
@@ -316,6 +336,13 @@ def _bundled_names() -> list[str]:
 
     folder = resources.files("comfy_nb.workflows")
     return sorted(item.name[:-5] for item in folder.iterdir() if item.name.endswith(".json"))
+
+
+def _bundled_name(source: Any) -> str | None:
+    """The bundled workflow ``source`` names, when it names one and no such file exists."""
+    if isinstance(source, (str, Path)) and str(source) in _bundled_names():
+        return None if Path(source).exists() else str(source)
+    return None
 
 
 def _bundled(name: str) -> Any:

@@ -135,6 +135,18 @@ def input_specs(object_info: Mapping[str, Any] | None,
     return specs
 
 
+
+def combo_choices(spec: Any) -> list[Any] | None:
+    """The allowed values of a combo input's spec (legacy ``[[...], {}]`` or v3 ``["COMBO",
+    {"options": [...]}]``), or None when the input is not a combo with a list."""
+    if not isinstance(spec, (list, tuple)) or not spec:
+        return None
+    if isinstance(spec[0], list):
+        return list(spec[0])
+    if len(spec) > 1 and isinstance(spec[1], Mapping) and isinstance(spec[1].get("options"), list):
+        return list(spec[1]["options"])
+    return None
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
 import nbformat
 import pytest
 
@@ -48,3 +49,24 @@ def test_runs_on_the_emulator(path: Path, progress: str, notebook_emulator: Runn
     nb = execute_notebook(workdir / path.name, env=env, timeout=300)
     assert notebook_problems(nb) == []
     assert unfinished_panels(nb) == []
+
+
+@pytest.mark.parametrize("name", ["quickstart", "inputs"])
+@pytest.mark.timeout(600)
+def test_runs_on_a_server_with_other_checkpoints(name: str, tmp_path: Path) -> None:
+    """The notebooks name no model file of their own: they take the server's (a real ComfyUI
+    or Comfy Cloud has other checkpoints than the emulator's stand-in)."""
+    from comfy_nb.emulator import serve
+
+    workdir = tmp_path / NOTEBOOK_DIR.name
+    shutil.copytree(NOTEBOOK_DIR, workdir)
+    with serve(step_delay=0.001, checkpoints=("sd_xl_base_1.0.safetensors",)) as server:
+        nb = execute_notebook(workdir / f"{name}.ipynb", env={"COMFY_URL": server.url},
+                              timeout=300)
+        history = httpx.get(server.url + "/history", timeout=10).json()
+    submitted = [entry["prompt"][2] for entry in history.values()]
+    assert notebook_problems(nb) == []
+    assert submitted
+    checkpoints = {node["inputs"]["ckpt_name"] for workflow in submitted
+                   for node in workflow.values() if node["class_type"] == "CheckpointLoaderSimple"}
+    assert checkpoints == {"sd_xl_base_1.0.safetensors"}
