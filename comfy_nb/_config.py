@@ -1,8 +1,17 @@
-"""Where the server and the key come from: explicit arguments, then the environment
-(``COMFY_URL``; ``COMFY_CLOUD_API_KEY`` meaning Comfy Cloud), then a local ComfyUI at
-``http://127.0.0.1:8188`` if it answers quickly, else the embedded emulator.
+"""Where the server and the key come from, and where the key may go.
 
-It decides; it never keeps or prints a key.
+The server: an explicit argument, then the environment (``COMFY_URL``; ``COMFY_CLOUD_API_KEY``
+meaning Comfy Cloud), then a local ComfyUI at ``http://127.0.0.1:8188`` if it answers quickly
+(``COMFY_NB_LOCAL_URL`` names another address, or ``off``), else the embedded emulator. The word
+``emulator`` in place of a URL always means the embedded emulator; ``cloud`` means Comfy Cloud
+(``COMFY_NB_CLOUD_URL`` moves it, e.g. to a staging deployment). ``dialect="cloud"`` never
+resolves to a local server: without a key it is the emulator of Comfy Cloud.
+
+The key: one passed with ``api_key=`` goes to the server it was passed for; one from
+``COMFY_CLOUD_API_KEY`` goes to the Comfy Cloud origin only. The client adds either only once the
+server has shown that it speaks the Cloud API (see :class:`Target`).
+
+It decides; it never keeps or prints a key (keys travel as :class:`~comfy_nb._secret.Secret`).
 """
 
 from __future__ import annotations
@@ -13,23 +22,74 @@ import socket
 import urllib.parse
 from dataclasses import dataclass, field
 
+from ._secret import Secret
 from .client._errors import InvalidURL
 
 CLOUD_URL = "https://cloud.comfy.org"
 LOCAL_URL = "http://127.0.0.1:8188"
+EMULATOR = "emulator"  # in place of a URL: the embedded emulator
 URL_VARIABLE = "COMFY_URL"
 KEY_VARIABLE = "COMFY_CLOUD_API_KEY"
+CLOUD_URL_VARIABLE = "COMFY_NB_CLOUD_URL"  # where "cloud" and COMFY_CLOUD_API_KEY point
+LOCAL_URL_VARIABLE = "COMFY_NB_LOCAL_URL"  # the address probed for a running ComfyUI, or "off"
 # set in every mybinder.org session
 BINDER_VARIABLES = ("BINDER_LAUNCH_HOST", "BINDER_REPO_URL", "BINDER_REQUEST")
 
 
 @dataclass(frozen=True)
 class Target:
-    """The resolved server: a URL (None = start the embedded emulator) and its key."""
+    """The resolved server: a URL (None = start the embedded emulator) and the key that may be
+    sent to it once it shows that it speaks the Cloud API (None: no key goes there).
+
+    ``source`` says how the server was chosen (``"argument"``, ``"environment"``,
+    ``"local server"``, ``"emulator"``); ``key_withheld`` that ``COMFY_CLOUD_API_KEY`` is set
+    but is not for this server (it is not Comfy Cloud)."""
 
     url: str | None
-    api_key: str | None = field(default=None, repr=False)
-    source: str = ""  # "argument", "environment", "local server", "emulator"
+    api_key: Secret | None = field(default=None, repr=False)
+    source: str = ""
+    key_withheld: bool = False
+
+
+def cloud_url() -> str:
+    """The Comfy Cloud base URL: ``COMFY_NB_CLOUD_URL`` if set, else https://cloud.comfy.org."""
+    configured = os.environ.get(CLOUD_URL_VARIABLE, "").strip()
+    if not configured:
+        return CLOUD_URL
+    try:
+        return _server_url(configured)
+    except InvalidURL as exc:
+        raise InvalidURL(f"{CLOUD_URL_VARIABLE}: {exc}") from None
+
+
+def local_url() -> str | None:
+    """The address probed for a running ComfyUI: ``COMFY_NB_LOCAL_URL`` if set (``off``:
+    none), else http://127.0.0.1:8188."""
+    configured = os.environ.get(LOCAL_URL_VARIABLE, "").strip()
+    if not configured:
+        return LOCAL_URL
+    if configured.lower() in ("off", "none", "no", "0", "false"):
+        return None
+    try:
+        return _server_url(configured)
+    except InvalidURL as exc:
+        raise InvalidURL(f"{LOCAL_URL_VARIABLE}: {exc}") from None
+
+
+def is_cloud(url: str) -> bool:
+    """Whether ``url`` is on the Comfy Cloud origin (scheme, host and port of
+    :func:`cloud_url`), the only place a key from the environment goes."""
+    return _origin(url) == _origin(cloud_url())
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    scheme = parsed.scheme.lower()
+    return scheme, (parsed.hostname or "").lower(), port or (443 if scheme == "https" else 80)
 
 
 def on_binder() -> bool:
@@ -40,14 +100,23 @@ def on_binder() -> bool:
 
 def normalize_url(url: str) -> str:
     """``url`` as ``scheme://host[:port][/path]`` (``"cloud"`` means Comfy Cloud, a bare
-    ``host:port`` means http). Raises :class:`InvalidURL` for anything that is not the address
-    of a server, or that carries credentials."""
+    ``host:port`` means http), or :data:`EMULATOR` for ``"emulator"``. Raises
+    :class:`InvalidURL` for anything that is not the address of a server, or that carries
+    credentials."""
     if not isinstance(url, str):
-        raise TypeError("the server URL must be a string, like 'http://127.0.0.1:8188' or "
-                        f"'cloud' (got {type(url).__name__})")
+        raise TypeError("the server URL must be a string, like 'http://127.0.0.1:8188', "
+                        f"'cloud' or 'emulator' (got {type(url).__name__})")
     url = url.strip()
     if url.lower() == "cloud":
-        return CLOUD_URL
+        return cloud_url()
+    if url.lower() == EMULATOR:
+        return EMULATOR
+    return _server_url(url)
+
+
+def _server_url(url: str) -> str:
+    """:func:`normalize_url` of an address (not a word such as ``cloud``)."""
+    url = url.strip()
     if "://" not in url:
         url = "http://" + url
     if "@" in re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]:
@@ -106,26 +175,45 @@ def answers_quickly(url: str, timeout: float = 0.3) -> bool:
         return False
 
 
-def resolve(url: str | None = None, api_key: str | None = None) -> Target:
-    """Pick the server by the documented order. URLs are checked before any key is read, so
-    the error of a malformed one never comes from a frame holding a key."""
+def resolve(url: str | None = None, api_key: str | Secret | None = None,
+            dialect: str | None = None) -> Target:
+    """Pick the server by the documented order, and the key that may go to it. URLs are
+    checked before any key is read, so the error of a malformed one never comes from a frame
+    holding a key; a key is a :class:`Secret` from here on."""
     explicit = url_argument(url)
-    if api_key is not None and not isinstance(api_key, str):
-        raise TypeError(f"api_key must be a string (got {type(api_key).__name__})")
+    api_key = Secret.of(api_key, "api_key")
+    if explicit == EMULATOR:
+        return Target(None, None, "argument")
     if explicit:
-        return Target(explicit, api_key or os.environ.get(KEY_VARIABLE) or None, "argument")
+        return _with_key(explicit, api_key, "argument")
     if api_key:
-        return Target(CLOUD_URL, api_key, "argument")
-    env_url = os.environ.get(URL_VARIABLE)
+        return Target(cloud_url(), api_key, "argument")
+    env_url = os.environ.get(URL_VARIABLE, "").strip()
     if env_url:
         try:
             normalized = normalize_url(env_url)
         except InvalidURL as exc:
             raise InvalidURL(f"{URL_VARIABLE}: {exc}") from None
-        return Target(normalized, os.environ.get(KEY_VARIABLE) or None, "environment")
-    key = os.environ.get(KEY_VARIABLE) or None
-    if key:
-        return Target(CLOUD_URL, key, "environment")
-    if answers_quickly(LOCAL_URL):
-        return Target(LOCAL_URL, None, "local server")
+        if normalized == EMULATOR:
+            return Target(None, None, "environment")
+        return _with_key(normalized, None, "environment")
+    if os.environ.get(KEY_VARIABLE):
+        return _with_key(cloud_url(), None, "environment")
+    if dialect == "cloud":  # never a local server: without a key, the Cloud emulator
+        return Target(None, None, "emulator")
+    local = local_url()
+    if local is not None and answers_quickly(local):
+        return _with_key(local, None, "local server")
     return Target(None, None, "emulator")
+
+
+def _with_key(url: str, given: Secret | None, source: str) -> Target:
+    """The target ``url`` with the key that may go there: ``given`` (passed for it), else the
+    environment's key if ``url`` is Comfy Cloud."""
+    if given:
+        return Target(url, given, source)
+    if not os.environ.get(KEY_VARIABLE):
+        return Target(url, None, source)
+    if is_cloud(url):
+        return Target(url, Secret(os.environ[KEY_VARIABLE]), source)
+    return Target(url, None, source, key_withheld=True)

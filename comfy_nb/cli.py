@@ -1,7 +1,8 @@
 """The ``comfy-nb`` command: ``emulator`` serves the emulator; ``run`` runs a workflow (the
 bundled text-to-image graph by default) with a progress line and saves its outputs; ``queue``
-and ``cancel`` manage the server's queue. Without --url/--cloud/--emulator the server is found
-as :func:`comfy_nb.connect` finds it.
+and ``cancel`` manage the server's queue. ``--url`` takes a URL, ``cloud`` or ``emulator``
+(``--emulator`` is the same as ``--url emulator``); without --url/--cloud/--emulator the server
+is found as :func:`comfy_nb.connect` finds it.
 """
 
 from __future__ import annotations
@@ -86,27 +87,19 @@ def serve_forever(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[Any]:
-    """A connected client for --url / --cloud / --emulator, or by the usual resolution order;
-    an emulator started here is stopped on exit."""
+    """A connected client for --url (a URL, ``cloud`` or ``emulator``) / --cloud / --emulator,
+    or by the usual resolution order; an emulator started for it stops with it."""
     from .client import connect
 
-    emulator: RunningEmulator | None = None
+    url = args.url
     if args.emulator:
-        emulator = RunningEmulator(EmulatorOptions(step_delay=args.step_delay)).start()
-    try:
-        if emulator is not None:
-            client = connect(emulator.url)
-        elif args.cloud:
-            if not os.environ.get("COMFY_CLOUD_API_KEY"):
-                raise SystemExit("comfy-nb: --cloud needs COMFY_CLOUD_API_KEY in the environment")
-            client = connect("cloud")
-        else:
-            client = connect(args.url, emulator_options={"step_delay": args.step_delay})
-        with client:
-            yield client
-    finally:
-        if emulator is not None:
-            emulator.stop()
+        url = "emulator"
+    elif args.cloud:
+        if not os.environ.get("COMFY_CLOUD_API_KEY"):
+            raise SystemExit("comfy-nb: --cloud needs COMFY_CLOUD_API_KEY in the environment")
+        url = "cloud"
+    with connect(url, emulator_options={"step_delay": args.step_delay}) as client:
+        yield client
 
 
 class _ProgressLine:
@@ -183,7 +176,7 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
               args: argparse.Namespace) -> int:
     from .client import ComfyError
 
-    if args.emulator or client.async_client._emulator is not None:
+    if client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
     line = _ProgressLine()
     job = client.submit(workflow, overrides=overrides)
@@ -266,8 +259,9 @@ def cancel(args: argparse.Namespace) -> int:
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", default=None,
-                       help="ComfyUI server URL (default: COMFY_URL, COMFY_CLOUD_API_KEY, "
-                            "a server on 127.0.0.1:8188, else the embedded emulator)")
+                       help="ComfyUI server URL, 'cloud' or 'emulator' (default: COMFY_URL, "
+                            "COMFY_CLOUD_API_KEY, a server on 127.0.0.1:8188, else the embedded "
+                            "emulator)")
     where.add_argument("--cloud", action="store_true",
                        help="Comfy Cloud, with the key from COMFY_CLOUD_API_KEY")
     where.add_argument("--emulator", action="store_true", help="the embedded emulator")

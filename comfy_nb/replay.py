@@ -978,7 +978,7 @@ class AsyncReplayClient(AsyncClient):
     # -- jobs --------------------------------------------------------------------------------
 
     async def submit(self, workflow: WorkflowLike, *, prompt_id: str | None = None,
-                     extra_data: dict[str, Any] | None = None, partner_key: bool | str = False,
+                     extra_data: dict[str, Any] | None = None, partner_key: object = False,
                      front: bool = False, validate: bool = True,
                      overrides: dict[str, Any] | None = None, cache: bool | None = False,
                      **params: Any) -> AsyncJob:

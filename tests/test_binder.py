@@ -58,6 +58,7 @@ def test_requirements_install_into_a_fresh_venv_and_run_every_notebook(tmp_path:
            if not k.startswith(("COMFY_", "VIRTUAL_ENV", "JUPYTER", "PYTHON", "JPY_", "PYENV"))}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["COMFY_NB_CACHE"] = "off"
+    env["COMFY_NB_LOCAL_URL"] = "off"  # hermetic: a ComfyUI on this machine's 8188 is not Binder's
     install = subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt",
          "ipykernel", "nbconvert"],

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 from comfy_nb.cli import main
@@ -27,6 +28,18 @@ def test_run_writes_the_default_image(tmp_path: Path, capsys: object) -> None:
         assert image.size == (512, 512)
         assert json.loads(image.text["prompt"])["3"]["class_type"] == "KSampler"
     assert not list(out.glob(".*.part"))
+
+
+def test_url_emulator_is_the_embedded_emulator_whatever_else_is_configured(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve(step_delay=0.0) as elsewhere:
+        monkeypatch.setenv("COMFY_URL", elsewhere.url)
+        out = tmp_path / "outputs"
+        assert main(["run", "--url", "emulator", "--out", str(out), "--step-delay", "0"]) == 0
+        assert "on the embedded emulator" in capsys.readouterr().err
+        assert [f.name for f in out.iterdir()] == ["ComfyUI_00001_.png"]
+        assert not any(elsewhere.output_dir.iterdir())  # nothing ran there
 
 
 def test_run_refuses_a_file_as_the_output_folder_before_running(tmp_path: Path,

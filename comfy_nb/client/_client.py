@@ -24,18 +24,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import provenance
 from .._config import resolve, url_argument
 from .._loop import LoopThread
+from .._secret import Secret, hide_extra_data, hide_secrets
 from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_identity
 from ..cache import settings as cache_settings
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
+from ._connecting import identify, key_hint, start_emulator
 from ._describe import describe_connection
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
 from ._errors import (
     AuthenticationError,
     ComfyError,
     JobTimeout,
-    NotFoundError,
-    RequestError,
     ServerError,
     TransportError,
 )
@@ -124,7 +124,8 @@ class _Ticket:
     server: str
     inputs: dict[str, str]
     workflow: dict[str, Any] = field(default_factory=dict)  # as submitted
-    credentials: list[str] = field(default_factory=list)  # never to be written into an entry
+    # never to be written into an entry (nor shown in a traceback's locals)
+    credentials: list[str] = field(default_factory=list, repr=False)
 
 
 class _StoringFiles:
@@ -170,13 +171,6 @@ JobObserver = Callable[["AsyncClient", AsyncJob, _Staged, list[str]], "Awaitable
 job_observers: list[JobObserver] = []
 
 
-def _not_comfyui(where: str, status: int, what: str = "") -> RequestError:
-    """The error for a server that answers, but not as ComfyUI does."""
-    kind = NotFoundError if status == 404 else RequestError
-    return kind(f"{where} answered, but it is not a ComfyUI server (GET /api/system_stats "
-                f"gave {status}{what}): check the URL and port", status=status)
-
-
 class AsyncClient:
     """Talks to one ComfyUI server or Comfy Cloud. Use ``async with AsyncClient(...) as c``.
 
@@ -184,13 +178,18 @@ class AsyncClient:
     ``comfy_nb.cache.settings.enabled`` (on unless ``COMFY_NB_CACHE=off``); ``result_cache``
     chooses the cache (default: :func:`comfy_nb.cache.default_cache`). ``timeout`` and
     ``retry`` govern each request; ``connect_timeout`` bounds connecting (finding out what the
-    server is, opening the websocket), so a server that never answers fails fast."""
+    server is, opening the websocket), so a server that never answers fails fast.
+
+    The key (``api_key``, else ``COMFY_CLOUD_API_KEY`` for Comfy Cloud only, see
+    :mod:`comfy_nb._config`) is sent only once the server has said, in the answer to a key-less
+    ``GET /api/system_stats``, that it speaks the Cloud API (or with ``dialect="cloud"``); a
+    local ComfyUI never receives it, in a header or in the websocket URL."""
 
     def __init__(
         self,
         url: str | None = None,
         *,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         dialect: str | None = None,
         websocket: bool = True,
         timeout: float = 30.0,
@@ -202,13 +201,15 @@ class AsyncClient:
         emulator_options: dict[str, Any] | None = None,
         result_cache: ResultCache | None = None,
     ) -> None:
+        api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
         if dialect not in (None, "local", "cloud"):
             raise ValueError("dialect must be 'local', 'cloud' or None (detect)")
         if not connect_timeout > 0:
             raise ValueError("connect_timeout must be a positive number of seconds")
-        target = resolve(url, api_key)
+        target = resolve(url, api_key, dialect)
         self._target = target
-        self._api_key = target.api_key
+        self._offered_key = target.api_key  # may go to the server once it speaks Cloud
+        self._api_key: Secret | None = None  # the key being sent (see open)
         self._forced_dialect = dialect
         self._use_websocket = websocket
         self._timeout = timeout
@@ -274,11 +275,16 @@ class AsyncClient:
                 return self
             url = self._target.url
             if url is None:
-                url = await asyncio.to_thread(self._start_emulator)
-            self._transport = Transport(url, api_key=self._api_key, timeout=self._timeout,
-                                        retry=self._retry)
+                self._emulator = await asyncio.to_thread(
+                    start_emulator, self._target, self._forced_dialect, self._emulator_options)
+                url = str(self._emulator.url)
+                if self._emulator.api_key:  # its own key, for itself
+                    self._offered_key = Secret(self._emulator.api_key)
+            # no key until the server has shown that it speaks the Cloud API
+            self._transport = Transport(url, timeout=self._timeout, retry=self._retry)
             try:
                 self._dialect = DIALECTS[self._forced_dialect or await self._detect_dialect()]
+                self._key_for(self._dialect.name)
                 if self._use_websocket:
                     await self._open_socket()
             except BaseException:
@@ -291,53 +297,32 @@ class AsyncClient:
         if self._closed:
             raise RuntimeError("this client is closed; create a new one")
 
-    def _start_emulator(self) -> str:
-        from ..emulator import RunningEmulator
-        from ..emulator._server import EmulatorOptions
-
-        options = {"dialect": self._forced_dialect or "local", **self._emulator_options}
-        self._emulator = RunningEmulator(EmulatorOptions(**options)).start()
-        if self._emulator.api_key:
-            self._api_key = self._emulator.api_key
-        log.warning("comfy_nb: no ComfyUI server configured or found at 127.0.0.1:8188; using "
-                    "the embedded emulator at %s (stand-in pixels, not model output)",
-                    self._emulator.url)
-        return str(self._emulator.url)
-
     async def _detect_dialect(self) -> str:
-        """``"cloud"`` or ``"local"``, from ``/api/system_stats``; within ``connect_timeout``."""
+        """``"cloud"`` or ``"local"``, asked without a key (see :func:`identify`)."""
         assert self._transport is not None
-        where = self._transport.base_url
-        asking = self._transport.request("GET", "/api/system_stats", what="reaching the server")
-        try:
-            answer = await asyncio.wait_for(asking, self._connect_timeout)
-        except asyncio.TimeoutError:  # the transport turns its own timeouts into ComfyErrors
-            raise TransportError(
-                f"{where} did not answer within {self._connect_timeout:g} s: check the URL "
-                "and that the ComfyUI server is running (connect_timeout=... waits longer)"
-            ) from None
-        except RequestError as exc:
-            if exc.status in (404, 405):
-                raise _not_comfyui(where, exc.status) from None
-            raise
-        try:
-            stats = answer.json()
-        except ValueError:
-            stats = None
-        if not isinstance(stats, dict):
-            raise _not_comfyui(where, answer.status, " without system stats")
-        system = stats.get("system")
-        system = system if isinstance(system, dict) else {}
-        self._stats = stats
-        version = system.get("cloud_version") or system.get("comfyui_version")
-        self.server_version = str(version) if version else None
-        return "cloud" if "cloud_version" in system else "local"
+        found = await identify(self._transport, self._offered_key, self._target,
+                               self._connect_timeout)
+        self._stats = found.stats
+        self.server_version = found.version
+        return found.dialect
+
+    def _key_for(self, dialect: str) -> None:
+        """Send the offered key from now on if the server speaks the Cloud API; never to a
+        local ComfyUI (not even one that asked for a key while connecting)."""
+        assert self._transport is not None
+        self._api_key = self._offered_key if dialect == "cloud" else None
+        self._transport.api_key = self._api_key
+        if dialect == "cloud" and self._api_key is None and self._target.key_withheld:
+            log.warning("comfy_nb: %s speaks the Comfy Cloud API, but %s", self.url,
+                        key_hint(self._target, self.url))
 
     async def _open_socket(self) -> None:
         assert self._dialect is not None and self._transport is not None
-        url = self._dialect.ws_url(self._transport.base_url, self.client_id, self._api_key)
-        self._socket = EventSocket(url, on_event=self._route, on_reconnect=self._resync,
-                                   open_timeout=self._connect_timeout)
+        # the URL carries the key on Cloud: made where it is used, never kept in a local
+        self._socket = EventSocket(
+            self._dialect.ws_url(self._transport.base_url, self.client_id,
+                                 self._api_key.reveal() if self._api_key else None),
+            on_event=self._route, on_reconnect=self._resync, open_timeout=self._connect_timeout)
         try:
             await self._socket.start()
         except ComfyError as exc:
@@ -345,9 +330,13 @@ class AsyncClient:
             self._socket = None
             if isinstance(exc, WebSocketRefused) and exc.status == 401:
                 # the key is wrong or missing: every later request would fail the same way
+                if self._api_key is None:
+                    raise AuthenticationError("the server wants an API key (401). "
+                                              + key_hint(self._target, self.url),
+                                              status=401) from None
                 raise AuthenticationError(
-                    "the server refused the API key (401): it is missing or wrong. Pass "
-                    "api_key=... or set COMFY_CLOUD_API_KEY.", status=401) from None
+                    "the server refused the API key (401): it is wrong. Pass api_key=... or "
+                    "set COMFY_CLOUD_API_KEY.", status=401) from None
             log.warning("comfy_nb: websocket unavailable (%s); following jobs by polling", exc)
 
     async def aclose(self) -> None:
@@ -418,7 +407,7 @@ class AsyncClient:
         *,
         prompt_id: str | None = None,
         extra_data: dict[str, Any] | None = None,
-        partner_key: bool | str = False,
+        partner_key: bool | str | Secret = False,
         front: bool = False,
         validate: bool = True,
         overrides: dict[str, Any] | None = None,
@@ -433,13 +422,18 @@ class AsyncClient:
         objects given for file inputs (PIL images, arrays, bytes, paths, URLs) are uploaded
         first. With ``validate`` (the default) the workflow is checked against the server's
         node definitions and every problem is raised at once as ``WorkflowInvalid``.
-        ``partner_key=True`` sends this client's API key as ``extra_data.api_key_comfy_org`` for
-        partner (API) nodes; a string sends that key instead.
+        ``partner_key=True`` sends the API key this client sends to the server (none to a local
+        ComfyUI) as ``extra_data.api_key_comfy_org`` for partner (API) nodes; a string (or a
+        :class:`~comfy_nb._secret.Secret`) sends that key instead.
 
         ``cache=True`` (or None: the global setting) uses the result cache: an identical run
         that was cached gives a job that has already succeeded (its result has ``from_cache``;
         nothing is uploaded or sent), and a new run's result is cached when it succeeds. The
         default here is False: a live job on the server."""
+        if isinstance(partner_key, (str, Secret)):  # no frame below holds it in the clear
+            partner_key = Secret.of(partner_key, "partner_key") or False
+        if extra_data:
+            extra_data = hide_extra_data(extra_data)
         http = await self._ready()
         assert self._dialect is not None
         wanted = {**(overrides or {}), **params}
@@ -449,17 +443,18 @@ class AsyncClient:
             hit = await self._lookup(ticket, staged)
             if hit is not None:
                 job = self._finished_job(hit, staged, wanted)
-                self._tell_observers(job, staged, [self._api_key] if self._api_key else [])
+                self._tell_observers(job, staged, _revealed(self._api_key))
                 return job
         api = await self._complete(staged, wanted, validate)
         seeds = staged.seeds
         prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if partner_key:
-            key = partner_key if isinstance(partner_key, str) else self._api_key
+            key = partner_key if isinstance(partner_key, Secret) else self._api_key
             if not key:
-                raise ValueError("partner_key=True needs an API key (api_key=... or "
-                                 "COMFY_CLOUD_API_KEY)")
+                raise ValueError("partner_key=True sends the API key this client sends to the "
+                                 "server, and it sends none to this one: pass the key, "
+                                 "partner_key=...")
             extra["api_key_comfy_org"] = key
         body = self._dialect.submit_body(api, prompt_id, self.client_id, extra, front)
         job = AsyncJob(self, prompt_id, api)
@@ -468,8 +463,7 @@ class AsyncClient:
         self._jobs[prompt_id] = job
         if ticket is not None:
             ticket.workflow = api
-            ticket.credentials = [k for k in (self._api_key, extra.get("api_key_comfy_org"))
-                                  if isinstance(k, str) and k]
+            ticket.credentials = _revealed(self._api_key, extra.get("api_key_comfy_org"))
             self._tickets[prompt_id] = ticket
         try:
             answer = await self._post_once(http, body, prompt_id)
@@ -479,9 +473,8 @@ class AsyncClient:
             raise
         job.announce_queued(answer.get("number"))
         job.start_watching()
-        self._tell_observers(job, staged, [k for k in (self._api_key,
-                                                       extra.get("api_key_comfy_org"))
-                                           if isinstance(k, str) and k])
+        self._tell_observers(job, staged,
+                             _revealed(self._api_key, extra.get("api_key_comfy_org")))
         return job
 
     def _tell_observers(self, job: AsyncJob, staged: _Staged, credentials: list[str]) -> None:
@@ -747,6 +740,7 @@ class AsyncClient:
         ``cache``: None follows ``comfy_nb.cache.settings.enabled`` (on by default); True or
         False decide for this call. With the cache, an identical earlier run's result comes back
         at once (``result.from_cache``), and a new result is cached before this returns."""
+        submit_options = hide_secrets(submit_options)
         job = await self.submit(workflow, cache=cache, **submit_options)
         try:
             result = await job.wait(timeout)
@@ -976,6 +970,7 @@ class Client:
     notebooks, scripts and inside running event loops (it uses its own loop thread)."""
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
+        options = hide_secrets(options)  # from here on no frame holds a key in the clear
         url_argument(url)  # a malformed URL fails here, before a thread starts
         self._loop = LoopThread()
         try:
@@ -1024,12 +1019,14 @@ class Client:
             self._loop.close()
 
     def submit(self, workflow: WorkflowLike, **options: Any) -> Job:
+        options = hide_secrets(options)
         return Job(self._run(self._async.submit(workflow, **options)), self._loop)
 
     def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
             cache: bool | None = None, **options: Any) -> Result:
         """Submit and wait. Interrupting the wait (Ctrl+C, the kernel's stop button) or a
         timeout cancels the remote job too. ``cache`` as in :meth:`AsyncClient.run`."""
+        options = hide_secrets(options)
         job = self.submit(workflow, cache=cache, **options)
         try:
             result = job.wait(timeout)
@@ -1109,7 +1106,22 @@ class Client:
         return self._run(self._async.user())
 
 
-def connect(url: str | None = None, *, api_key: str | None = None, **options: Any) -> Client:
-    """A connected :class:`Client`. Without arguments: ``COMFY_URL`` / ``COMFY_CLOUD_API_KEY``,
-    then a local ComfyUI at 127.0.0.1:8188, then the embedded emulator (with a notice)."""
+def connect(url: str | None = None, *, api_key: str | Secret | None = None,
+            **options: Any) -> Client:
+    """A connected :class:`Client`. ``url`` is a server URL, ``"cloud"`` (Comfy Cloud) or
+    ``"emulator"`` (the embedded emulator, whatever else runs). Without it: ``COMFY_URL`` /
+    ``COMFY_CLOUD_API_KEY``, then a local ComfyUI at 127.0.0.1:8188 (``COMFY_NB_LOCAL_URL``), then
+    the embedded emulator (with a notice); with ``dialect="cloud"`` never a local server, but
+    Comfy Cloud with a key and the emulator of Comfy Cloud without one.
+
+    ``api_key`` goes to the server it is passed for; ``COMFY_CLOUD_API_KEY`` goes only to Comfy
+    Cloud. Either is sent only once the server has shown that it speaks the Cloud API."""
+    api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
+    options = hide_secrets(options)
     return Client(url, api_key=api_key, **options)
+
+
+def _revealed(*keys: object) -> list[str]:
+    """The values of the keys given (Secrets; others are skipped), for the consumers that must
+    find them in text to keep them out of files (the result cache, recordings)."""
+    return [key.reveal() for key in keys if isinstance(key, Secret) and key]

@@ -9,7 +9,8 @@ from typing import Any
 
 from .._config import on_binder
 
-CONNECT_HINT = "Connect a real server with COMFY_URL, comfy_nb.connect(URL) or %comfy connect URL."
+CONNECT_HINT = ("Connect a real server with COMFY_URL, comfy_nb.connect(URL) or %comfy connect "
+                "URL; Comfy Cloud with COMFY_CLOUD_API_KEY or %comfy connect cloud.")
 BINDER_WARNING = "⚠ This is a public Binder session: do not enter API keys here."
 
 

@@ -4,6 +4,9 @@ jitter, typed errors, and downloads that follow signed-URL redirects without cre
 This is the only module of the package that imports httpx. It knows nothing of ComfyUI routes
 or dialects (callers pass paths), and it must never put the API key, a query string, a signed
 URL or a request body into a message, a repr or a log line, nor send the key to another host.
+The key is a :class:`~comfy_nb._secret.Secret` added by an httpx auth flow on the API client
+only (so no header dict of ours or of httpx's holds it); JSON bodies may hold Secrets (a
+partner-node key) and are encoded here, revealing them only into the bytes sent.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import json as _json
 import logging
 import os
 import random
-import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -27,6 +29,7 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
+from .._secret import Secret, install_log_redaction, reveal_all
 from ._errors import (
     ComfyError,
     InvalidURL,
@@ -130,6 +133,29 @@ def _no_cookies() -> http.cookiejar.CookieJar:
         policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
+class _ApiKeyAuth(httpx.Auth):
+    """Puts the API key into the ``X-API-Key`` header of each request of the API client (the
+    storage client has no auth), revealing it only into the request's own headers."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        key = self._transport.api_key
+        if key:
+            request.headers["X-API-Key"] = key.reveal()
+        yield request
+
+    def __repr__(self) -> str:
+        return "<X-API-Key auth>"
+
+
+def _json_body(value: Any) -> bytes:
+    """A JSON request body as httpx would encode it, with any Secret in it revealed."""
+    return _json.dumps(value, default=reveal_all, ensure_ascii=False, separators=(",", ":"),
+                       allow_nan=False).encode("utf-8")
+
+
 def _origin(url: httpx.URL) -> str:
     """``scheme://host[:port]`` of a URL: no user info, path or query."""
     host = url.host
@@ -193,7 +219,8 @@ class Transport:
     replaces ``asyncio.sleep`` for the waits between retries.
     """
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
+    def __init__(self, base_url: str, *, api_key: str | Secret | None = None,
+                 timeout: float = 30.0,
                  retry: RetryPolicy = RetryPolicy(), user_agent: str | None = None,
                  httpx_transport: Any = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
@@ -206,11 +233,11 @@ class Transport:
         if url.query or url.fragment or url.userinfo:
             raise InvalidURL("base_url must not carry credentials, a query string or a "
                              "fragment")
-        _hide_signed_urls_in_httpx_logs()
+        install_log_redaction()
         self._base_url = str(url).rstrip("/")
         self._origin = _origin(url)
         self._display = self._origin + url.path.rstrip("/")
-        self._api_key = api_key or None
+        self._api_key = Secret.of(api_key, "api_key")
         self._retry = retry
         self._timeout = httpx.Timeout(timeout)
         self._user_agent = user_agent or f"comfy-nb/{_package_version()}"
@@ -220,7 +247,8 @@ class Transport:
         self._rng = random.Random()
         self._client = httpx.AsyncClient(
             timeout=self._timeout, follow_redirects=False, transport=httpx_transport,
-            cookies=_no_cookies(), headers={"User-Agent": self._user_agent})
+            cookies=_no_cookies(), headers={"User-Agent": self._user_agent},
+            auth=_ApiKeyAuth(self))
         self._storage: httpx.AsyncClient | None = None
 
     # -- public surface --------------------------------------------------------------------
@@ -229,6 +257,15 @@ class Transport:
     def base_url(self) -> str:
         """The API's base URL, without a trailing slash."""
         return self._base_url
+
+    @property
+    def api_key(self) -> Secret | None:
+        """The key sent as ``X-API-Key`` on API requests from now on (None: no key)."""
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, key: Secret | None) -> None:
+        self._api_key = Secret.of(key, "api_key")
 
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                       json: Any = None, files: Any = None, data: Mapping[str, Any] | None = None,
@@ -242,7 +279,8 @@ class Transport:
         failures and 500/502/503/504, POST only with ``retry_unsafe=True`` (safe when the body
         makes a repeat harmless, e.g. a client-chosen ``prompt_id``); 429 always. ``what``
         names the operation in messages (default ``"METHOD path"``). File objects in ``files``
-        are rewound by httpx on a retry; pass bytes for unseekable sources.
+        are rewound by httpx on a retry; pass bytes for unseekable sources. ``json`` may hold
+        :class:`~comfy_nb._secret.Secret` values: they are sent as their value.
         """
         method = method.upper()
         self._check_path(path)
@@ -253,8 +291,9 @@ class Transport:
         async def attempt() -> HttpResponse:
             try:
                 response = await self._client.request(
-                    method, url, params=params, json=json, files=files, data=data,
-                    headers=self._api_headers())
+                    method, url, params=params, files=files, data=data,
+                    content=None if json is None else _json_body(json),
+                    headers=None if json is None else {"Content-Type": "application/json"})
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 raise _Failure(self._unreachable(exc), retryable=may_repeat) from None
             log.debug("%s -> %d", label, response.status_code)
@@ -344,8 +383,8 @@ class Transport:
                      chunk_size: int) -> None:
         """One download attempt: the API request, then any redirect hops, into ``sink``."""
         try:
-            async with self._client.stream("GET", self._base_url + path, params=params,
-                                           headers=self._api_headers()) as response:
+            async with self._client.stream("GET", self._base_url + path,
+                                           params=params) as response:
                 log.debug("%s -> %d", label, response.status_code)
                 if response.status_code not in REDIRECT_STATUSES:
                     await self._take_body(response, sink, label, chunk_size, storage=False)
@@ -438,9 +477,6 @@ class Transport:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _api_headers(self) -> dict[str, str]:
-        return {"X-API-Key": self._api_key} if self._api_key else {}
-
     @staticmethod
     def _check_path(path: str) -> None:
         if not path.startswith("/") or path.startswith("//"):
@@ -453,50 +489,15 @@ class Transport:
 
     def _redact(self, value: Any) -> Any:
         """``value`` with the API key replaced wherever a server echoed it."""
-        key = self._api_key
-        if not key:
+        if not self._api_key:
             return value
         if isinstance(value, str):
-            return value.replace(key, "***")
+            return value.replace(self._api_key.reveal(), "***")
         if isinstance(value, dict):
             return {self._redact(k): self._redact(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._redact(item) for item in value]
         return value
-
-
-_SIGNED_QUERY = re.compile(
-    r"(?:^|&)(?:x-goog-|x-amz-|googleaccessid=|sig=|[^=&]*(?:signature|credential|token)[^=&]*=)",
-    re.IGNORECASE)
-
-
-def _without_signature(value: Any) -> Any:
-    """A URL (``httpx.URL`` or text) without its query string when that carries a signature,
-    a credential or a token; anything else unchanged."""
-    if isinstance(value, httpx.URL):
-        query = value.query.decode("ascii", errors="replace")
-        return value.copy_with(query=b"[redacted]") if _SIGNED_QUERY.search(query) else value
-    if isinstance(value, str) and "?" in value and value.startswith(("http://", "https://")):
-        head, _, query = value.partition("?")
-        return f"{head}?[redacted]" if _SIGNED_QUERY.search(query.partition("#")[0]) else value
-    return value
-
-
-class _SignedUrlFilter(logging.Filter):
-    """Takes signed query strings out of httpx's ``HTTP Request: GET <url>`` log lines: the
-    storage URLs that downloads on Comfy Cloud are redirected to grant access on their own."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_without_signature(arg) for arg in record.args)
-        return True
-
-
-def _hide_signed_urls_in_httpx_logs() -> None:
-    """Install :class:`_SignedUrlFilter` on the ``httpx`` logger, once."""
-    httpx_log = logging.getLogger("httpx")
-    if not any(isinstance(f, _SignedUrlFilter) for f in httpx_log.filters):
-        httpx_log.addFilter(_SignedUrlFilter())
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:

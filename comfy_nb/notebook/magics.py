@@ -32,6 +32,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, ob
 from traitlets import validate as validate_trait  # the class has a trait named validate
 
 from .._config import KEY_VARIABLE, normalize_url, on_binder
+from .._secret import Secret
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
 from ..job import Job
 from ..result import Result, folder_problem
@@ -187,8 +188,9 @@ class ComfyMagics(Magics):
     """Run ComfyUI workflows from cells. Settings: ``%config ComfyMagics``."""
 
     url = Unicode(None, allow_none=True, config=True,
-                  help="Server for new connections: a URL or 'cloud'. None: COMFY_URL, "
-                       "COMFY_CLOUD_API_KEY, a ComfyUI on 127.0.0.1:8188, else the emulator.")
+                  help="Server for new connections: a URL, 'cloud' or 'emulator'. None: "
+                       "COMFY_URL, COMFY_CLOUD_API_KEY, a ComfyUI on 127.0.0.1:8188, else the "
+                       "emulator.")
     progress = CaselessStrEnum(["auto", "widget", "html", "text", "off"], default_value="auto",
                                config=True,
                                help="Progress display; 'auto' picks one (COMFY_NB_PROGRESS).")
@@ -260,8 +262,10 @@ class ComfyMagics(Magics):
 
     # -- session ----------------------------------------------------------------------------
 
-    def connect(self, url: str | None = None, api_key: str | None = None) -> Client:
-        """Connect the session (closing the previous connection) and show a banner."""
+    def connect(self, url: str | None = None, api_key: str | Secret | None = None) -> Client:
+        """Connect the session (closing the previous connection) and show a banner. ``url`` as
+        in :func:`comfy_nb.connect` (a URL, ``cloud`` or ``emulator``)."""
+        api_key = Secret.of(api_key, "api_key")  # no frame below holds it in the clear
         with _EmulatorNoticeInBanner():
             client = connect(url, api_key=api_key)
         if self.client is not None:
@@ -549,8 +553,9 @@ class ComfyMagics(Magics):
     @argument("command", nargs="?", default="status",
               choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes",
                        "models", "record", "replay"],
-              help="connect URL|cloud · status · queue · cancel [ID ...|--all] · interrupt · "
-                   "upload PATH · nodes [PATTERN] · models [FOLDER] · record [PATH|--stop] · "
+              help="connect URL|cloud|emulator · status · queue · cancel [ID ...|--all] · "
+                   "interrupt · upload PATH · nodes [PATTERN] · models [FOLDER] · "
+                   "record [PATH|--stop] · "
                    "replay [PATH]")
     @argument("values", nargs="*", help="the command's arguments")
     @argument("--all", action="store_true", help="cancel: every queued and running job")
@@ -558,7 +563,7 @@ class ComfyMagics(Magics):
     @argument("-h", "--help", action="store_true", help="show this help")
     @line_magic
     def comfy(self, line: str) -> Any:
-        """Manage the session's server: ``%comfy connect URL|cloud``, ``%comfy status``,
+        """Manage the session's server: ``%comfy connect URL|cloud|emulator``, ``%comfy status``,
         ``%comfy queue``, ``%comfy cancel [ID ...|--all]``, ``%comfy interrupt``,
         ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``, ``%comfy models [FOLDER]`` (the
         server's model files, e.g. ``checkpoints``); ``%comfy record [PATH]`` writes
@@ -574,7 +579,7 @@ class ComfyMagics(Magics):
 
     def _comfy_connect(self, args: Any) -> None:
         if len(args.values) != 1:
-            raise UsageError("%comfy connect URL|cloud (e.g. %comfy connect "
+            raise UsageError("%comfy connect URL|cloud|emulator (e.g. %comfy connect "
                              "http://127.0.0.1:8188)")
         target = args.values[0]
         api_key = None
@@ -582,10 +587,12 @@ class ComfyMagics(Magics):
             if on_binder():
                 raise UsageError("this is a public Binder session: do not enter an API key "
                                  "here. Run the notebook on your own machine for Comfy Cloud.")
-            api_key = getpass.getpass("Comfy Cloud API key (not stored in the notebook): ")
-            if not api_key.strip():
+            # typed in, and straight into a Secret: no frame ever holds it in the clear
+            api_key = Secret.of(
+                getpass.getpass("Comfy Cloud API key (not stored in the notebook): ").strip())
+            if not api_key:
                 raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
-        self.connect(target, api_key=api_key.strip() if api_key else None)
+        self.connect(target, api_key=api_key)
 
     def _comfy_record(self, args: Any) -> None:
         from ..replay import record

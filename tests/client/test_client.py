@@ -188,46 +188,6 @@ def client_threads() -> set[threading.Thread]:
 # -- connecting -----------------------------------------------------------------------------------
 
 
-class TestResolution:
-    def test_explicit_url_wins(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("COMFY_URL", "http://elsewhere:1")
-        monkeypatch.setenv("COMFY_CLOUD_API_KEY", "env-key-0123456789")
-        target = _config.resolve("127.0.0.1:9999/")
-        assert (target.url, target.source) == ("http://127.0.0.1:9999", "argument")
-        assert target.api_key == "env-key-0123456789"
-        assert _config.resolve("cloud").url == _config.CLOUD_URL
-
-    def test_comfy_url_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("COMFY_CLOUD_API_KEY", raising=False)
-        monkeypatch.setenv("COMFY_URL", "http://gpu-box:8188")
-        target = _config.resolve()
-        assert (target.url, target.api_key, target.source) == (
-            "http://gpu-box:8188", None, "environment")
-
-    def test_cloud_key_means_comfy_cloud(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("COMFY_URL", raising=False)
-        monkeypatch.setenv("COMFY_CLOUD_API_KEY", "env-key-0123456789")
-        target = _config.resolve()
-        assert (target.url, target.api_key, target.source) == (
-            _config.CLOUD_URL, "env-key-0123456789", "environment")
-        assert "env-key-0123456789" not in repr(target)
-        explicit = _config.resolve(api_key="arg-key-0123456789")
-        assert (explicit.url, explicit.api_key) == (_config.CLOUD_URL, "arg-key-0123456789")
-
-    def test_nothing_configured_and_nothing_local_means_emulator(
-            self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("COMFY_URL", raising=False)
-        monkeypatch.delenv("COMFY_CLOUD_API_KEY", raising=False)
-        monkeypatch.setattr(_config, "answers_quickly", lambda url, timeout=0.3: False)
-        assert _config.resolve() == _config.Target(None, None, "emulator")
-        monkeypatch.setattr(_config, "answers_quickly", lambda url, timeout=0.3: True)
-        assert _config.resolve().url == _config.LOCAL_URL
-
-    def test_credentials_in_the_url_are_refused(self) -> None:
-        with pytest.raises(ValueError, match="api_key"):
-            _config.resolve("http://user:secret@host:1")
-
-
 async def test_connect_detects_the_dialect(mode: str, server: RunningEmulator) -> None:
     api = Api(mode, await make_client(mode, server.url, api_key=server.api_key), server)
     try:
@@ -288,7 +248,8 @@ async def test_describe_names_the_server_and_its_warnings(
 async def test_connect_from_the_environment(mode: str, server: RunningEmulator,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMFY_URL", server.url)
-    if server.api_key:
+    if server.api_key:  # the key from the environment goes to Comfy Cloud only: this is it
+        monkeypatch.setenv("COMFY_NB_CLOUD_URL", server.url)
         monkeypatch.setenv("COMFY_CLOUD_API_KEY", server.api_key)
     else:
         monkeypatch.delenv("COMFY_CLOUD_API_KEY", raising=False)

@@ -93,7 +93,7 @@ def test_a_malformed_comfy_url_names_the_variable(env_key: str,
     monkeypatch.setenv("COMFY_URL", "http://gpu-box:99999")
     with pytest.raises(InvalidURL, match=r"COMFY_URL: .*port"):
         _config.resolve()
-    assert _config.resolve(api_key=ARG_KEY).url == _config.CLOUD_URL  # COMFY_URL is not used
+    assert _config.resolve(api_key=ARG_KEY).url == _config.cloud_url()  # COMFY_URL is not used
 
 
 def test_arguments_of_the_wrong_type_are_type_errors(env_key: str) -> None:

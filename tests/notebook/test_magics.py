@@ -324,8 +324,9 @@ def test_connect_with_a_key_from_the_environment_never_shows_it(
         capsys: pytest.CaptureFixture[str]) -> None:
     with serve(dialect="cloud", step_delay=0.0) as cloud:
         assert cloud.api_key
+        monkeypatch.setenv("COMFY_NB_CLOUD_URL", cloud.url)  # the key goes to Comfy Cloud only
         monkeypatch.setenv("COMFY_CLOUD_API_KEY", cloud.api_key)
-        run(shell, f"%comfy connect {cloud.url}")
+        run(shell, "%comfy connect cloud")
         result = run(shell, "%comfy_run txt2img --set steps=2")
         assert isinstance(result, comfy_nb.Result)
         run(shell, "%comfy status")
@@ -334,6 +335,18 @@ def test_connect_with_a_key_from_the_environment_never_shows_it(
         assert "(cloud," in output
         assert cloud.api_key not in output
         magics(shell).close()
+
+
+def test_connect_emulator_starts_the_embedded_one(shell: InteractiveShell,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy connect emulator")  # COMFY_URL names another server
+    client = magics(shell).client
+    assert client is not None and client.async_client._emulator is not None
+    assert client.dialect == "local"
+    assert "stand-in pixels" in capsys.readouterr().out
+    result = run(shell, "%comfy_run txt2img --url emulator --set steps=1")
+    assert isinstance(result, comfy_nb.Result)
+    assert magics(shell)._clients["emulator"].async_client._emulator is not None
 
 
 def test_binder_refuses_to_ask_for_a_key(monkeypatch: pytest.MonkeyPatch,
