@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .result import FileSource, OutputFile, Result, safe_filename
+from ._saving import copy_into
+from .result import (
+    FileSource,
+    OutputFile,
+    Result,
+    afetch_into,
+    fetch_into,
+    safe_filename,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -222,6 +230,24 @@ class _EntryFiles:
                 raise self._missing(file) from None
         return await self._fallback.afetch(file)
 
+    def fetch_to(self, file: OutputFile, path: Path) -> None:
+        try:
+            self._entry.copy_to(file, path)
+            return
+        except FileNotFoundError:
+            if self._fallback is None:
+                raise self._missing(file) from None
+        fetch_into(self._fallback, file, path)
+
+    async def afetch_to(self, file: OutputFile, path: Path) -> None:
+        try:
+            await asyncio.to_thread(self._entry.copy_to, file, path)
+            return
+        except FileNotFoundError:
+            if self._fallback is None:
+                raise self._missing(file) from None
+        await afetch_into(self._fallback, file, path)
+
 
 @dataclass(frozen=True)
 class CacheEntry:
@@ -250,6 +276,11 @@ class CacheEntry:
     def read(self, file: OutputFile) -> bytes:
         """The stored bytes of one output file (FileNotFoundError if the entry is gone)."""
         return self._blob(file).read_bytes()
+
+    def copy_to(self, file: OutputFile, path: Path) -> None:
+        """Copy the stored bytes of one output file into the existing file ``path``, a chunk
+        at a time (FileNotFoundError if the entry is gone)."""
+        copy_into(self._blob(file), path)
 
     def result(self, *, fallback: FileSource | None = None, server: str | None = None,
                workflow: dict[str, Any] | None = None) -> Result:

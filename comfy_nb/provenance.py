@@ -13,13 +13,16 @@ no API key, signed URL or ``extra_data`` can reach a file.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import struct
 import urllib.parse
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from . import _saving
 
 SIDECAR_SUFFIX = ".comfy_nb.json"
 CHUNK_KEY = "comfy_nb"
@@ -63,6 +66,8 @@ def _json_safe(value: Any) -> Any:
 # -- PNG -----------------------------------------------------------------------------------------
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+_IMAGE_DATA = (b"IDAT", b"acTL", b"fcTL")
 
 
 def _chunks(data: bytes) -> list[tuple[int, bytes, bytes]] | None:
@@ -92,19 +97,32 @@ def png_text(data: bytes) -> dict[str, str]:
     return entries
 
 
-def add_png_text(data: bytes, entries: dict[str, str]) -> bytes:
-    """``data`` with a tEXt chunk per entry whose key it lacks, before the first image data.
-    Bytes that are not a well-formed PNG come back unchanged; so do pixels and other chunks.
-    Text is JSON-escaped to ASCII, which tEXt (Latin-1) holds losslessly."""
-    chunks = _chunks(data)
-    if chunks is None:
-        return data
-    present = {body.split(b"\x00", 1)[0].decode("latin-1") for _, kind, body in chunks
-               if kind in (b"tEXt", b"zTXt", b"iTXt")}
-    at = next((offset for offset, kind, _ in chunks if kind in (b"IDAT", b"acTL", b"fcTL")),
-              None)
-    if at is None:
-        return data
+def png_text_insertion(handle: BinaryIO, size: int,
+                       entries: dict[str, str]) -> tuple[int, bytes] | None:
+    """Where and what to insert so that the PNG in ``handle`` (``size`` bytes, read from its
+    start) carries a tEXt chunk per entry whose key it lacks: ``(offset, chunks)`` before the
+    first image data, or None when nothing is to be added or it is not a well-formed PNG.
+    Reads chunk headers and text keys only, so a PNG of any size costs little memory."""
+    handle.seek(0)
+    if handle.read(8) != _PNG_SIGNATURE:
+        return None
+    present: set[str] = set()
+    at = None
+    pos = 8
+    while True:
+        if pos + 8 > size:
+            return None
+        handle.seek(pos)
+        length, kind = struct.unpack(">I4s", handle.read(8))
+        if pos + 12 + length > size:
+            return None
+        if kind in _TEXT_CHUNKS:
+            present.add(handle.read(min(length, 80)).split(b"\x00", 1)[0].decode("latin-1"))
+        if at is None and kind in _IMAGE_DATA:
+            at = pos
+        pos += 12 + length
+        if kind == b"IEND":
+            break
     new = b""
     for key, text in entries.items():
         if key in present:
@@ -112,17 +130,37 @@ def add_png_text(data: bytes, entries: dict[str, str]) -> bytes:
         body = key.encode("latin-1") + b"\x00" + text.encode("latin-1")
         new += struct.pack(">I", len(body)) + b"tEXt" + body
         new += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
+    return (at, new) if at is not None and new else None
+
+
+def add_png_text(data: bytes, entries: dict[str, str]) -> bytes:
+    """``data`` with a tEXt chunk per entry whose key it lacks, before the first image data.
+    Bytes that are not a well-formed PNG come back unchanged; so do pixels and other chunks.
+    Text is JSON-escaped to ASCII, which tEXt (Latin-1) holds losslessly."""
+    insertion = png_text_insertion(io.BytesIO(data), len(data), entries)
+    if insertion is None:
+        return data
+    at, new = insertion
     return data[:at] + new + data[at:]
+
+
+def provenance_entries(workflow: dict[str, Any] | None,
+                       provenance: dict[str, Any] | None) -> dict[str, str]:
+    """The PNG text entries that carry ``prompt`` (the workflow, as ComfyUI writes it) and
+    ``comfy_nb`` (the provenance). Keys are sorted, like the result cache stores them, so that
+    an output served from the cache is saved with the same bytes as when it was made."""
+    entries = {}
+    if workflow is not None:
+        entries["prompt"] = json.dumps(workflow, sort_keys=True)
+    if provenance is not None:
+        entries[CHUNK_KEY] = json.dumps(provenance, sort_keys=True)
+    return entries
 
 
 def png_with_provenance(data: bytes, workflow: dict[str, Any] | None,
                         provenance: dict[str, Any] | None) -> bytes:
     """A PNG carrying ``prompt`` (the workflow, as ComfyUI writes it) and ``comfy_nb``."""
-    entries = {}
-    if workflow is not None:
-        entries["prompt"] = json.dumps(workflow)
-    if provenance is not None:
-        entries[CHUNK_KEY] = json.dumps(provenance)
+    entries = provenance_entries(workflow, provenance)
     return add_png_text(data, entries) if entries else data
 
 
@@ -135,14 +173,26 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def write_sidecar(path: str | os.PathLike[str], workflow: dict[str, Any] | None,
-                  provenance: dict[str, Any] | None) -> Path:
-    """Write the sidecar of ``path`` atomically (replacing an older one of the same file)."""
-    target = sidecar_path(path)
+def sidecar_bytes(workflow: dict[str, Any] | None, provenance: dict[str, Any] | None) -> bytes:
+    """The content of a sidecar: ``{"prompt": workflow, "comfy_nb": provenance}`` as JSON."""
     body = json.dumps({"prompt": workflow, CHUNK_KEY: provenance}, indent=1, sort_keys=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temp.write_text(body + "\n", encoding="utf-8")
-    os.replace(temp, target)
+    return (body + "\n").encode("utf-8")
+
+
+def write_sidecar(path: str | os.PathLike[str], workflow: dict[str, Any] | None,
+                  provenance: dict[str, Any] | None, *, overwrite: bool = False) -> Path:
+    """Write the sidecar of ``path`` atomically and return its path.
+
+    Like the outputs it describes, a sidecar never replaces a file unless ``overwrite``: one
+    with the same content is left as it is; any other file of that name (another output, a
+    file of the user's) raises FileExistsError and stays untouched. (Saving a Result avoids
+    this by giving the output a name whose sidecar name is free.)"""
+    target = sidecar_path(path)
+    data = sidecar_bytes(workflow, provenance)
+    if not _saving.write_new(target, data, overwrite=overwrite) \
+            and target.read_bytes() != data:
+        raise FileExistsError(f"{target} exists and holds something else; the provenance of "
+                              f"{Path(path).name} was not written there")
     return target
 
 
@@ -153,8 +203,10 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if path.name.endswith(SIDECAR_SUFFIX):
         found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return found
-    data = path.read_bytes()
-    text = png_text(data)
+    with open(path, "rb") as handle:  # only a PNG is read whole: a video may be huge
+        is_png = handle.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+        handle.seek(0)
+        text = png_text(handle.read()) if is_png else {}
     if CHUNK_KEY in text or "prompt" in text:
         return {"prompt": json.loads(text["prompt"]) if "prompt" in text else None,
                 CHUNK_KEY: json.loads(text[CHUNK_KEY]) if CHUNK_KEY in text else None}

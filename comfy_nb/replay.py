@@ -322,23 +322,49 @@ class RecordedRun:
             events=dict(data.get("events") or {}), error=data.get("error"),
             provenance=data.get("provenance") or _provenance(data))
 
-    def read(self, file: OutputFile) -> bytes:
-        """The recorded bytes of one output file; ReplayError if missing or changed."""
+    def _recorded(self, file: OutputFile) -> tuple[Path, Any]:
+        """Where one output file's recorded bytes are, and their recorded SHA-256."""
         wanted = _file_key(file.node_id, file.filename, file.subfolder, file.type)
         for item in self.files:
             if _file_key(item["node_id"], item["filename"], item["subfolder"],
                          item["type"]) == wanted:
-                path = self.folder / str(item["path"])
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    raise ReplayError(f"{path} is missing from the recording; record the "
-                                      "notebook again") from None
-                if _sha256(data) != item.get("sha256"):
-                    raise ReplayError(f"{path} was changed after it was recorded; record the "
-                                      "notebook again")
-                return data
+                return self.folder / str(item["path"]), item.get("sha256")
         raise ReplayError(f"{file.filename!r} is not part of the recorded run {self.name}")
+
+    @staticmethod
+    def _changed(path: Path) -> ReplayError:
+        return ReplayError(f"{path} was changed after it was recorded; record the notebook "
+                           "again")
+
+    @staticmethod
+    def _missing(path: Path) -> ReplayError:
+        return ReplayError(f"{path} is missing from the recording; record the notebook again")
+
+    def read(self, file: OutputFile) -> bytes:
+        """The recorded bytes of one output file; ReplayError if missing or changed."""
+        path, digest = self._recorded(file)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise self._missing(path) from None
+        if _sha256(data) != digest:
+            raise self._changed(path)
+        return data
+
+    def copy_to(self, file: OutputFile, target: Path) -> None:
+        """Copy the recorded bytes of one output file into the existing file ``target``, a
+        chunk at a time; ReplayError if missing or changed (``target`` then holds a part)."""
+        path, digest = self._recorded(file)
+        hasher = hashlib.sha256()
+        if not path.is_file():
+            raise self._missing(path)
+        with open(path, "rb") as reader, open(target, "r+b") as writer:
+            writer.truncate(0)
+            while chunk := reader.read(1 << 20):
+                hasher.update(chunk)
+                writer.write(chunk)
+        if hasher.hexdigest() != digest:
+            raise self._changed(path)
 
 
 def _provenance(job: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -368,6 +394,12 @@ class _RecordedFiles:
 
     async def afetch(self, file: OutputFile) -> bytes:
         return await asyncio.to_thread(self._run.read, file)
+
+    def fetch_to(self, file: OutputFile, path: Path) -> None:
+        self._run.copy_to(file, path)
+
+    async def afetch_to(self, file: OutputFile, path: Path) -> None:
+        await asyncio.to_thread(self._run.copy_to, file, path)
 
 
 @dataclass

@@ -1,12 +1,22 @@
 """The outputs of one finished prompt: :class:`Result` and its :class:`OutputFile` items.
 
 Owns: turning a history/jobs ``outputs`` mapping into typed files (kind, MIME type, animated),
-text outputs, lazy cached downloads, and saving files safely (sanitised names inside the target
-directory, no silent overwrite, atomic writes, the ``prompt`` PNG chunk ComfyUI writes).
+text outputs, where a file's bytes come from (memory, the download cache, the source), and
+saving them (through :mod:`comfy_nb._saving`: safe names inside the target directory, no
+overwrite, identical files kept rather than copied again, the ``prompt`` PNG chunk ComfyUI writes
+and the provenance).
+
+Bytes travel through files: saving a file of any size costs a bounded amount of memory. They are
+held in memory only for :meth:`OutputFile.read` (files up to :data:`KEEP_IN_MEMORY` bytes are
+kept for the next read; larger ones are read again from the download cache or the source).
+Every file is checked against its kind before it is handed out or saved: an HTML page sent for
+``a.png`` raises :class:`~comfy_nb.client.UnexpectedContent` and is never saved.
 
 Must not: speak HTTP or touch widgets. Bytes arrive only through a :class:`FileSource` that the
 client implements. The server's ``filename``/``subfolder`` are untrusted and never become paths
-without :func:`safe_filename`.
+without :func:`safe_filename`; characters no encoding can hold (lone surrogates, as a JSON
+``"\\udc80"`` escape gives) are replaced when the outputs are read, so every later use of a
+name (a request, a file name, a cache entry, a caption) sees the same, encodable text.
 """
 
 from __future__ import annotations
@@ -16,92 +26,38 @@ import contextlib
 import hashlib
 import io
 import json
-import mimetypes
 import os
-import re
-import secrets
+import tempfile
 import threading
-import unicodedata
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
-from . import provenance
+from . import _content, _saving, provenance
+from ._saving import folder_problem, safe_filename, shown_path
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["FileSource", "OutputFile", "Result", "add_png_prompt", "folder_problem",
-           "safe_filename"]
+__all__ = ["KEEP_IN_MEMORY", "FileSource", "OutputFile", "Result", "add_png_prompt",
+           "afetch_into", "fetch_into", "folder_problem", "safe_filename", "shown_path"]
 
-# -- kinds and MIME types ------------------------------------------------------------------------
-
-#: extension -> (kind, MIME type); checked before :mod:`mimetypes`, whose tables vary by system.
-_BY_EXTENSION: dict[str, tuple[str, str]] = {
-    ".png": ("image", "image/png"),
-    ".apng": ("image", "image/png"),
-    ".jpg": ("image", "image/jpeg"),
-    ".jpeg": ("image", "image/jpeg"),
-    ".webp": ("image", "image/webp"),
-    ".gif": ("image", "image/gif"),
-    ".bmp": ("image", "image/bmp"),
-    ".tif": ("image", "image/tiff"),
-    ".tiff": ("image", "image/tiff"),
-    ".avif": ("image", "image/avif"),
-    ".mp4": ("video", "video/mp4"),
-    ".m4v": ("video", "video/mp4"),
-    ".webm": ("video", "video/webm"),
-    ".mov": ("video", "video/quicktime"),
-    ".mkv": ("video", "video/x-matroska"),
-    ".avi": ("video", "video/x-msvideo"),
-    ".flac": ("audio", "audio/flac"),
-    ".mp3": ("audio", "audio/mpeg"),
-    ".opus": ("audio", "audio/ogg"),
-    ".ogg": ("audio", "audio/ogg"),
-    ".wav": ("audio", "audio/wav"),
-    ".m4a": ("audio", "audio/mp4"),
-    ".aac": ("audio", "audio/aac"),
-    ".glb": ("model3d", "model/gltf-binary"),
-    ".gltf": ("model3d", "model/gltf+json"),
-    ".obj": ("model3d", "model/obj"),
-    ".stl": ("model3d", "model/stl"),
-    ".fbx": ("model3d", "application/octet-stream"),
-    ".usdz": ("model3d", "model/vnd.usdz+zip"),
-    ".ply": ("model3d", "application/octet-stream"),
-    ".latent": ("other", "application/octet-stream"),
-    ".json": ("other", "application/json"),
-    ".txt": ("other", "text/plain"),
-}
-
-#: output key -> kind, used only when the extension says nothing.
-_KIND_BY_KEY = {"audio": "audio", "video": "video", "videos": "video", "gifs": "video",
-                "3d": "model3d"}
-
-_OCTET = "application/octet-stream"
-
-
-def _kind_and_mime(filename: str, key: str) -> tuple[str, str]:
-    ext = os.path.splitext(filename)[1].lower()
-    if ext in _BY_EXTENSION:
-        return _BY_EXTENSION[ext]
-    mime, _ = mimetypes.guess_type("x" + ext, strict=False) if ext else (None, None)
-    if mime:
-        for prefix, kind in (("image/", "image"), ("video/", "video"), ("audio/", "audio"),
-                             ("model/", "model3d")):
-            if mime.startswith(prefix):
-                return kind, mime
-        return "other", mime
-    return _KIND_BY_KEY.get(key, "other"), _OCTET
-
+#: files up to this many bytes stay in memory after :meth:`OutputFile.read`
+KEEP_IN_MEMORY = 16 * 1024 * 1024
 
 # -- the protocol the client implements ----------------------------------------------------------
 
 
 @runtime_checkable
 class FileSource(Protocol):
-    """Downloads one output file (the client implements it; ``/view`` or a signed URL)."""
+    """Where the files of a :class:`Result` come from: the client (``/view`` or a signed URL),
+    a result-cache entry, a recording.
+
+    ``fetch_to``/``afetch_to`` stream a file to disk and are what saving uses; every source of
+    this package has them. A source with only ``fetch``/``afetch`` still works: its bytes then
+    pass through memory."""
 
     def fetch(self, file: OutputFile) -> bytes:
         """The file's bytes (blocking)."""
@@ -111,6 +67,51 @@ class FileSource(Protocol):
         """The file's bytes."""
         ...
 
+    def fetch_to(self, file: OutputFile, path: Path) -> None:
+        """Put the file's bytes into ``path``, an empty file the caller made (blocking). On
+        failure ``path`` may hold part of them; the caller removes it."""
+        ...
+
+    async def afetch_to(self, file: OutputFile, path: Path) -> None:
+        """:meth:`fetch_to` without blocking the event loop."""
+        ...
+
+
+def _as_bytes(file: OutputFile, data: Any) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the file source returned {type(data).__name__}, not bytes, "
+                        f"for {file.filename!r}")
+    return bytes(data)
+
+
+def fetch_into(source: FileSource, file: OutputFile, path: Path) -> None:
+    """Put ``file``'s bytes from ``source`` into the existing file ``path``: streamed by
+    ``fetch_to``, or through memory for a source that has only ``fetch``."""
+    fetch_to = getattr(source, "fetch_to", None)
+    if callable(fetch_to):
+        fetch_to(file, path)
+    else:
+        _saving.write_into(path, _as_bytes(file, source.fetch(file)))
+
+
+async def afetch_into(source: FileSource, file: OutputFile, path: Path) -> None:
+    """:func:`fetch_into` without blocking the event loop."""
+    afetch_to = getattr(source, "afetch_to", None)
+    if callable(afetch_to):
+        await afetch_to(file, path)
+    else:
+        data = _as_bytes(file, await source.afetch(file))
+        await asyncio.to_thread(_saving.write_into, path, data)
+
+
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate (which no encoding can write) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
+
 
 # -- one file ------------------------------------------------------------------------------------
 
@@ -119,9 +120,10 @@ class FileSource(Protocol):
 class OutputFile:
     """One file a node produced, as the server described it.
 
-    ``filename``, ``subfolder`` and ``type`` are kept exactly as the server sent them (use
-    :meth:`params` for ``/view``); they are never used as local paths. Files made by a
-    :class:`Result` are bound to it, so :meth:`read`, :meth:`image` and :meth:`save` work.
+    ``filename``, ``subfolder`` and ``type`` are kept as the server sent them (lone surrogates
+    aside, see the module's docstring; use :meth:`params` for ``/view``); they are never used
+    as local paths. Files made by a :class:`Result` are bound to it, so :meth:`read`,
+    :meth:`open`, :meth:`image` and :meth:`save` work.
     """
 
     node_id: str
@@ -151,12 +153,18 @@ class OutputFile:
         return self._result
 
     def read(self) -> bytes:
-        """The file's bytes, downloaded on first use and cached."""
+        """The file's bytes, downloaded on first use (kept in memory when small)."""
         return self._owner()._read(self)
 
     async def aread(self) -> bytes:
-        """The file's bytes, downloaded on first use and cached."""
+        """:meth:`read` without blocking the event loop."""
         return await self._owner()._aread(self)
+
+    def open(self) -> BinaryIO:
+        """The file's bytes as a binary file open for reading (use it in ``with``): from the
+        download cache, or from a temporary file that goes when it is closed, so a large file
+        never has to fit in memory."""
+        return self._owner()._open(self)
 
     def image(self) -> Image.Image:
         """The picture as a Pillow image (the first frame of an animation)."""
@@ -169,28 +177,21 @@ class OutputFile:
              overwrite: bool = False) -> Path:
         """Write the file into ``directory`` and return its path.
 
-        The name is ``name`` or the server's filename, reduced to a safe basename. An existing
+        The name is ``name`` or the server's filename, reduced to a safe basename. Another
         file is never replaced unless ``overwrite``: ``name (1).ext``, ``name (2).ext``… are
-        used instead. The write is atomic. PNGs gain the workflow as a ``prompt`` chunk when
-        they lack one.
+        used instead, and a file there with the same content is kept (its path is returned)
+        instead of written again. The write is atomic. PNGs gain the workflow as a ``prompt``
+        chunk when they lack one; other files get a ``.comfy_nb.json`` sidecar with the same
+        name rules.
         """
         owner = self._owner()
-        data = owner._prepare(self, self.read())
-        path = _write_file(directory, name if name is not None else self.filename, data,
-                           overwrite=overwrite)
-        owner._remember(self, path)
-        return path
+        return owner._save([self], directory, overwrite, name)[0]
 
     async def asave(self, directory: str | os.PathLike[str], *, name: str | None = None,
                     overwrite: bool = False) -> Path:
         """:meth:`save`, downloading without blocking the event loop."""
         owner = self._owner()
-        raw = await self.aread()
-        path = await asyncio.to_thread(
-            lambda: _write_file(directory, name if name is not None else self.filename,
-                                owner._prepare(self, raw), overwrite=overwrite))
-        owner._remember(self, path)
-        return path
+        return (await owner._asave([self], directory, overwrite, name))[0]
 
 
 def _article(word: str) -> str:
@@ -210,6 +211,21 @@ def _open_image(data: bytes) -> Image.Image:
     return image
 
 
+class _TemporaryFile(io.FileIO):
+    """A temporary file open for reading that is removed when it is closed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "rb")
+        self._path = path
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            with contextlib.suppress(OSError):
+                self._path.unlink()
+
+
 # -- the result ----------------------------------------------------------------------------------
 
 _FileKey = tuple[str, str, str, str]
@@ -225,6 +241,8 @@ class Result:
     ``files`` holds every item of every output key whose value is a list of dicts with a
     ``filename``, de-duplicated on ``(node_id, filename, subfolder, type)``, in the order of the
     outputs' nodes and then of their keys. ``text`` holds the ``text`` outputs per node.
+    ``cache_dir`` is the download cache: a file is downloaded into it once and read from it
+    afterwards (without one, each use asks the source again, unless the bytes are in memory).
     """
 
     def __init__(self, prompt_id: str, outputs: dict[str, Any], *, source: FileSource | None,
@@ -244,7 +262,7 @@ class Result:
         self.from_cache = from_cache
         #: when the cached run was stored (seconds since the epoch); None unless from_cache
         self.cached_at = cached_at
-        self._cache: dict[_FileKey, bytes] = {}
+        self._memory: dict[_FileKey, bytes] = {}  # bytes read() kept (small files only)
         self._lock = threading.Lock()
         #: where each file was last written by a save method, keyed like ``_file_key``
         self.saved_paths: dict[_FileKey, Path] = {}
@@ -284,15 +302,15 @@ class Result:
                         self.files.append(file)
 
     def _make_file(self, node_id: str, key: str, item: dict[str, Any], flag: bool) -> OutputFile:
-        filename = item["filename"]
+        filename = _encodable(item["filename"])
         subfolder = item.get("subfolder")
-        kind, mime = _kind_and_mime(filename, key)
+        kind, mime = _content.kind_and_mime(filename, key)
         animated = flag or (key == "gifs" and kind in ("image", "video"))
         return OutputFile(
-            node_id=node_id, filename=filename,
-            subfolder="" if subfolder is None else str(subfolder),
-            type=str(item.get("type") or "output"), key=key, kind=kind, mime_type=mime,
-            animated=animated, node_title=self._title(node_id), _result=self)
+            node_id=_encodable(node_id), filename=filename,
+            subfolder="" if subfolder is None else _encodable(str(subfolder)),
+            type=_encodable(str(item.get("type") or "output")), key=key, kind=kind,
+            mime_type=mime, animated=animated, node_title=self._title(node_id), _result=self)
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -364,104 +382,248 @@ class Result:
                                "cannot be downloaded")
         return self.source
 
-    def _cached(self, file: OutputFile) -> bytes | None:
+    def _in_memory(self, file: OutputFile) -> bytes | None:
         with self._lock:
-            data = self._cache.get(_file_key(file))
-        if data is not None:
-            return data
-        path = self._cache_path(file)
-        if path is not None:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                return None
-            with self._lock:
-                self._cache[_file_key(file)] = data
-        return data
+            return self._memory.get(_file_key(file))
 
-    def _store(self, file: OutputFile, data: Any) -> bytes:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"the file source returned {type(data).__name__}, not bytes, "
-                            f"for {file.filename!r}")
-        data = bytes(data)
-        with self._lock:
-            self._cache[_file_key(file)] = data
-        path = self._cache_path(file)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_write(path, data, overwrite=True)
-            except OSError as exc:
-                warnings.warn(f"comfy_nb: could not write the download cache ({exc})",
-                              RuntimeWarning, stacklevel=4)
+    def _keep(self, file: OutputFile, data: bytes) -> None:
+        if len(data) <= KEEP_IN_MEMORY:
+            with self._lock:
+                self._memory[_file_key(file)] = data
+
+    @staticmethod
+    def _check(file: OutputFile, path: Path) -> None:
+        _content.check_file(file.filename, file.kind, path)
+
+    def _cache_slot(self, file: OutputFile) -> tuple[Path, Path] | None:
+        """``(temp file, final path)`` in the download cache for a file not in it yet; None
+        when there is no cache, the file is there, or the cache cannot be written (a warning)."""
+        final = self._cache_path(file)
+        if final is None or final.is_file():
+            return None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            return _saving.new_temp(final.parent), final
+        except OSError as exc:
+            warnings.warn(f"comfy_nb: could not write the download cache ({exc})",
+                          RuntimeWarning, stacklevel=5)
+            return None
+
+    def _publish(self, file: OutputFile, temp: Path, final: Path) -> Path:
+        self._check(file, temp)
+        os.replace(temp, final)
+        return final
+
+    def _local(self, file: OutputFile) -> Path | None:
+        """The file in the download cache (downloaded into it first when missing), or None
+        without a usable cache."""
+        slot = self._cache_slot(file)
+        if slot is None:
+            final = self._cache_path(file)
+            return final if final is not None and final.is_file() else None
+        temp, final = slot
+        try:
+            fetch_into(self._source(), file, temp)
+            return self._publish(file, temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def _alocal(self, file: OutputFile) -> Path | None:
+        slot = await asyncio.to_thread(self._cache_slot, file)
+        if slot is None:
+            final = self._cache_path(file)
+            return final if final is not None and final.is_file() else None
+        temp, final = slot
+        try:
+            await afetch_into(self._source(), file, temp)
+            return await asyncio.to_thread(self._publish, file, temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _fetched_bytes(self, file: OutputFile, data: Any) -> bytes:
+        data = _as_bytes(file, data)
+        _content.check(file.filename, file.kind, data)
         return data
 
     def _read(self, file: OutputFile) -> bytes:
-        data = self._cached(file)
+        data = self._in_memory(file)
         if data is None:
-            data = self._store(file, self._source().fetch(file))
+            local = self._local(file)
+            data = (local.read_bytes() if local is not None
+                    else self._fetched_bytes(file, self._source().fetch(file)))
+            self._keep(file, data)
         return data
 
     async def _aread(self, file: OutputFile) -> bytes:
-        data = self._cached(file)
+        data = self._in_memory(file)
         if data is None:
-            data = await asyncio.to_thread(self._store, file, await self._source().afetch(file))
+            local = await self._alocal(file)
+            data = (await asyncio.to_thread(local.read_bytes) if local is not None
+                    else self._fetched_bytes(file, await self._source().afetch(file)))
+            self._keep(file, data)
         return data
+
+    def _open(self, file: OutputFile) -> BinaryIO:
+        data = self._in_memory(file)
+        if data is not None:
+            return io.BytesIO(data)
+        local = self._local(file)
+        if local is not None:
+            return open(local, "rb")
+        if not callable(getattr(self._source(), "fetch_to", None)):
+            return io.BytesIO(self._read(file))  # its bytes come through memory anyway
+        handle, name = tempfile.mkstemp(prefix=".comfy_nb-", suffix=".part")
+        os.close(handle)
+        temp = Path(name)
+        try:
+            self._fill(file, temp)
+            return _TemporaryFile(temp)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def _fill(self, file: OutputFile, target: Path) -> None:
+        """Put the file's checked bytes into ``target`` (an existing empty file)."""
+        data = self._in_memory(file)
+        if data is not None:
+            _saving.write_into(target, data)
+            return
+        local = self._local(file)
+        if local is not None:
+            _saving.copy_into(local, target)
+            return
+        fetch_into(self._source(), file, target)
+        self._check(file, target)
+
+    async def _afill(self, file: OutputFile, target: Path) -> None:
+        data = self._in_memory(file)
+        if data is not None:
+            await asyncio.to_thread(_saving.write_into, target, data)
+            return
+        local = await self._alocal(file)
+        if local is not None:
+            await asyncio.to_thread(_saving.copy_into, local, target)
+            return
+        await afetch_into(self._source(), file, target)
+        await asyncio.to_thread(self._check, file, target)
 
     def saved_path(self, file: OutputFile) -> Path | None:
         """Where ``file`` was last written by a save method of this result, or None."""
         return self.saved_paths.get(_file_key(file))
 
     def _remember(self, file: OutputFile, path: Path) -> None:
-        """Note where ``file`` went; files that cannot carry text chunks get a sidecar."""
         with self._lock:
             self.saved_paths[_file_key(file)] = path
-        if file.mime_type != "image/png" and (self.workflow or self.provenance):
-            provenance.write_sidecar(path, self.workflow, self.provenance)
-
-    def _prepare(self, file: OutputFile, data: bytes) -> bytes:
-        """The bytes to write to disk: PNGs gain the workflow (``prompt``) and the provenance
-        (``comfy_nb``) as text chunks when they lack them."""
-        if file.mime_type == "image/png":
-            return provenance.png_with_provenance(data, self.workflow, self.provenance)
-        return data
 
     # -- saving --------------------------------------------------------------------------------
 
-    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
-        """Save every file into ``directory`` (see :meth:`OutputFile.save`); the paths in order.
+    def _sidecar(self, file: OutputFile) -> _saving.Companion | None:
+        """The provenance sidecar of a file that cannot carry it in text chunks."""
+        if file.mime_type == "image/png" or not (self.workflow or self.provenance):
+            return None
+        return _saving.Companion(provenance.SIDECAR_SUFFIX,
+                                 provenance.sidecar_bytes(self.workflow, self.provenance))
 
-        Everything is downloaded before the first write, so a failed download writes nothing.
-        Files of this call never replace each other, even with ``overwrite``.
-        """
-        files = list(self.files)
-        return self._write_all(directory, files, [f.read() for f in files], overwrite)
+    def _prepare(self, file: OutputFile, staged: Path, staging: _saving.Staging) -> Path:
+        """The staged file as it is to be saved: PNGs gain the workflow (``prompt``) and the
+        provenance (``comfy_nb``) as text chunks when they lack them (copied through a second
+        staged file, a chunk at a time)."""
+        entries = provenance.provenance_entries(self.workflow, self.provenance)
+        if file.mime_type != "image/png" or not entries:
+            return staged
+        with open(staged, "rb") as reader:
+            insertion = provenance.png_text_insertion(
+                reader, os.fstat(reader.fileno()).st_size, entries)
+            if insertion is None:
+                return staged
+            at, chunks = insertion
+            prepared = staging.new_path()
+            reader.seek(0)
+            with open(prepared, "r+b") as writer:
+                _saving.copy_range(reader, writer, at)
+                writer.write(chunks)
+                _saving.copy_range(reader, writer, None)
+        staging.discard(staged)
+        return prepared
 
-    def _write_all(self, directory: str | os.PathLike[str], files: list[OutputFile],
-                   blobs: list[bytes], overwrite: bool) -> list[Path]:
-        written: set[Path] = set()
+    def _stage(self, file: OutputFile, staging: _saving.Staging) -> Path:
+        staged = staging.new_path()
+        self._fill(file, staged)
+        return self._prepare(file, staged, staging)
+
+    async def _astage(self, file: OutputFile, staging: _saving.Staging) -> Path:
+        staged = await asyncio.to_thread(staging.new_path)
+        await self._afill(file, staged)
+        return await asyncio.to_thread(self._prepare, file, staged, staging)
+
+    def _place_all(self, staging: _saving.Staging, files: list[OutputFile], staged: list[Path],
+                   overwrite: bool, name: str | None) -> list[Path]:
+        """Name every staged file; files of one call never take each other's names (nor their
+        sidecars'), even with ``overwrite``."""
+        reserved: set[Path] = set()
         paths = []
-        for file, data in zip(files, blobs, strict=True):
-            path = _write_file(directory, file.filename, self._prepare(file, data),
-                               overwrite=overwrite, reserved=written)
-            written.add(path)
+        for file, temp in zip(files, staged, strict=True):
+            sidecar = self._sidecar(file)
+            path = staging.place(name if name is not None else file.filename, temp,
+                                 overwrite=overwrite, reserved=reserved, companion=sidecar)
+            reserved.add(path)
+            if sidecar is not None:
+                reserved.add(sidecar.path(path))
             paths.append(path)
             self._remember(file, path)
         return paths
 
-    async def asave(self, directory: str | os.PathLike[str], *,
-                    overwrite: bool = False) -> list[Path]:
+    def _chosen(self, files: Iterable[OutputFile] | None) -> list[OutputFile]:
+        chosen = list(self.files if files is None else files)
+        for file in chosen:
+            if file._result is not self:
+                raise ValueError(f"{file.filename!r} is not a file of this result")
+        return chosen
+
+    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False,
+             files: Iterable[OutputFile] | None = None) -> list[Path]:
+        """Save every file (or only ``files``, from :attr:`files`) into ``directory`` (see
+        :meth:`OutputFile.save`); the paths in order.
+
+        Every file is downloaded (streamed to a hidden temp file there) and checked before the
+        first is named, so a failed download writes nothing. Files of this call never replace
+        each other, even with ``overwrite``.
+        """
+        return self._save(self._chosen(files), directory, overwrite, None)
+
+    async def asave(self, directory: str | os.PathLike[str], *, overwrite: bool = False,
+                    files: Iterable[OutputFile] | None = None) -> list[Path]:
         """:meth:`save`: downloads run concurrently, files are written in order off the loop."""
+        return await self._asave(self._chosen(files), directory, overwrite, None)
+
+    def _save(self, files: list[OutputFile], directory: str | os.PathLike[str],
+              overwrite: bool, name: str | None) -> list[Path]:
+        with _saving.Staging(directory) as staging:
+            staged = [self._stage(file, staging) for file in files]
+            return self._place_all(staging, files, staged, overwrite, name)
+
+    async def _asave(self, files: list[OutputFile], directory: str | os.PathLike[str],
+                     overwrite: bool, name: str | None) -> list[Path]:
+        staging = await asyncio.to_thread(_saving.Staging, directory)
         limit = asyncio.Semaphore(4)
 
-        async def fetch(file: OutputFile) -> bytes:
+        async def stage(file: OutputFile) -> Path:
             async with limit:
-                return await file.aread()
+                return await self._astage(file, staging)
 
-        files = list(self.files)
-        blobs = await asyncio.gather(*(fetch(f) for f in files))
-
-        return await asyncio.to_thread(self._write_all, directory, files, blobs, overwrite)
+        try:
+            # every download ends before the staging folder is cleaned up
+            outcomes = await asyncio.gather(*(stage(file) for file in files),
+                                            return_exceptions=True)
+            staged: list[Path] = []
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                staged.append(outcome)
+            return await asyncio.to_thread(self._place_all, staging, files, staged, overwrite,
+                                           name)
+        finally:
+            staging.close()
 
 
 def _animated(flags: Any, index: int, count: int) -> bool:
@@ -471,149 +633,6 @@ def _animated(flags: Any, index: int, count: int) -> bool:
     if len(flags) == count:
         return flags[index] is True
     return any(flag is True for flag in flags)
-
-
-# -- safe names and atomic writes ----------------------------------------------------------------
-
-_MAX_NAME_BYTES = 200  # leaves room for " (NNNN)" and the 255-byte limit of most filesystems
-_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.I)
-_UNSAFE_CHARS = re.compile(r'[<>:"|?*]')
-
-
-def shown_path(path: Path) -> str:
-    """``path`` relative to the current directory when it is below it, else absolute (how
-    tables and captions name a saved file)."""
-    try:
-        relative = os.path.relpath(path, os.getcwd())
-    except (ValueError, OSError):
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
-
-
-def safe_filename(name: str, *, fallback: str = "output") -> str:
-    """A basename that is safe to create in a directory, derived from an untrusted ``name``.
-
-    Directory parts (``/``, ``\\``, drive letters) are dropped; control characters and
-    characters Windows forbids become ``_``; leading dots and trailing dots/spaces are removed;
-    it is never empty, ``.`` or ``..``; it is at most 200 UTF-8 bytes, keeping the extension.
-    """
-    text = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    text = re.sub(r"^[A-Za-z]:", "", text)
-    text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cs", "Cf") else ch for ch in text)
-    text = _UNSAFE_CHARS.sub("_", text)
-    text = text.lstrip(". ").rstrip(". ")
-    if not text:
-        text = fallback
-    if _WINDOWS_RESERVED.match(text):
-        text = "_" + text
-    stem, ext = os.path.splitext(text)
-    if len(ext.encode("utf-8")) > 16:
-        stem, ext = text, ""
-    room = _MAX_NAME_BYTES - len(ext.encode("utf-8"))
-    stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(". ") or fallback
-    return stem + ext
-
-
-def _create_temp(directory: Path) -> tuple[int, Path]:
-    """A new, empty, hidden temp file in ``directory`` (mode 0666 minus the umask)."""
-    for _ in range(100):
-        path = directory / f".comfy_nb-{secrets.token_hex(8)}.part"
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file in {directory}")
-
-
-_O_BINARY = getattr(os, "O_BINARY", 0)
-
-
-def _atomic_write(target: Path, data: bytes, *, overwrite: bool) -> bool:
-    """Write ``data`` to ``target`` through a temp file in the same directory.
-
-    With ``overwrite`` the target is replaced; without it the target must not exist (returns
-    False and writes nothing if it does). Nothing is left behind on failure.
-    """
-    fd, tmp = _create_temp(target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-            return True
-        try:
-            os.link(tmp, target)  # atomic and never replaces an existing file
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links here (FAT, some shares): reserve the name, then replace
-            try:
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except FileExistsError:
-                return False
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    target.unlink()
-                raise
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def folder_problem(directory: str | os.PathLike[str]) -> str | None:
-    """Why files cannot be saved into ``directory`` (made if missing), or None; nothing is
-    created. ``"is a file, not a folder"``, ``"afile is a file, not a folder"`` (a folder above
-    it), ``"cannot be written to (permission denied)"``."""
-    found = _folder_check(Path(directory))
-    return found[1] if found is not None else None
-
-
-def _folder_check(path: Path) -> tuple[type[OSError], str] | None:
-    for current in (path, *path.parents):
-        if current.is_dir():
-            if os.access(current, os.W_OK | os.X_OK):
-                return None
-            where = "cannot be written to" if current == path else f"cannot be made in {current}"
-            return PermissionError, f"{where} (permission denied)"
-        if current.exists() or current.is_symlink():
-            what = "is a file" if current.is_file() else "exists"
-            subject = "" if current == path else f"{current} "
-            return NotADirectoryError, f"{subject}{what}, not a folder"
-    return None
-
-
-def _write_file(directory: str | os.PathLike[str], name: str, data: bytes, *, overwrite: bool,
-                reserved: set[Path] | None = None) -> Path:
-    folder = Path(directory)
-    problem = _folder_check(folder)
-    if problem is not None:
-        error, reason = problem
-        raise error(f"cannot save into {os.fspath(directory)!r}: {reason}")
-    folder.mkdir(parents=True, exist_ok=True)
-    root = folder.resolve()
-    base = safe_filename(name)
-    stem, ext = os.path.splitext(base)
-    for counter in range(10_000):
-        candidate = root / (base if counter == 0 else f"{stem} ({counter}){ext}")
-        if candidate.parent != root or candidate.name in ("", ".", ".."):
-            raise ValueError(f"refusing to write {name!r} outside {root}")
-        if reserved and candidate in reserved:
-            continue
-        if candidate.is_symlink() or candidate.is_dir():
-            continue
-        candidate.resolve().relative_to(root)  # ValueError if it would escape the directory
-        if overwrite:
-            _atomic_write(candidate, data, overwrite=True)
-            return candidate
-        if candidate.exists():
-            continue
-        if _atomic_write(candidate, data, overwrite=False):
-            return candidate
-    raise FileExistsError(f"no free name for {base!r} in {root}")
 
 
 # -- PNG metadata --------------------------------------------------------------------------------

@@ -520,3 +520,47 @@ async def test_an_unwritable_cache_never_fails_a_run(connect: Callable[..., Awai
         assert not result.from_cache
         assert (await api.read(result.images[0])).startswith(b"\x89PNG")
     assert "cannot be written" in caplog.text
+
+
+# -- files served from the cache ------------------------------------------------------------------
+
+
+async def test_saving_a_hit_again_names_the_files_saved_before(api: Api, server: RunningEmulator,
+                                                               tmp_path: Path) -> None:
+    """Re-running a notebook: the cell's result comes from the cache, and its files are the
+    ones already on disk, not ``name (1).png`` copies."""
+    made = await api.run(small_txt2img(), timeout=WAIT)
+    first = await api.save(made, tmp_path / "out")
+    hit = await api.run(small_txt2img(), timeout=WAIT)
+    assert hit.from_cache and jobs_on(server) == 1
+    assert await api.save(hit, tmp_path / "out") == first
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in first]
+
+
+async def test_a_hit_streams_its_files_from_the_entry(api: Api, store: ResultCache,
+                                                      tmp_path: Path) -> None:
+    made = await api.run(solid(), timeout=WAIT)
+    expected = await api.read(made.images[0])
+    hit = await api.run(solid(), timeout=WAIT)
+    (entry,) = store.entries()
+    target = tmp_path / "copy"
+    target.touch()
+    entry.copy_to(hit.images[0], target)
+    assert target.read_bytes() == expected
+    with hit.images[0].open() as handle:
+        assert handle.read() == expected
+    store.clear()  # gone under the reader: the server serves the file
+    (path,) = await api.save(hit, tmp_path / "out")
+    assert path.read_bytes()[:8] == expected[:8]
+
+
+async def test_a_page_sent_for_an_image_is_not_cached(api: Api, server: RunningEmulator,
+                                                      store: ResultCache) -> None:
+    server.faults.update(html_view=True)  # a proxy's login page for every file
+    result = await api.run(solid(), timeout=WAIT)
+    assert store.entries() == []
+    server.faults.update(html_view=False)
+    assert (await api.read(result.images[0])).startswith(b"\x89PNG")
+    again = await api.run(solid(), timeout=WAIT)
+    assert not again.from_cache and jobs_on(server) == 2  # the page was never served as a hit
+    assert len(store.entries()) == 1

@@ -104,3 +104,34 @@ def test_png_text_is_added_once_and_left_alone_when_present() -> None:
     assert provenance.png_with_provenance(first, {"2": {}}, {"b": 2}) == first
     assert Image.open(BytesIO(first)).size == (4, 4)
     assert provenance.png_with_provenance(b"not a png", {}, {}) == b"not a png"
+
+
+def test_a_sidecar_never_replaces_another_file(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom")
+    theirs = provenance.sidecar_path(video)
+    theirs.write_text("another output, or the user's own notes")
+    with pytest.raises(FileExistsError, match=r"clip\.mp4\.comfy_nb\.json exists"):
+        provenance.write_sidecar(video, {"1": {}}, {"a": 1})
+    assert theirs.read_text() == "another output, or the user's own notes"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    assert provenance.write_sidecar(video, {"1": {}}, {"a": 1}, overwrite=True) == theirs
+    assert provenance.read(video) == {"prompt": {"1": {}}, "comfy_nb": {"a": 1}}
+
+
+def test_an_identical_sidecar_is_left_as_it_is(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    written = provenance.write_sidecar(video, {"1": {}}, {"a": 1})
+    stamp = (written.stat().st_ino, written.stat().st_mtime_ns)
+    assert provenance.write_sidecar(video, {"1": {}}, {"a": 1}) == written
+    assert (written.stat().st_ino, written.stat().st_mtime_ns) == stamp
+
+
+def test_saving_a_result_twice_writes_each_file_and_sidecar_once(local: comfy_nb.Client,
+                                                                 tmp_path: Path) -> None:
+    result = local.run(recorded_workflow("audio_empty_save"), overrides={})
+    first = result.save(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert result.save(tmp_path) == first  # re-running a notebook piles up no copies
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert all(provenance.read(path) is not None for path in first)

@@ -502,6 +502,12 @@ def test_a_changed_output_file_is_refused(server: RunningEmulator, folder: Path)
         result = replayed.run(solid(), timeout=WAIT)
         with pytest.raises(ReplayError, match="changed after it was recorded"):
             result.images[0].read()
+        with pytest.raises(ReplayError, match="changed after it was recorded"):
+            result.save(folder.parent / "saved")  # streamed, and checked all the same
+        assert not (folder.parent / "saved").exists()
+        png.unlink()
+        with pytest.raises(ReplayError, match="missing from the recording"):
+            result.save(folder.parent / "saved")
 
 
 # -- the magics ------------------------------------------------------------------------------------

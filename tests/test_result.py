@@ -1,4 +1,6 @@
-"""comfy_nb.result: outputs parsed from every recorded history, lazy cached reads, safe saving."""
+"""comfy_nb.result: outputs parsed from every recorded history, lazy cached reads, safe saving
+(no overwrite, identical files kept, sidecars paired with their files), content checks, and
+bounded memory for large outputs (against the emulator over real sockets)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,21 @@ import asyncio
 import io
 import json
 import os
+import re
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from PIL import Image
 
+import comfy_nb
+from comfy_nb import ComfyError, DownloadTimeout, TransportError, UnexpectedContent, provenance
+from comfy_nb.emulator import serve
 from comfy_nb.result import (
     FileSource,
     OutputFile,
@@ -28,8 +38,9 @@ RUNS = fixture_paths.RUNS
 Key = tuple[str, str, str]
 
 
-class FakeSource:
-    """Bytes from a dict keyed by (filename, subfolder, type); counts every fetch."""
+class BytesSource:
+    """Bytes from a dict keyed by (filename, subfolder, type); counts every fetch. Only
+    ``fetch``/``afetch``: a source written before streaming, whose bytes pass through memory."""
 
     def __init__(self, blobs: dict[Key, bytes] | None = None, *, fail: bool = False) -> None:
         self.blobs = dict(blobs or {})
@@ -49,6 +60,19 @@ class FakeSource:
     async def afetch(self, file: OutputFile) -> bytes:
         await asyncio.sleep(0)
         return self._get(file)
+
+
+class FakeSource(BytesSource):
+    """A :class:`BytesSource` that also streams into files, as every source of the package."""
+
+    def fetch_to(self, file: OutputFile, path: Path) -> None:
+        data = self._get(file)
+        with open(path, "r+b") as out:
+            out.write(data)
+
+    async def afetch_to(self, file: OutputFile, path: Path) -> None:
+        await asyncio.sleep(0)
+        self.fetch_to(file, path)
 
 
 def load_run(name: str) -> tuple[str, dict[str, Any], dict[str, Any], FakeSource]:
@@ -267,6 +291,7 @@ def test_equality_ignores_the_binding() -> None:
 
 def test_source_protocol_and_missing_source() -> None:
     assert isinstance(FakeSource(), FileSource)
+    assert not isinstance(BytesSource(), FileSource)  # it still works: see the bytes-only tests
     prompt_id, outputs, _, _ = load_run("empty_invert_save")
     result = Result(prompt_id, outputs, source=None)
     assert len(result) == 1
@@ -322,7 +347,9 @@ async def test_aread_and_asave_in_an_event_loop(tmp_path: Path) -> None:
     for file, path in zip(result.files, paths, strict=True):
         assert path.read_bytes() == file.read()
     single = await result.files[2].asave(tmp_path)
-    assert single.name == "comfy_nb_fixture_00002_ (1).mp3"
+    assert single == paths[2]  # the same content is there already: kept, not copied
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp3") == [
+        "comfy_nb_fixture_00002_.mp3"]
 
 
 async def test_asave_writes_in_order_and_never_clobbers_its_own_files(tmp_path: Path) -> None:
@@ -347,11 +374,12 @@ HOSTILE = ["../../etc/passwd", "/abs/x.png", "a\\b.png", "x\x00.png", "..", "", 
 def test_hostile_names_are_saved_inside_the_directory(tmp_path: Path, name: str) -> None:
     target = tmp_path / "out"
     item = {"filename": name, "subfolder": "../../..", "type": "output"}
-    result, _ = synthetic({"1": {"images": [item]}}, {(name, "../../..", "output"): b"data"})
+    data = png() if name.lower().endswith(".png") else b"RIFF\x00\x00\x00\x00WEBPVP8 data"
+    result, _ = synthetic({"1": {"images": [item]}}, {(name, "../../..", "output"): data})
     path, = result.save(target)
     assert path.parent == target.resolve()
     assert path.resolve().relative_to(target.resolve())
-    assert path.read_bytes() == b"data"
+    assert path.read_bytes() == data
     assert path.name not in ("", ".", "..")
     assert len(path.name.encode()) <= 255
     assert not any(ord(ch) < 32 for ch in path.name)
@@ -382,30 +410,41 @@ def test_explicit_name_is_sanitised_too(tmp_path: Path) -> None:
 
 
 def test_no_silent_overwrite_then_overwrite(tmp_path: Path) -> None:
-    result, source = run_result("empty_invert_save")
+    prompt_id, outputs, workflow, source = load_run("empty_invert_save")
+    result = Result(prompt_id, outputs, source=source, workflow=workflow,
+                    cache_dir=tmp_path / "downloads")
     file = result.files[0]
-    (tmp_path / "invert_00001_.png").write_bytes(b"precious")
-    first = file.save(tmp_path)
-    second = file.save(tmp_path)
-    assert (first.name, second.name) == ("invert_00001_ (1).png", "invert_00001_ (2).png")
-    assert (tmp_path / "invert_00001_.png").read_bytes() == b"precious"
-    replaced = file.save(tmp_path, overwrite=True)
-    assert replaced == tmp_path.resolve() / "invert_00001_.png"
-    assert replaced.read_bytes() == file.read()
-    assert listing(tmp_path) == ["invert_00001_ (1).png", "invert_00001_ (2).png",
-                                 "invert_00001_.png"]
-    assert len(source.fetches) == 1
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "invert_00001_.png").write_bytes(b"precious")
+    first = file.save(out)
+    second = file.save(out)  # the same content again: the file already there is named
+    assert first == second == out.resolve() / "invert_00001_ (1).png"
+    assert (out / "invert_00001_.png").read_bytes() == b"precious"
+    replaced = file.save(out, overwrite=True)
+    assert replaced == out.resolve() / "invert_00001_.png"
+    assert replaced.read_bytes() == first.read_bytes() == add_png_prompt(file.read(), workflow)
+    assert listing(out) == ["invert_00001_ (1).png", "invert_00001_.png"]
+    assert len(source.fetches) == 1  # downloaded once, into the download cache
 
 
-def test_result_save_twice_keeps_both(tmp_path: Path) -> None:
+def test_saving_again_keeps_identical_files_and_renames_changed_ones(tmp_path: Path) -> None:
     result, _ = run_result("preview_image_temp")
     first = result.save(tmp_path)
-    second = result.save(tmp_path)
     assert [p.name for p in first] == ["ComfyUI_temp_qxmys_00001_.png",
                                        "ComfyUI_temp_qxmys_00002_.png"]
-    assert [p.name for p in second] == ["ComfyUI_temp_qxmys_00001_ (1).png",
-                                        "ComfyUI_temp_qxmys_00002_ (1).png"]
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in first]
+    assert result.save(tmp_path) == first  # a re-run: nothing new on disk
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in first] == before
+    assert listing(tmp_path) == [p.name for p in first]
+    first[0].write_bytes(b"edited by hand")
+    again = result.save(tmp_path)
+    assert [p.name for p in again] == ["ComfyUI_temp_qxmys_00001_ (1).png",
+                                       "ComfyUI_temp_qxmys_00002_.png"]
+    assert first[0].read_bytes() == b"edited by hand"
+    assert result.saved_path(result.files[0]) == again[0]  # the file that holds the content
     assert result.save(tmp_path, overwrite=True) == first
+    assert first[0].read_bytes() == again[0].read_bytes()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symlinks need privileges on Windows")
@@ -490,7 +529,7 @@ def test_png_gains_the_prompt_chunk_with_pixels_unchanged(tmp_path: Path) -> Non
                           {("p.png", "", "output"): original}, workflow=workflow)
     path, = result.save(tmp_path)
     with Image.open(path) as saved, Image.open(io.BytesIO(original)) as before:
-        assert saved.text["prompt"] == json.dumps(workflow)
+        assert json.loads(saved.text["prompt"]) == workflow
         assert saved.text["author"] == "me"
         assert saved.tobytes() == before.tobytes() and saved.size == before.size
         assert saved.mode == before.mode
@@ -529,3 +568,302 @@ def test_no_workflow_no_chunk_and_non_png_untouched(tmp_path: Path) -> None:
     assert path.read_bytes() == original
     assert add_png_prompt(b"not a png", {"1": {}}) == b"not a png"
     assert add_png_prompt(original[:40], {"1": {}}) == original[:40]  # truncated: left alone
+
+
+# -- sources with bytes only, open() -------------------------------------------------------------
+
+def test_a_source_with_bytes_only_still_reads_opens_and_saves(tmp_path: Path) -> None:
+    prompt_id, outputs, workflow, recorded = load_run("audio_empty_save")
+    result = Result(prompt_id, outputs, source=BytesSource(recorded.blobs), workflow=workflow)
+    paths = result.save(tmp_path)
+    for file, path in zip(result.files, paths, strict=True):
+        assert path.read_bytes() == file.read()
+        with file.open() as handle:
+            assert handle.read() == file.read()
+
+
+def test_open_reads_the_download_cache_or_a_temporary_file(tmp_path: Path) -> None:
+    cached, source = run_result("video_save", cache_dir=tmp_path / "downloads")
+    expected = source.blobs[("comfy_nb_webm_00001_.webm", "video", "output")]
+    with cached.files[0].open() as handle:
+        assert handle.read() == expected
+    with cached.files[0].open() as handle:  # from the download cache now
+        assert handle.read() == expected
+    assert len(source.fetches) == 1
+
+    plain, _ = run_result("video_save")
+    with plain.files[0].open() as handle:
+        spooled = Path(str(handle.name))
+        assert spooled.is_file() and handle.read() == expected
+    assert not spooled.exists()  # the temporary file goes when closed
+
+
+# -- sidecars follow the rules of outputs --------------------------------------------------------
+
+def test_a_sidecar_never_replaces_a_file_of_the_user(tmp_path: Path) -> None:
+    result, _ = run_result("video_save")
+    mine = tmp_path / "comfy_nb_webm_00001_.webm.comfy_nb.json"
+    mine.write_text("my own notes")
+    webm, mp4 = result.save(tmp_path)
+    assert mine.read_text() == "my own notes"
+    assert webm.name == "comfy_nb_webm_00001_ (1).webm"  # so that its sidecar name is free
+    assert provenance.sidecar_path(webm).name == "comfy_nb_webm_00001_ (1).webm.comfy_nb.json"
+    assert provenance.read(webm) == {"prompt": result.workflow, "comfy_nb": None}
+    assert provenance.read(mp4) == {"prompt": result.workflow, "comfy_nb": None}
+
+
+@pytest.mark.parametrize("order", ["sidecar name first", "video first"])
+def test_an_output_named_like_a_sidecar_of_the_same_job_is_kept(tmp_path: Path,
+                                                                  order: str) -> None:
+    clip = {"filename": "clip.mp4", "subfolder": "", "type": "output"}
+    notes = {"filename": "clip.mp4.comfy_nb.json", "subfolder": "", "type": "output"}
+    video, text = b"\x00\x00\x00\x18ftypisom-video", b'{"made by": "a node"}'
+    nodes = [("1", {"videos": [clip]}), ("2", {"json": [notes]})]
+    if order == "sidecar name first":
+        nodes.reverse()
+    result, _ = synthetic(dict(nodes), {("clip.mp4", "", "output"): video,
+                                        ("clip.mp4.comfy_nb.json", "", "output"): text},
+                          workflow={"1": {"class_type": "SaveVideo", "inputs": {}}})
+    paths = result.save(tmp_path)
+    saved = {file.filename: path for file, path in zip(result.files, paths, strict=True)}
+    assert saved["clip.mp4"].read_bytes() == video
+    assert saved["clip.mp4.comfy_nb.json"].read_bytes() == text
+    assert provenance.read(saved["clip.mp4"])["prompt"] == result.workflow  # type: ignore[index]
+
+
+def test_identical_sidecars_are_left_alone_and_different_ones_move_with_their_file(
+        tmp_path: Path) -> None:
+    result, source = run_result("video_save")
+    webm, _ = result.save(tmp_path)
+    sidecar = provenance.sidecar_path(webm)
+    stamp = (sidecar.stat().st_ino, sidecar.stat().st_mtime_ns)
+    assert result.save(tmp_path)[0] == webm  # a re-run of the same job: nothing is written
+    assert (sidecar.stat().st_ino, sidecar.stat().st_mtime_ns) == stamp
+
+    changed = {**result.workflow, "99": {"class_type": "Note", "inputs": {}}}  # type: ignore[dict-item]
+    other = Result(result.prompt_id, result.outputs, source=source, workflow=changed)
+    moved, _ = other.save(tmp_path)  # the same video, another provenance: a pair of its own
+    assert moved.name == "comfy_nb_webm_00001_ (1).webm"
+    assert provenance.read(moved)["prompt"] == changed  # type: ignore[index]
+    assert provenance.read(webm)["prompt"] == result.workflow  # type: ignore[index]
+    assert (sidecar.stat().st_ino, sidecar.stat().st_mtime_ns) == stamp
+
+
+# -- what came back is checked against what was asked for ----------------------------------------
+
+LOGIN_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form>"
+              b"<input name=user></form></body></html>")
+
+
+def test_an_html_page_is_never_saved_as_a_png(tmp_path: Path) -> None:
+    items = [{"filename": name, "subfolder": "", "type": "output"} for name in ("a.png", "b.png")]
+    result, _ = synthetic({"9": {"images": items}}, {("a.png", "", "output"): png(),
+                                                     ("b.png", "", "output"): LOGIN_PAGE})
+    with pytest.raises(UnexpectedContent, match=r"'b.png' should be a PNG image, but the server "
+                                                r"sent an HTML page") as caught:
+        result.save(tmp_path / "out")
+    assert isinstance(caught.value, ComfyError)
+    assert (caught.value.filename, caught.value.found) == ("b.png", "an HTML page")
+    assert not (tmp_path / "out").exists()  # not even a.png
+    with pytest.raises(UnexpectedContent, match=r"b\.png"):
+        result.pil_images()
+    with pytest.raises(UnexpectedContent):
+        asyncio.run(result.asave(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    assert result.files[0].image().size == (4, 3)
+
+
+@pytest.mark.parametrize(("name", "key", "data", "found"), [
+    ("clip.mp4", "videos", b'{"error": "unauthorized"}', "JSON text"),
+    ("voice.flac", "audio", b"", "an empty file"),
+    ("photo.jpg", "images", png(), "a PNG image"),
+    ("clip.webm", "videos", b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>",
+     "an XML document"),
+    ("tone.wav", "audio", b"Service Unavailable\n", "text"),
+    ("sound.pcm16", "audio", LOGIN_PAGE, "an HTML page"),  # no signature known: HTML is refused
+])
+def test_what_came_back_instead_is_named(tmp_path: Path, name: str, key: str, data: bytes,
+                                         found: str) -> None:
+    result, _ = synthetic({"3": {key: [{"filename": name, "subfolder": "", "type": "output"}]}},
+                          {(name, "", "output"): data})
+    with pytest.raises(UnexpectedContent) as caught:
+        result.files[0].read()
+    assert caught.value.found == found and f"sent {found}" in str(caught.value)
+    with pytest.raises(UnexpectedContent):
+        result.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_of_other_kinds_and_unknown_media_are_not_judged(tmp_path: Path) -> None:
+    items = {"3": {"3d": [{"filename": "mesh.glb", "subfolder": "", "type": "output"}],
+                   "audio": [{"filename": "sound.pcm16", "subfolder": "", "type": "output"}]}}
+    result, _ = synthetic(items, {("mesh.glb", "", "output"): b"<html>not checked</html>",
+                                  ("sound.pcm16", "", "output"): b"\x01\x02 raw samples"})
+    assert [f.kind for f in result.files] == ["model3d", "audio"]
+    assert [p.name for p in result.save(tmp_path)] == ["mesh.glb", "sound.pcm16"]
+
+
+# -- names the server sends ----------------------------------------------------------------------
+
+def test_lone_surrogates_in_names_are_replaced_once_for_every_use(tmp_path: Path) -> None:
+    items = [{"filename": "odd\udc80.png", "subfolder": "sub\udcff", "type": "output"}]
+    result, source = synthetic({"9\udc80": {"images": items}},
+                               {("odd\ufffd.png", "sub\ufffd", "output"): png()})
+    file, = result.files
+    assert (file.node_id, file.filename, file.subfolder) == ("9\ufffd", "odd\ufffd.png",
+                                                            "sub\ufffd")
+    assert "odd%EF%BF%BD.png" in urlencode(file.params())  # a request can carry it
+    path, = result.save(tmp_path)
+    assert path.name == "odd\ufffd.png" and path.read_bytes().startswith(png()[:8])
+    assert source.fetches == [("odd\ufffd.png", "sub\ufffd", "output")]
+
+
+def tiny_workflow(prefix: str = "result_test") -> dict[str, Any]:
+    return {"1": {"class_type": "EmptyImage",
+                  "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0x446688}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                        "filename_prefix": prefix}}}
+
+
+def test_a_name_with_a_lone_surrogate_downloads_and_saves(tmp_path: Path) -> None:
+    """ComfyUI reports a file whose name on disk is not UTF-8 with Python's surrogate escapes
+    (JSON ``"\\udc80"``); its web framework reads a replacement character back from a query."""
+    with serve(step_delay=0.0) as server, comfy_nb.connect(server.url) as client:
+        made = client.run(tiny_workflow(), cache=False)
+        Path(server.output_dir, "odd\ufffd.png").write_bytes(png((1, 2, 3)))
+        items = [{"filename": "odd\udc80.png", "subfolder": "", "type": "output"},
+                 made.outputs["2"]["images"][0]]
+        odd = Result("odd", {"2": {"images": items}}, source=made.source,
+                     cache_dir=tmp_path / "downloads")
+        paths = odd.save(tmp_path / "out")
+    assert [p.name for p in paths] == ["odd\ufffd.png", made.files[0].filename]
+    assert paths[0].read_bytes() == png((1, 2, 3))
+
+
+# -- against the emulator: login pages, slow servers ---------------------------------------------
+
+@pytest.mark.parametrize("dialect", ["local", "cloud"])
+def test_a_proxy_login_page_is_refused_and_nothing_is_kept(tmp_path: Path, dialect: str) -> None:
+    with serve(dialect=dialect, step_delay=0.0) as server, \
+            comfy_nb.connect(server.url, api_key=server.api_key) as client:
+        result = client.run(tiny_workflow(), cache=False)
+        server.faults.update(html_view=True)
+        name = result.files[0].filename
+        with pytest.raises(UnexpectedContent, match=re.escape(
+                f"'{name}' should be a PNG image, but the server sent an HTML page")):
+            result.save(tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(UnexpectedContent):
+            result.pil_images()
+        server.faults.update(html_view=False)  # nothing of the page was kept anywhere
+        path, = result.save(tmp_path / "out")
+        assert result.pil_images()[0].size == (8, 8)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_trickling_server_ends_in_a_download_timeout(tmp_path: Path) -> None:
+    with serve(step_delay=0.0) as server, \
+            comfy_nb.connect(server.url, download_timeout=0.5) as client:
+        result = client.run(tiny_workflow(), cache=False)
+        server.faults.update(trickle_view=0.05)  # a byte every 0.05 s: never a read timeout
+        with pytest.raises(DownloadTimeout, match="download_timeout") as caught:
+            result.save(tmp_path / "out")
+        assert isinstance(caught.value, TransportError) and isinstance(caught.value, TimeoutError)
+        with pytest.raises(DownloadTimeout):
+            asyncio.run(result.asave(tmp_path / "out"))
+        assert not (tmp_path / "out").exists()
+        assert not [p for p in (result.cache_dir or tmp_path).iterdir()
+                    if p.name.endswith(".part")]
+
+
+# -- memory: large outputs stream to disk --------------------------------------------------------
+
+BIG = 48 * 1024 * 1024
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def large_outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+    """An emulator in a process of its own (so that its memory is not counted here) serving two
+    48 MiB videos; its URL and their names."""
+    data = tmp_path_factory.mktemp("emulator")
+    names = ["large_1.mp4", "large_2.mp4"]
+    (data / "output").mkdir()
+    for name in names:
+        with open(data / "output" / name, "wb") as out:
+            out.write(b"\x00\x00\x00\x18ftypisom")
+            for _ in range(BIG // MiB):
+                out.write(os.urandom(MiB))
+            out.truncate(BIG)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "comfy_nb.cli", "emulator", "--port", "0", "--step-delay", "0",
+         "--data-dir", str(data)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    try:
+        url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://"), url
+        yield url, names
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def large_result(source: Any, names: list[str], downloads: Path) -> Result:
+    items = [{"filename": name, "subfolder": "", "type": "output"} for name in names]
+    return Result("large", {"7": {"images": items}}, source=source, cache_dir=downloads)
+
+
+def traced(action: Any) -> tuple[Any, int, int]:
+    """``action()``'s value, and the bytes Python still holds afterwards and held at most
+    meanwhile (on every thread)."""
+    tracemalloc.start()
+    try:
+        value = action()
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return value, held, peak
+
+
+def test_saving_large_outputs_takes_little_memory(large_outputs: tuple[str, list[str]],
+                                                  tmp_path: Path) -> None:
+    url, names = large_outputs
+    with comfy_nb.connect(url) as client:
+        source = client.run(tiny_workflow("large"), cache=False).source
+        result = large_result(source, names, tmp_path / "downloads")
+        paths, held, peak = traced(lambda: result.save(tmp_path / "out"))
+        assert [p.stat().st_size for p in paths] == [BIG, BIG]
+        assert peak < 16 * MiB and held < 4 * MiB  # the old way: both files, 96 MiB, for good
+
+        size, held, _ = traced(lambda: len(result.files[0].read()))
+        assert size == BIG and held < 4 * MiB  # read() hands them out, but does not keep them
+
+
+def test_saving_large_outputs_asynchronously_takes_little_memory(
+        large_outputs: tuple[str, list[str]], tmp_path: Path) -> None:
+    url, names = large_outputs
+
+    async def save() -> list[Path]:
+        async with comfy_nb.AsyncClient(url) as client:
+            made = await client.run(tiny_workflow("large"), cache=False)
+            result = large_result(made.source, names, tmp_path / "downloads")
+            return await result.asave(tmp_path / "out")
+
+    paths, _, peak = traced(lambda: asyncio.run(save()))
+    assert [p.stat().st_size for p in paths] == [BIG, BIG]
+    assert peak < 16 * MiB
+
+
+def test_the_caption_names_the_file_that_holds_the_content(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfy_nb.notebook.display import render_result
+
+    monkeypatch.chdir(tmp_path)
+    item = {"filename": "ComfyUI_00001_.png", "subfolder": "", "type": "output"}
+    result, _ = synthetic({"9": {"images": [item]}}, {("ComfyUI_00001_.png", "", "output"): png()})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ComfyUI_00001_.png").write_bytes(png((9, 9, 9)))  # an earlier picture
+    path, = result.save("out")
+    assert path.name == "ComfyUI_00001_ (1).png"
+    html = render_result(result)["text/html"]
+    assert '<a href="out/ComfyUI_00001_%20%281%29.png">ComfyUI_00001_ (1).png</a>' in html

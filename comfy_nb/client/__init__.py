@@ -9,6 +9,7 @@ from ._dialects import JobStatus
 from ._errors import (
     AuthenticationError,
     ComfyError,
+    DownloadTimeout,
     ExecutionFailed,
     InvalidURL,
     JobCancelled,
@@ -21,6 +22,7 @@ from ._errors import (
     RequestError,
     ServerError,
     TransportError,
+    UnexpectedContent,
     ValidationError,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ComfyError",
+    "DownloadTimeout",
     "ExecutionFailed",
     "InvalidURL",
     "JobCancelled",
@@ -42,6 +45,7 @@ __all__ = [
     "RequestError",
     "ServerError",
     "TransportError",
+    "UnexpectedContent",
     "ValidationError",
     "connect",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import provenance
 from .._config import resolve, url_argument
+from .._content import check_file
 from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data, hide_secrets
 from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_identity
@@ -40,7 +41,7 @@ from ._errors import (
     TransportError,
 )
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
-from ._transport import RetryPolicy, Transport
+from ._transport import DEFAULT_DOWNLOAD_TIMEOUT, RetryPolicy, Transport
 from ._uploads import upload_payload
 
 if TYPE_CHECKING:
@@ -52,28 +53,42 @@ WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
 
 
 class _Files:
-    """The client as a :class:`~comfy_nb.result.FileSource`."""
+    """The client as a :class:`~comfy_nb.result.FileSource`: ``/view`` (or Cloud's signed URL),
+    into memory (``fetch``) or streamed into a file (``fetch_to``)."""
 
     def __init__(self, client: AsyncClient, loop: LoopThread | None) -> None:
         self._client = client
         self._loop = loop
 
-    def fetch(self, file: OutputFile) -> bytes:
+    def _blocking(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
+            coroutine.close()
             raise RuntimeError("this Result came from an AsyncClient: use `await file.aread()` "
                                "or `await result.asave(dir)`")
-        data = self._loop.run(self._client.download(file))
+        return self._loop.run(coroutine)
+
+    async def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """``coroutine`` awaited on the client's own loop (a Result of a synchronous Client
+        may be awaited from another one)."""
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop.loop:
+            return await asyncio.wrap_future(self._loop.submit(coroutine))
+        return await coroutine
+
+    def fetch(self, file: OutputFile) -> bytes:
+        data = self._blocking(self._client.download(file))
         assert isinstance(data, bytes)
         return data
 
     async def afetch(self, file: OutputFile) -> bytes:
-        coroutine = self._client.download(file)
-        if self._loop is not None and asyncio.get_running_loop() is not self._loop.loop:
-            data = await asyncio.wrap_future(self._loop.submit(coroutine))
-        else:
-            data = await coroutine
+        data = await self._on_loop(self._client.download(file))
         assert isinstance(data, bytes)
         return data
+
+    def fetch_to(self, file: OutputFile, path: Path) -> None:
+        self._blocking(self._client.download(file, to=path))
+
+    async def afetch_to(self, file: OutputFile, path: Path) -> None:
+        await self._on_loop(self._client.download(file, to=path))
 
 
 # -- the result cache's side of the client -------------------------------------------------------
@@ -140,11 +155,16 @@ class _StoringFiles:
         """Block until the store ended; the entry, or None if nothing was cached."""
         return self.stored.result()
 
-    def fetch(self, file: OutputFile) -> bytes:
+    def _entry(self) -> CacheEntry | None:
+        """The stored entry (after waiting for the store), or None to ask the server; None at
+        once on the loop's own thread, where waiting would block the store itself."""
         loop = self._files._loop
         if loop is None or loop.in_loop_thread:
-            return self._files.fetch(file)  # explains what to do instead
-        entry = self.wait()
+            return None  # the client's own fetch explains what to do instead
+        return self.wait()
+
+    def fetch(self, file: OutputFile) -> bytes:
+        entry = self._entry()
         if entry is not None:
             with contextlib.suppress(FileNotFoundError):
                 return entry.read(file)
@@ -156,6 +176,22 @@ class _StoringFiles:
             with contextlib.suppress(FileNotFoundError):
                 return await asyncio.to_thread(entry.read, file)
         return await self._files.afetch(file)
+
+    def fetch_to(self, file: OutputFile, path: Path) -> None:
+        entry = self._entry()
+        if entry is not None:
+            with contextlib.suppress(FileNotFoundError):
+                entry.copy_to(file, path)
+                return
+        self._files.fetch_to(file, path)
+
+    async def afetch_to(self, file: OutputFile, path: Path) -> None:
+        entry = await asyncio.wrap_future(self.stored)
+        if entry is not None:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(entry.copy_to, file, path)
+                return
+        await self._files.afetch_to(file, path)
 
 
 class _TooLarge(Exception):
@@ -178,7 +214,8 @@ class AsyncClient:
     ``comfy_nb.cache.settings.enabled`` (on unless ``COMFY_NB_CACHE=off``); ``result_cache``
     chooses the cache (default: :func:`comfy_nb.cache.default_cache`). ``timeout`` and
     ``retry`` govern each request; ``connect_timeout`` bounds connecting (finding out what the
-    server is, opening the websocket), so a server that never answers fails fast.
+    server is, opening the websocket), so a server that never answers fails fast;
+    ``download_timeout`` bounds each output download as a whole (None: no bound).
 
     The key (``api_key``, else ``COMFY_CLOUD_API_KEY`` for Comfy Cloud only, see
     :mod:`comfy_nb._config`) is sent only once the server has said, in the answer to a key-less
@@ -200,6 +237,7 @@ class AsyncClient:
         client_id: str | None = None,
         emulator_options: dict[str, Any] | None = None,
         result_cache: ResultCache | None = None,
+        download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
         if dialect not in (None, "local", "cloud"):
@@ -215,6 +253,7 @@ class AsyncClient:
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._retry = retry or RetryPolicy()
+        self._download_timeout = download_timeout
         self.poll_interval = poll_interval
         self.client_id = client_id or uuid.uuid4().hex
         self._emulator_options = emulator_options or {}
@@ -281,7 +320,8 @@ class AsyncClient:
                 if self._emulator.api_key:  # its own key, for itself
                     self._offered_key = Secret(self._emulator.api_key)
             # no key until the server has shown that it speaks the Cloud API
-            self._transport = Transport(url, timeout=self._timeout, retry=self._retry)
+            self._transport = Transport(url, timeout=self._timeout, retry=self._retry,
+                                        download_timeout=self._download_timeout)
             try:
                 self._dialect = DIALECTS[self._forced_dialect or await self._detect_dialect()]
                 self._key_for(self._dialect.name)
@@ -652,10 +692,10 @@ class AsyncClient:
 
     def _start_store(self, ticket: _Ticket, result: Result) -> None:
         """Cache a succeeded job's result in the background; its files are read from the
-        entry once it is written."""
+        entry once it is written (from the server, through the download cache, if it was not)."""
         stored: concurrent.futures.Future[CacheEntry | None] = concurrent.futures.Future()
         result.source = _StoringFiles(self._files, stored)
-        result.cache_dir = None  # the entry serves the files
+        downloads, result.cache_dir = result.cache_dir, None  # the entry serves the files
         task = asyncio.ensure_future(self._store(ticket, result))
         self._storing[ticket.key] = task
 
@@ -663,8 +703,11 @@ class AsyncClient:
             if self._storing.get(ticket.key) is task:
                 del self._storing[ticket.key]
             failed = task.cancelled() or task.exception() is not None
+            entry = None if failed else task.result()
+            if entry is None:
+                result.cache_dir = downloads
             if not stored.done():
-                stored.set_result(None if failed else task.result())
+                stored.set_result(entry)
 
         task.add_done_callback(ended)
 
@@ -681,7 +724,10 @@ class AsyncClient:
 
         async def fetch(file: OutputFile) -> None:
             async with limit:
-                await self.download(file, to=writer.file_path(file))
+                path = writer.file_path(file)
+                await self.download(file, to=path)
+                # an HTML page sent for an image must not be served from the cache later
+                await asyncio.to_thread(check_file, file.filename, file.kind, path)
                 if writer.too_large:
                     raise _TooLarge
 
@@ -914,7 +960,9 @@ class AsyncClient:
 
     async def download(self, file: OutputFile | dict[str, str],
                        to: str | Path | None = None) -> bytes | Path:
-        """An output file's bytes, or the path it was written to (atomically)."""
+        """An output file's bytes, or the path it was written to (atomically, streamed in
+        chunks). The whole download, retries included, must end within the client's
+        ``download_timeout``, else :class:`DownloadTimeout` (and nothing is left at ``to``)."""
         http = await self._ready()
         params = file.params() if isinstance(file, OutputFile) else dict(file)
         return await http.download("/api/view", params, to=Path(to) if to else None)

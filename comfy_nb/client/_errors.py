@@ -3,6 +3,7 @@
     ComfyError
     ├── InvalidURL                the server URL is malformed (also a ValueError)
     ├── TransportError            the server could not be reached / the connection broke
+    │   └── DownloadTimeout       a download took longer than allowed (also a TimeoutError)
     ├── RequestError              the server answered with an HTTP error
     │   ├── AuthenticationError   401: missing or wrong API key
     │   ├── PaymentRequiredError  402: not enough credits
@@ -10,6 +11,8 @@
     │   ├── NotFoundError         404
     │   ├── ValidationError       400 on submit: the workflow is invalid (``node_errors``)
     │   └── ServerError           5xx
+    ├── UnexpectedContent         a downloaded output is not what its name says (an HTML page
+    │                             sent for ``a.png``); it is not saved
     ├── ExecutionFailed           the job ran and a node raised (node, exception, traceback)
     ├── JobCancelled              the job was interrupted or cancelled
     ├── JobLost                   the server no longer knows the job (it restarted?)
@@ -61,6 +64,11 @@ class TransportError(ComfyError):
     """The server could not be reached, or the connection broke mid-request."""
 
 
+class DownloadTimeout(TransportError, TimeoutError):
+    """A download did not finish within the client's ``download_timeout`` (retries included);
+    nothing of it was kept."""
+
+
 class RequestError(ComfyError):
     """The server answered with an HTTP error status."""
 
@@ -93,6 +101,20 @@ class NotFoundError(RequestError):
 
 class ServerError(RequestError):
     """5xx: the server failed."""
+
+
+class UnexpectedContent(ComfyError):
+    """An output file is not what its name says: a server (or a proxy in front of it) sent
+    something else, such as an HTML login page, for ``a.png``. Nothing of it is saved."""
+
+    def __init__(self, filename: str, expected: str, found: str) -> None:
+        hint = " (the login or error page of a proxy?)" if found == "an HTML page" else ""
+        super().__init__(
+            f"{filename!r} should be {expected}, but the server sent {found}{hint}; it was not "
+            "saved: check the server URL and any proxy in front of it, then try again")
+        self.filename = filename
+        self.expected = expected
+        self.found = found
 
 
 @dataclass(frozen=True)

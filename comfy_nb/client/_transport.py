@@ -32,6 +32,7 @@ import httpx
 from .._secret import Secret, install_log_redaction, reveal_all
 from ._errors import (
     ComfyError,
+    DownloadTimeout,
     InvalidURL,
     RequestError,
     TransportError,
@@ -51,6 +52,10 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})  # for idempotent (or retry
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 STORAGE = "the storage server"
+DEFAULT_DOWNLOAD_TIMEOUT = 1800.0  # seconds for a whole download, retries included
+#: a compressed answer may inflate to this many times the bytes received (beyond the allowance)
+MAX_INFLATION = 100
+INFLATION_ALLOWANCE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -216,14 +221,16 @@ class Transport:
     requests only, retries with exponential backoff, typed errors, credential-free downloads.
 
     ``httpx_transport`` is handed to httpx (tests pass ``httpx.MockTransport``); ``sleep``
-    replaces ``asyncio.sleep`` for the waits between retries.
+    replaces ``asyncio.sleep`` for the waits between retries. ``download_timeout`` bounds each
+    :meth:`download` as a whole (retries and waits included; None: no bound).
     """
 
     def __init__(self, base_url: str, *, api_key: str | Secret | None = None,
                  timeout: float = 30.0,
                  retry: RetryPolicy = RetryPolicy(), user_agent: str | None = None,
                  httpx_transport: Any = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT) -> None:
         try:
             url = httpx.URL(base_url.strip().rstrip("/"))
         except httpx.InvalidURL:
@@ -250,6 +257,10 @@ class Transport:
             cookies=_no_cookies(), headers={"User-Agent": self._user_agent},
             auth=_ApiKeyAuth(self))
         self._storage: httpx.AsyncClient | None = None
+        if download_timeout is not None and not download_timeout > 0:
+            raise ValueError("download_timeout must be a positive number of seconds, or None")
+        #: seconds a whole :meth:`download` may take (retries included); None: no bound
+        self.download_timeout = download_timeout
 
     # -- public surface --------------------------------------------------------------------
 
@@ -312,7 +323,10 @@ class Transport:
         write it to ``to`` (atomically, via a hidden ``.part`` file next to it) and return
         ``to``. A redirect (Cloud's signed URL) is fetched with a separate request carrying no
         key, cookie or client header; at most 5 redirects, http(s) only. The body is streamed
-        in ``chunk_size`` pieces and checked against ``Content-Length``. Retried like a GET.
+        in ``chunk_size`` pieces and checked against ``Content-Length``; a compressed body may
+        inflate to at most :data:`MAX_INFLATION` times the bytes received. Retried like a GET,
+        all within :attr:`download_timeout` seconds, else :class:`DownloadTimeout` (and nothing
+        is left at ``to``).
         """
         self._check_path(path)
         label = f"download {path}"
@@ -333,7 +347,16 @@ class Transport:
                 raise
             return target
 
-        return await self._retrying(label, attempt)
+        limit = self.download_timeout
+        if limit is None:
+            return await self._retrying(label, attempt)
+        try:
+            return await asyncio.wait_for(self._retrying(label, attempt), limit)
+        except asyncio.TimeoutError:
+            raise DownloadTimeout(
+                f"{label}: not finished after {limit:g} s, so it was given up (nothing was "
+                "saved); the server may be overloaded or the connection slow. A client made "
+                "with a larger download_timeout waits longer") from None
 
     async def aclose(self) -> None:
         """Close the pooled connections (API and storage)."""
@@ -437,18 +460,32 @@ class Transport:
         where = STORAGE if storage else self._origin
         encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
         written = 0
+
+        def arrived() -> int:
+            """Bytes received: counted on the wire, since the bytes written lag behind by what
+            httpx still holds in its chunker (and a compressed body differs anyway); a body
+            httpx had whole from the start counts only as written."""
+            wire = response.num_bytes_downloaded
+            return wire if encoded else max(wire, written)
+
         try:
             async for chunk in response.aiter_bytes(chunk_size):
                 sink.write(chunk)
                 written += len(chunk)
+                received = response.num_bytes_downloaded
+                if encoded and written > max(INFLATION_ALLOWANCE, MAX_INFLATION * received):
+                    raise _Failure(TransportError(
+                        f"{label}: the compressed answer from {where} inflated to more than "
+                        f"{written} bytes from {received}, so it was refused (a compression "
+                        "bomb?)"), retryable=False)
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            got = response.num_bytes_downloaded if encoded else written
+            got = arrived()
             of = f" of {expected}" if expected is not None else ""
             raise _Failure(TransportError(
                 f"{label}: the download from {where} was cut short after {got}{of} bytes "
                 f"({_reason(exc)})"), retryable=True) from None
         # Content-Length counts the bytes on the wire, before any Content-Encoding is undone
-        got = response.num_bytes_downloaded if encoded else written
+        got = arrived()
         if expected is not None and got != expected:
             raise _Failure(TransportError(
                 f"{label}: the download from {where} was cut short after {got} of {expected} "

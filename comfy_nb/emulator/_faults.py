@@ -29,6 +29,8 @@ class Faults:
     retry_after: float | None = None  # Retry-After seconds on injected errors (429 sets 1 s)
     latency: float = 0.0  # seconds added before every HTTP answer
     truncate_view: bool = False  # cut /view (and storage) bodies short and close the connection
+    trickle_view: float = 0.0  # > 0: /view (and storage) bodies trickle, a byte every N seconds
+    html_view: bool = False  # /view (and storage) answer 200 text/html: a proxy's login page
     no_credits: bool = False  # cloud: POST /api/prompt answers 402
     rate_limited: bool = False  # cloud: POST /api/prompt answers 429 with Retry-After
 
@@ -103,3 +105,39 @@ async def write_truncated(
     if request.transport is not None:
         request.transport.close()
     return response
+
+
+LOGIN_PAGE = """<!DOCTYPE html>
+<html><head><title>Sign in</title></head>
+<body><form method="post" action="/login"><input name="user"><input name="password"
+type="password"><button>Sign in</button></form></body></html>
+"""
+
+
+async def write_trickled(request: web.Request, body: bytes, headers: dict[str, str],
+                         interval: float) -> web.StreamResponse:
+    """Announce the full length, then send the body one byte every ``interval`` seconds (a
+    server that never quite stops answering); ends when the client goes away."""
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    for index in range(len(body)):
+        try:
+            await response.write(body[index:index + 1])
+        except (ConnectionError, RuntimeError):  # the client gave up
+            return response
+        await asyncio.sleep(interval)
+    return response
+
+
+async def faulty_file(request: web.Request, faults: Faults, body: bytes,
+                      headers: dict[str, str]) -> web.StreamResponse | None:
+    """The answer a file route gives under the armed file faults, or None to answer
+    normally."""
+    if faults.html_view:
+        return web.Response(status=200, text=LOGIN_PAGE, content_type="text/html")
+    if faults.truncate_view:
+        return await write_truncated(request, body, headers)
+    if faults.trickle_view > 0:
+        return await write_trickled(request, body, headers, faults.trickle_view)
+    return None

@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from ._faults import write_truncated
+from ._faults import faulty_file
 from ._queue import QueueItem
 from ._server import STAND_IN_NOTICE, STATE, EmulatorState
 from ._validation import validate_prompt
@@ -443,9 +443,8 @@ async def get_view(request: web.Request) -> web.StreamResponse:
         return empty(resolved)
     body, content_type = render_view(resolved, request.rel_url.query)
     headers = {"Content-Disposition": f'filename="{resolved.name}"', "Content-Type": content_type}
-    if state.faults.truncate_view:
-        return await write_truncated(request, body, headers)
-    return web.Response(body=body, headers=headers)
+    faulty = await faulty_file(request, state.faults, body, headers)
+    return faulty if faulty is not None else web.Response(body=body, headers=headers)
 
 
 async def save_upload(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ._faults import write_truncated
+from ._faults import faulty_file
 from ._server import STATE
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return _storage_error(404, "NoSuchKey", "The specified key does not exist.")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     headers = {"Content-Type": content_type, "Cache-Control": "private, max-age=0"}
-    if state.faults.truncate_view:
-        return await write_truncated(request, path.read_bytes(), headers)
-    return web.Response(body=path.read_bytes(), headers=headers)
+    body = path.read_bytes()
+    faulty = await faulty_file(request, state.faults, body, headers)
+    return faulty if faulty is not None else web.Response(body=body, headers=headers)
 
 
 def _inside(path: Path, base: Path) -> bool:

@@ -6,7 +6,8 @@ HTML gallery that still reads when a viewer strips CSS, and a PNG/JPEG thumbnail
 thumbnails cached on the result, :func:`save_for_notebook`, and which galleries are already on
 screen (:func:`mark_shown`), so a cell's return value does not repeat them.
 
-Must not: speak HTTP (bytes come only from ``OutputFile.read()``) or create widgets. It may import
+Must not: speak HTTP (bytes come only from ``OutputFile.read()``/``open()``: a large video is
+sized through a file, never held in memory) or create widgets. It may import
 ``IPython.display`` and Pillow.
 """
 
@@ -93,9 +94,10 @@ def save_for_notebook(result: Result,
     ``settings.output_dir``) unless it is already saved there; the gallery then links them.
 
     Returns the paths in the order of ``result.files``. With no directory at all nothing is
-    written. Every file is downloaded before the first write: a download that fails (a
-    :class:`~comfy_nb.replay.ReplayError` for a damaged recording) raises and writes nothing,
-    and so does a folder that cannot hold files (``OSError``).
+    written. Every file is downloaded (streamed to disk) before the first is named: a download
+    that fails (a :class:`~comfy_nb.replay.ReplayError` for a damaged recording, an HTML page
+    sent for an image) raises and writes nothing, and so does a folder that cannot hold files
+    (``OSError``). A file already there with the same content is kept, not copied again.
     """
     target = directory if directory is not None else settings.output_dir
     if target is None:
@@ -105,10 +107,10 @@ def save_for_notebook(result: Result,
     paths: list[Path | None] = [_saved(result, file) for file in result.files]
     missing = [index for index, path in enumerate(paths)
                if path is None or path.resolve().parent != resolved]
-    for index in missing:
-        result.files[index].read()
-    for index in missing:
-        paths[index] = result.files[index].save(folder)
+    if missing:
+        saved = result.save(folder, files=[result.files[index] for index in missing])
+        for index, path in zip(missing, saved, strict=True):
+            paths[index] = path
     return [path for path in paths if path is not None]
 
 
@@ -273,9 +275,7 @@ def _figure(result: Result, file: OutputFile) -> str:
         problem = ""
     except Exception as exc:
         body, problem = "", f"<br><em>could not be shown: {html.escape(_reason(exc))}</em>"
-    name = html.escape(file.filename)
-    if path is not None:
-        name = f'<a href="{_href(path)}">{name}</a>'
+    name = _name(file, path)
     caption = f"{html.escape(_label(result, file.node_id))}<br>{name}{problem}"
     return (f'<figure style="margin:0 0 8px 0">{body}\n'
             f"<figcaption>{caption}</figcaption></figure>")
@@ -291,13 +291,18 @@ def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[st
         return (f'<a href="{_href(path)}">{img}</a>' if path is not None else img), path
     from IPython.display import Audio, Video
 
-    size = path.stat().st_size if path is not None else len(file.read())
+    if path is not None:
+        size = path.stat().st_size
+    else:  # its size, without holding a large video in memory
+        with file.open() as handle:
+            size = handle.seek(0, os.SEEK_END)
     if size <= settings.embed_limit:
+        data = path.read_bytes() if path is not None else file.read()
         if file.kind == "video":
             width = max(settings.thumbnail_size, 320)
-            return Video(data=file.read(), embed=True, mimetype=file.mime_type,
+            return Video(data=data, embed=True, mimetype=file.mime_type,
                          width=width)._repr_html_(), path
-        audio = Audio(data=file.read())
+        audio = Audio(data=data)
         audio.mimetype = file.mime_type
         return audio._repr_html_(), path
     if path is None and settings.output_dir is not None:
@@ -311,10 +316,7 @@ def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[st
 
 
 def _other_line(result: Result, file: OutputFile) -> str:
-    path = _saved(result, file)
-    name = html.escape(file.filename)
-    if path is not None:
-        name = f'<a href="{_href(path)}">{name}</a>'
+    name = _name(file, _saved(result, file))
     kind = "3D model" if file.kind == "model3d" else "file"
     return (f'<div class="comfy-nb-file">{html.escape(_label(result, file.node_id))}: {name} '
             f"({kind}, {html.escape(file.mime_type)})</div>")
@@ -345,6 +347,14 @@ def _label(result: Result, node_id: str) -> str:
         if isinstance(name, str) and name.strip():
             return name
     return f"node {node_id}"
+
+
+def _name(file: OutputFile, path: Path | None) -> str:
+    """HTML naming ``file``: the file on disk that holds it (linked) once saved, else its name
+    on the server."""
+    if path is None:
+        return html.escape(file.filename)
+    return f'<a href="{_href(path)}">{html.escape(path.name)}</a>'
 
 
 def _saved(result: Result, file: OutputFile) -> Path | None:

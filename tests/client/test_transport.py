@@ -9,10 +9,13 @@ only where a real server cannot produce the case (redirect chains, odd schemes, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import uuid
+import zlib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import pytest
 from comfy_nb.client._errors import (
     AuthenticationError,
     ComfyError,
+    DownloadTimeout,
     InvalidURL,
     NotFoundError,
     PaymentRequiredError,
@@ -33,6 +37,7 @@ from comfy_nb.client._errors import (
 )
 from comfy_nb.client._transport import HttpResponse, RetryPolicy, Transport
 from comfy_nb.emulator import RunningEmulator, serve
+from tests.http_server import http_server
 
 KEY = "comfyui-SECRET-transport-k3y-5f1e9c0b7d"
 WRONG_KEY = "comfyui-WRONG-transport-k3y-a8d2e4f6b1"
@@ -455,6 +460,83 @@ async def test_truncated_download_leaves_nothing_behind(
         server.faults.update(truncate_view=False)
         await http.download(route(server, "/view"), file, to=existing)
     assert existing.read_bytes() == expected and leftovers(tmp_path) == []
+
+
+async def test_a_cut_short_download_says_how_many_bytes_arrived(
+        server: RunningEmulator) -> None:
+    """httpx hands bytes over a chunk at a time: what arrived is more than what was written
+    when the connection breaks, and the message counts what arrived."""
+    Path(server.output_dir, "blob.bin").write_bytes(bytes(range(256)) * 1200)  # 307200 bytes
+    file = {"filename": "blob.bin", "subfolder": "", "type": "output"}
+    server.faults.update(truncate_view=True)  # half the body, then the connection closes
+    async with transport(server, Sleeps(), retry=RetryPolicy(attempts=1)) as http:
+        with pytest.raises(TransportError, match="cut short after 153600 of 307200 bytes"):
+            await http.download(route(server, "/view"), file)
+
+
+async def test_a_trickling_download_ends_at_its_deadline(server: RunningEmulator,
+                                                         tmp_path: Path) -> None:
+    sleeps = Sleeps()
+    async with transport(server, sleeps, download_timeout=0.5) as http:
+        file = await run_workflow(http, server)
+        server.faults.update(trickle_view=0.05)  # a byte every 0.05 s: no read ever times out
+        with pytest.raises(DownloadTimeout, match=r"not finished after 0\.5 s") as in_memory:
+            await http.download(route(server, "/view"), file)
+        assert isinstance(in_memory.value, TransportError)
+        assert isinstance(in_memory.value, TimeoutError)
+        assert_clean(in_memory.value, server)
+        with pytest.raises(DownloadTimeout):
+            await http.download(route(server, "/view"), file, to=tmp_path / "new.png")
+        assert list(tmp_path.iterdir()) == []  # nothing half-written
+        server.faults.update(trickle_view=0.0)
+        assert await http.download(route(server, "/view"), file) == on_disk(server, file)
+    assert sleeps == []
+    with pytest.raises(ValueError, match="download_timeout"):
+        Transport(server.url, download_timeout=0)
+
+
+def gzip_of_zeros(size: int) -> bytes:
+    """A gzip stream of ``size`` zero bytes (about a thousandth of that)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    parts = [packer.compress(zeros) for _ in range(size >> 20)]
+    return b"".join([*parts, packer.flush()])
+
+
+def gzip_server(body: bytes) -> Any:
+    """A plain HTTP server answering every GET with ``body`` as ``Content-Encoding: gzip``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(ConnectionError):
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return http_server(Handler)
+
+
+async def test_a_compression_bomb_is_refused(tmp_path: Path) -> None:
+    bomb = gzip_of_zeros(100 << 20)  # 100 MiB from about 100 KiB
+    sleeps = Sleeps()
+    with gzip_server(bomb) as url:
+        async with Transport(url, sleep=sleeps) as http:
+            with pytest.raises(TransportError, match="inflated to more than") as caught:
+                await http.download("/view", {"filename": "a.bin"}, to=tmp_path / "a.bin")
+    assert "compression bomb" in str(caught.value) and sleeps == []  # not tried again
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_compressed_download_within_bounds_arrives_whole() -> None:
+    with gzip_server(gzip_of_zeros(8 << 20)) as url:
+        async with Transport(url, sleep=Sleeps()) as http:
+            assert await http.download("/view", {"filename": "a.bin"}) == bytes(8 << 20)
 
 
 async def test_download_retries_a_503_then_succeeds(server: RunningEmulator) -> None:

@@ -248,7 +248,8 @@ def test_a_batch_of_64_shows_max_items_then_one_more_line(isolated: Path) -> Non
 
 def test_a_broken_file_does_not_break_the_gallery() -> None:
     result, _ = make_result({"ok.png": small_png(), "gone.png": ConnectionError("server gone"),
-                             "junk.png": b"not a picture", "ok2.png": small_png((0, 90, 0))})
+                             "junk.png": b"\x89PNG\r\n\x1a\nnot a picture",
+                             "ok2.png": small_png((0, 90, 0))})
     bundle = render_result(result)
     html = bundle["text/html"]
     assert html.count("<img ") == 2 and html.count("<figure") == 4
