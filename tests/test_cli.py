@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ from PIL import Image
 
 from comfy_nb.cli import main
 from comfy_nb.emulator import serve
+from comfy_nb.workflow import Workflow
+from comfy_nb.workflows import bundled
 from tests.fixture_paths import UI2API
 
 
@@ -256,3 +259,44 @@ def test_a_timeout_cancels_the_job_and_says_so_once(tmp_path: Path) -> None:
 def test_an_empty_url_is_a_usage_error_not_a_search(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["queue", "--url", ""]) == 2
     assert capsys.readouterr().err.startswith("comfy-nb queue: the server URL is empty")
+
+
+class _InterruptedAfterPosting:
+    """A client whose ``submit`` is interrupted (Ctrl+C) just after the request reached the
+    server and before the job came back: a moment no real signal can be timed to hit."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def submit(self, *args: Any, **options: Any) -> Any:
+        self._client.submit(*args, **options)
+        raise KeyboardInterrupt
+
+
+def test_a_run_stopped_while_submitting_leaves_no_job_behind(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from comfy_nb import connect
+    from comfy_nb.cli import _run_with, build_parser
+
+    args = build_parser().parse_args(["run", "--out", str(tmp_path / "o")])
+    with serve(step_delay=0.05) as server, connect(server.url) as client, \
+            httpx.Client(base_url=server.url) as http:
+        workflow = bundled("txt2img")
+        workflow["3"]["inputs"]["steps"] = 2000
+        assert _run_with(_InterruptedAfterPosting(client), Workflow.load(workflow), {},
+                         args) == 130
+        [message] = _messages(capsys.readouterr().err)
+        assert message.startswith("comfy-nb run: interrupted while submitting; job ")
+        prompt_id = message.split()[-3]
+        deadline = time.monotonic() + 30  # a running job stops at its next step
+        while time.monotonic() < deadline and (http.get("/queue").json()["queue_running"]
+                                               or http.get("/queue").json()["queue_pending"]):
+            time.sleep(0.05)
+        queue = http.get("/queue").json()
+        assert queue["queue_running"] == [] and queue["queue_pending"] == []
+        history = http.get(f"/history/{prompt_id}").json()
+        assert prompt_id not in history or "execution_interrupted" in json.dumps(
+            history[prompt_id]["status"])
