@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import STAND_IN_NOTICE, RunningEmulator
-from .emulator._server import EmulatorOptions
+from .emulator._server import EmulatorOptions, netloc
 from .workflow._params import parse_assignments
 
 
@@ -62,8 +62,8 @@ def serve_forever(args: argparse.Namespace) -> int:
     try:
         emulator.start()
     except OSError as exc:
-        print(f"comfy-nb emulator: cannot listen on {args.host}:{args.port}: {exc.strerror}. "
-              "Pick another port with --port.", file=sys.stderr)
+        print(f"comfy-nb emulator: cannot listen on {netloc(args.host, args.port)}: "
+              f"{exc.strerror}. Pick another port with --port.", file=sys.stderr)
         emulator.stop()
         return 1
     print(f"comfy_nb emulator ({options.dialect} dialect) listening on {emulator.url}", flush=True)
