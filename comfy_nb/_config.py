@@ -102,11 +102,20 @@ def normalize_url(url: str) -> str:
     """``url`` as ``scheme://host[:port][/path]`` (``"cloud"`` means Comfy Cloud, a bare
     ``host:port`` means http), or :data:`EMULATOR` for ``"emulator"``. Raises
     :class:`InvalidURL` for anything that is not the address of a server, or that carries
-    credentials."""
+    credentials.
+
+    A ``?query`` or ``#fragment`` is refused, not dropped: the URL is a base that API paths
+    (``/api/prompt``, ``/ws``) are appended to, so a query could only ride along on some requests
+    or end up inside a path, and a fragment is never sent at all. Whatever it was meant to carry
+    (a key, a token) would silently be lost; the error says where such things go instead."""
     if not isinstance(url, str):
         raise TypeError("the server URL must be a string, like 'http://127.0.0.1:8188', "
                         f"'cloud' or 'emulator' (got {type(url).__name__})")
     url = url.strip()
+    if not url:
+        raise InvalidURL("the server URL is empty: give one like 'http://127.0.0.1:8188' or "
+                         "'cloud', or leave it out to use COMFY_URL, a local server or the "
+                         "emulator")
     if url.lower() == "cloud":
         return cloud_url()
     if url.lower() == EMULATOR:
@@ -138,7 +147,12 @@ def _server_url(url: str) -> str:
         port = 0
     if port is not None and not 1 <= port <= 65535:
         raise InvalidURL(f"{_shown(url)!r} has an invalid port: use a number from 1 to 65535")
-    return f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+    base = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+    if "?" in url or "#" in url:
+        raise InvalidURL(f"a server URL cannot carry a ?query or #fragment (it is the base every "
+                         f"API path is added to): use {_shown(base)!r}, and pass a key with "
+                         "api_key=... or COMFY_CLOUD_API_KEY")
+    return base
 
 
 _BAD_HOST_CHARACTERS = frozenset('<>"{}|\\^`')
@@ -158,8 +172,10 @@ def _shown(url: str) -> str:
 
 def url_argument(url: object) -> str | None:
     """A ``url`` argument normalized (None when not given); raises ``TypeError`` or
-    :class:`InvalidURL` before anything is connected to or read from the environment."""
-    if url is None or url == "":
+    :class:`InvalidURL` before anything is connected to or read from the environment. An empty
+    string is an error, not "not given": finding some other server instead of the one meant
+    would be a silent surprise."""
+    if url is None:
         return None
     return normalize_url(url)  # type: ignore[arg-type]  # it explains a wrong type
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import STAND_IN_NOTICE, RunningEmulator
-from .emulator._server import EmulatorOptions
+from .emulator._server import EmulatorOptions, netloc
 from .workflow._params import parse_assignments
 
 
@@ -63,8 +63,8 @@ def serve_forever(args: argparse.Namespace) -> int:
     try:
         emulator.start()
     except OSError as exc:
-        print(f"comfy-nb emulator: cannot listen on {args.host}:{args.port}: {exc.strerror}. "
-              "Pick another port with --port.", file=sys.stderr)
+        print(f"comfy-nb emulator: cannot listen on {netloc(args.host, args.port)}: "
+              f"{exc.strerror}. Pick another port with --port.", file=sys.stderr)
         emulator.stop()
         return 1
     print(f"comfy_nb emulator ({options.dialect} dialect) listening on {emulator.url}", flush=True)
@@ -161,40 +161,96 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, WorkflowError) as exc:
         print(f"comfy-nb run: {exc}", file=sys.stderr)
         return 2
+    with _terminate_as_interrupt():
+        try:
+            with _client(args) as client:
+                return _run_with(client, workflow, overrides, args)
+        except InvalidURL as exc:
+            print(f"comfy-nb run: {exc}", file=sys.stderr)
+            return 2
+        except ComfyError as exc:
+            print(f"comfy-nb run: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as stop:  # before a job was submitted, or after it ended
+            print(f"comfy-nb run: {_stopped(stop)}", file=sys.stderr)
+            return _stopped_status(stop)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C's KeyboardInterrupt so that it stops a run the same way:
+    the job is cancelled on the server and the client is closed."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_Terminated` in the main thread (once: later
+    ones are ignored while the job is being cancelled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        with _client(args) as client:
-            return _run_with(client, workflow, overrides, args)
-    except InvalidURL as exc:
-        print(f"comfy-nb run: {exc}", file=sys.stderr)
-        return 2
-    except ComfyError as exc:
-        print(f"comfy-nb run: {exc}", file=sys.stderr)
-        return 1
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(stop: KeyboardInterrupt) -> str:
+    return "terminated" if isinstance(stop, _Terminated) else "interrupted"
+
+
+def _stopped_status(stop: KeyboardInterrupt) -> int:
+    """The exit status of a run stopped by a signal: 128 + its number, as shells report it."""
+    return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
 
 
 def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
               args: argparse.Namespace) -> int:
-    from .client import ComfyError
+    import uuid
+
+    from .client import ComfyError, JobTimeout
 
     if client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
     line = _ProgressLine()
-    job = client.submit(workflow, overrides=overrides)
+    prompt_id = str(uuid.uuid4())  # known before submitting, so a stop meanwhile can cancel it
+    try:
+        job = client.submit(workflow, overrides=overrides, prompt_id=prompt_id)
+    except KeyboardInterrupt as stop:  # the request may have reached the server
+        cancelled = _cancel_quietly(client, prompt_id)
+        print(f"comfy-nb run: {_stopped(stop)} while submitting"
+              + (f"; job {prompt_id} was cancelled" if cancelled else ""), file=sys.stderr)
+        return _stopped_status(stop)
     print(f"queued {job.id}", file=sys.stderr)
     line.job = job
     job.on(line.update)  # drawn from the client's thread as events arrive
     try:
         result = job.wait(args.timeout)
-    except KeyboardInterrupt:  # job.wait() has cancelled the job on the server
+    except KeyboardInterrupt as stop:  # job.wait() has cancelled the job on the server
         line.close()
-        print(f"comfy-nb run: interrupted; job {job.id} was cancelled", file=sys.stderr)
-        return 130
+        print(f"comfy-nb run: {_stopped(stop)}; job {job.id} was cancelled", file=sys.stderr)
+        return _stopped_status(stop)
+    except JobTimeout as exc:
+        line.close()
+        try:
+            live = client.cancel(job.id)
+        except ComfyError:
+            live = None
+        if live is False:
+            print(f"comfy-nb run: job {job.id} did not finish within {exc.timeout:g} s (it "
+                  "ended just after; nothing was left to cancel)", file=sys.stderr)
+        else:
+            print(f"comfy-nb run: {JobTimeout(job.id, exc.timeout, cancelled=bool(live))}",
+                  file=sys.stderr)
+        return 1
     except ComfyError as exc:
         line.close()
         print(f"comfy-nb run: {exc}", file=sys.stderr)
-        if isinstance(exc, TimeoutError):
-            client.cancel(job.id)
-            print(f"comfy-nb run: cancelled {job.id}", file=sys.stderr)
         return 1
     line.close()
     try:
@@ -209,6 +265,17 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     for path in files:
         print(path)
     return 0
+
+
+def _cancel_quietly(client: Any, prompt_id: str) -> bool:
+    """Cancel a job; whether the server took the cancel (a failure is not raised: the caller
+    is already reporting why the run stopped)."""
+    from .client import ComfyError
+
+    try:
+        return bool(client.cancel(prompt_id))
+    except ComfyError:
+        return False
 
 
 def show_queue(args: argparse.Namespace) -> int:

@@ -129,6 +129,7 @@ class AsyncJob:
         self._unreachable_since: float | None = None  # time.monotonic() of the first failure
         self._last_failure: ComfyError | None = None
         self._watcher: asyncio.Future[None] | None = None
+        self._stopped = False  # stop_watching was called: the client closed
         self._previews = 0
         self._state_lock = threading.Lock()  # feed/_finish (loop thread) vs progress() readers
 
@@ -347,14 +348,20 @@ class AsyncJob:
         ``LOST_AFTER`` "unknown" answers, or when the server stays unreachable for
         ``unreachable_after`` seconds."""
         try:
-            while not self.done:
+            while not self.done and not self._stopped:
                 if self._unknown >= LOST_AFTER or self._unreachable_too_long():
                     self._lose()
                     return
                 await self._pause()
+                if self._stopped:
+                    return
                 self._wake.clear()
                 if not self._unreachable_too_long():
                     await self._poll()
+        except RuntimeError:
+            if not self._stopped:
+                raise
+            # a read the closing client cut short ("this client is closed"): the watch is over
         finally:
             if self.done or self._lost:
                 self._client._forget(self)
@@ -364,7 +371,7 @@ class AsyncJob:
         makes the poll due at once: the server may be gone."""
         deadline = time.monotonic() + self._next_poll()
         socket_was_up = self._websocket_connected()
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self._stopped:
             if socket_was_up and not self._websocket_connected():
                 return
             step = min(left, SOCKET_CHECK) if socket_was_up else left
@@ -450,6 +457,11 @@ class AsyncJob:
             f"again with client.job({self.id!r}), or submit the workflow again.")
 
     def stop_watching(self) -> None:
+        """Stop following the job (the client calls this as it closes). The watcher ends even
+        if the cancellation is lost: before Python 3.12, ``asyncio.wait_for`` drops one that
+        arrives just as what it waits for completes, and a watcher running on would read the
+        job from a closed client and fail with nobody left to hear it."""
+        self._stopped = True
         if self._watcher is not None and not self._watcher.done():
             self._watcher.cancel()
 
@@ -468,12 +480,17 @@ class AsyncJob:
         except asyncio.CancelledError:
             # the watcher was stopped (the client closed), not this wait
             if self._watcher.cancelled() and not self.done and self._client._closed:
-                raise RuntimeError(f"the client was closed while waiting for job {self.id}; "
-                                   "it may still run on the server") from None
+                raise self._closed_while_waiting() from None
             raise
         if self._lost:
             raise self._loss() from self._last_failure
+        if not self.done:  # the watcher stopped without being cancelled
+            raise self._closed_while_waiting()
         return self._outcome()
+
+    def _closed_while_waiting(self) -> RuntimeError:
+        return RuntimeError(f"the client was closed while waiting for job {self.id}; it may "
+                            "still run on the server")
 
     async def result(self, timeout: float | None = None) -> Result:
         """Same as :meth:`wait`."""

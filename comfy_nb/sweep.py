@@ -42,6 +42,7 @@ from .job import AsyncJob, Job
 from .result import Result, shown_path
 from .workflow._errors import ParameterError, WorkflowInvalid
 from .workflow._params import SEED_INPUTS, resolve
+from .workflow._values import parse_value
 
 if TYPE_CHECKING:
     from .client._client import AsyncClient, Client
@@ -195,8 +196,6 @@ def parse_sweep_values(items: Sequence[str],
     ``range``, so a huge one costs nothing until it is refused); a JSON list
     (``'text=["a, b", "c"]'``) is taken as it is. The name is everything before the first ``=``.
     """
-    import json
-
     parsed: dict[str, Sequence[Any]] = {}
     for item in items:
         name, separator, text = item.partition("=")
@@ -210,9 +209,9 @@ def parse_sweep_values(items: Sequence[str],
         values: Sequence[Any]
         if text.startswith("["):
             try:
-                loaded = json.loads(text)
-            except ValueError:
-                raise ValueError(f"{flag} {name}=: {text!r} is not a JSON list") from None
+                loaded = parse_value(text)
+            except ValueError as exc:
+                raise ValueError(f"{flag} {name}=: {exc}") from None
             if not isinstance(loaded, list):
                 raise ValueError(f"{flag} {name}=: {text!r} is not a JSON list")
             values = loaded
@@ -224,7 +223,10 @@ def parse_sweep_values(items: Sequence[str],
                 raise ValueError(f"{flag} {name}={text}: the range is empty")
             values = range(low, high + 1)
         else:
-            values = [_json_or_text(part) for part in _split_commas(text)]
+            try:
+                values = [parse_value(part) for part in _split_commas(text)]
+            except ValueError as exc:
+                raise ValueError(f"{flag} {name}=: {exc}") from None
         if not values:
             raise ValueError(f"{flag} {name}= has no values")
         parsed[name] = values
@@ -250,15 +252,6 @@ def _split_commas(text: str) -> list[str]:
         current.append(char)
     parts.append("".join(current).strip())
     return [part for part in parts if part]
-
-
-def _json_or_text(text: str) -> Any:
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 # -- items ---------------------------------------------------------------------------------------

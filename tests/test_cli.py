@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ from PIL import Image
 
 from comfy_nb.cli import main
 from comfy_nb.emulator import serve
+from comfy_nb.workflow import Workflow
+from comfy_nb.workflows import bundled
 from tests.fixture_paths import UI2API
 
 
@@ -202,3 +205,110 @@ def test_a_malformed_url_is_a_usage_error(capsys: object) -> None:
         err = capsys.readouterr().err  # type: ignore[attr-defined]
         assert err == (f"comfy-nb {command[0]}: 'http://127.0.0.1:99999' has an invalid port: "
                        "use a number from 1 to 65535\n")
+
+
+def _start_run(server_url: str, out: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``comfy-nb run`` of a long job (2000 steps) in a subprocess: the process and the job id,
+    once the job is queued."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "comfy_nb.cli", "run", "--url", server_url,
+         "--set", "steps=2000", "--out", str(out), *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stderr is not None
+    queued = process.stderr.readline()
+    assert queued.startswith("queued "), queued
+    return process, queued.split()[1]
+
+
+def _assert_interrupted_on_the_server(http: httpx.Client, prompt_id: str) -> None:
+    deadline = time.monotonic() + 30  # the server stops the job at its next step
+    while http.get("/queue").json()["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http.get("/queue").json()["queue_running"] == []
+    history = http.get(f"/history/{prompt_id}").json()[prompt_id]
+    assert "execution_interrupted" in json.dumps(history["status"])
+
+
+def _messages(err: str) -> list[str]:
+    """What the command said on stderr, besides the queued and progress lines."""
+    assert "Traceback" not in err and "Task exception" not in err, err
+    return [line for line in err.splitlines()
+            if line.strip() and not line.startswith(("queued ", "["))]
+
+
+def test_sigterm_cancels_the_running_job_like_ctrl_c(tmp_path: Path) -> None:
+    with serve(step_delay=0.05) as server, httpx.Client(base_url=server.url) as http:
+        process, prompt_id = _start_run(server.url, tmp_path / "o")
+        try:
+            while not http.get("/queue").json()["queue_running"]:
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 128 + signal.SIGTERM
+            assert _messages(err) == [f"comfy-nb run: terminated; job {prompt_id} was "
+                                      "cancelled"]
+            _assert_interrupted_on_the_server(http, prompt_id)
+        finally:
+            process.kill()
+            process.wait(10)
+
+
+def test_a_timeout_cancels_the_job_and_says_so_once(tmp_path: Path) -> None:
+    with serve(step_delay=0.05) as server, httpx.Client(base_url=server.url) as http:
+        process, prompt_id = _start_run(server.url, tmp_path / "o", "--timeout", "0.5")
+        try:
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 1
+            assert _messages(err) == [f"comfy-nb run: job {prompt_id} did not finish within "
+                                      "0.5 s and was cancelled on the server"]
+            _assert_interrupted_on_the_server(http, prompt_id)
+        finally:
+            process.kill()
+            process.wait(10)
+
+
+def test_an_empty_url_is_a_usage_error_not_a_search(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["queue", "--url", ""]) == 2
+    assert capsys.readouterr().err.startswith("comfy-nb queue: the server URL is empty")
+
+
+class _InterruptedAfterPosting:
+    """A client whose ``submit`` is interrupted (Ctrl+C) just after the request reached the
+    server and before the job came back: a moment no real signal can be timed to hit."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def submit(self, *args: Any, **options: Any) -> Any:
+        self._client.submit(*args, **options)
+        raise KeyboardInterrupt
+
+
+def test_a_run_stopped_while_submitting_leaves_no_job_behind(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from comfy_nb import connect
+    from comfy_nb.cli import _run_with, build_parser
+
+    args = build_parser().parse_args(["run", "--out", str(tmp_path / "o")])
+    with serve(step_delay=0.05) as server, connect(server.url) as client, \
+            httpx.Client(base_url=server.url) as http:
+        workflow = bundled("txt2img")
+        workflow["3"]["inputs"]["steps"] = 2000
+        assert _run_with(_InterruptedAfterPosting(client), Workflow.load(workflow), {},
+                         args) == 130
+        [message] = _messages(capsys.readouterr().err)
+        assert message.startswith("comfy-nb run: interrupted while submitting; job ")
+        prompt_id = message.split()[-3]
+        deadline = time.monotonic() + 30  # a running job stops at its next step
+        while time.monotonic() < deadline and (http.get("/queue").json()["queue_running"]
+                                               or http.get("/queue").json()["queue_pending"]):
+            time.sleep(0.05)
+        queue = http.get("/queue").json()
+        assert queue["queue_running"] == [] and queue["queue_pending"] == []
+        history = http.get(f"/history/{prompt_id}").json()
+        assert prompt_id not in history or "execution_interrupted" in json.dumps(
+            history[prompt_id]["status"])

@@ -497,6 +497,7 @@ class AsyncClient:
                                  "partner_key=...")
             extra["api_key_comfy_org"] = key
         body = self._dialect.submit_body(api, prompt_id, self.client_id, extra, front)
+        _check_sendable(body)
         job = AsyncJob(self, prompt_id, api)
         job.resolved_seeds = seeds
         job.parameters = wanted
@@ -1011,6 +1012,17 @@ class AsyncClient:
         user: dict[str, Any] = (await http.request("GET", "/api/user",
                                                    what="checking the API key")).json()
         return user
+
+
+def _check_sendable(body: dict[str, Any]) -> None:
+    """Refuse a request body JSON cannot carry (NaN, a lone surrogate, too deep) with a
+    :class:`WorkflowError` saying where, before anything is sent."""
+    from ..workflow import WorkflowError
+    from ..workflow._values import problem
+
+    found = problem(body)
+    if found is not None:
+        raise WorkflowError(f"the request cannot be sent to the server: {found}")
 
 
 class Client:

@@ -31,6 +31,7 @@ from PIL import Image
 
 from . import _local_routes as local
 from ._faults import faults_middleware
+from ._requests import read_form
 from ._server import STATE, EmulatorState, JobRecord
 from ._storage import build_storage_app, signed_url
 
@@ -498,7 +499,7 @@ async def post_upload(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > CLOUD_MAX_UPLOAD + 65536:
         return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
     try:
-        post = await request.post()
+        post = await read_form(request)  # an unreadable form: HTTPBadRequest, a 400
     except web.HTTPRequestEntityTooLarge:
         return error(400, "file_too_large", "Uploads are limited to 50 MB per file.")
     image = post.get("image")

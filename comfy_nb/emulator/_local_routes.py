@@ -27,6 +27,18 @@ from PIL.PngImagePlugin import PngInfo
 
 from ._faults import faulty_file
 from ._queue import QueueItem
+from ._requests import (
+    bad_requests_as_json,
+    fault_problem,
+    id_list_problem,
+    int_query,
+    json_body,
+    prompt_body_problem,
+    prompt_error,
+    read_form,
+    refused_name,
+    request_error,
+)
 from ._server import STAND_IN_NOTICE, STATE, EmulatorState
 from ._validation import validate_prompt
 
@@ -137,12 +149,15 @@ async def post_prompt(request: web.Request) -> web.Response:
 
 
 def submit_prompt(state: EmulatorState, body: Any, account: str) -> web.Response:
-    """Validate and enqueue a ``POST /prompt`` body; shared by both dialects."""
+    """Validate and enqueue a ``POST /prompt`` body; shared by both dialects. A body of the
+    wrong shape is refused with a 400 (see :func:`prompt_body_problem`), except where the
+    recordings show ComfyUI crashing: those still raise."""
+    if not isinstance(body, dict) or "prompt" not in body:
+        return prompt_error("no_prompt", "No prompt provided", "No prompt provided")
+    refused = prompt_body_problem(body)
+    if refused is not None:
+        return refused
     number = state.next_number(body)
-    if "prompt" not in body:
-        error = {"type": "no_prompt", "message": "No prompt provided",
-                 "details": "No prompt provided", "extra_info": {}}
-        return web.json_response({"error": error, "node_errors": {}}, status=400)
     prompt = body["prompt"]
     prompt_id = str(body.get("prompt_id", uuid.uuid4()))
     targets = body.get("partial_execution_targets")
@@ -151,7 +166,7 @@ def submit_prompt(state: EmulatorState, body: Any, account: str) -> web.Response
     outcome = validate_prompt(prompt, state.object_info(classes),
                               partial_execution_targets=targets,
                               input_dir=state.input_dir)
-    extra_data: dict[str, Any] = dict(body.get("extra_data") or {})
+    extra_data: dict[str, Any] = dict(body.get("extra_data") or {})  # checked: an object
     if "client_id" in body:
         extra_data["client_id"] = body["client_id"]
     if not outcome.ok:
@@ -181,11 +196,15 @@ async def get_queue(request: web.Request) -> web.Response:
 
 async def post_queue(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await request.json()
+    body = await json_body(request)
+    problem = id_list_problem(body)
+    if problem is not None:
+        return request_error(problem)
     if body.get("clear"):
         state.cancel_pending(None)
     for prompt_id in body.get("delete", []):
-        state.cancel_pending({prompt_id})
+        if isinstance(prompt_id, str):  # any other id matches no prompt
+            state.cancel_pending({prompt_id})
     return empty()
 
 
@@ -193,9 +212,11 @@ async def post_interrupt(request: web.Request) -> web.Response:
     state = state_of(request)
     try:
         body = await request.json()
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (or not UTF-8): as no body, interrupt whatever runs
         body = {}
     prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+    if prompt_id is not None and not isinstance(prompt_id, str):
+        return empty()  # it names no running prompt: nothing to interrupt, as in ComfyUI
     state.interrupt(prompt_id or None)
     return empty()
 
@@ -207,9 +228,10 @@ async def post_free(request: web.Request) -> web.Response:
 
 async def get_history(request: web.Request) -> web.Response:
     query = request.rel_url.query
-    max_items = int(query["max_items"]) if "max_items" in query else None
-    offset = int(query["offset"]) if "offset" in query else -1
-    return web.json_response(state_of(request).queue.history(max_items=max_items, offset=offset))
+    max_items = int_query(query, "max_items")
+    offset = int_query(query, "offset")
+    return web.json_response(state_of(request).queue.history(
+        max_items=max_items, offset=-1 if offset is None else offset))
 
 
 async def get_history_item(request: web.Request) -> web.Response:
@@ -218,11 +240,14 @@ async def get_history_item(request: web.Request) -> web.Response:
 
 async def post_history(request: web.Request) -> web.Response:
     queue = state_of(request).queue
-    body = await request.json()
+    body = await json_body(request)
+    problem = id_list_problem(body)
+    if problem is not None:
+        return request_error(problem)
     if body.get("clear"):
         queue.clear_history()
     if "delete" in body:
-        queue.delete_history(list(body["delete"]))
+        queue.delete_history([i for i in body["delete"] if isinstance(i, str)])
     return empty()
 
 
@@ -378,7 +403,17 @@ def annotated(name: str) -> tuple[str, str | None]:
 
 
 def resolve_view_path(state: EmulatorState, query: Any) -> Path | int:
-    """The file a ``/view`` query names, or the status ComfyUI answers instead."""
+    """The file a ``/view`` query names, or the status ComfyUI answers instead (400 for names
+    the file system cannot take: too long, a NUL in them)."""
+    try:
+        return _view_path(state, query)
+    except (OSError, ValueError) as exc:
+        if refused_name(exc):
+            return 400
+        raise
+
+
+def _view_path(state: EmulatorState, query: Any) -> Path | int:
     if "filename" not in query:
         return 404
     filename, kind = annotated(query["filename"])
@@ -441,7 +476,10 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     resolved = resolve_view_path(state, request.rel_url.query)
     if isinstance(resolved, int):
         return empty(resolved)
-    body, content_type = render_view(resolved, request.rel_url.query)
+    try:
+        body, content_type = render_view(resolved, request.rel_url.query)
+    except (OSError, ValueError, SyntaxError):  # preview / channel of a file that is no image
+        return empty(400)
     headers = {"Content-Disposition": f'filename="{resolved.name}"', "Content-Type": content_type}
     faulty = await faulty_file(request, state.faults, body, headers)
     return faulty if faulty is not None else web.Response(body=body, headers=headers)
@@ -462,18 +500,30 @@ async def save_upload(
     if not filename:
         return empty(400)
     kind = post.get("type") or default_type
+    subfolder = post.get("subfolder", "")
+    overwrite = post.get("overwrite")
+    if not all(isinstance(field, str) for field in (kind, subfolder, overwrite or "")):
+        return empty(400)  # a file where a text field belongs
     base = directory_by_type(state, kind)
     if base is None:
-        raise ValueError(f"unknown upload type {kind!r}")  # ComfyUI answers 500 here too
+        return empty(400)  # ComfyUI crashes on an unknown type (not recorded)
+    try:
+        return _store_upload(base, filename, subfolder, kind, overwrite, image.file.read(),
+                             write)
+    except (OSError, ValueError) as exc:  # a name the file system refuses, or (a ValueError
+        if refused_name(exc):             # from ``write``) data that cannot be stored as asked
+            return empty(400)
+        raise
+
+
+def _store_upload(base: Path, filename: str, subfolder: str, kind: str, overwrite: str | None,
+                  data: bytes, write: Callable[[bytes, Path], None] | None) -> web.Response:
     base = base.resolve()
-    subfolder = post.get("subfolder", "")
     folder = (base / os.path.normpath(subfolder)).resolve() if subfolder else base
     path = (folder / filename).resolve()
     if os.path.commonpath((str(base), str(path))) != str(base):
         return empty(400)
     folder.mkdir(parents=True, exist_ok=True)
-    data = image.file.read()
-    overwrite = post.get("overwrite")
     duplicate = False
     if overwrite not in ("true", "1"):
         stem, suffix = os.path.splitext(filename)
@@ -494,7 +544,10 @@ async def save_upload(
 
 
 async def post_upload_image(request: web.Request) -> web.Response:
-    post = await request.post()
+    try:
+        post = await read_form(request)
+    except web.HTTPBadRequest:
+        return empty(400)  # as ComfyUI's other upload refusals: no body
     return await save_upload(state_of(request), post)
 
 
@@ -513,29 +566,50 @@ def apply_mask(original: bytes, mask: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def mask_writer(state: EmulatorState, post: Any) -> Callable[[bytes, Path], None]:
+def mask_original(state: EmulatorState, post: Any) -> Path | None:
+    """The file the mask upload's ``original_ref`` names (it may not exist), or None when the
+    reference is malformed: not JSON, not an object, no usable ``filename`` or ``type``."""
+    text = post.get("original_ref")
+    try:
+        ref = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
+        return None
+    name, kind = annotated(ref["filename"])
+    subfolder = ref.get("subfolder", "")
+    if not name or name[0] == "/" or ".." in name or not isinstance(subfolder, str):
+        return None
+    kind = kind or ref.get("type", "output")
+    base = directory_by_type(state, kind) if isinstance(kind, str) else None
+    return None if base is None else base / subfolder / name
+
+
+def mask_writer(original: Path) -> Callable[[bytes, Path], None]:
     """ComfyUI's mask upload: the original's alpha replaced by the mask's alpha, as PNG."""
 
     def write(data: bytes, path: Path) -> None:
-        ref = json.loads(post.get("original_ref"))
-        name, kind = annotated(ref["filename"])
-        if not name or name[0] == "/" or ".." in name:
-            raise ValueError("bad original_ref filename")
-        base = directory_by_type(state, kind or ref.get("type", "output"))
-        if base is None:
-            raise ValueError("bad original_ref type")
-        original_path = base / ref.get("subfolder", "") / name
-        if not original_path.is_file():
+        if not original.is_file():
             return
-        path.write_bytes(apply_mask(original_path.read_bytes(), data))
+        try:
+            masked = apply_mask(original.read_bytes(), data)
+        except (OSError, ValueError, SyntaxError) as exc:  # Pillow's "not an image" errors
+            raise ValueError(f"the mask or its original is not an image: {exc}") from exc
+        path.write_bytes(masked)
 
     return write
 
 
 async def post_upload_mask(request: web.Request) -> web.Response:
     state = state_of(request)
-    post = await request.post()
-    return await save_upload(state, post, write=mask_writer(state, post))
+    try:
+        post = await read_form(request)
+    except web.HTTPBadRequest:
+        return empty(400)
+    original = mask_original(state, post)
+    if original is None:
+        return empty(400)
+    return await save_upload(state, post, write=mask_writer(original))
 
 
 # -- emulator control -------------------------------------------------------------------------
@@ -547,7 +621,10 @@ async def get_faults(request: web.Request) -> web.Response:
 
 async def post_faults(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await request.json()
+    body = await json_body(request)
+    problem = fault_problem(body)
+    if problem is not None:
+        return web.json_response({"code": "bad_fault", "message": problem}, status=400)
     if body.pop("restart", False):
         state.restart()
     try:
@@ -591,7 +668,8 @@ def build_local_app(state: EmulatorState) -> list[tuple[web.Application, int]]:
     from ._faults import faults_middleware
 
     app = web.Application(
-        middlewares=[comfy_not_found, origin_only, faults_middleware(state.faults)],
+        middlewares=[comfy_not_found, origin_only, faults_middleware(state.faults),
+                     bad_requests_as_json],
         client_max_size=state.options.max_upload_size,
     )
     app[STATE] = state

@@ -33,6 +33,26 @@ STAND_IN_NOTICE = (
 )
 
 
+def bare_host(host: str) -> str:
+    """``host`` as sockets take it: an IPv6 address without the brackets a URL needs."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def netloc(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it: an IPv6 address in brackets (``[::1]:8188``), its zone
+    (``%eth0``) percent-encoded."""
+    host = bare_host(host)
+    if ":" in host:
+        return f"[{host.replace('%', '%25')}]:{port}"
+    return f"{host}:{port}"
+
+
+def http_url(host: str, port: int) -> str:
+    """The base URL of a server listening on ``host`` and ``port``."""
+    return f"http://{netloc(host, port)}"
+
+
 @dataclass
 class EmulatorOptions:
     """How an emulated server behaves. Every field can be passed to ``serve(**options)``."""
@@ -53,6 +73,7 @@ class EmulatorOptions:
     checkpoints: tuple[str, ...] | None = None  # checkpoint files it has (None: the recorded's)
 
     def __post_init__(self) -> None:
+        self.host = bare_host(self.host)
         if self.dialect not in ("local", "cloud"):
             raise ValueError(f"dialect must be 'local' or 'cloud', not {self.dialect!r}")
         if self.tier not in TIER_CONCURRENCY:
@@ -271,7 +292,7 @@ class ServerThread:
             server = site._server
             assert server is not None
             bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-            urls.append(f"http://{self.state.options.host}:{bound}")
+            urls.append(http_url(self.state.options.host, bound))
         if len(urls) > 1:
             self.state.storage_url = urls[1]
         return urls[0]

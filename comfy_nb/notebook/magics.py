@@ -38,6 +38,8 @@ from ..job import Job
 from ..result import Result, folder_problem
 from ..workflow import Workflow, WorkflowError
 from ..workflow._params import parse_assignments
+from ..workflow._values import loads as json_loads
+from ..workflow._values import problem as json_problem
 from . import display as result_display
 from . import progress
 from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
@@ -71,6 +73,8 @@ def fill_template(body: str, namespace: dict[str, Any]) -> str:
             except TypeError:
                 raise UsageError(f"{{{{{name}}}}}: a {type(value).__name__} cannot go into JSON; "
                                  "use a number, text, list or dict") from None
+            except (ValueError, RecursionError):  # it contains itself, or is nested too deeply
+                raise UsageError(f"{{{{{name}}}}}: it holds {json_problem(value)}") from None
             out.append(encoded[1:-1] if in_string else encoded)
             index = match.end()
             continue
@@ -90,11 +94,14 @@ def parse_cell(body: str, namespace: dict[str, Any]) -> dict[str, Any]:
     """The API-format workflow in a cell body (after :func:`fill_template`)."""
     text = fill_template(body, namespace)
     try:
-        workflow = json.loads(text)
+        workflow = json_loads(text)
     except json.JSONDecodeError as exc:
         raise WorkflowError(f"the cell is not valid JSON: {exc.msg} at line {exc.lineno}, "
                             f"column {exc.colno}. Paste the workflow exported with 'Export "
                             "(API)', or use --file PATH") from None
+    except ValueError as exc:  # NaN, a lone surrogate, or nested too deeply
+        raise WorkflowError(f"the workflow in the cell cannot be sent to a server: {exc}"
+                            ) from None
     if not isinstance(workflow, dict):
         raise WorkflowError("the cell must hold a workflow object ({...}), not "
                             f"{type(workflow).__name__}")

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Union
 
 from .. import provenance
+from . import _values
 from ._errors import ParameterError, WorkflowError
 from ._models import ModelSwap, fit_models
 from ._params import Param, list_params, node_id_key, set_value
@@ -290,10 +291,13 @@ def _read(source: Any) -> Any:
     if isinstance(source, Path):
         return _read_file(source)
     if isinstance(source, str):
-        text = source.lstrip()
+        text = source.strip()
+        if not text:
+            raise WorkflowError("the workflow is an empty string: pass a path (.json, .png, "
+                                ".webp), JSON text, a dict or a Workflow")
         if text.startswith(("{", "[")):
             return _parse_json(source, "the JSON text")
-        return _read_file(Path(source))
+        return _read_file(Path(source), source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _read_bytes(bytes(source), "the bytes")
     if isinstance(source, Mapping):
@@ -302,13 +306,17 @@ def _read(source: Any) -> Any:
                         f"bytes or a Workflow, not {type(source).__name__}")
 
 
-def _read_file(path: Path) -> Any:
+def _read_file(path: Path, text: str | None = None) -> Any:
+    """The workflow in the file at ``path`` (or the bundled workflow of that name). ``text``:
+    the string the path was given as, which may be JSON that is not an object (``"null"``)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         bundled = _bundled(str(path))
         if bundled is not None:
             return bundled
+        if text is not None and _is_json(text):
+            return _parse_json(text, "the JSON text")  # not an object: _parse says so
         raise WorkflowError(f"no workflow file at {path} (bundled workflows: "
                             f"{', '.join(_bundled_names())})") from None
     except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the name...
@@ -369,26 +377,30 @@ def _read_bytes(data: bytes, what: str) -> Any:
     raise WorkflowError(f"cannot read a workflow from {what}: not JSON, nor a PNG or WEBP file")
 
 
+def _is_json(text: str) -> bool:
+    """Whether ``text`` is a JSON value of any kind (``null``, ``1``, ``"x"``, ...)."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def _parse_json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        return _values.loads(text)
+    except json.JSONDecodeError as exc:
         raise WorkflowError(f"{what} is not valid JSON: {exc}") from None
+    except ValueError as exc:
+        raise WorkflowError(f"{what} cannot be sent to a server: {exc}") from None
 
 
 def _clean_copy(value: Any) -> Any:
     """A deep copy that is plain JSON (lists, dicts with string keys, scalars)."""
     try:
-        return json.loads(json.dumps(value, allow_nan=True, default=_plain))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise WorkflowError(f"the workflow is not JSON-compatible: {exc}") from None
-
-
-def _plain(value: Any) -> Any:
-    """``json.dumps`` fallback: read-only mappings (``wf.nodes``) become dicts."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-compatible")
+        return _values.plain_copy(value)
+    except ValueError as exc:
+        raise WorkflowError(f"the workflow cannot be sent to a server: {exc}") from None
 
 
 def _from_metadata(chunks: dict[str, str], what: str, kind: str) -> Any:
@@ -496,7 +508,7 @@ def _parse(data: Any) -> tuple[Literal["api", "ui"], dict[str, Any]]:
     if not isinstance(data, dict):
         raise WorkflowError("a workflow is a JSON object (API format "
                             "{node_id: {class_type, inputs}} or an editor workflow), "
-                            f"not {type(data).__name__}")
+                            f"not {_values.json_type(data)}")
     if isinstance(data.get("prompt"), dict) and not _looks_like_api(data):
         data = data["prompt"]  # a POST /prompt body
     if _is_ui(data):

@@ -18,7 +18,6 @@ A node id always wins; titles and class names must match exactly one node.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import secrets
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ParameterError
+from ._values import parse_value, plain_copy
 
 #: inputs that ``"random"`` turns into a random seed
 SEED_INPUTS = frozenset({"seed", "noise_seed"})
@@ -302,11 +302,16 @@ def _resolve_bare(nodes: Mapping[str, Any], name: str,
                          "use '<node id, title or class>.<input>'")
 
 
+#: how deep an input value sits in a workflow: workflow / node / inputs / value
+_INPUT_DEPTH = 3
+
+
 def _json_value(path: str, value: Any) -> Any:
     try:
-        return json.loads(json.dumps(value, allow_nan=True))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ParameterError(f"the value for {path!r} is not JSON-compatible: {exc}") from None
+        return plain_copy(value, depth=_INPUT_DEPTH)
+    except ValueError as exc:
+        raise ParameterError(f"the value for {path!r} cannot be sent to a server: {exc}"
+                             ) from None
 
 
 def random_seed(spec: list[Any] | None) -> int:
@@ -357,15 +362,15 @@ def set_value(nodes: dict[str, Any], path: str, value: Any, *,
 
 
 def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
-    """``NAME=VALUE`` arguments of ``flag`` as a dict; VALUE is JSON when it parses, else
-    text."""
+    """``NAME=VALUE`` arguments of ``flag`` as a dict; VALUE is JSON when it parses (strictly:
+    ``NaN`` is text), else text."""
     values: dict[str, Any] = {}
     for item in items:
         name, separator, text = item.partition("=")
         if not separator or not name.strip():
             raise ValueError(f"{flag} takes NAME=VALUE, not {item!r}")
         try:
-            values[name.strip()] = json.loads(text)
-        except ValueError:
-            values[name.strip()] = text
+            values[name.strip()] = parse_value(text)
+        except ValueError as exc:
+            raise ValueError(f"{flag} {name.strip()}=: {exc}") from None
     return values

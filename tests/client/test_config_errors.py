@@ -234,3 +234,36 @@ async def test_requests_after_connecting_keep_their_own_timeout() -> None:
 def test_connect_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="connect_timeout"):
         AsyncClient("http://127.0.0.1:1", connect_timeout=0)
+
+
+# -- empty URLs, queries and fragments ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["", "   "])
+def test_an_empty_url_is_refused_not_taken_as_no_url(url: str, env_key: str) -> None:
+    before = client_threads()
+    for attempt in (lambda: _config.resolve(url), lambda: AsyncClient(url),
+                    lambda: comfy_nb.connect(url)):
+        with pytest.raises(InvalidURL, match="the server URL is empty") as caught:
+            attempt()
+        assert "\n" not in str(caught.value)
+    assert client_threads() == before  # nothing was found, started or connected to
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8188?token=s3cret",
+                                 "http://127.0.0.1:8188/#s3cret", "127.0.0.1:8188/?",
+                                 "http://127.0.0.1:8188/base/?s3cret#x"])
+def test_a_query_or_fragment_is_refused_not_dropped(url: str, env_key: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    base = "http://127.0.0.1:8188/base" if "/base" in url else "http://127.0.0.1:8188"
+    before = client_threads()
+    for attempt in (lambda: _config.normalize_url(url), lambda: comfy_nb.connect(url),
+                    lambda: AsyncClient(url)):
+        with pytest.raises(InvalidURL, match=r"cannot carry a \?query or #fragment") as caught:
+            attempt()
+        message = str(caught.value)
+        assert f"use {base!r}" in message and "s3cret" not in message and "\n" not in message
+    assert client_threads() == before
+    monkeypatch.setenv("COMFY_URL", url)
+    with pytest.raises(InvalidURL, match=r"^COMFY_URL: a server URL cannot carry"):
+        _config.resolve()
