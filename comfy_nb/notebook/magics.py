@@ -39,6 +39,7 @@ from ..workflow import Workflow, WorkflowError
 from ..workflow._params import parse_assignments
 from . import display as result_display
 from . import progress
+from .cell_events import cell_events
 from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
 
 log = logging.getLogger("comfy_nb")
@@ -414,16 +415,24 @@ class ComfyMagics(Magics):
             follow_in_background(job, panel, lambda: self._end(job, panel, save, raise_=False))
             return job
         label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
-        panel = make_panel(job, backend, hint=BLOCKING_HINT if not from_cache
-                           else label or "from the result cache")
+        # a widget panel's Cancel button works in a waiting cell where its clicks can be read
+        events = cell_events() if backend == "widget" and not from_cache else None
+        hint = "" if events is not None else BLOCKING_HINT
+        panel = make_panel(job, backend, hint=hint if not from_cache else label or "",
+                           cancel=job.cancel if events is not None else None)
+        if events is not None:
+            events.watch(getattr(panel, "cancel_button", None))
         panel.show()
         try:
-            follow(job, panel, timeout=timeout)
+            follow(job, panel, timeout=timeout, events=events)
         except KeyboardInterrupt:
             self._cancel_quietly(job)
             panel.finish(StaticNote(f"comfy_nb: job {job.id} was cancelled (kernel "
                                     "interrupted)", "comfy-nb-cancelled"))
             raise
+        finally:
+            if events is not None:
+                events.close()
         if not job.done:
             error = JobTimeout(job.id, timeout or 0.0, cancelled=self._cancel_quietly(job))
             panel.finish(StaticNote(f"comfy_nb: {error}", "comfy-nb-cancelled"))
@@ -472,7 +481,8 @@ class ComfyMagics(Magics):
             result = job.wait(timeout=60)
             result_display.save_for_notebook(result, save)
         except JobCancelled as exc:
-            panel.finish(StaticNote(f"comfy_nb: {exc}", "comfy-nb-cancelled"))
+            how = " (Cancel button)" if panel.cancel_clicked else ""
+            panel.finish(StaticNote(f"comfy_nb: {exc}{how}", "comfy-nb-cancelled"))
             if raise_:
                 raise
             return None

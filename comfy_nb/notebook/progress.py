@@ -39,6 +39,7 @@ from ..client._errors import ComfyError
 
 if TYPE_CHECKING:
     from ..job import Job, JobProgress
+    from .cell_events import CellEvents
 
 ENV_VARIABLE = "COMFY_NB_PROGRESS"
 BACKENDS = ("widget", "html", "text", "off")
@@ -266,6 +267,7 @@ class LiveView:
     def __init__(self, *, hint: str = "") -> None:
         self.hint = hint
         self.finished = False
+        self.cancel_clicked = False  # its Cancel button was clicked
 
     def show(self) -> None:
         """Display the view in the current cell."""
@@ -550,6 +552,7 @@ class WidgetPanel(Panel, WidgetView):
         return status_html(self.job.id, progress, self.workflow, hint=self.hint)
 
     def _on_cancel(self, _button: Any) -> None:
+        self.cancel_clicked = True
         button = self.cancel_button
         button.disabled = True
         button.description = "Cancelling…"
@@ -635,15 +638,18 @@ def make_panel(job: Job, backend: str, *, hint: str = "",
 
 
 def follow(job: Job, panel: Panel, *, timeout: float | None = None,
-           interval: float = 0.05) -> None:
+           interval: float = 0.05, events: CellEvents | None = None) -> None:
     """Tick ``panel`` on the calling thread until ``job`` ends or ``timeout`` passes. A job
     the client lost (its server forgot it or stayed unreachable) replaces the panel by the
     error, which is raised. A KeyboardInterrupt (the kernel's stop button) propagates; the
-    caller cancels the job."""
+    caller cancels the job. With ``events``, the clicks on the panel's widgets are handled
+    while it waits (the caller closes ``events``)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while not job.done:
         if job.lost:
             _end_lost(job, panel)
+        if events is not None:
+            events.pump()
         panel.tick()
         if deadline is not None and time.monotonic() >= deadline:
             return

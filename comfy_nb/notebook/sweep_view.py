@@ -28,6 +28,7 @@ from ..client._errors import ComfyError
 from ..result import shown_path
 from ..sweep import FAILED, MAX_JOBS
 from . import display as result_display
+from .cell_events import cell_events
 from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
 
 if TYPE_CHECKING:
@@ -239,11 +240,18 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
         threading.Thread(target=follow_in_background, name="comfy-nb-sweep-panel",
                          daemon=True).start()
         return panel
-    panel = make_sweep_panel(sweep, backend, hint=BLOCKING_HINT)
+    # a widget panel's Cancel button works in a waiting cell where its clicks can be read
+    events = cell_events() if backend == "widget" else None
+    panel = make_sweep_panel(sweep, backend, hint="" if events is not None else BLOCKING_HINT,
+                             cancel=sweep.cancel if events is not None else None)
+    if events is not None:
+        events.watch(getattr(panel, "cancel_button", None))
     panel.show()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while not sweep.done:
+            if events is not None:
+                events.pump()
             panel.tick()
             if deadline is not None and time.monotonic() >= deadline:
                 unfinished = sum(1 for item in sweep.items if not item.done)
@@ -255,6 +263,9 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
         sweep.cancel()
         _end(sweep, panel, save)
         raise
+    finally:
+        if events is not None:
+            events.close()
     sweep.wait()  # raises what broke the scheduler, if anything did
     _end(sweep, panel, save)
     if backend in ("widget", "html"):
