@@ -23,7 +23,7 @@ import secrets
 import threading
 import unicodedata
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -330,6 +330,17 @@ class Result:
 
         return render_result(self, include, exclude)
 
+    @property
+    def _ipython_display_(self) -> Callable[[], None]:
+        """IPython asks for this before anything else: it exists (and shows nothing) only while
+        the result is a cell's value whose gallery is on screen already (a progress panel became
+        it), so the cell shows the result once. Absent, IPython renders the mimebundle."""
+        from .notebook.display import already_on_screen
+
+        if not already_on_screen(self):
+            raise AttributeError("_ipython_display_")
+        return _show_nothing
+
     def __repr__(self) -> str:
         pid = self.prompt_id if len(self.prompt_id) <= 9 else self.prompt_id[:8] + "…"
         parts: list[str] = [] if self.status == "succeeded" else [self.status]
@@ -462,6 +473,10 @@ class Result:
         blobs = await asyncio.gather(*(fetch(f) for f in files))
 
         return await asyncio.to_thread(self._write_all, directory, files, blobs, overwrite)
+
+
+def _show_nothing() -> None:
+    """What a cell's value shows when it is on screen already."""
 
 
 def _animated(flags: Any, index: int, count: int) -> bool:

@@ -30,8 +30,8 @@ from ..result import OutputFile, Result, _file_key, shown_path
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["DisplaySettings", "forget_shown", "mark_shown", "render_result", "save_for_notebook",
-           "settings"]
+__all__ = ["DisplaySettings", "already_on_screen", "forget_shown", "mark_shown", "render_result",
+           "save_for_notebook", "settings"]
 
 
 @dataclass
@@ -68,19 +68,17 @@ _shown: weakref.WeakSet[Result] = weakref.WeakSet()  # galleries already on scre
 def render_result(result: Result, include: Collection[str] | None = None,
                   exclude: Collection[str] | None = None) -> dict[str, Any]:
     """The mimebundle of ``result``: ``text/plain``, ``text/html`` and ``image/jpeg`` (or
-    ``image/png``) holding the first image's thumbnail; ``include``/``exclude`` filter it.
-    A result passed to :func:`mark_shown` gets ``text/plain`` only."""
+    ``image/png``) holding the first image's thumbnail; ``include``/``exclude`` filter it."""
 
     def wanted(mime: str) -> bool:
         return (include is None or mime in include) and (exclude is None or mime not in exclude)
 
     bundle: dict[str, Any] = {}
-    shown = result in _shown and _inside_displayhook()
-    if wanted("text/html") and not shown:  # first: it may save a large video that text names
+    if wanted("text/html"):  # first: it may save a large video that text names
         bundle["text/html"] = _html(result)
     if wanted("text/plain"):
         bundle["text/plain"] = _plain(result)
-    if (wanted("image/png") or wanted("image/jpeg")) and not shown:
+    if wanted("image/png") or wanted("image/jpeg"):
         thumb = _first_thumbnail(result)
         if thumb is not None and wanted(thumb.mime):
             bundle[thumb.mime] = thumb.still
@@ -114,9 +112,15 @@ def save_for_notebook(result: Result,
 
 def mark_shown(result: Result) -> None:
     """Note that the gallery of ``result`` is on screen already (a progress panel became it):
-    until :func:`forget_shown` runs, the cell's value (IPython's displayhook, ``Out[n]``) shows
-    only its ``text/plain``; ``display(result)`` still shows the gallery."""
+    until :func:`forget_shown` runs, as the cell's value (IPython's displayhook, ``Out[n]``) it
+    shows nothing more; ``display(result)`` still shows the gallery."""
     _shown.add(result)
+
+
+def already_on_screen(result: Result) -> bool:
+    """Whether IPython is showing ``result`` as a cell's value while its gallery is on screen
+    already (see :func:`mark_shown`)."""
+    return result in _shown and _inside_displayhook()
 
 
 def _inside_displayhook() -> bool:

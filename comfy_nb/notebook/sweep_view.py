@@ -318,7 +318,7 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
 
 def mark_shown(sweep: _SweepData) -> None:
     """The grid of ``sweep`` is on screen (its panel became it): as this cell's value
-    (IPython's displayhook) it renders as text only, so the grid does not show twice."""
+    (IPython's displayhook) it shows nothing more, so the cell shows the grid once."""
     sweep.__dict__["_comfy_nb_shown_in"] = _execution_count()
 
 
@@ -332,7 +332,8 @@ def _execution_count() -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _shown(sweep: _SweepData) -> bool:
+def already_on_screen(sweep: _SweepData) -> bool:
+    """Whether IPython is showing ``sweep`` as the value of the cell that showed its grid."""
     marked = sweep.__dict__.get("_comfy_nb_shown_in")
     return (marked is not None and marked == _execution_count()
             and result_display._inside_displayhook())
@@ -350,12 +351,11 @@ def render_sweep(sweep: _SweepData, include: Collection[str] | None = None,
         return (include is None or mime in include) and (exclude is None or mime not in exclude)
 
     bundle: dict[str, Any] = {}
-    shown = _shown(sweep)
-    if wanted("text/html") and not shown:
+    if wanted("text/html"):
         bundle["text/html"] = _html(sweep)
     if wanted("text/plain"):
         bundle["text/plain"] = _plain(sweep)
-    if wanted("image/jpeg") and not shown and grid_settings.contact_sheet:
+    if wanted("image/jpeg") and grid_settings.contact_sheet:
         sheet = _contact_sheet(sweep)
         if sheet is not None:
             bundle["image/jpeg"] = sheet
