@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,12 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     if args.emulator or client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
     line = _ProgressLine()
-    job = client.submit(workflow, overrides=overrides)
-    print(f"queued {job.id}", file=sys.stderr)
+    job = client.submit(workflow, overrides=overrides, cache=False if args.no_cache else None)
+    if job.done:  # served from the result cache: nothing was queued
+        print(f"from cache {job.id}{_cached_on(job.wait())}; --no-cache runs it again",
+              file=sys.stderr)
+    else:
+        print(f"queued {job.id}", file=sys.stderr)
     line.job = job
     job.on(line.update)  # drawn from the client's thread as events arrive
     try:
@@ -216,6 +221,13 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     for path in files:
         print(path)
     return 0
+
+
+def _cached_on(result: Any) -> str:
+    """`` (run on <local date and time>)`` of a result from the result cache, if it says."""
+    if result.cached_at is None:
+        return ""
+    return f" (run on {time.strftime('%Y-%m-%d %H:%M', time.localtime(result.cached_at))})"
 
 
 def show_queue(args: argparse.Namespace) -> int:
@@ -290,10 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="API-format workflow JSON (default: the bundled text-to-image graph)")
     runner.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="change an input first, e.g. --set KSampler.seed=7 (repeatable)")
-    runner.add_argument("--out", default="comfy_nb_outputs",
-                        help="folder for the output files (default: ./comfy_nb_outputs)")
+    runner.add_argument("--out", default="comfy_outputs",
+                        help="folder for the output files (default: ./comfy_outputs, as in "
+                             "notebooks)")
     runner.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="give up (and cancel the job) after S seconds")
+    runner.add_argument("--no-cache", action="store_true",
+                        help="run on the server even if this exact run is in the result cache")
     _add_server_arguments(runner)
     runner.set_defaults(handler=run)
 

@@ -18,6 +18,7 @@ import io
 import math
 import os
 import sys
+import time
 import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from ..result import OutputFile, Result, _file_key, shown_path
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["DisplaySettings", "already_on_screen", "forget_shown", "mark_shown", "render_result",
-           "save_for_notebook", "settings"]
+__all__ = ["DisplaySettings", "already_on_screen", "cache_note", "forget_shown", "mark_shown",
+           "render_result", "save_for_notebook", "settings"]
 
 
 @dataclass
@@ -223,8 +224,22 @@ def _first_thumbnail(result: Result) -> _Thumbnail | None:
 # -- text ----------------------------------------------------------------------------------------
 
 
+def cache_note(result: Result) -> str:
+    """What a result served by the result cache says about it: since when, and how to run it
+    afresh (empty for any other result)."""
+    if not result.from_cache:
+        return ""
+    when = ""
+    if result.cached_at is not None:
+        when = f" (run on {time.strftime('%Y-%m-%d %H:%M', time.localtime(result.cached_at))})"
+    return (f"from the result cache{when}; to run it again on the server: --no-cache "
+            "(%%comfy_run, comfy-nb run) or cache=False (client.run)")
+
+
 def _plain(result: Result) -> str:
     lines = [repr(result)]
+    if result.from_cache:
+        lines.append(f"  {cache_note(result)}")
     for file in result.files[:_TEXT_FILES]:
         path = _saved(result, file)
         where = f" -> {shown_path(path)}" if path is not None else ""
@@ -246,6 +261,9 @@ def _plain(result: Result) -> str:
 
 def _html(result: Result) -> str:
     parts = ['<div class="comfy-nb-result">', f"<div>{html.escape(repr(result))}</div>"]
+    if result.from_cache:
+        parts.append(f'<div class="comfy-nb-cache-note"><small>{html.escape(cache_note(result))}'
+                     "</small></div>")
     if result.status != "succeeded":
         parts.append(f'<div class="comfy-nb-status"><strong>Status: '
                      f"{html.escape(result.status)}</strong></div>")

@@ -618,7 +618,9 @@ class TextPanel(Panel, TextView):
     def _final_lines(self, replacement: Any) -> list[str]:
         line = status_text(self.job.id, self._progress(), self.workflow)
         if getattr(replacement, "from_cache", False):
-            line += " · from the result cache"
+            from .display import cache_note
+
+            line += f" · {cache_note(replacement)}"
         return [line]
 
 

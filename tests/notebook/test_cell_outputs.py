@@ -6,6 +6,7 @@ shown in a later cell still shows the gallery."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import nbformat
@@ -24,8 +25,9 @@ CELLS = [
     "%%comfy_run grid --sweep seed=5,6 --file txt2img\n# a sweep",
     "import comfy_nb\nclient = comfy_nb.connect()\nclient.run('txt2img', seed=7)",
     "out",
+    "%%comfy_run again --file txt2img --set KSampler.seed=1\n# as cell 1: from the cache",
 ]
-MAGIC_CELLS = [1, 2, 3, 4, 5]
+MAGIC_CELLS = [1, 2, 3, 4, 5, 8]
 
 
 def rich(cell: Any) -> list[dict[str, Any]]:
@@ -43,7 +45,8 @@ def galleries(cell: Any) -> list[str]:
 def executed(request: pytest.FixtureRequest, notebook_emulator: RunningEmulator,
              tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
     workdir = tmp_path_factory.mktemp(f"outputs-{request.param}")
-    env = {"COMFY_URL": notebook_emulator.url, "COMFY_NB_CACHE_DIR": str(workdir / "cache")}
+    env = {"COMFY_URL": notebook_emulator.url, "COMFY_NB_CACHE": "on",
+           "COMFY_NB_CACHE_DIR": str(workdir / "cache")}
     if request.param == "widget":
         env["JPY_SESSION_NAME"] = "outputs.ipynb"  # as under a Jupyter server: widgets
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
@@ -76,3 +79,17 @@ def test_the_value_in_a_later_cell_shows_the_gallery(executed: nbformat.Notebook
     assert [o.output_type for o in cell.outputs] == ["execute_result"]
     assert galleries(cell) == ["comfy-nb-result"]
     assert cell.outputs[0]["data"]["text/plain"].startswith("<Result ")
+
+
+def test_a_cached_run_says_so_with_its_date_and_how_to_run_it_again(
+        executed: nbformat.NotebookNode) -> None:
+    [gallery] = rich(executed.cells[8])
+    html = "".join(gallery["data"]["text/html"])
+    match = re.search(r'<div class="comfy-nb-cache-note"><small>([^<]*)</small>', html)
+    assert match, html[:500]
+    assert re.fullmatch(r"from the result cache \(run on \d{4}-\d\d-\d\d \d\d:\d\d\); to run "
+                        r"it again on the server: --no-cache \(%%comfy_run, comfy-nb run\) or "
+                        r"cache=False \(client\.run\)", match.group(1)), match.group(1)
+    assert match.group(1) in "".join(gallery["data"]["text/plain"])
+    first = "".join(rich(executed.cells[1])[0]["data"]["text/html"])
+    assert "comfy-nb-cache-note" not in first
