@@ -637,8 +637,13 @@ class ComfyMagics(Magics):
         running = sum(1 for entry in queue if entry["running"])
         rows = [[job.id, job.status.value, f"{job.elapsed:.1f} s"] for job in self.jobs[-10:]]
         caption = (f"queue: {running} running, {len(queue) - running} pending · "
-                   f"jobs from this notebook: {len(self.jobs)}")
+                   f"jobs from this {self._session_word()}: {len(self.jobs)}")
         _show(Table(["job", "status", "time"], rows, caption))
+
+    def _session_word(self) -> str:
+        """What the jobs of this session come from: a kernel (notebooks, consoles) or a shell
+        (terminal IPython)."""
+        return "kernel" if getattr(self.shell, "kernel", None) is not None else "shell"
 
     def _comfy_queue(self, args: Any) -> None:
         entries = self.session_client().queue()
@@ -662,8 +667,8 @@ class ComfyMagics(Magics):
         if not ids:
             live = [job for job in self.jobs if not job.done]
             if not live:
-                raise UsageError("no job of this notebook is running; name one: %comfy cancel "
-                                 "ID (or --all)")
+                raise UsageError(f"no job of this {self._session_word()} is running; name one: "
+                                 "%comfy cancel ID (or --all)")
             ids = [live[-1].id]
         done = client.cancel_many(ids)  # pending ones first: none starts in between
         missing = [job_id for job_id in ids if job_id not in done]
@@ -704,7 +709,7 @@ class ComfyMagics(Magics):
             inputs = node.get("input", {})
             names = [n for section in ("required", "optional")
                      for n in (inputs.get(section) or {})]
-            rows.append([name, node.get("display_name") or "", node.get("category") or "",
+            rows.append([name, node.get("display_name") or name, node.get("category") or "",
                          ", ".join(names)])
         more = f" (first 50 of {len(found)})" if len(found) > 50 else ""
         _show(Table(["class", "name", "category", "inputs"], rows,

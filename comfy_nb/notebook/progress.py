@@ -229,6 +229,9 @@ def preview_jpeg(data: bytes, side: int = PREVIEW_SIDE, quality: int = 80) -> by
     return out.getvalue()
 
 
+_WRAP_WORDS = "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere"
+
+
 class StaticNote:
     """What replaces a panel when no result gallery does: an error or a cancellation."""
 
@@ -239,8 +242,11 @@ class StaticNote:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
                           **kwargs: Any) -> dict[str, str]:
         body = html.escape(self.text)
+        # front ends style output <pre> to break anywhere (word-break: break-all): lines of
+        # words wrap between words here, and only a word longer than the line is broken
         return {"text/plain": self.text,
-                "text/html": f"<div class=\"{self.css_class}\"><pre>{body}</pre></div>"}
+                "text/html": f"<div class=\"{self.css_class}\"><pre style=\"{_WRAP_WORDS}\">"
+                             f"{body}</pre></div>"}
 
     def __repr__(self) -> str:
         return self.text

@@ -162,3 +162,36 @@ def _history_status(emulator: RunningEmulator, prompt_id: str) -> dict[str, Any]
     except (urllib.error.URLError, json.JSONDecodeError):
         return None
     return history.get(prompt_id, {}).get("status")
+
+
+def test_the_banner_wraps_between_words(page: Any, lab: JupyterLab, artifacts: Path) -> None:
+    page.set_viewport_size({"width": 640, "height": 900})
+    write_notebook(lab.root_dir, "banner.ipynb", ["%load_ext comfy_nb", "%comfy status"])
+    open_notebook(page, lab, "banner.ipynb")
+    run_all_cells(page)
+    banner = page.locator(".comfy-nb-banner").first
+    banner.wait_for()
+    screenshot(page, ".comfy-nb-banner", artifacts / "banner-narrow.png")
+    lines = banner.evaluate(SCREEN_LINES)
+    assert len(lines) > 2, lines  # narrow enough to wrap
+    assert [word for word in banner.inner_text().split()
+            if not any(word in line.split() for line in lines)] == [], lines
+
+
+# The text of an element as the browser laid it out, one string per screen line.
+SCREEN_LINES = """element => {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    const lines = new Map();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let i = 0; i < node.length; i++) {
+            const range = document.createRange();
+            range.setStart(node, i);
+            range.setEnd(node, i + 1);
+            const rect = range.getClientRects()[0];
+            if (!rect) continue;
+            const top = Math.round(rect.top);
+            lines.set(top, (lines.get(top) || "") + node.data[i]);
+        }
+    }
+    return [...lines.entries()].sort((a, b) => a[0] - b[0]).map(entry => entry[1]);
+}"""

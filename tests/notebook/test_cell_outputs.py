@@ -26,6 +26,7 @@ CELLS = [
     "import comfy_nb\nclient = comfy_nb.connect()\nclient.run('txt2img', seed=7)",
     "out",
     "%%comfy_run again --file txt2img --set KSampler.seed=1\n# as cell 1: from the cache",
+    "%comfy status",
 ]
 MAGIC_CELLS = [1, 2, 3, 4, 5, 8]
 
@@ -93,3 +94,8 @@ def test_a_cached_run_says_so_with_its_date_and_how_to_run_it_again(
     assert match.group(1) in "".join(gallery["data"]["text/plain"])
     first = "".join(rich(executed.cells[1])[0]["data"]["text/html"])
     assert "comfy-nb-cache-note" not in first
+
+
+def test_status_counts_the_jobs_of_this_kernel(executed: nbformat.NotebookNode) -> None:
+    text = "".join(o.get("data", {}).get("text/plain", "") for o in executed.cells[9].outputs)
+    assert "jobs from this kernel: 7" in text, text

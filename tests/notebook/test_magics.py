@@ -319,6 +319,24 @@ def test_server_commands(shell: InteractiveShell, tmp_path: Path,
     assert "interrupted" in capsys.readouterr().out
 
 
+def test_status_counts_the_jobs_of_this_shell(shell: InteractiveShell,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy_run txt2img --set steps=1 -q")
+    run(shell, "%comfy status")
+    out = capsys.readouterr().out
+    assert "jobs from this shell: 1" in out and "notebook" not in out
+    error = fails(shell, "%comfy cancel")
+    assert str(error) == "no job of this shell is running; name one: %comfy cancel ID (or --all)"
+
+
+def test_nodes_without_a_display_name_show_their_class(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy nodes latentadd")
+    out = capsys.readouterr().out
+    [row] = [line.split() for line in out.splitlines() if line.startswith("LatentAdd")]
+    assert row[:2] == ["LatentAdd", "LatentAdd"], row
+
+
 def test_connect_with_a_key_from_the_environment_never_shows_it(
         monkeypatch: pytest.MonkeyPatch, shell: InteractiveShell,
         capsys: pytest.CaptureFixture[str]) -> None:
