@@ -224,7 +224,8 @@ class Result:
 
     ``files`` holds every item of every output key whose value is a list of dicts with a
     ``filename``, de-duplicated on ``(node_id, filename, subfolder, type)``, in the order of the
-    outputs' nodes and then of their keys. ``text`` holds the ``text`` outputs per node.
+    outputs' nodes and then of their keys. ``text`` holds the ``text`` outputs per node,
+    ``{node_id: [str, ...]}``; ``texts`` all of them in one list.
     """
 
     def __init__(self, prompt_id: str, outputs: dict[str, Any], *, source: FileSource | None,
@@ -310,6 +311,12 @@ class Result:
     def audio(self) -> list[OutputFile]:
         """Audio files."""
         return [f for f in self.files if f.kind == "audio"]
+
+    @property
+    def texts(self) -> list[str]:
+        """Every text output in one list, node after node in the order of the outputs (``text``
+        holds the same strings per node: ``{node_id: [str, ...]}``)."""
+        return [string for strings in self.text.values() for string in strings]
 
     def pil_images(self) -> list[Image.Image]:
         """Every image as a Pillow image (downloads what is not cached yet)."""
