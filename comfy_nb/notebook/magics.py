@@ -540,7 +540,7 @@ class ComfyMagics(Magics):
         fixed / increment / randomize. Run shows live progress, the result and a strip of
         earlier results (click one to restore its values)::
 
-            %comfy_interact txt2img seed cfg=1:12 steps 'Positive Prompt.text'
+            %comfy_interact txt2img seed cfg=1:12 steps=1:50 'Positive Prompt.text'
         """
         from .interact import interact_from_line
 
