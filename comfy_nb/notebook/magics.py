@@ -1,12 +1,13 @@
 """The IPython extension: ``%%comfy_run`` / ``%comfy_run`` and ``%comfy ...``, with settings as
 traits of :class:`ComfyMagics` (``%config ComfyMagics.output_dir = "renders"``).
 
-It owns the notebook session (the connected client, the jobs submitted from cells), argument
-parsing and the flow of one run: submit, show a progress panel in the submitting cell, replace
-it by the result (or an error) when the job ends, store the result in a variable.
+It owns the notebook session (the connected client, the jobs submitted from cells), the magics'
+options and the flow of one run: submit, show a progress panel in the submitting cell (whose
+Cancel button works while the cell waits, :mod:`.cell_events`), replace it by the result (or an
+error) when the job ends, store the result in a variable.
 
-Must not: speak HTTP (the client does), draw panels (:mod:`.progress`) or render results
-(:mod:`.display`).
+Must not: speak HTTP (the client does), read cell bodies (:mod:`.cell_input`), draw panels
+(:mod:`.progress`) or render results (:mod:`.display`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ import contextlib
 import fnmatch
 import getpass
 import html
-import json
 import keyword
 import logging
 import math
 import os
-import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -35,89 +33,16 @@ from .._config import KEY_VARIABLE, normalize_url, on_binder
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
 from ..job import Job
 from ..result import Result, folder_problem
-from ..workflow import Workflow, WorkflowError
 from ..workflow._params import parse_assignments
 from . import display as result_display
 from . import progress
 from .cell_events import cell_events
+from .cell_input import parse_cell, parse_line, workflow_from_path
 from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
 
 log = logging.getLogger("comfy_nb")
 
 BLOCKING_HINT = "interrupt the kernel (■ stop) to cancel this job"
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-# -- the cell body -------------------------------------------------------------------------------
-
-
-def fill_template(body: str, namespace: dict[str, Any]) -> str:
-    """Put notebook variables into a JSON cell body: ``{{name}}`` becomes the JSON form of
-    ``name`` (``"seed": {{seed}}``, ``"text": {{prompt}}``); inside a JSON string it becomes
-    the escaped text (``"text": "a photo of {{subject}}"``)."""
-    out: list[str] = []
-    in_string = False
-    index = 0
-    while index < len(body):
-        match = _PLACEHOLDER.match(body, index)
-        if match:
-            name = match.group(1)
-            if name not in namespace:
-                raise UsageError(f"{{{{{name}}}}} in the cell: no variable {name!r} is defined "
-                                 "in the notebook")
-            value = namespace[name]
-            try:
-                encoded = json.dumps(str(value) if in_string else value)
-            except TypeError:
-                raise UsageError(f"{{{{{name}}}}}: a {type(value).__name__} cannot go into JSON; "
-                                 "use a number, text, list or dict") from None
-            out.append(encoded[1:-1] if in_string else encoded)
-            index = match.end()
-            continue
-        char = body[index]
-        if char == "\\" and in_string:
-            out.append(body[index:index + 2])
-            index += 2
-            continue
-        if char == '"':
-            in_string = not in_string
-        out.append(char)
-        index += 1
-    return "".join(out)
-
-
-def parse_cell(body: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """The API-format workflow in a cell body (after :func:`fill_template`)."""
-    text = fill_template(body, namespace)
-    try:
-        workflow = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise WorkflowError(f"the cell is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                            f"column {exc.colno}. Paste the workflow exported with 'Export "
-                            "(API)', or use --file PATH") from None
-    if not isinstance(workflow, dict):
-        raise WorkflowError("the cell must hold a workflow object ({...}), not "
-                            f"{type(workflow).__name__}")
-    return workflow
-
-
-def _workflow_from_path(path: str) -> Any:
-    """A workflow file, or the name of a bundled workflow (``txt2img``)."""
-    if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path) is None:
-        raise UsageError(f"no workflow file {path!r} (relative to {os.getcwd()})")
-    return Workflow.load(path)
-
-
-def parse_line(magic: Any, line: str) -> Any:
-    """A magic's arguments, quoted like a shell's: ``--set 'Positive Prompt.text=a red fox'``
-    (IPython's own splitter keeps the quotes in the values)."""
-    try:
-        argv = shlex.split(line, posix=os.name != "nt")
-    except ValueError as exc:
-        raise UsageError(f"cannot read the arguments: {exc} (a quote is not closed?)") from None
-    if os.name == "nt":
-        argv = [a[1:-1] if len(a) > 1 and a[0] == a[-1] and a[0] in "'\"" else a for a in argv]
-    return magic.parser.parse_args(argv)
 
 
 # -- small displays ------------------------------------------------------------------------------
@@ -352,7 +277,7 @@ class ComfyMagics(Magics):
             if not args.target:
                 raise UsageError("%comfy_run needs a workflow file: %comfy_run PATH [--set ...] "
                                  "(or use %%comfy_run with the workflow in the cell)")
-            workflow = _workflow_from_path(args.target)
+            workflow = workflow_from_path(args.target)
             variable = None
         else:
             variable = args.target
@@ -390,7 +315,7 @@ class ComfyMagics(Magics):
         if path:
             if cell.strip():
                 raise UsageError("--file and a workflow in the cell: use one of them")
-            return _workflow_from_path(path)
+            return workflow_from_path(path)
         if not cell.strip():
             raise UsageError("the cell is empty: put an API-format workflow (JSON) in it, or "
                              "use --file PATH")
@@ -549,7 +474,7 @@ class ComfyMagics(Magics):
             return self._help(self.comfy_interact)
         workflow = self._namespace().get(args.workflow)
         if workflow is None:
-            workflow = _workflow_from_path(args.workflow)
+            workflow = workflow_from_path(args.workflow)
         return interact_from_line(self.session_client(args.url), workflow, args.names,
                                   auto=args.auto, debounce=args.debounce)
 

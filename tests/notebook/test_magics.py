@@ -18,7 +18,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import comfy_nb
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.notebook import display, progress
-from comfy_nb.notebook.magics import ComfyMagics, fill_template, parse_cell
+from comfy_nb.notebook.cell_input import fill_template, parse_cell
+from comfy_nb.notebook.magics import ComfyMagics
 from comfy_nb.notebook.progress import StaticNote
 from comfy_nb.workflows import bundled
 
