@@ -266,8 +266,9 @@ class ComfyMagics(Magics):
         As a line magic it runs a file: ``result = %comfy_run workflow.json --set cfg=6``.
 
         A progress panel follows the job in this cell and is replaced by the outputs when it
-        ends; full-size files go to ``ComfyMagics.output_dir``. Interrupting the kernel cancels
-        the job on the server. The Result is stored in VAR and returned.
+        ends; full-size files go to ``ComfyMagics.output_dir``. The panel's Cancel button (with
+        ipykernel 7) or interrupting the kernel cancels the job on the server. The Result is
+        stored in VAR and returned.
         """
         args = parse_line(self.comfy_run, line)
         if args.help:
