@@ -1,7 +1,8 @@
 """Live progress of one job in the cell that submitted it, with three back ends.
 
 - ``widget``: an ipywidgets panel (status with a node bar and a graph bar, a live JPEG preview,
-  a Cancel button for jobs that do not block the cell);
+  a Cancel button: for jobs that do not block the cell, and in a cell that waits when
+  :mod:`.cell_events` can read its clicks there);
 - ``html``: the same status as HTML, updated in place through a ``display_id`` (nbclient,
   nbconvert, front ends without widgets);
 - ``text``: status lines on stdout (terminal IPython, scripts, papermill logs); ``off``: nothing.
