@@ -431,11 +431,13 @@ class LiveStatus:
 class LivePreview:
     """A job's live preview in an ipywidgets ``Image`` (``widget``, hidden until its first
     frame): a downscaled JPEG at most every 0.25 s, decoded only when the message budget has
-    room for it, the latest frame winning."""
+    room for it, the latest frame winning. Frames are spaced from the moment they are sent
+    (``clock``), not from the tick that decoded them: decoding may take a while."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         import ipywidgets as widgets
 
+        self._clock = clock
         self.widget = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
                                     layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
                                                           display="none"))
@@ -461,7 +463,7 @@ class LivePreview:
             if first:
                 self.widget.layout.display = None
             self._shown = progress.previews
-            self._last = now
+            self._last = max(now, self._clock())
 
 
 class TextView(LiveView):
@@ -545,7 +547,7 @@ class WidgetPanel(Panel, WidgetView):
         import ipywidgets as widgets
 
         self._live_status = LiveStatus(self._render(self._progress()), "comfy-nb-status")
-        self._live_preview = LivePreview()
+        self._live_preview = LivePreview(clock=self._clock)
         self.status = self._live_status.widget
         self.preview = self._live_preview.widget
         self.cancel_button = self._cancel_button(cancel, "Cancel",
