@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,13 +221,18 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     line = _ProgressLine()
     prompt_id = str(uuid.uuid4())  # known before submitting, so a stop meanwhile can cancel it
     try:
-        job = client.submit(workflow, overrides=overrides, prompt_id=prompt_id)
+        job = client.submit(workflow, overrides=overrides, prompt_id=prompt_id,
+                            cache=False if args.no_cache else None)
     except KeyboardInterrupt as stop:  # the request may have reached the server
         cancelled = _cancel_quietly(client, prompt_id)
         print(f"comfy-nb run: {_stopped(stop)} while submitting"
               + (f"; job {prompt_id} was cancelled" if cancelled else ""), file=sys.stderr)
         return _stopped_status(stop)
-    print(f"queued {job.id}", file=sys.stderr)
+    if job.done:  # served from the result cache: nothing was queued
+        print(f"from cache {job.id}{_cached_on(job.wait())}; --no-cache runs it again",
+              file=sys.stderr)
+    else:
+        print(f"queued {job.id}", file=sys.stderr)
     line.job = job
     job.on(line.update)  # drawn from the client's thread as events arrive
     try:
@@ -276,6 +282,13 @@ def _cancel_quietly(client: Any, prompt_id: str) -> bool:
         return bool(client.cancel(prompt_id))
     except ComfyError:
         return False
+
+
+def _cached_on(result: Any) -> str:
+    """`` (run on <local date and time>)`` of a result from the result cache, if it says."""
+    if result.cached_at is None:
+        return ""
+    return f" (run on {time.strftime('%Y-%m-%d %H:%M', time.localtime(result.cached_at))})"
 
 
 def show_queue(args: argparse.Namespace) -> int:
@@ -351,10 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="API-format workflow JSON (default: the bundled text-to-image graph)")
     runner.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="change an input first, e.g. --set KSampler.seed=7 (repeatable)")
-    runner.add_argument("--out", default="comfy_nb_outputs",
-                        help="folder for the output files (default: ./comfy_nb_outputs)")
+    runner.add_argument("--out", default="comfy_outputs",
+                        help="folder for the output files (default: ./comfy_outputs, as in "
+                             "notebooks)")
     runner.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="give up (and cancel the job) after S seconds")
+    runner.add_argument("--no-cache", action="store_true",
+                        help="run on the server even if this exact run is in the result cache")
     _add_server_arguments(runner)
     runner.set_defaults(handler=run)
 

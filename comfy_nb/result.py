@@ -30,7 +30,7 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
@@ -240,7 +240,8 @@ class Result:
 
     ``files`` holds every item of every output key whose value is a list of dicts with a
     ``filename``, de-duplicated on ``(node_id, filename, subfolder, type)``, in the order of the
-    outputs' nodes and then of their keys. ``text`` holds the ``text`` outputs per node.
+    outputs' nodes and then of their keys. ``text`` holds the ``text`` outputs per node,
+    ``{node_id: [str, ...]}``; ``texts`` all of them in one list.
     ``cache_dir`` is the download cache: a file is downloaded into it once and read from it
     afterwards (without one, each use asks the source again, unless the bytes are in memory).
     """
@@ -329,6 +330,12 @@ class Result:
         """Audio files."""
         return [f for f in self.files if f.kind == "audio"]
 
+    @property
+    def texts(self) -> list[str]:
+        """Every text output in one list, node after node in the order of the outputs (``text``
+        holds the same strings per node: ``{node_id: [str, ...]}``)."""
+        return [string for strings in self.text.values() for string in strings]
+
     def pil_images(self) -> list[Image.Image]:
         """Every image as a Pillow image (downloads what is not cached yet)."""
         return [f.image() for f in self.images]
@@ -347,6 +354,17 @@ class Result:
         from .notebook.display import render_result
 
         return render_result(self, include, exclude)
+
+    @property
+    def _ipython_display_(self) -> Callable[[], None]:
+        """IPython asks for this before anything else: it exists (and shows nothing) only while
+        the result is a cell's value whose gallery is on screen already (a progress panel became
+        it), so the cell shows the result once. Absent, IPython renders the mimebundle."""
+        from .notebook.display import already_on_screen
+
+        if not already_on_screen(self):
+            raise AttributeError("_ipython_display_")
+        return _show_nothing
 
     def __repr__(self) -> str:
         pid = self.prompt_id if len(self.prompt_id) <= 9 else self.prompt_id[:8] + "…"
@@ -624,6 +642,10 @@ class Result:
                                            name)
         finally:
             staging.close()
+
+
+def _show_nothing() -> None:
+    """What a cell's value shows when it is on screen already."""
 
 
 def _animated(flags: Any, index: int, count: int) -> bool:

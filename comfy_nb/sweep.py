@@ -487,6 +487,16 @@ class _SweepData:
 
         return render_sweep(self, include, exclude)
 
+    @property
+    def _ipython_display_(self) -> Callable[[], None]:
+        """Present (and showing nothing) only while the sweep is a cell's value whose grid is
+        on screen already; see :func:`comfy_nb.notebook.sweep_view.already_on_screen`."""
+        from .notebook.sweep_view import already_on_screen
+
+        if not already_on_screen(self):
+            raise AttributeError("_ipython_display_")
+        return lambda: None
+
     def raise_errors(self) -> None:
         """Raise the first item's error, if any failed (to fail a cell or a script)."""
         for _, error in self.errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -312,3 +313,32 @@ def test_a_run_stopped_while_submitting_leaves_no_job_behind(
         history = http.get(f"/history/{prompt_id}").json()
         assert prompt_id not in history or "execution_interrupted" in json.dumps(
             history[prompt_id]["status"])
+
+
+def test_a_run_from_the_result_cache_says_so(tmp_path: Path, capsys: object,
+                                            monkeypatch: object) -> None:
+    monkeypatch.setenv("COMFY_NB_CACHE", "on")  # type: ignore[attr-defined]
+    monkeypatch.setenv("COMFY_NB_CACHE_DIR", str(tmp_path / "cache"))  # type: ignore[attr-defined]
+    with serve(step_delay=0) as server:
+        command = ["run", "--url", server.url, "--set", "KSampler.steps=2"]
+        assert main([*command, "--out", str(tmp_path / "first")]) == 0
+        first = capsys.readouterr().err  # type: ignore[attr-defined]
+        assert main([*command, "--out", str(tmp_path / "second")]) == 0
+        second = capsys.readouterr().err  # type: ignore[attr-defined]
+        assert main([*command, "--out", str(tmp_path / "third"), "--no-cache"]) == 0
+        third = capsys.readouterr().err  # type: ignore[attr-defined]
+        jobs = httpx.get(server.url + "/history").json()
+    prompt_id = first.split("queued ", 1)[1].split()[0]
+    assert re.search(rf"^from cache {prompt_id} \(run on \d{{4}}-\d\d-\d\d \d\d:\d\d\); "
+                     r"--no-cache runs it again$", second, re.MULTILINE), second
+    assert "queued" not in second
+    assert "queued " in third and prompt_id not in third
+    assert len(jobs) == 2  # the cached run sent nothing
+    assert [p.name for p in (tmp_path / "second").iterdir()] == ["ComfyUI_00001_.png"]
+
+
+def test_run_saves_into_comfy_outputs_by_default(tmp_path: Path,
+                                                 monkeypatch: object) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    assert main(["run", "--emulator", "--step-delay", "0", "--set", "KSampler.steps=1"]) == 0
+    assert [p.name for p in (tmp_path / "comfy_outputs").iterdir()] == ["ComfyUI_00001_.png"]

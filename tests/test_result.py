@@ -199,6 +199,7 @@ def test_audio_flac_and_mp3() -> None:
 def test_text_outputs_are_kept_apart_from_files() -> None:
     result, _ = run_result("multi_output_text")
     assert result.text == {"7": ["16"], "5": ["hello, comfy"]}
+    assert result.texts == ["16", "hello, comfy"]  # in the order of the outputs
     assert [(f.node_id, f.type) for f in result.files] == [("2", "output"), ("3", "temp")]
     assert repr(result) == "<Result 183ea1ca… 2 images, text from 2 nodes>"
 
@@ -268,6 +269,7 @@ def test_non_file_values_are_ignored() -> None:
     })
     assert [f.filename for f in result.files] == ["a.png"]
     assert result.text == {"3": ["one", "two"]}
+    assert result.texts == ["one", "two"]
 
 
 def test_node_titles_from_workflow_meta() -> None:

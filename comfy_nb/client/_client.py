@@ -1020,7 +1020,7 @@ def _check_sendable(body: dict[str, Any]) -> None:
     from ..workflow import WorkflowError
     from ..workflow._values import problem
 
-    found = problem(body)
+    found = problem(body, opaque=(Secret,))  # the transport encodes a Secret as its text
     if found is not None:
         raise WorkflowError(f"the request cannot be sent to the server: {found}")
 

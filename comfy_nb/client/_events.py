@@ -81,11 +81,20 @@ FEATURE_FLAGS_MESSAGE = json.dumps(
 
 
 class Event:
-    """Base class of every event. ``prompt_id`` is None when the message carries none."""
+    """Base class of every event. ``prompt_id`` is None when the message carries none.
+
+    ``str(event)`` (what ``print`` shows) is one short line: the class, the job's first eight
+    characters and what happened (``Progress(job 1f0c9a2e: node 3, step 12/20)``); ``repr``
+    shows every field."""
 
     __slots__ = ()
     prompt_id: str | None
     raw: dict[str, Any] | None
+
+    def __str__(self) -> str:
+        from ._event_text import one_line
+
+        return one_line(self)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import io
 import math
 import os
 import sys
+import time
 import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ from ..result import OutputFile, Result, _file_key, shown_path
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["DisplaySettings", "forget_shown", "mark_shown", "render_result", "save_for_notebook",
-           "settings"]
+__all__ = ["DisplaySettings", "already_on_screen", "cache_note", "forget_shown", "mark_shown",
+           "render_result", "save_for_notebook", "settings"]
 
 
 @dataclass
@@ -69,19 +70,17 @@ _shown: weakref.WeakSet[Result] = weakref.WeakSet()  # galleries already on scre
 def render_result(result: Result, include: Collection[str] | None = None,
                   exclude: Collection[str] | None = None) -> dict[str, Any]:
     """The mimebundle of ``result``: ``text/plain``, ``text/html`` and ``image/jpeg`` (or
-    ``image/png``) holding the first image's thumbnail; ``include``/``exclude`` filter it.
-    A result passed to :func:`mark_shown` gets ``text/plain`` only."""
+    ``image/png``) holding the first image's thumbnail; ``include``/``exclude`` filter it."""
 
     def wanted(mime: str) -> bool:
         return (include is None or mime in include) and (exclude is None or mime not in exclude)
 
     bundle: dict[str, Any] = {}
-    shown = result in _shown and _inside_displayhook()
-    if wanted("text/html") and not shown:  # first: it may save a large video that text names
+    if wanted("text/html"):  # first: it may save a large video that text names
         bundle["text/html"] = _html(result)
     if wanted("text/plain"):
         bundle["text/plain"] = _plain(result)
-    if (wanted("image/png") or wanted("image/jpeg")) and not shown:
+    if wanted("image/png") or wanted("image/jpeg"):
         thumb = _first_thumbnail(result)
         if thumb is not None and wanted(thumb.mime):
             bundle[thumb.mime] = thumb.still
@@ -116,9 +115,15 @@ def save_for_notebook(result: Result,
 
 def mark_shown(result: Result) -> None:
     """Note that the gallery of ``result`` is on screen already (a progress panel became it):
-    until :func:`forget_shown` runs, the cell's value (IPython's displayhook, ``Out[n]``) shows
-    only its ``text/plain``; ``display(result)`` still shows the gallery."""
+    until :func:`forget_shown` runs, as the cell's value (IPython's displayhook, ``Out[n]``) it
+    shows nothing more; ``display(result)`` still shows the gallery."""
     _shown.add(result)
+
+
+def already_on_screen(result: Result) -> bool:
+    """Whether IPython is showing ``result`` as a cell's value while its gallery is on screen
+    already (see :func:`mark_shown`)."""
+    return result in _shown and _inside_displayhook()
 
 
 def _inside_displayhook() -> bool:
@@ -221,8 +226,22 @@ def _first_thumbnail(result: Result) -> _Thumbnail | None:
 # -- text ----------------------------------------------------------------------------------------
 
 
+def cache_note(result: Result) -> str:
+    """What a result served by the result cache says about it: since when, and how to run it
+    afresh (empty for any other result)."""
+    if not result.from_cache:
+        return ""
+    when = ""
+    if result.cached_at is not None:
+        when = f" (run on {time.strftime('%Y-%m-%d %H:%M', time.localtime(result.cached_at))})"
+    return (f"from the result cache{when}; to run it again on the server: --no-cache "
+            "(%%comfy_run, comfy-nb run) or cache=False (client.run)")
+
+
 def _plain(result: Result) -> str:
     lines = [repr(result)]
+    if result.from_cache:
+        lines.append(f"  {cache_note(result)}")
     for file in result.files[:_TEXT_FILES]:
         path = _saved(result, file)
         where = f" -> {shown_path(path)}" if path is not None else ""
@@ -244,6 +263,9 @@ def _plain(result: Result) -> str:
 
 def _html(result: Result) -> str:
     parts = ['<div class="comfy-nb-result">', f"<div>{html.escape(repr(result))}</div>"]
+    if result.from_cache:
+        parts.append(f'<div class="comfy-nb-cache-note"><small>{html.escape(cache_note(result))}'
+                     "</small></div>")
     if result.status != "succeeded":
         parts.append(f'<div class="comfy-nb-status"><strong>Status: '
                      f"{html.escape(result.status)}</strong></div>")

@@ -458,6 +458,17 @@ def _flatten(names: Sequence[Any]) -> list[str]:
     return flat
 
 
+def _caption(values: dict[str, Any]) -> str:
+    """The values of a history entry, one a line, wrapping between words (a long prompt is cut
+    after 60 characters; hovering shows every value in full)."""
+    lines = "".join(f"<div><b>{html.escape(name)}</b>: {html.escape(_short(value, 60))}</div>"
+                    for name, value in values.items())
+    full = html.escape("\n".join(f"{name}: {_short(value, 10_000)}"
+                                  for name, value in values.items()), quote=True)
+    return (f'<div class="comfy-nb-history-values" title="{full}" style="line-height:1.3;'
+            f'white-space:normal;overflow-wrap:anywhere">{lines}</div>')
+
+
 def _short(value: Any, width: int = 24) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = " ".join(text.split())
@@ -583,12 +594,12 @@ class Interact:
         self._strip = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"),
                                    _dom_classes=("comfy-nb-history",))
         # shared by every history entry, so an entry costs three widgets, not nine
-        self._thumb_layout = widgets.Layout(width="96px")
-        self._entry_layout = widgets.Layout(width="112px", margin="0 6px 6px 0",
+        self._thumb_layout = widgets.Layout(width="128px")
+        self._entry_layout = widgets.Layout(width="168px", margin="0 8px 8px 0",
                                             align_items="center")
-        self._caption_layout = widgets.Layout(width="112px")
-        self._caption_style = HTMLStyle(font_size="11px")
-        self._button_layout = widgets.Layout(width="104px")
+        self._caption_layout = widgets.Layout(width="168px")
+        self._caption_style = HTMLStyle(font_size="12px")
+        self._button_layout = widgets.Layout(width="128px")
         self._button_style = widgets.ButtonStyle()
         for control in self.controls.values():
             control.observe(self._changed)
@@ -994,10 +1005,8 @@ class Interact:
             children.append(widgets.Image(value=data, format=mime.split("/")[1],
                                           layout=self._thumb_layout))
             break
-        lines = "<br>".join(f"{html.escape(_short(name, 14))}: {html.escape(_short(value, 16))}"
-                            for name, value in entry.values.items())
-        children.append(widgets.HTML(value=f'<div style="line-height:1.3">{lines}</div>',
-                                     layout=self._caption_layout, style=self._caption_style))
+        children.append(widgets.HTML(value=_caption(entry.values), layout=self._caption_layout,
+                                     style=self._caption_style))
         button = widgets.Button(description=f"↺ run #{entry.number}",
                                 tooltip="put these values back and show this result",
                                 layout=self._button_layout, style=self._button_style,

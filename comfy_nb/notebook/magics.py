@@ -1,12 +1,13 @@
 """The IPython extension: ``%%comfy_run`` / ``%comfy_run`` and ``%comfy ...``, with settings as
 traits of :class:`ComfyMagics` (``%config ComfyMagics.output_dir = "renders"``).
 
-It owns the notebook session (the connected client, the jobs submitted from cells), argument
-parsing and the flow of one run: submit, show a progress panel in the submitting cell, replace
-it by the result (or an error) when the job ends, store the result in a variable.
+It owns the notebook session (the connected client, the jobs submitted from cells), the magics'
+options and the flow of one run: submit, show a progress panel in the submitting cell (whose
+Cancel button works while the cell waits, :mod:`.cell_events`), replace it by the result (or an
+error) when the job ends, store the result in a variable.
 
-Must not: speak HTTP (the client does), draw panels (:mod:`.progress`) or render results
-(:mod:`.display`).
+Must not: speak HTTP (the client does), read cell bodies (:mod:`.cell_input`), draw panels
+(:mod:`.progress`) or render results (:mod:`.display`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ import contextlib
 import fnmatch
 import getpass
 import html
-import json
 import keyword
 import logging
 import math
 import os
-import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -36,95 +34,16 @@ from .._secret import Secret
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
 from ..job import Job
 from ..result import Result, folder_problem
-from ..workflow import Workflow, WorkflowError
 from ..workflow._params import parse_assignments
-from ..workflow._values import loads as json_loads
-from ..workflow._values import problem as json_problem
 from . import display as result_display
 from . import progress
+from .cell_events import cell_events
+from .cell_input import parse_cell, parse_line, workflow_from_path
 from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
 
 log = logging.getLogger("comfy_nb")
 
 BLOCKING_HINT = "interrupt the kernel (■ stop) to cancel this job"
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-# -- the cell body -------------------------------------------------------------------------------
-
-
-def fill_template(body: str, namespace: dict[str, Any]) -> str:
-    """Put notebook variables into a JSON cell body: ``{{name}}`` becomes the JSON form of
-    ``name`` (``"seed": {{seed}}``, ``"text": {{prompt}}``); inside a JSON string it becomes
-    the escaped text (``"text": "a photo of {{subject}}"``)."""
-    out: list[str] = []
-    in_string = False
-    index = 0
-    while index < len(body):
-        match = _PLACEHOLDER.match(body, index)
-        if match:
-            name = match.group(1)
-            if name not in namespace:
-                raise UsageError(f"{{{{{name}}}}} in the cell: no variable {name!r} is defined "
-                                 "in the notebook")
-            value = namespace[name]
-            try:
-                encoded = json.dumps(str(value) if in_string else value)
-            except TypeError:
-                raise UsageError(f"{{{{{name}}}}}: a {type(value).__name__} cannot go into JSON; "
-                                 "use a number, text, list or dict") from None
-            except (ValueError, RecursionError):  # it contains itself, or is nested too deeply
-                raise UsageError(f"{{{{{name}}}}}: it holds {json_problem(value)}") from None
-            out.append(encoded[1:-1] if in_string else encoded)
-            index = match.end()
-            continue
-        char = body[index]
-        if char == "\\" and in_string:
-            out.append(body[index:index + 2])
-            index += 2
-            continue
-        if char == '"':
-            in_string = not in_string
-        out.append(char)
-        index += 1
-    return "".join(out)
-
-
-def parse_cell(body: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """The API-format workflow in a cell body (after :func:`fill_template`)."""
-    text = fill_template(body, namespace)
-    try:
-        workflow = json_loads(text)
-    except json.JSONDecodeError as exc:
-        raise WorkflowError(f"the cell is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                            f"column {exc.colno}. Paste the workflow exported with 'Export "
-                            "(API)', or use --file PATH") from None
-    except ValueError as exc:  # NaN, a lone surrogate, or nested too deeply
-        raise WorkflowError(f"the workflow in the cell cannot be sent to a server: {exc}"
-                            ) from None
-    if not isinstance(workflow, dict):
-        raise WorkflowError("the cell must hold a workflow object ({...}), not "
-                            f"{type(workflow).__name__}")
-    return workflow
-
-
-def _workflow_from_path(path: str) -> Any:
-    """A workflow file, or the name of a bundled workflow (``txt2img``)."""
-    if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path) is None:
-        raise UsageError(f"no workflow file {path!r} (relative to {os.getcwd()})")
-    return Workflow.load(path)
-
-
-def parse_line(magic: Any, line: str) -> Any:
-    """A magic's arguments, quoted like a shell's: ``--set 'Positive Prompt.text=a red fox'``
-    (IPython's own splitter keeps the quotes in the values)."""
-    try:
-        argv = shlex.split(line, posix=os.name != "nt")
-    except ValueError as exc:
-        raise UsageError(f"cannot read the arguments: {exc} (a quote is not closed?)") from None
-    if os.name == "nt":
-        argv = [a[1:-1] if len(a) > 1 and a[0] == a[-1] and a[0] in "'\"" else a for a in argv]
-    return magic.parser.parse_args(argv)
 
 
 # -- small displays ------------------------------------------------------------------------------
@@ -351,8 +270,9 @@ class ComfyMagics(Magics):
         As a line magic it runs a file: ``result = %comfy_run workflow.json --set cfg=6``.
 
         A progress panel follows the job in this cell and is replaced by the outputs when it
-        ends; full-size files go to ``ComfyMagics.output_dir``. Interrupting the kernel cancels
-        the job on the server. The Result is stored in VAR and returned.
+        ends; full-size files go to ``ComfyMagics.output_dir``. The panel's Cancel button (with
+        ipykernel 7) or interrupting the kernel cancels the job on the server. The Result is
+        stored in VAR and returned.
         """
         args = parse_line(self.comfy_run, line)
         if args.help:
@@ -362,7 +282,7 @@ class ComfyMagics(Magics):
             if not args.target:
                 raise UsageError("%comfy_run needs a workflow file: %comfy_run PATH [--set ...] "
                                  "(or use %%comfy_run with the workflow in the cell)")
-            workflow = _workflow_from_path(args.target)
+            workflow = workflow_from_path(args.target)
             variable = None
         else:
             variable = args.target
@@ -400,7 +320,7 @@ class ComfyMagics(Magics):
         if path:
             if cell.strip():
                 raise UsageError("--file and a workflow in the cell: use one of them")
-            return _workflow_from_path(path)
+            return workflow_from_path(path)
         if not cell.strip():
             raise UsageError("the cell is empty: put an API-format workflow (JSON) in it, or "
                              "use --file PATH")
@@ -425,16 +345,24 @@ class ComfyMagics(Magics):
             follow_in_background(job, panel, lambda: self._end(job, panel, save, raise_=False))
             return job
         label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
-        panel = make_panel(job, backend, hint=BLOCKING_HINT if not from_cache
-                           else label or "from the result cache")
+        # a widget panel's Cancel button works in a waiting cell where its clicks can be read
+        events = cell_events() if backend == "widget" and not from_cache else None
+        hint = "" if events is not None else BLOCKING_HINT
+        panel = make_panel(job, backend, hint=hint if not from_cache else label or "",
+                           cancel=job.cancel if events is not None else None)
+        if events is not None:
+            events.watch(getattr(panel, "cancel_button", None))
         panel.show()
         try:
-            follow(job, panel, timeout=timeout)
+            follow(job, panel, timeout=timeout, events=events)
         except KeyboardInterrupt:
             self._cancel_quietly(job)
             panel.finish(StaticNote(f"comfy_nb: job {job.id} was cancelled (kernel "
                                     "interrupted)", "comfy-nb-cancelled"))
             raise
+        finally:
+            if events is not None:
+                events.close()
         if not job.done:
             error = JobTimeout(job.id, timeout or 0.0, cancelled=self._cancel_quietly(job))
             panel.finish(StaticNote(f"comfy_nb: {error}", "comfy-nb-cancelled"))
@@ -483,7 +411,8 @@ class ComfyMagics(Magics):
             result = job.wait(timeout=60)
             result_display.save_for_notebook(result, save)
         except JobCancelled as exc:
-            panel.finish(StaticNote(f"comfy_nb: {exc}", "comfy-nb-cancelled"))
+            how = " (Cancel button)" if panel.cancel_clicked else ""
+            panel.finish(StaticNote(f"comfy_nb: {exc}{how}", "comfy-nb-cancelled"))
             if raise_:
                 raise
             return None
@@ -541,7 +470,7 @@ class ComfyMagics(Magics):
         fixed / increment / randomize. Run shows live progress, the result and a strip of
         earlier results (click one to restore its values)::
 
-            %comfy_interact txt2img seed cfg=1:12 steps 'Positive Prompt.text'
+            %comfy_interact txt2img seed cfg=1:12 steps=1:50 'Positive Prompt.text'
         """
         from .interact import interact_from_line
 
@@ -550,7 +479,7 @@ class ComfyMagics(Magics):
             return self._help(self.comfy_interact)
         workflow = self._namespace().get(args.workflow)
         if workflow is None:
-            workflow = _workflow_from_path(args.workflow)
+            workflow = workflow_from_path(args.workflow)
         return interact_from_line(self.session_client(args.url), workflow, args.names,
                                   auto=args.auto, debounce=args.debounce)
 
@@ -643,8 +572,13 @@ class ComfyMagics(Magics):
         running = sum(1 for entry in queue if entry["running"])
         rows = [[job.id, job.status.value, f"{job.elapsed:.1f} s"] for job in self.jobs[-10:]]
         caption = (f"queue: {running} running, {len(queue) - running} pending · "
-                   f"jobs from this notebook: {len(self.jobs)}")
+                   f"jobs from this {self._session_word()}: {len(self.jobs)}")
         _show(Table(["job", "status", "time"], rows, caption))
+
+    def _session_word(self) -> str:
+        """What the jobs of this session come from: a kernel (notebooks, consoles) or a shell
+        (terminal IPython)."""
+        return "kernel" if getattr(self.shell, "kernel", None) is not None else "shell"
 
     def _comfy_queue(self, args: Any) -> None:
         entries = self.session_client().queue()
@@ -668,8 +602,8 @@ class ComfyMagics(Magics):
         if not ids:
             live = [job for job in self.jobs if not job.done]
             if not live:
-                raise UsageError("no job of this notebook is running; name one: %comfy cancel "
-                                 "ID (or --all)")
+                raise UsageError(f"no job of this {self._session_word()} is running; name one: "
+                                 "%comfy cancel ID (or --all)")
             ids = [live[-1].id]
         done = client.cancel_many(ids)  # pending ones first: none starts in between
         missing = [job_id for job_id in ids if job_id not in done]
@@ -710,7 +644,7 @@ class ComfyMagics(Magics):
             inputs = node.get("input", {})
             names = [n for section in ("required", "optional")
                      for n in (inputs.get(section) or {})]
-            rows.append([name, node.get("display_name") or "", node.get("category") or "",
+            rows.append([name, node.get("display_name") or name, node.get("category") or "",
                          ", ".join(names)])
         more = f" (first 50 of {len(found)})" if len(found) > 50 else ""
         _show(Table(["class", "name", "category", "inputs"], rows,

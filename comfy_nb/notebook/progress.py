@@ -1,7 +1,8 @@
 """Live progress of one job in the cell that submitted it, with three back ends.
 
 - ``widget``: an ipywidgets panel (status with a node bar and a graph bar, a live JPEG preview,
-  a Cancel button for jobs that do not block the cell);
+  a Cancel button: for jobs that do not block the cell, and in a cell that waits when
+  :mod:`.cell_events` can read its clicks there);
 - ``html``: the same status as HTML, updated in place through a ``display_id`` (nbclient,
   nbconvert, front ends without widgets);
 - ``text``: status lines on stdout (terminal IPython, scripts, papermill logs); ``off``: nothing.
@@ -39,6 +40,7 @@ from ..client._errors import ComfyError
 
 if TYPE_CHECKING:
     from ..job import Job, JobProgress
+    from .cell_events import CellEvents
 
 ENV_VARIABLE = "COMFY_NB_PROGRESS"
 BACKENDS = ("widget", "html", "text", "off")
@@ -228,6 +230,9 @@ def preview_jpeg(data: bytes, side: int = PREVIEW_SIDE, quality: int = 80) -> by
     return out.getvalue()
 
 
+_WRAP_WORDS = "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere"
+
+
 class StaticNote:
     """What replaces a panel when no result gallery does: an error or a cancellation."""
 
@@ -238,8 +243,11 @@ class StaticNote:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
                           **kwargs: Any) -> dict[str, str]:
         body = html.escape(self.text)
+        # front ends style output <pre> to break anywhere (word-break: break-all): lines of
+        # words wrap between words here, and only a word longer than the line is broken
         return {"text/plain": self.text,
-                "text/html": f"<div class=\"{self.css_class}\"><pre>{body}</pre></div>"}
+                "text/html": f"<div class=\"{self.css_class}\"><pre style=\"{_WRAP_WORDS}\">"
+                             f"{body}</pre></div>"}
 
     def __repr__(self) -> str:
         return self.text
@@ -266,6 +274,7 @@ class LiveView:
     def __init__(self, *, hint: str = "") -> None:
         self.hint = hint
         self.finished = False
+        self.cancel_clicked = False  # its Cancel button was clicked
 
     def show(self) -> None:
         """Display the view in the current cell."""
@@ -422,11 +431,13 @@ class LiveStatus:
 class LivePreview:
     """A job's live preview in an ipywidgets ``Image`` (``widget``, hidden until its first
     frame): a downscaled JPEG at most every 0.25 s, decoded only when the message budget has
-    room for it, the latest frame winning."""
+    room for it, the latest frame winning. Frames are spaced from the moment they are sent
+    (``clock``), not from the tick that decoded them: decoding may take a while."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         import ipywidgets as widgets
 
+        self._clock = clock
         self.widget = widgets.Image(format="jpeg", _dom_classes=("comfy-nb-preview",),
                                     layout=widgets.Layout(width=f"{PREVIEW_SIDE}px",
                                                           display="none"))
@@ -452,7 +463,7 @@ class LivePreview:
             if first:
                 self.widget.layout.display = None
             self._shown = progress.previews
-            self._last = now
+            self._last = max(now, self._clock())
 
 
 class TextView(LiveView):
@@ -536,7 +547,7 @@ class WidgetPanel(Panel, WidgetView):
         import ipywidgets as widgets
 
         self._live_status = LiveStatus(self._render(self._progress()), "comfy-nb-status")
-        self._live_preview = LivePreview()
+        self._live_preview = LivePreview(clock=self._clock)
         self.status = self._live_status.widget
         self.preview = self._live_preview.widget
         self.cancel_button = self._cancel_button(cancel, "Cancel",
@@ -550,6 +561,7 @@ class WidgetPanel(Panel, WidgetView):
         return status_html(self.job.id, progress, self.workflow, hint=self.hint)
 
     def _on_cancel(self, _button: Any) -> None:
+        self.cancel_clicked = True
         button = self.cancel_button
         button.disabled = True
         button.description = "Cancelling…"
@@ -615,7 +627,9 @@ class TextPanel(Panel, TextView):
     def _final_lines(self, replacement: Any) -> list[str]:
         line = status_text(self.job.id, self._progress(), self.workflow)
         if getattr(replacement, "from_cache", False):
-            line += " · from the result cache"
+            from .display import cache_note
+
+            line += f" · {cache_note(replacement)}"
         return [line]
 
 
@@ -635,15 +649,18 @@ def make_panel(job: Job, backend: str, *, hint: str = "",
 
 
 def follow(job: Job, panel: Panel, *, timeout: float | None = None,
-           interval: float = 0.05) -> None:
+           interval: float = 0.05, events: CellEvents | None = None) -> None:
     """Tick ``panel`` on the calling thread until ``job`` ends or ``timeout`` passes. A job
     the client lost (its server forgot it or stayed unreachable) replaces the panel by the
     error, which is raised. A KeyboardInterrupt (the kernel's stop button) propagates; the
-    caller cancels the job."""
+    caller cancels the job. With ``events``, the clicks on the panel's widgets are handled
+    while it waits (the caller closes ``events``)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while not job.done:
         if job.lost:
             _end_lost(job, panel)
+        if events is not None:
+            events.pump()
         panel.tick()
         if deadline is not None and time.monotonic() >= deadline:
             return

@@ -28,6 +28,7 @@ from ..client._errors import ComfyError
 from ..result import shown_path
 from ..sweep import FAILED, MAX_JOBS
 from . import display as result_display
+from .cell_events import cell_events
 from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
 
 if TYPE_CHECKING:
@@ -239,11 +240,18 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
         threading.Thread(target=follow_in_background, name="comfy-nb-sweep-panel",
                          daemon=True).start()
         return panel
-    panel = make_sweep_panel(sweep, backend, hint=BLOCKING_HINT)
+    # a widget panel's Cancel button works in a waiting cell where its clicks can be read
+    events = cell_events() if backend == "widget" else None
+    panel = make_sweep_panel(sweep, backend, hint="" if events is not None else BLOCKING_HINT,
+                             cancel=sweep.cancel if events is not None else None)
+    if events is not None:
+        events.watch(getattr(panel, "cancel_button", None))
     panel.show()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while not sweep.done:
+            if events is not None:
+                events.pump()
             panel.tick()
             if deadline is not None and time.monotonic() >= deadline:
                 unfinished = sum(1 for item in sweep.items if not item.done)
@@ -255,6 +263,9 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
         sweep.cancel()
         _end(sweep, panel, save)
         raise
+    finally:
+        if events is not None:
+            events.close()
     sweep.wait()  # raises what broke the scheduler, if anything did
     _end(sweep, panel, save)
     if backend in ("widget", "html"):
@@ -307,7 +318,7 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
 
 def mark_shown(sweep: _SweepData) -> None:
     """The grid of ``sweep`` is on screen (its panel became it): as this cell's value
-    (IPython's displayhook) it renders as text only, so the grid does not show twice."""
+    (IPython's displayhook) it shows nothing more, so the cell shows the grid once."""
     sweep.__dict__["_comfy_nb_shown_in"] = _execution_count()
 
 
@@ -321,7 +332,8 @@ def _execution_count() -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _shown(sweep: _SweepData) -> bool:
+def already_on_screen(sweep: _SweepData) -> bool:
+    """Whether IPython is showing ``sweep`` as the value of the cell that showed its grid."""
     marked = sweep.__dict__.get("_comfy_nb_shown_in")
     return (marked is not None and marked == _execution_count()
             and result_display._inside_displayhook())
@@ -339,12 +351,11 @@ def render_sweep(sweep: _SweepData, include: Collection[str] | None = None,
         return (include is None or mime in include) and (exclude is None or mime not in exclude)
 
     bundle: dict[str, Any] = {}
-    shown = _shown(sweep)
-    if wanted("text/html") and not shown:
+    if wanted("text/html"):
         bundle["text/html"] = _html(sweep)
     if wanted("text/plain"):
         bundle["text/plain"] = _plain(sweep)
-    if wanted("image/jpeg") and not shown and grid_settings.contact_sheet:
+    if wanted("image/jpeg") and grid_settings.contact_sheet:
         sheet = _contact_sheet(sweep)
         if sheet is not None:
             bundle["image/jpeg"] = sheet

@@ -57,11 +57,12 @@ def _scalar_problem(value: Any, where: str) -> str | None:
     return f"a value of type {type(value).__name__}{where}, which is not JSON-compatible"
 
 
-def problem(value: Any, depth: int = 0) -> str | None:
+def problem(value: Any, depth: int = 0, opaque: tuple[type, ...] = ()) -> str | None:
     """Why ``value`` is not plain JSON, and where (``"NaN at 3/inputs/cfg, which ..."``), or
     None when it is. ``depth``: how deep in a workflow the value will sit (an input value: 3).
-    Mappings and tuples count as objects and lists. Never recursive: a structure of any depth
-    (or one that contains itself) is looked at without exhausting the stack."""
+    Mappings and tuples count as objects and lists; instances of ``opaque`` types pass (values
+    the sender encodes itself). Never recursive: a structure of any depth (or one that contains
+    itself) is looked at without exhausting the stack."""
     pending: list[tuple[Any, list[str]]] = [(value, [])]
     while pending:
         item, path = pending.pop()
@@ -81,7 +82,7 @@ def problem(value: Any, depth: int = 0) -> str | None:
                 pending.append((child, [*path, key]))
         elif isinstance(item, (list, tuple)):
             pending.extend((child, [*path, str(index)]) for index, child in enumerate(item))
-        else:
+        elif not isinstance(item, opaque):
             found = _scalar_problem(item, where)
             if found is not None:
                 return found

@@ -1,6 +1,6 @@
-"""JupyterLab and Chromium for the browser tests: start and stop a real JupyterLab server, and drive
-its page with Playwright (sync API, Debian's /usr/bin/chromium; ``playwright install`` is never
-needed). Research §6.3 describes the route.
+"""JupyterLab (or Notebook 7) and Chromium for the browser tests: start and stop a real server,
+and drive its page with Playwright (sync API, Debian's /usr/bin/chromium; ``playwright install``
+is never needed). Research §6.3 describes the route.
 """
 
 from __future__ import annotations
@@ -78,10 +78,11 @@ def get_json(url: str) -> Any:
 
 
 @contextmanager
-def jupyter_lab(workdir: Path, env: dict[str, str]) -> Iterator[JupyterLab]:
-    """Run ``jupyter lab`` on a free loopback port with no token, its notebooks in
-    ``workdir/root``, its config and data isolated in ``workdir``; ``env`` reaches its kernels.
-    Stops the server and any kernel it started on exit."""
+def jupyter_lab(workdir: Path, env: dict[str, str], *,
+                app: str = "jupyterlab") -> Iterator[JupyterLab]:
+    """Run ``jupyter lab`` (``app="notebook"``: Notebook 7) on a free loopback port with no
+    token, its notebooks in ``workdir/root``, its config and data isolated in ``workdir``;
+    ``env`` reaches its kernels. Stops the server and any kernel it started on exit."""
     root = workdir / "root"
     settings = workdir / "lab-settings"
     for name, values in LAB_SETTINGS.items():
@@ -100,15 +101,22 @@ def jupyter_lab(workdir: Path, env: dict[str, str]) -> Iterator[JupyterLab]:
         "IPYTHONDIR": str(workdir / "ipython"),
     })
     command = [
-        sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+        sys.executable, "-m", app, "--allow-root", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         "--IdentityProvider.token=", "--ServerApp.password=",
         "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={root}",
-        "--ServerApp.terminals_enabled=False", "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly", f"--LabApp.user_settings_dir={settings}",
-        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+        "--ServerApp.terminals_enabled=False",
     ]
+    if app == "jupyterlab":
+        command += [
+            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly", f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+        ]
+    else:
+        command += ["--JupyterNotebookApp.expose_app_in_browser=True",
+                    f"--JupyterNotebookApp.user_settings_dir={settings}"]
     log = workdir / "jupyterlab.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, env=server_env, cwd=root, stdout=log_file,
@@ -179,11 +187,14 @@ def write_notebook(directory: Path, name: str, sources: list[str]) -> Path:
     return path
 
 
-def open_notebook(page: Any, lab: JupyterLab, name: str) -> None:
+def open_notebook(page: Any, lab: JupyterLab, name: str, *, app: str = "jupyterlab") -> None:
     """Open ``name`` alone in a workspace of its own and wait until its kernel is idle (a shared
-    workspace would reopen the notebooks of earlier tests in hidden tabs)."""
-    workspace = Path(name).stem
-    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}")
+    workspace would reopen the notebooks of earlier tests in hidden tabs); ``app="notebook"``:
+    in Notebook 7, one notebook a page."""
+    if app == "jupyterlab":
+        page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}")
+    else:
+        page.goto(f"{lab.url}/notebooks/{name}")
     page.wait_for_selector(".jp-NotebookPanel", timeout=TIMEOUT * 1000)
     page.wait_for_function(
         "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel"

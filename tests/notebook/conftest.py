@@ -1,5 +1,5 @@
 """Fixtures of the notebook tests: emulators, recorded widget messages and display updates
-(:mod:`.comms`), a JupyterLab server and a Chromium page.
+(:mod:`.comms`), a JupyterLab server (and a Notebook 7 one) and a Chromium page.
 
 The browser fixtures start once per module and always stop what they started (server, kernels,
 browser). Screenshots go to ``ARTIFACTS`` (``<repo>/test-output/browser/``, ignored by git).
@@ -66,6 +66,16 @@ def lab(lab_emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory
     """A JupyterLab server on a free loopback port, without token, kernels on ``lab_emulator``."""
     with jupyter_lab(tmp_path_factory.mktemp("jupyterlab"),
                      {"COMFY_URL": lab_emulator.url}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def notebook7(lab_emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[JupyterLab]:
+    """A Notebook 7 server on a free loopback port, without token, kernels on
+    ``lab_emulator``."""
+    with jupyter_lab(tmp_path_factory.mktemp("notebook7"), {"COMFY_URL": lab_emulator.url},
+                     app="notebook") as server:
         yield server
 
 

@@ -346,7 +346,7 @@ def test_include_and_exclude_are_honoured() -> None:
     assert set(result._repr_mimebundle_(exclude={"text/plain"})) == {"text/html", "image/jpeg"}
 
 
-def test_a_result_already_on_screen_is_only_text_as_the_cells_value(
+def test_a_result_already_on_screen_shows_nothing_more_as_the_cells_value(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -357,15 +357,22 @@ def test_a_result_already_on_screen_is_only_text_as_the_cells_value(
     monkeypatch.setattr(shell.displayhook, "write_format_data",
                         lambda data, metadata=None: written.append(data))
     display.mark_shown(result)
-    shell.displayhook(result)  # Out[n] of the cell whose panel became the gallery
+    shell.displayhook(result)  # Out[n] of the cell whose panel became the gallery: nothing
+    assert written == []
+    assert shell.user_ns["_"] is result  # still the cell's value
     shell.displayhook(other)
-    assert set(written[0]) == {"text/plain"}
-    assert set(written[1]) == {"text/plain", "text/html", "image/jpeg"}
+    assert set(written[0]) == {"text/plain", "text/html", "image/jpeg"}
     # display(result) asked for on purpose still shows the gallery
-    assert set(render_result(result)) == {"text/plain", "text/html", "image/jpeg"}
+    published: list[dict[str, Any]] = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, **kwargs: published.append(data))
+    from IPython.display import display as ipython_display
+
+    ipython_display(result)
+    assert set(published[0]) == {"text/plain", "text/html", "image/jpeg"}
     display.forget_shown(object())  # IPython's post_run_cell passes an ExecutionResult
     shell.displayhook(result)
-    assert set(written[2]) == {"text/plain", "text/html", "image/jpeg"}
+    assert set(written[1]) == {"text/plain", "text/html", "image/jpeg"}
 
 
 def test_ipython_formats_a_result() -> None:

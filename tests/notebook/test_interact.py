@@ -369,7 +369,10 @@ def test_run_shows_the_result_and_keeps_a_history(client: comfy_nb.Client,
     strip = ui._strip.children
     assert len(strip) == 2 and strip[0].children[-1].description == "↺ run #2"  # newest first
     assert isinstance(strip[0].children[0], widgets.Image)
-    assert "cfg: 8.0" in strip[0].children[1].value
+    caption = strip[0].children[1].value
+    assert "<b>cfg</b>: 8.0" in caption
+    assert "<b>Positive Prompt.text</b>: a red fox" in caption  # names are never cut
+    assert "white-space:normal" in caption and strip[0].children[1].style.font_size == "12px"
     assert ui.wait() is second
     assert list((Path(result_display.settings.output_dir or "")).glob("*.png"))
 
@@ -619,3 +622,20 @@ def test_clicks_in_jupyterlab_run_cancel_and_restore(page: Any, lab: JupyterLab,
     page.locator(".comfy-nb-restore").last.click()
     page.wait_for_selector(".comfy-nb-interact .comfy-nb-status:has-text('values are back')")
     assert stderr_outputs(page) == []
+
+
+def test_the_example_notebook_gives_cfg_and_steps_the_ranges_people_use(
+        emulator: RunningEmulator, made: list[Interact], monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "parameters.ipynb"
+    [source] = [cell.source for cell in nbformat.read(notebook, as_version=4).cells
+                if cell.cell_type == "code" and "comfy_nb.interact(" in cell.source]
+    monkeypatch.setenv("COMFY_URL", emulator.url)
+    namespace: dict[str, Any] = {"comfy_nb": comfy_nb, "bundled": bundled}
+    exec(source, namespace)
+    ui = namespace["ui"]
+    made.append(ui)
+    ranges = {name: (ui.controls[name].widget.min, ui.controls[name].widget.max)
+              for name in ("cfg", "steps")}
+    assert ranges == {"cfg": (1, 12), "steps": (1, 40)}  # the server says 0–100 and 1–10000

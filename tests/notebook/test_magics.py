@@ -18,7 +18,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import comfy_nb
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.notebook import display, progress
-from comfy_nb.notebook.magics import ComfyMagics, fill_template, parse_cell
+from comfy_nb.notebook.cell_input import fill_template, parse_cell
+from comfy_nb.notebook.magics import ComfyMagics
 from comfy_nb.notebook.progress import StaticNote
 from comfy_nb.workflows import bundled
 
@@ -317,6 +318,24 @@ def test_server_commands(shell: InteractiveShell, tmp_path: Path,
         "LoadImage"]["input"]["required"]["image"][0]
     run(shell, "%comfy interrupt")
     assert "interrupted" in capsys.readouterr().out
+
+
+def test_status_counts_the_jobs_of_this_shell(shell: InteractiveShell,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy_run txt2img --set steps=1 -q")
+    run(shell, "%comfy status")
+    out = capsys.readouterr().out
+    assert "jobs from this shell: 1" in out and "notebook" not in out
+    error = fails(shell, "%comfy cancel")
+    assert str(error) == "no job of this shell is running; name one: %comfy cancel ID (or --all)"
+
+
+def test_nodes_without_a_display_name_show_their_class(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "%comfy nodes latentadd")
+    out = capsys.readouterr().out
+    [row] = [line.split() for line in out.splitlines() if line.startswith("LatentAdd")]
+    assert row[:2] == ["LatentAdd", "LatentAdd"], row
 
 
 def test_connect_with_a_key_from_the_environment_never_shows_it(
@@ -647,3 +666,14 @@ def test_nothing_to_interrupt_or_cancel_in_a_replay(shell: InteractiveShell, tmp
     run(shell, "%comfy cancel --all")
     out = capsys.readouterr().out
     assert "nothing to cancel" in out and "interrupted the running job" not in out
+
+
+def test_a_comment_after_a_line_magic_is_left_out(shell: InteractiveShell) -> None:
+    """As in a shell: ``# ...`` after the arguments is a comment, ``#`` in a word or quotes is
+    not (IPython hands a line magic its whole line, comment included)."""
+    assert run(shell, "%comfy models checkpoints   # the server's checkpoints") == \
+        run(shell, "%comfy models checkpoints")
+    result = run(shell, "%comfy_run txt2img --set steps=1 --set 'Positive Prompt.text=a # b' "
+                        "--set filename_prefix=x#y -q  # it's a comment")
+    assert result.workflow["6"]["inputs"]["text"] == "a # b"
+    assert result.workflow["9"]["inputs"]["filename_prefix"] == "x#y"

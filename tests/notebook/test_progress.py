@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import itertools
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from comfy_nb.notebook import progress
 from comfy_nb.notebook.progress import (
     MAX_WIDGET_MESSAGES,
     HtmlPanel,
+    LivePreview,
     Panel,
     RateLimit,
     StaticNote,
@@ -82,6 +84,34 @@ def test_previews_are_small_jpegs_at_most_four_a_second(
 
     image = Image.open(io.BytesIO(panel.preview.value))
     assert image.format == "JPEG" and max(image.size) <= progress.PREVIEW_SIDE
+
+
+def test_preview_frames_are_spaced_from_when_they_are_sent(
+        monkeypatch: pytest.MonkeyPatch, comms: list[Message]) -> None:
+    """Decoding a frame takes time: the next frame waits 0.25 s from the moment the last one
+    was sent, not from the tick that began decoding it."""
+    from comfy_nb.client._events import Preview
+
+    clock = [0.0]
+    decode_times = iter([0.2] + [0.0] * 20)  # the first decode is slow, on a busy machine
+
+    def decode(data: bytes, *args: object, **kwargs: object) -> bytes:
+        clock[0] += next(decode_times)
+        return b"\xff\xd8" + str(clock[0]).encode()
+
+    monkeypatch.setattr(progress, "preview_jpeg", decode)
+    preview = LivePreview(clock=lambda: clock[0])
+    sent: list[float] = []
+    preview.widget.observe(lambda change: sent.append(clock[0]), names="value")
+    budget = RateLimit(100, 1.0, clock=lambda: clock[0])
+    for tick in range(1, 40):  # a tick every 0.02 s, a new frame at each
+        clock[0] = max(clock[0], 0.02 * tick)
+        state = dataclasses.replace(RUNNING, previews=tick,
+                                    preview=Preview("p", "3", "image/jpeg", b"x"))
+        preview.update(state, clock[0], budget)
+    assert len(sent) >= 3
+    assert all(later - earlier >= progress.PREVIEW_INTERVAL - 1e-9
+               for earlier, later in itertools.pairwise(sent)), sent
 
 
 def test_html_back_end_updates_in_place_and_ends_with_the_result(

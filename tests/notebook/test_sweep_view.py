@@ -256,12 +256,13 @@ def test_the_grid_is_not_shown_twice_as_the_cells_value(client: comfy_nb.Client,
     monkeypatch.setattr(shell.displayhook, "write_format_data",
                         lambda data, metadata=None: written.append(data))
     done = comfy_nb.sweep(txt2img(), seed=[1], client=client, progress="html", timeout=WAIT)
-    shell.displayhook(done)  # Out[n] of the cell whose panel became the grid
-    assert set(written[0]) == {"text/plain"}
+    shell.displayhook(done)  # Out[n] of the cell whose panel became the grid: nothing more
+    assert written == []
+    assert shell.user_ns["_"] is done  # still the cell's value
     assert set(render_sweep(done)) == {"text/plain", "text/html", "image/jpeg"}
     shell.execution_count += 1  # the next cell shows it again
     shell.displayhook(done)
-    assert set(written[1]) == {"text/plain", "text/html", "image/jpeg"}
+    assert set(written[0]) == {"text/plain", "text/html", "image/jpeg"}
 
 
 def test_a_panel_never_sends_more_than_its_budget_even_when_ticked_hard(
