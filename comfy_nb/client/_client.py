@@ -46,6 +46,7 @@ from ._uploads import upload_payload
 log = logging.getLogger("comfy_nb")
 T = TypeVar("T")
 WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
+POLL_BACKOFF_CAP = 10.0  # seconds: the longest wait between reads of a job whose reads fail
 
 
 class _Files:
@@ -396,15 +397,23 @@ class AsyncClient:
         for job in list(self._jobs.values()):
             job.wake()
 
-    def _poll_interval(self, completion_hinted: bool, unsure: bool = False) -> float:
+    def _poll_interval(self, completion_hinted: bool, unsure: bool = False,
+                       failures: int = 0) -> float:
         """Seconds until a job is read again: soon after a completion hint; rarely while the
         websocket reports progress; at ``poll_interval`` without a websocket, or while the
-        server does not know the job (the websocket cannot tell that it was lost)."""
+        server does not know the job (the websocket cannot tell that it was lost). After
+        ``failures`` failed reads in a row, exponentially longer (with jitter), up to
+        :data:`POLL_BACKOFF_CAP`."""
         if completion_hinted:
-            return 0.1
-        if not unsure and self._socket is not None and self._socket.connected:
-            return max(self.poll_interval, 5.0)
-        return self.poll_interval * random.uniform(0.9, 1.1)
+            interval = 0.1
+        elif not unsure and self._socket is not None and self._socket.connected:
+            interval = max(self.poll_interval, 5.0)
+        else:
+            interval = self.poll_interval * random.uniform(0.9, 1.1)
+        if failures > 0:
+            longer = interval * 2.0 ** min(failures, 32)
+            interval = min(longer, max(interval, POLL_BACKOFF_CAP)) * random.uniform(0.8, 1.0)
+        return interval
 
     # -- jobs --------------------------------------------------------------------------------
 
