@@ -2,12 +2,18 @@
 surface, synchronous, running the core on one background event-loop thread).
 
 One websocket per client carries the events of all its jobs; REST endpoints decide completion.
+A job is always followed by the id the server answers the submission with. Submitting never
+runs a workflow twice: a prompt is sent again only when the first request is known to have
+failed, and when its answer is lost the job is looked for (by the ``prompt_id`` the client
+chose on a local ComfyUI, which uses it; by a marker in ``extra_data`` on Comfy Cloud, which is
+not known to) -- see :mod:`comfy_nb.client._submission` for each failure and why.
 It knows dialects, transport and events; it never imports ipywidgets or touches the notebook.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -29,17 +35,17 @@ from ..cache import settings as cache_settings
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._describe import describe_connection
-from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
+from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus, job_path
 from ._errors import (
     AuthenticationError,
     ComfyError,
     JobTimeout,
     NotFoundError,
     RequestError,
-    ServerError,
     TransportError,
 )
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
+from ._submission import Submission, post_prompt
 from ._transport import RetryPolicy, Transport
 from ._uploads import upload_payload
 
@@ -47,6 +53,7 @@ log = logging.getLogger("comfy_nb")
 T = TypeVar("T")
 WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
 POLL_BACKOFF_CAP = 10.0  # seconds: the longest wait between reads of a job whose reads fail
+UNCLAIMED_EVENTS = 512  # events kept, while submitting, for jobs whose id is not known yet
 
 
 class _Files:
@@ -221,6 +228,8 @@ class AsyncClient:
         self._socket: EventSocket | None = None
         self._dialect: Dialect | None = None
         self._jobs: dict[str, AsyncJob] = {}
+        self._submitting = 0  # submissions waiting for the server's answer
+        self._unclaimed: collections.deque[Event] = collections.deque(maxlen=UNCLAIMED_EVENTS)
         self._object_info: dict[str, Any] | None = None
         self._opened = False
         self._closed = False
@@ -391,6 +400,8 @@ class AsyncClient:
             job.feed(event)
             if job.done:
                 self._jobs.pop(job.id, None)
+        elif self._submitting and event.prompt_id:  # maybe of a job whose answer is on its way
+            self._unclaimed.append(event)
 
     async def _resync(self) -> None:
         """After a reconnect, events may have been lost: re-read every live job."""
@@ -439,7 +450,9 @@ class AsyncClient:
         first. With ``validate`` (the default) the workflow is checked against the server's
         node definitions and every problem is raised at once as ``WorkflowInvalid``.
         ``partner_key=True`` sends this client's API key as ``extra_data.api_key_comfy_org`` for
-        partner (API) nodes; a string sends that key instead.
+        partner (API) nodes; a string sends that key instead. ``prompt_id`` asks for that job
+        id: a local ComfyUI uses it; Comfy Cloud is not known to, and the job always has the id
+        the server answers.
 
         ``cache=True`` (or None: the global setting) uses the result cache: an identical run
         that was cached gives a job that has already succeeded (its result has ``from_cache``;
@@ -456,9 +469,9 @@ class AsyncClient:
                 job = self._finished_job(hit, staged, wanted)
                 self._tell_observers(job, staged, [self._api_key] if self._api_key else [])
                 return job
+        if prompt_id is not None:
+            job_path(prompt_id)  # refuses an id that could address another endpoint
         api = await self._complete(staged, wanted, validate)
-        seeds = staged.seeds
-        prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if partner_key:
             key = partner_key if isinstance(partner_key, str) else self._api_key
@@ -466,28 +479,48 @@ class AsyncClient:
                 raise ValueError("partner_key=True needs an API key (api_key=... or "
                                  "COMFY_CLOUD_API_KEY)")
             extra["api_key_comfy_org"] = key
-        body = self._dialect.submit_body(api, prompt_id, self.client_id, extra, front)
-        job = AsyncJob(self, prompt_id, api)
-        job.resolved_seeds = seeds
+        credentials = [k for k in (self._api_key, extra.get("api_key_comfy_org"))
+                       if isinstance(k, str) and k]
+        submission = Submission.prepare(self._dialect, api, self.client_id, extra, front,
+                                        prompt_id)
+        answer = await self._post(http, submission)
+        job = AsyncJob(self, answer["prompt_id"], api)
+        job.resolved_seeds = staged.seeds
         job.parameters = wanted
-        self._jobs[prompt_id] = job
+        self._follow(job)
         if ticket is not None:
             ticket.workflow = api
-            ticket.credentials = [k for k in (self._api_key, extra.get("api_key_comfy_org"))
-                                  if isinstance(k, str) and k]
-            self._tickets[prompt_id] = ticket
-        try:
-            answer = await self._post_once(http, body, prompt_id)
-        except BaseException:
-            self._jobs.pop(prompt_id, None)
-            self._tickets.pop(prompt_id, None)
-            raise
+            ticket.credentials = credentials
+            self._tickets[job.id] = ticket
         job.announce_queued(answer.get("number"))
         job.start_watching()
-        self._tell_observers(job, staged, [k for k in (self._api_key,
-                                                       extra.get("api_key_comfy_org"))
-                                           if isinstance(k, str) and k])
+        self._tell_observers(job, staged, credentials)
         return job
+
+    async def _post(self, http: Transport, submission: Submission) -> dict[str, Any]:
+        """Post a submission (see :func:`~comfy_nb.client._submission.post_prompt`); events
+        that arrive meanwhile for jobs this client does not follow are kept for
+        :meth:`_follow`."""
+        assert self._dialect is not None
+        self._submitting += 1
+        try:
+            answer = await post_prompt(http, self._dialect, submission, self._retry,
+                                       known_jobs=lambda: set(self._jobs))
+        except BaseException:
+            self._submitting -= 1
+            if not self._submitting:
+                self._unclaimed.clear()
+            raise
+        self._submitting -= 1
+        return answer
+
+    def _follow(self, job: AsyncJob) -> None:
+        """Route the job's events to it, starting with those that came before its id did."""
+        self._jobs[job.id] = job
+        for event in [e for e in self._unclaimed if e.prompt_id == job.id]:
+            job.feed(event)
+        if not self._submitting:
+            self._unclaimed.clear()
 
     def _tell_observers(self, job: AsyncJob, staged: _Staged, credentials: list[str]) -> None:
         """Give a submitted job to each of :data:`job_observers`; keep what they return."""
@@ -710,30 +743,6 @@ class AsyncClient:
     async def _upload_value(self, value: Any, name: str | None) -> str:
         return await self.upload_image(value, name=name)
 
-    async def _post_once(self, http: Transport, body: dict[str, Any],
-                         prompt_id: str) -> dict[str, Any]:
-        """POST the prompt; after a failure that may have reached the server, look the
-        prompt id up before posting again, so a retry never runs the job twice."""
-        attempts = max(1, self._retry.attempts)
-        for attempt in range(attempts):
-            try:
-                response = await http.request("POST", "/api/prompt", json=body,
-                                              what="submitting the workflow")
-                answer: dict[str, Any] = response.json()
-                return answer
-            except (TransportError, ServerError):
-                if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(min(self._retry.backoff * 2 ** attempt,
-                                        self._retry.max_backoff))
-                try:
-                    known = await self._snapshot(prompt_id)
-                except ComfyError:
-                    continue
-                if known.status is not JobStatus.UNKNOWN:
-                    return {"prompt_id": prompt_id, "number": None, "node_errors": {}}
-        raise AssertionError("unreachable")
-
     async def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
                   cache: bool | None = None, **submit_options: Any) -> Result:
         """Submit and wait: the job's :class:`Result`. On timeout or cancellation of the
@@ -777,6 +786,7 @@ class AsyncClient:
 
     async def job(self, prompt_id: str) -> AsyncJob:
         """Follow a job submitted earlier (by this or another client)."""
+        job_path(prompt_id)  # refuses an id that could address another endpoint
         await self._ready()
         job = self._jobs.get(prompt_id)
         if job is None:
@@ -825,6 +835,7 @@ class AsyncClient:
 
     async def cancel(self, prompt_id: str) -> bool:
         """Cancel one job: removed if pending, interrupted if running. True if it was live."""
+        job_path(prompt_id)  # refuses an id that could address another endpoint
         http = await self._ready()
         assert self._dialect is not None
         cancelled = await self._dialect.cancel(http, prompt_id)
