@@ -2,9 +2,11 @@
 confirmed by the server's job endpoints) and :class:`Job`, its synchronous twin.
 
 The websocket is for speed; history (local) or ``/api/jobs/{id}`` (Cloud) decides completion, so
-a dropped socket never loses a result. A job is lost when the server forgets it, or when the server
-cannot be reached for :data:`UNREACHABLE_AFTER` seconds. This module never speaks HTTP itself: it
-asks its client.
+a dropped socket never loses a result. No job is followed for ever: it is lost when the server
+forgets it, when the server refuses to show it (401/403: at once, with an
+:class:`AuthenticationError`), or when its state cannot be read for :data:`UNREACHABLE_AFTER`
+seconds (the server unreachable, or answering errors); failed reads are repeated less and less
+often. This module never speaks HTTP itself: it asks its client.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._loop import INTERRUPT_CHECK, LoopThread
 from .client._dialects import JobSnapshot, JobStatus
 from .client._errors import (
+    AuthenticationError,
     ComfyError,
     ExecutionFailed,
     JobCancelled,
     JobLost,
     JobTimeout,
+    RequestError,
     ServerError,
     TransportError,
 )
@@ -69,8 +73,8 @@ class JobProgress:
     previews: int  # how many preview frames arrived so far
     preview: Preview | None
     error: ExecutionFailed | None
-    unreachable_for: float | None = None  # seconds the server has not been reachable, or None
-    lost: bool = False  # no longer followed: the server forgot the job or stayed unreachable
+    unreachable_for: float | None = None  # seconds the job's state could not be read, or None
+    lost: bool = False  # no longer followed: forgotten, refused, or unreadable for too long
 
 
 EventCallback = Callable[[Event], None]
@@ -79,6 +83,7 @@ _END = object()
 LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
 UNREACHABLE_AFTER = 60.0  # seconds without reaching the server before a job counts as lost
 GATEWAY_STATUSES = frozenset({502, 503, 504})  # a proxy saying the server behind it is away
+REFUSED_STATUSES = frozenset({401, 403})  # the key cannot read the job: polling cannot help
 SOCKET_CHECK = 0.5  # seconds between looks at the websocket while waiting for the next poll
 
 
@@ -92,9 +97,10 @@ def _title(workflow: dict[str, Any] | None, node_id: str) -> str | None:
 class AsyncJob:
     """One job on the server. Created by :meth:`AsyncClient.submit`; await :meth:`wait`.
 
-    ``unreachable_after`` (default :data:`UNREACHABLE_AFTER`) is how many seconds the server may
-    stay unreachable, websocket included, before the job counts as lost; ``math.inf`` follows
-    it for ever."""
+    ``unreachable_after`` (default :data:`UNREACHABLE_AFTER`) is how many seconds the job's
+    state may stay unreadable before the job counts as lost: the server unreachable (while its
+    websocket is down too), or answering its job endpoints with errors; ``math.inf`` follows it
+    for ever."""
 
     def __init__(self, client: AsyncClient, prompt_id: str,
                  workflow: dict[str, Any] | None) -> None:
@@ -128,6 +134,8 @@ class AsyncJob:
         self._lost_at: float | None = None
         self._unreachable_since: float | None = None  # time.monotonic() of the first failure
         self._last_failure: ComfyError | None = None
+        self._failures = 0  # failed reads in a row (they space the next reads out)
+        self._refused: AuthenticationError | None = None  # why the server will not show it
         self._watcher: asyncio.Future[None] | None = None
         self._stopped = False  # stop_watching was called: the client closed
         self._previews = 0
@@ -153,13 +161,15 @@ class AsyncJob:
 
     @property
     def lost(self) -> bool:
-        """The job is no longer followed: the server forgot it, or could not be reached for
-        ``unreachable_after`` seconds. :meth:`wait` raises why."""
+        """The job is no longer followed: the server forgot it, refused to show it (401/403),
+        or its state could not be read for ``unreachable_after`` seconds. :meth:`wait` raises
+        why."""
         return self._lost
 
     @property
     def unreachable_for(self) -> float | None:
-        """Seconds the server has not been reachable (frozen once the job is lost), or None."""
+        """Seconds the job's state has not been readable (the server unreachable or failing;
+        frozen once the job is lost), or None."""
         since = self._unreachable_since
         if since is None:
             return None
@@ -345,10 +355,10 @@ class AsyncJob:
     async def _watch(self) -> None:
         """Advance the state until the job ends: woken by websocket hints, confirmed (and,
         without a websocket, driven) by polling the server. The job is lost after
-        ``LOST_AFTER`` "unknown" answers, or when the server stays unreachable for
-        ``unreachable_after`` seconds."""
+        ``LOST_AFTER`` "unknown" answers, at once when the server refuses to show it, or when
+        its state cannot be read for ``unreachable_after`` seconds."""
         try:
-            while not self.done and not self._stopped:
+            while not self.done and not self._lost and not self._stopped:
                 if self._unknown >= LOST_AFTER or self._unreachable_too_long():
                     self._lose()
                     return
@@ -382,17 +392,19 @@ class AsyncJob:
     def _next_poll(self) -> float:
         """Seconds until the next read: the client's interval, but never past the moment an
         unreachable server would make the job lost."""
-        interval = self._client._poll_interval(self._hint_done, unsure=self._unknown > 0)
+        interval = self._client._poll_interval(self._hint_done, unsure=self._unknown > 0,
+                                               failures=self._failures)
         if self._unreachable_since is None:
             return interval
         deadline = self._unreachable_since + self.unreachable_after
         return max(0.0, min(interval, deadline - time.monotonic()))
 
     async def _poll(self) -> None:
-        """One read of the job's state. While the websocket is down, a server that cannot be
-        reached (no connection, a gateway error, no answer in time) starts the unreachable
-        clock; any other answer, or a connected websocket, stops it. A read never outlasts
-        the time left before the job would be lost."""
+        """One read of the job's state. A failed read starts the clock that makes the job
+        lost after ``unreachable_after`` seconds, and spaces the next reads out; a read that
+        succeeds stops it. A server that cannot be reached (no connection, a gateway error, no
+        answer in time) does not count while the websocket is up; 401 and 403 end the
+        following at once. A read never outlasts the time left before the job would be lost."""
         started = time.monotonic()
         since = self._unreachable_since
         limit = self.unreachable_after if since is None \
@@ -400,32 +412,49 @@ class AsyncJob:
         try:
             await asyncio.wait_for(self.refresh(), max(limit, 0.0))
         except asyncio.TimeoutError:  # cut short: the last failure, if any, still says why
-            self._unreachable(started, self._last_failure or TransportError(
-                f"no answer from {self._client.url} within {limit:g} s"))
+            self._read_failed(started, self._last_failure or TransportError(
+                f"no answer from {self._client.url} within {limit:g} s"), unreachable=True)
         except ComfyError as exc:
-            if isinstance(exc, TransportError) or (
-                    isinstance(exc, ServerError) and exc.status in GATEWAY_STATUSES):
-                self._unreachable(started, exc)
-            else:  # the server answered: keep following; the next poll retries
-                log.debug("comfy_nb: reading job %s failed: %s", self.id, exc)
-                self._reachable()
+            if isinstance(exc, RequestError) and exc.status in REFUSED_STATUSES:
+                self._refuse(exc)
+                return
+            unreachable = isinstance(exc, TransportError) or (
+                isinstance(exc, ServerError) and exc.status in GATEWAY_STATUSES)
+            self._read_failed(started, exc, unreachable=unreachable)
         else:
             self._reachable()
 
-    def _unreachable(self, started: float, failure: ComfyError) -> None:
-        """A read that began at ``started`` could not reach the server."""
+    def _read_failed(self, started: float, failure: ComfyError, *, unreachable: bool) -> None:
+        """A read that began at ``started`` failed: the server could not be reached
+        (``unreachable``), or it answered with an error."""
         log.debug("comfy_nb: reading job %s failed: %s", self.id, failure)
-        if self._websocket_connected():  # events still arrive: the server is there
+        if unreachable and self._websocket_connected():  # events still arrive: it is there
             self._reachable()
             return
         self._last_failure = failure
+        self._failures += 1
         if self._unreachable_since is None:
             self._unreachable_since = started
 
     def _reachable(self) -> None:
-        """The server answered: stop the unreachable clock."""
+        """The job's state was read: stop the clock."""
         self._unreachable_since = None
         self._last_failure = None
+        self._failures = 0
+
+    def _refuse(self, failure: RequestError) -> None:
+        """The server refuses to show the job (401, 403): stop following it."""
+        if failure.status == 401:
+            why = ("the server refused the API key (401): it is missing, wrong or was "
+                   "revoked")
+        else:
+            why = ("the server refused to show it (403): the API key may not read this job, "
+                   "or a proxy in front of the server refuses the request")
+        self._last_failure = failure
+        self._refused = AuthenticationError(
+            f"job {self.id}: {why}. The job may still run there: with access restored, follow "
+            f"it again with client.job({self.id!r}).", status=failure.status)
+        self._lose()
 
     def _websocket_connected(self) -> bool:
         socket = self._client._socket
@@ -445,16 +474,25 @@ class AsyncJob:
 
     def _loss(self) -> ComfyError:
         """The error that says why the job was lost."""
+        if self._refused is not None:
+            return self._refused
         started, seconds = self._unreachable_since, self.unreachable_for
         if started is None or seconds is None:
             return JobLost(self.id)
         wall_clock = time.time() - (time.monotonic() - started)
         since = time.strftime("%H:%M:%S", time.localtime(wall_clock))
-        failure = f": {self._last_failure}" if self._last_failure is not None else ""
-        return TransportError(
-            f"job {self.id}: the server has been unreachable since {since} ({seconds:.0f} s)"
-            f"{failure}. The job may still run there: once the server is back, follow it "
-            f"again with client.job({self.id!r}), or submit the workflow again.")
+        last = self._last_failure
+        failure = f": {last}" if last is not None else ""
+        advice = (f"The job may still run there: once the server is back, follow it again with "
+                  f"client.job({self.id!r}), or submit the workflow again.")
+        answered = isinstance(last, RequestError) and last.status not in GATEWAY_STATUSES
+        if not answered:
+            return TransportError(f"job {self.id}: the server has been unreachable since "
+                                  f"{since} ({seconds:.0f} s){failure}. {advice}")
+        assert isinstance(last, RequestError)
+        kind = ServerError if isinstance(last, ServerError) else RequestError
+        return kind(f"job {self.id}: reading its state has failed since {since} "
+                    f"({seconds:.0f} s){failure}. {advice}", status=last.status)
 
     def stop_watching(self) -> None:
         """Stop following the job (the client calls this as it closes). The watcher ends even
@@ -467,8 +505,10 @@ class AsyncJob:
 
     async def wait(self, timeout: float | None = None) -> Result:
         """Wait for the job and return its :class:`Result`. Raises ExecutionFailed,
-        JobCancelled, JobLost (the server forgot the job), TransportError (the server stayed
-        unreachable for ``unreachable_after`` seconds) or JobTimeout. After a timeout, or when
+        JobCancelled, JobLost (the server forgot the job), AuthenticationError (the server
+        refused to show it), TransportError (the server stayed unreachable for
+        ``unreachable_after`` seconds), ServerError or RequestError (its job endpoints kept
+        answering errors that long) or JobTimeout. After a timeout, or when
         the task awaiting this is cancelled, the job keeps running on the server: cancel it
         with :meth:`cancel` if needed."""
         self.start_watching()

@@ -2,12 +2,18 @@
 surface, synchronous, running the core on one background event-loop thread).
 
 One websocket per client carries the events of all its jobs; REST endpoints decide completion.
+A job is always followed by the id the server answers the submission with. Submitting never
+runs a workflow twice: a prompt is sent again only when the first request is known to have
+failed, and when its answer is lost the job is looked for (by the ``prompt_id`` the client
+chose on a local ComfyUI, which uses it; by a marker in ``extra_data`` on Comfy Cloud, which is
+not known to) -- see :mod:`comfy_nb.client._submission` for each failure and why.
 It knows dialects, transport and events; it never imports ipywidgets or touches the notebook.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -32,15 +38,14 @@ from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._connecting import identify, key_hint, start_emulator
 from ._describe import describe_connection
-from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus
+from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus, job_path
 from ._errors import (
     AuthenticationError,
     ComfyError,
     JobTimeout,
-    ServerError,
-    TransportError,
 )
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
+from ._submission import Submission, post_prompt
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT, RetryPolicy, Transport
 from ._uploads import upload_payload
 
@@ -50,6 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("comfy_nb")
 T = TypeVar("T")
 WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
+POLL_BACKOFF_CAP = 10.0  # seconds: the longest wait between reads of a job whose reads fail
+UNCLAIMED_EVENTS = 512  # events kept, while submitting, for jobs whose id is not known yet
 
 
 class _Files:
@@ -263,6 +270,8 @@ class AsyncClient:
         self._socket: EventSocket | None = None
         self._dialect: Dialect | None = None
         self._jobs: dict[str, AsyncJob] = {}
+        self._submitting = 0  # submissions waiting for the server's answer
+        self._unclaimed: collections.deque[Event] = collections.deque(maxlen=UNCLAIMED_EVENTS)
         self._object_info: dict[str, Any] | None = None
         self._opened = False
         self._closed = False
@@ -423,21 +432,31 @@ class AsyncClient:
             job.feed(event)
             if job.done:
                 self._jobs.pop(job.id, None)
+        elif self._submitting and event.prompt_id:  # maybe of a job whose answer is on its way
+            self._unclaimed.append(event)
 
     async def _resync(self) -> None:
         """After a reconnect, events may have been lost: re-read every live job."""
         for job in list(self._jobs.values()):
             job.wake()
 
-    def _poll_interval(self, completion_hinted: bool, unsure: bool = False) -> float:
+    def _poll_interval(self, completion_hinted: bool, unsure: bool = False,
+                       failures: int = 0) -> float:
         """Seconds until a job is read again: soon after a completion hint; rarely while the
         websocket reports progress; at ``poll_interval`` without a websocket, or while the
-        server does not know the job (the websocket cannot tell that it was lost)."""
+        server does not know the job (the websocket cannot tell that it was lost). After
+        ``failures`` failed reads in a row, exponentially longer (with jitter), up to
+        :data:`POLL_BACKOFF_CAP`."""
         if completion_hinted:
-            return 0.1
-        if not unsure and self._socket is not None and self._socket.connected:
-            return max(self.poll_interval, 5.0)
-        return self.poll_interval * random.uniform(0.9, 1.1)
+            interval = 0.1
+        elif not unsure and self._socket is not None and self._socket.connected:
+            interval = max(self.poll_interval, 5.0)
+        else:
+            interval = self.poll_interval * random.uniform(0.9, 1.1)
+        if failures > 0:
+            longer = interval * 2.0 ** min(failures, 32)
+            interval = min(longer, max(interval, POLL_BACKOFF_CAP)) * random.uniform(0.8, 1.0)
+        return interval
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -464,7 +483,9 @@ class AsyncClient:
         node definitions and every problem is raised at once as ``WorkflowInvalid``.
         ``partner_key=True`` sends the API key this client sends to the server (none to a local
         ComfyUI) as ``extra_data.api_key_comfy_org`` for partner (API) nodes; a string (or a
-        :class:`~comfy_nb._secret.Secret`) sends that key instead.
+        :class:`~comfy_nb._secret.Secret`) sends that key instead. ``prompt_id`` asks for that
+        job id: a local ComfyUI uses it; Comfy Cloud is not known to, and the job always has the
+        id the server answers.
 
         ``cache=True`` (or None: the global setting) uses the result cache: an identical run
         that was cached gives a job that has already succeeded (its result has ``from_cache``;
@@ -485,9 +506,9 @@ class AsyncClient:
                 job = self._finished_job(hit, staged, wanted)
                 self._tell_observers(job, staged, _revealed(self._api_key))
                 return job
+        if prompt_id is not None:
+            job_path(prompt_id)  # refuses an id that could address another endpoint
         api = await self._complete(staged, wanted, validate)
-        seeds = staged.seeds
-        prompt_id = prompt_id or str(uuid.uuid4())
         extra = dict(extra_data or {})
         if partner_key:
             key = partner_key if isinstance(partner_key, Secret) else self._api_key
@@ -496,27 +517,48 @@ class AsyncClient:
                                  "server, and it sends none to this one: pass the key, "
                                  "partner_key=...")
             extra["api_key_comfy_org"] = key
-        body = self._dialect.submit_body(api, prompt_id, self.client_id, extra, front)
-        _check_sendable(body)
-        job = AsyncJob(self, prompt_id, api)
-        job.resolved_seeds = seeds
+        credentials = _revealed(self._api_key, extra.get("api_key_comfy_org"))
+        submission = Submission.prepare(self._dialect, api, self.client_id, extra, front,
+                                        prompt_id)
+        _check_sendable(submission.body)
+        answer = await self._post(http, submission)
+        job = AsyncJob(self, answer["prompt_id"], api)
+        job.resolved_seeds = staged.seeds
         job.parameters = wanted
-        self._jobs[prompt_id] = job
+        self._follow(job)
         if ticket is not None:
             ticket.workflow = api
-            ticket.credentials = _revealed(self._api_key, extra.get("api_key_comfy_org"))
-            self._tickets[prompt_id] = ticket
-        try:
-            answer = await self._post_once(http, body, prompt_id)
-        except BaseException:
-            self._jobs.pop(prompt_id, None)
-            self._tickets.pop(prompt_id, None)
-            raise
+            ticket.credentials = credentials
+            self._tickets[job.id] = ticket
         job.announce_queued(answer.get("number"))
         job.start_watching()
-        self._tell_observers(job, staged,
-                             _revealed(self._api_key, extra.get("api_key_comfy_org")))
+        self._tell_observers(job, staged, credentials)
         return job
+
+    async def _post(self, http: Transport, submission: Submission) -> dict[str, Any]:
+        """Post a submission (see :func:`~comfy_nb.client._submission.post_prompt`); events
+        that arrive meanwhile for jobs this client does not follow are kept for
+        :meth:`_follow`."""
+        assert self._dialect is not None
+        self._submitting += 1
+        try:
+            answer = await post_prompt(http, self._dialect, submission, self._retry,
+                                       known_jobs=lambda: set(self._jobs))
+        except BaseException:
+            self._submitting -= 1
+            if not self._submitting:
+                self._unclaimed.clear()
+            raise
+        self._submitting -= 1
+        return answer
+
+    def _follow(self, job: AsyncJob) -> None:
+        """Route the job's events to it, starting with those that came before its id did."""
+        self._jobs[job.id] = job
+        for event in [e for e in self._unclaimed if e.prompt_id == job.id]:
+            job.feed(event)
+        if not self._submitting:
+            self._unclaimed.clear()
 
     def _tell_observers(self, job: AsyncJob, staged: _Staged, credentials: list[str]) -> None:
         """Give a submitted job to each of :data:`job_observers`; keep what they return."""
@@ -755,30 +797,6 @@ class AsyncClient:
     async def _upload_value(self, value: Any, name: str | None) -> str:
         return await self.upload_image(value, name=name)
 
-    async def _post_once(self, http: Transport, body: dict[str, Any],
-                         prompt_id: str) -> dict[str, Any]:
-        """POST the prompt; after a failure that may have reached the server, look the
-        prompt id up before posting again, so a retry never runs the job twice."""
-        attempts = max(1, self._retry.attempts)
-        for attempt in range(attempts):
-            try:
-                response = await http.request("POST", "/api/prompt", json=body,
-                                              what="submitting the workflow")
-                answer: dict[str, Any] = response.json()
-                return answer
-            except (TransportError, ServerError):
-                if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(min(self._retry.backoff * 2 ** attempt,
-                                        self._retry.max_backoff))
-                try:
-                    known = await self._snapshot(prompt_id)
-                except ComfyError:
-                    continue
-                if known.status is not JobStatus.UNKNOWN:
-                    return {"prompt_id": prompt_id, "number": None, "node_errors": {}}
-        raise AssertionError("unreachable")
-
     async def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
                   cache: bool | None = None, **submit_options: Any) -> Result:
         """Submit and wait: the job's :class:`Result`. On timeout or cancellation of the
@@ -823,6 +841,7 @@ class AsyncClient:
 
     async def job(self, prompt_id: str) -> AsyncJob:
         """Follow a job submitted earlier (by this or another client)."""
+        job_path(prompt_id)  # refuses an id that could address another endpoint
         await self._ready()
         job = self._jobs.get(prompt_id)
         if job is None:
@@ -871,6 +890,7 @@ class AsyncClient:
 
     async def cancel(self, prompt_id: str) -> bool:
         """Cancel one job: removed if pending, interrupted if running. True if it was live."""
+        job_path(prompt_id)  # refuses an id that could address another endpoint
         http = await self._ready()
         assert self._dialect is not None
         cancelled = await self._dialect.cancel(http, prompt_id)

@@ -1,7 +1,11 @@
 """What differs between a local ComfyUI server and Comfy Cloud, and nothing else: route prefixes,
 the websocket URL, how a job's state is read (local ``/history`` + ``/queue``; Cloud
-``/api/jobs/{id}``), the status vocabularies mapped onto one :class:`JobStatus`, cancelling, and
-the queue's tuple layouts. Both dialects use the ``/api`` routes, which local ComfyUI also serves.
+``/api/jobs/{id}``), the status vocabularies mapped onto one :class:`JobStatus`, cancelling, the
+queue's tuple layouts, and how a submission whose answer was lost is found again (local ComfyUI
+uses the ``prompt_id`` the client sends; Cloud is not known to, so the job is looked for by a
+marker in ``extra_data``). Both dialects use the ``/api`` routes, which local ComfyUI also serves.
+A job id goes into a URL path only through :func:`job_path`, which refuses any id that could
+address another endpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._errors import ExecutionFailed, NotFoundError
+from ._errors import ExecutionFailed, InvalidJobId, NotFoundError
+
+SUBMISSION_MARK = "comfy_nb_submission"  # extra_data key naming one submission (Cloud)
+LOOKUP_WINDOW = 20  # newest jobs of the account searched for a lost submission (Cloud)
+CLOCK_SKEW = 300.0  # seconds a server's clock may be behind the client's (job create times)
 
 
 class JobStatus(str, enum.Enum):
@@ -78,6 +86,18 @@ class Requester(Protocol):
                       what: str | None = None, ok_statuses: Any = ()) -> Any: ...
 
 
+def job_path(job_id: str) -> str:
+    """``job_id`` as one URL path segment, every reserved character escaped. An id that could
+    still address another endpoint (empty, only dots, ``/``, ``\\`` or ``%`` that a server may
+    decode before routing, control characters) raises :class:`InvalidJobId`."""
+    if (not isinstance(job_id, str) or not job_id.strip(".") or len(job_id) > 256
+            or any(c in "/\\%" or not c.isprintable() for c in job_id)):
+        shown = repr(job_id) if len(repr(job_id)) <= 80 else repr(job_id)[:77] + "..."
+        raise InvalidJobId(f"{shown} cannot be a job id (it could address another endpoint): "
+                           "use the id submit() or client.jobs() gave")
+    return urllib.parse.quote(job_id, safe="")
+
+
 def failure_from(prompt_id: str, data: dict[str, Any]) -> ExecutionFailed:
     return ExecutionFailed(
         prompt_id=prompt_id,
@@ -94,6 +114,7 @@ class Dialect:
 
     name = ""
     pending_in_heap_order = False
+    honours_prompt_id = False  # the server makes a client-sent prompt_id the job's id
 
     def ws_url(self, base_url: str, client_id: str, api_key: str | None) -> str:
         scheme = "wss" if base_url.startswith("https") else "ws"
@@ -103,10 +124,11 @@ class Dialect:
             query["token"] = api_key
         return f"{scheme}://{host}/ws?{urllib.parse.urlencode(query)}"
 
-    def submit_body(self, workflow: dict[str, Any], prompt_id: str, client_id: str,
+    def submit_body(self, workflow: dict[str, Any], prompt_id: str | None, client_id: str,
                     extra_data: dict[str, Any] | None, front: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"prompt": workflow, "prompt_id": prompt_id,
-                                "client_id": client_id}
+        body: dict[str, Any] = {"prompt": workflow, "client_id": client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
         if extra_data:
             body["extra_data"] = extra_data
         if front and self.name == "local":
@@ -114,6 +136,14 @@ class Dialect:
         return body
 
     async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
+        raise NotImplementedError
+
+    async def find_submission(self, http: Requester, prompt_id: str | None, marker: str | None,
+                              skip: set[str], since: float) -> str | None:
+        """The id of the job of a submission whose answer was lost: it was sent with
+        ``prompt_id`` (where the server honours it) or with ``marker`` in ``extra_data``, at
+        ``since`` (``time.time()``). None when it was not found; jobs in ``skip`` are known not
+        to be it. Raises :class:`ComfyError` when the server cannot be asked."""
         raise NotImplementedError
 
     async def queue(self, http: Requester) -> list[QueueEntry]:
@@ -170,9 +200,10 @@ class LocalDialect(Dialect):
 
     name = "local"
     pending_in_heap_order = True
+    honours_prompt_id = True  # as recorded: used as sent (even when sent twice: it runs twice)
 
     async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
-        response = await http.request("GET", f"/api/history/{urllib.parse.quote(prompt_id)}",
+        response = await http.request("GET", f"/api/history/{job_path(prompt_id)}",
                                       what="reading the job's history")
         entry = response.json().get(prompt_id)
         if entry is None:  # queued, running, or unknown: history is filled only at the end
@@ -182,6 +213,15 @@ class LocalDialect(Dialect):
                     return JobSnapshot(status, position=item.position, workflow=item.workflow)
             return JobSnapshot(JobStatus.UNKNOWN)
         return self.snapshot_from_history(prompt_id, entry)
+
+    async def find_submission(self, http: Requester, prompt_id: str | None, marker: str | None,
+                              skip: set[str], since: float) -> str | None:
+        """By its id: in the queue while it waits or runs, in history once it ended (until
+        the server restarts or history is cleared)."""
+        if prompt_id is None:
+            return None
+        known = await self.snapshot(http, prompt_id)
+        return prompt_id if known.status is not JobStatus.UNKNOWN else None
 
     @staticmethod
     def snapshot_from_history(prompt_id: str, entry: dict[str, Any]) -> JobSnapshot:
@@ -247,7 +287,7 @@ class CloudDialect(Dialect):
 
     async def snapshot(self, http: Requester, prompt_id: str) -> JobSnapshot:
         try:
-            response = await http.request("GET", f"/api/jobs/{urllib.parse.quote(prompt_id)}",
+            response = await http.request("GET", f"/api/jobs/{job_path(prompt_id)}",
                                           what="reading the job")
         except NotFoundError:  # just submitted: not listed yet
             return JobSnapshot(JobStatus.UNKNOWN)
@@ -269,8 +309,38 @@ class CloudDialect(Dialect):
             workflow=workflow if isinstance(workflow, dict) else None,
         )
 
+    async def find_submission(self, http: Requester, prompt_id: str | None, marker: str | None,
+                              skip: set[str], since: float) -> str | None:
+        """By ``marker``, among the account's newest :data:`LOOKUP_WINDOW` jobs created since
+        the submission (give or take :data:`CLOCK_SKEW`): in the ``extra_data`` of a job's
+        ``workflow`` (``/api/jobs/{id}``, as local ComfyUI's jobs API shapes it). The Cloud spec
+        promises no ``extra_data`` there, so not finding it proves nothing."""
+        if marker is None:
+            return None
+        body = (await http.request("GET", "/api/jobs", params={"limit": LOOKUP_WINDOW},
+                                   what="looking for the submitted job")).json()
+        jobs = body.get("jobs") if isinstance(body, dict) else None
+        for entry in jobs if isinstance(jobs, list) else []:
+            job_id = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(job_id, str) or job_id in skip:
+                continue
+            created = _seconds(entry.get("create_time"))
+            if created is not None and created < since - CLOCK_SKEW:
+                break  # newest first: every later one is older still
+            try:
+                path = f"/api/jobs/{job_path(job_id)}"
+                detail = (await http.request("GET", path,
+                                             what="looking for the submitted job")).json()
+            except (InvalidJobId, NotFoundError):  # not usable, or deleted meanwhile
+                continue
+            workflow = detail.get("workflow") if isinstance(detail, dict) else None
+            extra = workflow.get("extra_data") if isinstance(workflow, dict) else None
+            if isinstance(extra, dict) and extra.get(SUBMISSION_MARK) == marker:
+                return job_id
+        return None
+
     async def cancel(self, http: Requester, prompt_id: str) -> bool:
-        response = await http.request("POST", f"/api/jobs/{urllib.parse.quote(prompt_id)}/cancel",
+        response = await http.request("POST", f"/api/jobs/{job_path(prompt_id)}/cancel",
                                       what="cancelling the job")
         return bool(response.json().get("cancelled"))
 
@@ -285,6 +355,14 @@ class CloudDialect(Dialect):
                                    what="listing jobs")).json()
         return [{"id": job["id"], "status": cloud_status(job["status"]).value}
                 for job in body.get("jobs", [])]
+
+
+def _seconds(timestamp: Any) -> float | None:
+    """A Unix timestamp in seconds, from seconds or milliseconds (Cloud's ``create_time`` is
+    documented in one and served in the other)."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        return None
+    return timestamp / 1000 if timestamp > 10**11 else float(timestamp)
 
 
 DIALECTS: dict[str, Dialect] = {"local": LocalDialect(), "cloud": CloudDialect()}

@@ -2,6 +2,7 @@
 
     ComfyError
     ├── InvalidURL                the server URL is malformed (also a ValueError)
+    ├── InvalidJobId              a job id that cannot go into a URL path (also a ValueError)
     ├── TransportError            the server could not be reached / the connection broke
     │   └── DownloadTimeout       a download took longer than allowed (also a TimeoutError)
     ├── RequestError              the server answered with an HTTP error
@@ -14,6 +15,7 @@
     ├── UnexpectedContent         a downloaded output is not what its name says (an HTML page
     │                             sent for ``a.png``); it is not saved
     ├── ExecutionFailed           the job ran and a node raised (node, exception, traceback)
+    ├── SubmissionUncertain       a submission's answer was lost and the job was not found
     ├── JobCancelled              the job was interrupted or cancelled
     ├── JobLost                   the server no longer knows the job (it restarted?)
     └── JobTimeout                waiting for the job took longer than allowed
@@ -60,8 +62,19 @@ class InvalidURL(ComfyError, ValueError):
     """The server URL cannot be used: not http(s), credentials in it, a bad host or port."""
 
 
+class InvalidJobId(ComfyError, ValueError):
+    """A job id that cannot be put into a URL path: empty, ``.`` or ``..``, or holding ``/``,
+    ``\\``, ``%`` or control characters (it could address another endpoint)."""
+
+
 class TransportError(ComfyError):
-    """The server could not be reached, or the connection broke mid-request."""
+    """The server could not be reached, or the connection broke mid-request. ``never_sent`` is
+    True when the request certainly did not reach the server (no connection could be made), so
+    sending it again cannot do anything twice."""
+
+    def __init__(self, message: str, *, never_sent: bool = False) -> None:
+        super().__init__(message)
+        self.never_sent = never_sent
 
 
 class DownloadTimeout(TransportError, TimeoutError):
@@ -176,6 +189,17 @@ class ExecutionFailed(ComfyError):
             lines.append("server traceback (last lines):")
             lines += [f"  {line}" for line in tail]
         return lines
+
+
+class SubmissionUncertain(ComfyError):
+    """Submitting a workflow failed in a way that leaves its fate unknown (the answer was lost,
+    or a server error), and the server could not show whether it queued the job. It was not
+    sent again, so it never runs twice; ``prompt_id`` is its id if it was queued, where the
+    server is known to use the id the client chose (None otherwise). The cause is chained."""
+
+    def __init__(self, message: str, *, prompt_id: str | None = None) -> None:
+        super().__init__(message)
+        self.prompt_id = prompt_id
 
 
 class JobCancelled(ComfyError):

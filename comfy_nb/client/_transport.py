@@ -49,6 +49,8 @@ T = TypeVar("T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})  # for idempotent (or retry_unsafe) requests
+# failures before any byte of the request left: no connection, or none free in the pool
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 STORAGE = "the storage server"
@@ -287,11 +289,12 @@ class Transport:
         Raises a :class:`~comfy_nb.client._errors.RequestError` subclass for a status >= 400
         not in ``ok_statuses`` and :class:`TransportError` when the server cannot be reached;
         3xx answers are returned as they are. Idempotent methods are retried on network
-        failures and 500/502/503/504, POST only with ``retry_unsafe=True`` (safe when the body
-        makes a repeat harmless, e.g. a client-chosen ``prompt_id``); 429 always. ``what``
-        names the operation in messages (default ``"METHOD path"``). File objects in ``files``
-        are rewound by httpx on a retry; pass bytes for unseekable sources. ``json`` may hold
-        :class:`~comfy_nb._secret.Secret` values: they are sent as their value.
+        failures and 500/502/503/504, other methods only with ``retry_unsafe=True`` (when the
+        caller knows a repeat is harmless). Every method is retried when no connection could be
+        made (the request never left, :attr:`TransportError.never_sent`) and on 429 (the server
+        refused it). ``what`` names the operation in messages (default ``"METHOD path"``). File
+        objects in ``files`` are rewound by httpx on a retry; pass bytes for unseekable sources.
+        ``json`` may hold :class:`~comfy_nb._secret.Secret` values: they are sent as their value.
         """
         method = method.upper()
         self._check_path(path)
@@ -306,7 +309,9 @@ class Transport:
                     content=None if json is None else _json_body(json),
                     headers=None if json is None else {"Content-Type": "application/json"})
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                raise _Failure(self._unreachable(exc), retryable=may_repeat) from None
+                never_sent = isinstance(exc, NEVER_SENT)
+                raise _Failure(self._unreachable(exc, never_sent=never_sent),
+                               retryable=may_repeat or never_sent) from None
             log.debug("%s -> %d", label, response.status_code)
             answer = HttpResponse(response.status_code, dict(response.headers.items()),
                                   response.content)
@@ -521,8 +526,9 @@ class Transport:
         if "?" in path or "#" in path:
             raise ValueError("pass query parameters with params=..., not in the path")
 
-    def _unreachable(self, exc: httpx.HTTPError) -> TransportError:
-        return TransportError(f"cannot reach {self._origin}: {_reason(exc)}")
+    def _unreachable(self, exc: httpx.HTTPError, *, never_sent: bool = False) -> TransportError:
+        return TransportError(f"cannot reach {self._origin}: {_reason(exc)}",
+                              never_sent=never_sent)
 
     def _redact(self, value: Any) -> Any:
         """``value`` with the API key replaced wherever a server echoed it."""

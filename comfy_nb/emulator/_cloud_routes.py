@@ -7,6 +7,9 @@ job of the account. Every error the API itself answers is an ``ErrorResponse`` J
 ``{"error", "node_errors"}`` shape. Uploads are content-addressed (``<sha256>.<ext>``, stored where
 ``LoadImage`` reads them) within Cloud's limits (50 MB, 16384 px per edge, 64 MP).
 ``POST /api/history`` deletes finished jobs from history and from ``/api/jobs`` alike.
+A ``prompt_id`` in ``POST /api/prompt`` is ignored (the job gets the server's own id) unless
+``EmulatorOptions.cloud_honours_prompt_id``; ``/api/jobs/{id}`` shows the job's ``workflow`` as
+local ComfyUI's jobs API does, ``{"prompt", "extra_data"}`` (partner keys removed).
 Execution, validation and files are shared with the local dialect.
 """
 
@@ -45,6 +48,7 @@ PUBLIC_PATHS = {
     "/api/global_subgraphs",
 }
 TERMINAL = {"success": "completed", "error": "failed", "cancelled": "cancelled"}
+SECRET_EXTRA_DATA = ("api_key_comfy_org", "auth_token_comfy_org")  # never shown back
 
 
 def error(status: int, code: str, message: str, **headers: str) -> web.Response:
@@ -132,7 +136,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     if state.faults.rate_limited:
         return error(429, "rate_limited", "Rate limit exceeded. Please try again later.",
                      **{"Retry-After": "1"})
-    prompt_id = body.get("prompt_id")
+    prompt_id = body.get("prompt_id") if state.options.cloud_honours_prompt_id else None
     if prompt_id is not None:
         with state.jobs_lock:
             existing = state.jobs.get(str(prompt_id))
@@ -151,12 +155,18 @@ async def post_prompt(request: web.Request) -> web.Response:
     prompt_id = str(prompt_id) if prompt_id is not None else str(uuid.uuid4())
     body["prompt_id"] = prompt_id
     response = local.submit_prompt(state, body, account=state.account)
+    if response.status != 200:
+        return response
     workflow_id = body.get("workflow_id")
-    if response.status == 200 and isinstance(workflow_id, str):
-        with state.jobs_lock:
-            record = state.jobs.get(prompt_id)
-            if record is not None:
+    extra_data = body.get("extra_data")
+    with state.jobs_lock:
+        record = state.jobs.get(prompt_id)
+        if record is not None:
+            if isinstance(workflow_id, str):
                 record.extra["workflow_id"] = workflow_id
+            record.extra["extra_data"] = {
+                k: v for k, v in (extra_data if isinstance(extra_data, dict) else {}).items()
+                if k not in SECRET_EXTRA_DATA}
     return response
 
 
@@ -243,7 +253,8 @@ def job_entry(record: JobRecord, detail: bool = False) -> dict[str, Any]:
         entry["execution_error"] = failure
     if detail:
         entry["update_time"] = record.update_time
-        entry["workflow"] = {"prompt": record.prompt}
+        entry["workflow"] = {"prompt": record.prompt,
+                             "extra_data": record.extra.get("extra_data", {})}
         if terminal:
             entry["outputs"] = outputs
             history = record.history or {}

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 CONTROL_PREFIX = "/_emulator/"
+PROMPT_PATHS = ("/prompt", "/api/prompt")
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Faults:
     html_view: bool = False  # /view (and storage) answer 200 text/html: a proxy's login page
     no_credits: bool = False  # cloud: POST /api/prompt answers 402
     rate_limited: bool = False  # cloud: POST /api/prompt answers 429 with Retry-After
+    lose_prompt_answers: int = 0  # queue the next N prompts, then drop the connection unanswered
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,6 +56,14 @@ class Faults:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def take_lost_answer(self) -> bool:
+        """Consume one armed ``lose_prompt_answers``, if any."""
+        with self._lock:
+            if self.lose_prompt_answers <= 0:
+                return False
+            self.lose_prompt_answers -= 1
+            return True
+
     def take_http_error(self) -> int | None:
         """Consume one injected HTTP error, if any is armed."""
         with self._lock:
@@ -67,7 +77,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def faults_middleware(faults: Faults) -> Any:
-    """aiohttp middleware applying latency and injected HTTP errors."""
+    """aiohttp middleware applying latency, injected HTTP errors and lost prompt answers (a
+    prompt whose answer is lost is handled first: injected errors wait for the next request)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -75,6 +86,9 @@ def faults_middleware(faults: Faults) -> Any:
             return await handler(request)
         if faults.latency > 0:
             await asyncio.sleep(faults.latency)
+        if (request.method == "POST" and request.path in PROMPT_PATHS
+                and faults.take_lost_answer()):
+            return await _lose_the_answer(request, handler)
         status = faults.take_http_error()
         if status is not None:
             headers = {}
@@ -92,6 +106,15 @@ def faults_middleware(faults: Faults) -> Any:
         return await handler(request)
 
     return middleware
+
+
+async def _lose_the_answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Handle the request (a prompt is queued), then close the connection before answering:
+    what a client sees when a proxy, the network or a restart loses the answer."""
+    response = await handler(request)
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 async def write_truncated(

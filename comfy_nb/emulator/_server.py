@@ -71,6 +71,10 @@ class EmulatorOptions:
     signed_url_ttl: float = 3600.0  # cloud: seconds a storage URL stays valid
     max_upload_size: int = 104857600  # local --max-upload-size; cloud uses 50 MB
     checkpoints: tuple[str, ...] | None = None  # checkpoint files it has (None: the recorded's)
+    # cloud: make a client-sent prompt_id the job's id (and answer a repeat with that job). Off:
+    # the id is ignored and the server picks its own, as Cloud's PromptRequest (which has no
+    # prompt_id) implies. Local always uses it, as ComfyUI does.
+    cloud_honours_prompt_id: bool = False
 
     def __post_init__(self) -> None:
         self.host = bare_host(self.host)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 
 import comfy_nb
-from comfy_nb import AsyncClient, JobStatus, ServerError, TransportError
+from comfy_nb import AsyncClient, AuthenticationError, JobStatus, ServerError, TransportError
+from comfy_nb.client._client import POLL_BACKOFF_CAP
 from comfy_nb.client._events import Progress
 from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
@@ -136,18 +138,67 @@ async def test_a_server_back_within_the_bound_is_followed_on(
     assert job.progress().unreachable_for is None and not job.lost
 
 
-async def test_a_failing_server_is_still_reachable(
+async def test_a_short_burst_of_server_errors_is_followed_on(
         connect: Callable[..., Awaitable[Api]], server: RunningEmulator) -> None:
     api = await connect(websocket=False)
     job = await running_job(api, steps=100)
-    errors = 10_000
-    server.faults.update(http_error_count=errors, http_error_status=500)  # answers, failing
-    # 6 reads of 4 attempts each, each read 0.1 s (poll_interval) after the last: > SHORT_BOUND
-    await eventually(lambda: server.faults.http_error_count <= errors - 24, "reads fail")
-    assert not job.lost and job.progress().unreachable_for is None
-    server.faults.update(http_error_count=0)
+    job.unreachable_after = WAIT  # a burst far shorter than the bound
+    server.faults.update(http_error_count=8, http_error_status=500)  # 2 reads of 4 attempts
+    await eventually(lambda: server.faults.http_error_count == 0, "the errors are served")
     result = await api.wait(job)
     assert job.status is JobStatus.SUCCEEDED and len(result.images) == 1
+    assert not job.lost and job.progress().unreachable_for is None
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+async def test_server_errors_that_last_end_the_job(
+        connect: Callable[..., Awaitable[Api]], server: RunningEmulator,
+        websocket: bool) -> None:
+    """A server that answers, but only errors, does not keep a job followed for ever; nor
+    does its websocket, which says the server is there, not that the job can be read."""
+    api = await connect(websocket=websocket)
+    job = await running_job(api, steps=3000)
+    server.faults.update(http_error_count=10_000, http_error_status=500)
+    with pytest.raises(ServerError, match="reading its state has failed since") as caught:
+        await api.wait(job)
+    assert caught.value.status == 500
+    assert f"client.job({job.id!r})" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ServerError)  # the last failed read
+    assert job.lost and job.progress().lost
+    server.faults.update(http_error_count=0)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_read_ends_the_job_at_once(
+        connect: Callable[..., Awaitable[Api]], server: RunningEmulator, status: int) -> None:
+    api = await connect(websocket=False)
+    job = await running_job(api, steps=3000)
+    job.unreachable_after = math.inf  # not the clock: the refusal ends it
+    server.faults.update(http_error_count=10_000, http_error_status=status)
+    with pytest.raises(AuthenticationError) as caught:
+        await api.wait(job)
+    assert caught.value.status == status
+    assert f"job {job.id}: " in str(caught.value) and f"client.job({job.id!r})" in str(caught.value)
+    assert job.lost and job.status is JobStatus.RUNNING
+    left = server.faults.http_error_count
+    await asyncio.sleep(0.5)  # five poll intervals: a followed job would have read again
+    assert server.faults.http_error_count == left  # nothing polls it any more
+    server.faults.update(http_error_count=0)
+
+
+async def test_a_revoked_key_ends_a_cloud_job_at_once(mode: str) -> None:
+    with serve(dialect="cloud", step_delay=0.01) as cloud:
+        async with api_maker(mode, cloud.url, cloud, retry=FAST_RETRY, poll_interval=0.1,
+                             websocket=False) as make:
+            api = await make()
+            job = await running_job(api, steps=3000)
+            job.unreachable_after = math.inf
+            cloud.state.api_key = "comfyui-another-key-0123456789"  # the key was revoked
+            with pytest.raises(AuthenticationError, match=r"refused the API key \(401\)"):
+                await api.wait(job)
+            assert job.lost
+            secret = str(api.secrets[0])
+            assert secret not in repr(job.progress())
 
 
 async def test_a_gateway_error_that_lasts_counts_as_unreachable(
@@ -160,6 +211,18 @@ async def test_a_gateway_error_that_lasts_counts_as_unreachable(
     assert isinstance(caught.value.__cause__, ServerError)
     assert caught.value.__cause__.status == 502
     server.faults.update(http_error_count=0)
+
+
+def test_failed_reads_are_spaced_out_exponentially_up_to_a_cap() -> None:
+    client = AsyncClient("http://127.0.0.1:9", poll_interval=0.5, websocket=False)
+    hinted = [client._poll_interval(True, failures=n) for n in range(12)]
+    polled = [client._poll_interval(False, failures=n) for n in range(12)]
+    for waits, first in ((hinted, 0.1), (polled, 0.5)):
+        assert first * 0.8 <= waits[0] <= first * 1.1
+        assert all(wait <= POLL_BACKOFF_CAP for wait in waits)
+        assert waits[3] >= first * 2 ** 3 * 0.8 * 0.9  # doubled per failure (with jitter)
+        assert waits[-1] >= POLL_BACKOFF_CAP * 0.8  # then capped
+    assert client._poll_interval(False, failures=10_000) <= POLL_BACKOFF_CAP
 
 
 # -- Ctrl+C and cancellation ----------------------------------------------------------------------

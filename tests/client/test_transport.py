@@ -200,11 +200,21 @@ async def test_post_is_not_retried_on_503_unless_retry_unsafe(server: RunningEmu
         assert_clean(caught.value, server)
 
         server.faults.update(http_error_count=1, http_error_status=503)
-        prompt_id = str(uuid.uuid4())
         response = await http.request("POST", route(server, "/prompt"), retry_unsafe=True,
-                                      json={**workflow(), "prompt_id": prompt_id})
-    assert response.json()["prompt_id"] == prompt_id
+                                      json=workflow())
+    assert response.status == 200 and server.state.number == 1  # queued once
     assert len(sleeps) == 1 and server.faults.http_error_count == 0
+
+
+async def test_post_is_not_retried_when_its_answer_is_lost(server: RunningEmulator) -> None:
+    sleeps = Sleeps()
+    async with transport(server, sleeps) as http:
+        server.faults.update(lose_prompt_answers=1)
+        with pytest.raises(TransportError) as caught:
+            await http.request("POST", route(server, "/prompt"), json=workflow())
+    assert not caught.value.never_sent and "the connection broke" in str(caught.value)
+    assert sleeps == [] and server.state.number == 1  # sent once, and queued
+    assert_clean(caught.value, server)
 
 
 async def test_connection_refused_after_all_attempts() -> None:
@@ -219,12 +229,14 @@ async def test_connection_refused_after_all_attempts() -> None:
         assert f"127.0.0.1:{port}" in message and "connection refused" in message
         assert "/api/queue" not in message
         assert_clean(caught.value)
+        assert caught.value.never_sent
 
-        sleeps.clear()  # POST without retry_unsafe: one attempt only
-        with pytest.raises(TransportError):
+        sleeps.clear()  # nothing was sent: a POST is retried too
+        with pytest.raises(TransportError) as post_error:
             await http.request("POST", "/api/prompt", json=workflow())
-        assert sleeps == []
+        assert len(sleeps) == 2 and post_error.value.never_sent
 
+        sleeps.clear()
         with pytest.raises(TransportError) as download_error:  # downloads retry like GET
             await http.download("/api/view", {"filename": "x.png"})
         assert len(sleeps) == 2

@@ -435,22 +435,65 @@ def test_injected_http_errors_are_counted_down(cloud: RunningEmulator,
     assert client.get("/api/user").status_code == 200
 
 
-def test_resubmitted_prompt_id_runs_once(cloud: RunningEmulator, client: httpx.Client) -> None:
+def test_a_client_prompt_id_is_ignored_by_default(cloud: RunningEmulator,
+                                                  client: httpx.Client) -> None:
+    """The spec's PromptRequest has no prompt_id: the job gets the server's own id, and a
+    request sent twice runs twice."""
     prompt_id = str(uuid.uuid4())
-    body = {"prompt": invert_workflow(prefix="cloud/once"), "prompt_id": prompt_id}
-    assert submit(client, body["prompt"], prompt_id=prompt_id) == prompt_id
-    again = client.post("/api/prompt", json=body)  # a retry while it may still run
-    assert again.status_code == 200
-    assert again.json()["prompt_id"] == prompt_id
-    assert wait_terminal(client, prompt_id)["status"] == "success"
-    after = client.post("/api/prompt", json=body)  # and once it has finished
-    assert after.json()["prompt_id"] == prompt_id
-    listing = jobs_list(client)
-    assert [job["id"] for job in listing["jobs"]] == [prompt_id]
-    assert listing["pagination"]["total"] == 1
-    time.sleep(0.2)
-    saved = list((cloud.output_dir / "cloud").glob("once_*.png"))
-    assert len(saved) == 1
+    prompt = invert_workflow(prefix="cloud/twice")
+    first = submit(client, prompt, prompt_id=prompt_id)
+    second = submit(client, prompt, prompt_id=prompt_id)
+    assert len({first, second, prompt_id}) == 3
+    uuid.UUID(first)
+    uuid.UUID(second)
+    for job_id in (first, second):
+        assert wait_terminal(client, job_id)["status"] == "success"
+    assert client.get(f"/api/jobs/{prompt_id}").status_code == 404
+    assert sorted(job["id"] for job in jobs_list(client)["jobs"]) == sorted([first, second])
+
+
+def test_resubmitted_prompt_id_runs_once_when_honoured() -> None:
+    with serve(dialect="cloud", step_delay=0.01, cloud_honours_prompt_id=True) as cloud, \
+            httpx.Client(base_url=cloud.url, headers={"X-API-Key": str(cloud.api_key)},
+                         timeout=30.0) as client:
+        prompt_id = str(uuid.uuid4())
+        body = {"prompt": invert_workflow(prefix="cloud/once"), "prompt_id": prompt_id}
+        assert submit(client, body["prompt"], prompt_id=prompt_id) == prompt_id
+        again = client.post("/api/prompt", json=body)  # a retry while it may still run
+        assert again.status_code == 200
+        assert again.json()["prompt_id"] == prompt_id
+        assert wait_terminal(client, prompt_id)["status"] == "success"
+        after = client.post("/api/prompt", json=body)  # and once it has finished
+        assert after.json()["prompt_id"] == prompt_id
+        listing = jobs_list(client)
+        assert [job["id"] for job in listing["jobs"]] == [prompt_id]
+        assert listing["pagination"]["total"] == 1
+        time.sleep(0.2)
+        saved = list((cloud.output_dir / "cloud").glob("once_*.png"))
+        assert len(saved) == 1
+
+
+def test_job_detail_shows_extra_data_without_partner_keys(client: httpx.Client) -> None:
+    extra = {"comfy_nb_submission": "marker-1", "extra_pnginfo": {"note": "x"},
+             "api_key_comfy_org": "comfyui-partner-secret", "auth_token_comfy_org": "tok"}
+    prompt = invert_workflow(prefix="cloud/extra")
+    job_id = submit(client, prompt, extra_data=extra)
+    workflow = detail_of(client, job_id)["workflow"]
+    assert workflow == {"prompt": prompt, "extra_data": {"comfy_nb_submission": "marker-1",
+                                                         "extra_pnginfo": {"note": "x"}}}
+    wait_terminal(client, job_id)
+    assert detail_of(client, job_id)["workflow"] == workflow
+
+
+def test_a_lost_prompt_answer_still_queues_the_job(cloud: RunningEmulator,
+                                                    client: httpx.Client) -> None:
+    cloud.set_faults(lose_prompt_answers=1, http_error_count=1)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/api/prompt", json={"prompt": invert_workflow(prefix="cloud/lost")})
+    assert client.get("/api/jobs").status_code == 503  # the injected error waited for it
+    (job,) = jobs_list(client)["jobs"]
+    assert wait_terminal(client, job["id"])["status"] == "success"
+    assert cloud.faults.lose_prompt_answers == 0
 
 
 # -- 3. /api/job/{id}/status --------------------------------------------------------------------
@@ -650,7 +693,7 @@ def test_job_detail_has_outputs_only_when_terminal() -> None:
         wait_terminal(client, prompt_id)
         done = detail_of(client, prompt_id)
         assert done["status"] == "completed"
-        assert done["workflow"] == {"prompt": prompt}
+        assert done["workflow"] == {"prompt": prompt, "extra_data": {}}
         assert done["create_time"] > 10**12 and done["update_time"] >= done["create_time"]
         images = done["outputs"]["3"]["images"]
         assert len(images) == 1 and images[0]["type"] == "output"

@@ -43,6 +43,19 @@ def test_http_errors_for_the_next_requests_then_normal(server: RunningEmulator) 
         assert [http.get("/queue").status_code for _ in range(3)] == [503, 503, 200]
 
 
+@pytest.mark.parametrize("path", ["/prompt", "/api/prompt"])
+def test_a_lost_prompt_answer_queues_the_prompt_and_drops_the_connection(
+        server: RunningEmulator, path: str) -> None:
+    server.faults.update(lose_prompt_answers=1, http_error_count=1)
+    with httpx.Client(base_url=server.url) as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post(path, json={"prompt": WORKFLOW, "prompt_id": "lost-1"})
+        assert http.get("/queue").status_code == 503  # errors wait for the next request
+        assert wait_history(http, "lost-1")["status"]["status_str"] == "success"
+        assert server.faults.lose_prompt_answers == 0
+        assert http.get(f"/history/{_run(http)}").status_code == 200  # the next one is answered
+
+
 def test_429_carries_retry_after(server: RunningEmulator) -> None:
     server.faults.update(http_error_count=1, http_error_status=429, retry_after=3)
     with httpx.Client(base_url=server.url) as http:
