@@ -1,23 +1,27 @@
 """Convert an editor-format (UI) workflow into the API format that ``POST /prompt`` accepts.
 
-This follows what the ComfyUI editor's ``graphToPrompt`` does (frontend 1.27), so a workflow
-saved from the editor converts to exactly what the editor itself would have queued:
+This follows what the current ComfyUI editor (frontend 1.58.1) queues for a workflow after
+loading it, whichever editor saved it (``extra.frontendVersion`` does not matter). The rules are
+read from the frontend's source at tag v1.58.1; each names its file (paths under ``src/``):
 
-* widgets are rebuilt from ``object_info`` (``input_order``: required, then optional) and
-  ``widgets_values`` is mapped onto them by position, including the frontend-only widgets that
-  take a position but are never sent (``control_after_generate``, ``control_filter_list``,
-  ``upload``); missing values fall back to the input's default, extra values are dropped;
-* a linked input is ``[origin_id, origin_slot]``; links are resolved through ``Reroute`` nodes,
-  bypassed nodes (mode 4, wired through to an input of a matching type) and subgraph
-  boundaries (ids become ``"<instance id>:<inner id>"``);
-* legacy ``PrimitiveNode`` values are copied into the widgets they feed directly;
-* muted nodes (mode 2), bypassed nodes and editor-only nodes (notes, reroutes, primitives,
-  subgraph instances) are not emitted; inputs pointing at a node that was not emitted are
-  removed afterwards, as the editor does;
+* loading (:mod:`comfy_nb.workflow._editor_graph`): link rows decide what is connected; nested
+  subgraph definitions are hoisted and colliding inner node ids renumbered; legacy group nodes
+  become subgraphs (:mod:`comfy_nb.workflow._group_nodes`);
+* widgets (:mod:`comfy_nb.workflow._editor_widgets`) are rebuilt from ``object_info`` and what the
+  editor's extensions add, and filled from ``widgets_values`` by position;
+* ``graphToPrompt`` (``utils/executionUtil.ts``) and ``ExecutableNodeDTO``
+  (``lib/litegraph/src/subgraph/ExecutableNodeDTO.ts``): a linked input becomes
+  ``[origin_id, origin_slot]``, resolved through ``Reroute`` nodes, bypassed nodes (mode 4) and
+  subgraph boundaries (ids ``"<instance id>:<inner id>"``); muted nodes (mode 2) give no output;
+  muted or bypassed subgraph instances at the root are not expanded; legacy ``PrimitiveNode``
+  values are copied into the widgets they feed; inputs pointing at a node that was not emitted
+  are removed afterwards;
+* ``_meta`` (:mod:`comfy_nb.workflow._editor_meta`): the title, and the node pack when known;
 * keys are ordered as the editor's JSON: integer-like node ids ascending, then the others.
 
-Node types the server does not know raise :class:`UnknownNodeTypes` (all of them at once);
-a link to a missing link row or node raises :class:`BrokenLinkError`.
+A node type the server does not know is emitted the way the editor emits it: without
+``class_type``, its saved values as inputs ``UNKNOWN``, ``UNKNOWN_1``, ... (validation then reports
+it). A link from a node that does not exist raises :class:`BrokenLinkError`, as in the editor.
 """
 
 from __future__ import annotations
@@ -26,7 +30,24 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._editor_graph import (
+    Graph,
+    LiveInput,
+    hoist_subgraph_definitions,
+    make_graph,
+    renumber_subgraph_nodes,
+)
+from ._editor_meta import default_title, node_meta
+from ._editor_widgets import (
+    Widget,
+    apply_widget_values,
+    build_widgets,
+    input_slots,
+    migrate_widget_values,
+    unknown_node_widgets,
+)
 from ._errors import BrokenLinkError, UnknownNodeTypes, WorkflowError
+from ._group_nodes import convert_group_nodes
 
 __all__ = ["FRONTEND_ONLY_TYPES", "is_ui_format", "ui_to_api"]
 
@@ -35,29 +56,9 @@ FRONTEND_ONLY_TYPES: frozenset[str] = frozenset(
     {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 )
 
+# lib/litegraph/src/types/globalEnums.ts (LGraphEventMode)
 _BYPASS = 4
 _NEVER = 2
-
-#: Types the editor renames when it loads an old workflow.
-_LEGACY_RENAMES = {
-    "T2IAdapterLoader": "ControlNetLoader",
-    "ConditioningAverage ": "ConditioningAverage",
-    "SDV_img2vid_Conditioning": "SVD_img2vid_Conditioning",
-}
-
-#: English display names the editor ships for classes whose object_info has none.
-_FRONTEND_DISPLAY_NAMES = {
-    "ImageBlur": "Image Blur",
-    "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
-}
-
-#: Nodes that get the frontend's ``audioUI`` widget (sent to the API as ``""``).
-_AUDIO_UI_TYPES = frozenset({"LoadAudio", "SaveAudio", "SaveAudioMP3", "SaveAudioOpus",
-                             "PreviewAudio"})
-_UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload")
-_WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-_SCALAR_DEFAULTS: dict[str, Any] = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}
-_KSAMPLERS = frozenset({"KSampler", "KSamplerAdvanced"})
 
 _Resolved = tuple[Literal["link"], str, int] | tuple[Literal["value"], Any]
 
@@ -68,53 +69,29 @@ def is_ui_format(data: Any) -> bool:
 
 
 @dataclass
-class _Widget:
-    """One widget of a node, as the editor builds it from the node definition."""
-
-    name: str
-    value: Any
-    to_api: bool = True  # options.serialize !== false
-    in_values: bool = True  # takes a position in widgets_values
-    fixed: bool = False  # value never read from widgets_values
-
-
-@dataclass(frozen=True)
-class _Link:
-    origin_id: str
-    origin_slot: int
-    target_id: str
-    target_slot: int
-
-
-@dataclass
-class _Graph:
-    """The root graph or one subgraph definition (shared by all its instances)."""
-
-    nodes: dict[str, dict[str, Any]]
-    order: list[str]
-    links: dict[int, _Link]
-    input_node_id: str = "-10"
-    output_node_id: str = "-20"
-    definition: dict[str, Any] | None = None
-    widgets: dict[str, list[_Widget]] = field(default_factory=dict)
-
-
-@dataclass
 class _Dto:
     """One node of the flattened graph (the editor's ``ExecutableNodeDTO``)."""
 
     node: dict[str, Any]
-    graph: _Graph
+    graph: Graph
     path: tuple[str, ...]
     instance: _Dto | None
     kind: Literal["node", "virtual", "subgraph", "unknown"]
     class_type: str
-    inputs: list[dict[str, Any]]
-    subgraph: _Graph | None = None
+    inputs: list[LiveInput]
+    subgraph: Graph | None = None
+    #: values of this instance's promoted widgets, by subgraph input index
+    promoted: dict[int, Any] = field(default_factory=dict)
+    #: per-instance values of inner widgets (old files' proxyWidgets): (inner id, widget) → value
+    overrides: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @property
+    def node_id(self) -> str:
+        return _node_id(self.node)
 
     @property
     def exec_id(self) -> str:
-        return ":".join((*self.path, _node_id(self.node)))
+        return ":".join((*self.path, self.node_id))
 
     @property
     def mode(self) -> int:
@@ -123,128 +100,32 @@ class _Dto:
 
 
 def _node_id(node: dict[str, Any]) -> str:
-    return str(node.get("id"))
-
-
-def _parse_links(rows: Any) -> dict[int, _Link]:
-    links: dict[int, _Link] = {}
-    for row in rows or []:
-        if isinstance(row, dict):
-            link_id, origin, oslot = row.get("id"), row.get("origin_id"), row.get("origin_slot")
-            target, tslot = row.get("target_id"), row.get("target_slot")
-        elif isinstance(row, list) and len(row) >= 5:
-            link_id, origin, oslot, target, tslot = row[:5]
-        else:
-            continue
-        if isinstance(link_id, int):
-            links[link_id] = _Link(str(origin), int(oslot or 0), str(target), int(tslot or 0))
-    return links
-
-
-def _make_graph(data: dict[str, Any], definition: dict[str, Any] | None = None) -> _Graph:
-    nodes: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
-    for node in data.get("nodes") or []:
-        if isinstance(node, dict):
-            nid = _node_id(node)
-            nodes[nid] = node
-            order.append(nid)
-    graph = _Graph(nodes=nodes, order=order, links=_parse_links(data.get("links")),
-                   definition=definition)
-    if definition is not None:
-        graph.input_node_id = str((definition.get("inputNode") or {}).get("id", -10))
-        graph.output_node_id = str((definition.get("outputNode") or {}).get("id", -20))
-    return graph
-
-
-# -- widgets ---------------------------------------------------------------------------------
-
-
-def _input_specs(definition: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
-    inputs = definition.get("input") or {}
-    order = definition.get("input_order") or {}
-    specs: list[tuple[str, Any, dict[str, Any]]] = []
-    for section in ("required", "optional"):
-        entries = inputs.get(section) or {}
-        names = order.get(section) or list(entries)
-        for name in names:
-            spec = entries.get(name)
-            if not isinstance(spec, (list, tuple)) or not spec:
-                continue
-            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            specs.append((name, spec[0], options))
-    return specs
-
-
-def _build_widgets(class_type: str, definition: dict[str, Any]) -> list[_Widget]:
-    widgets: list[_Widget] = []
-    for name, kind, options in _input_specs(definition):
-        if options.get("forceInput"):
-            continue
-        if isinstance(kind, list) or kind == "COMBO":
-            choices = kind if isinstance(kind, list) else options.get("options") or []
-            default = options.get("default", choices[0] if choices else None)
-            is_combo = True
-        elif kind in _WIDGET_TYPES:
-            default = options.get("default", _SCALAR_DEFAULTS.get(kind))
-            is_combo = False
-        else:
-            continue
-        widgets.append(_Widget(name, copy.deepcopy(default)))
-        if options.get("control_after_generate"):
-            widgets.append(_Widget("control_after_generate", "fixed", to_api=False))
-            if is_combo:
-                widgets.append(_Widget("control_filter_list", "", to_api=False))
-        if any(options.get(flag) for flag in _UPLOAD_FLAGS):
-            widgets.append(_Widget("upload", "image", to_api=False))
-    if class_type in _AUDIO_UI_TYPES:
-        widgets.append(_Widget("audioUI", "", fixed=True))
-    if class_type == "PreviewAny":
-        widgets.append(_Widget("preview", "", in_values=False, fixed=True))
-    return widgets
-
-
-def _apply_widget_values(class_type: str, widgets: list[_Widget], values: Any) -> None:
-    if isinstance(values, dict):
-        for widget in widgets:
-            if widget.name in values and not widget.fixed:
-                widget.value = copy.deepcopy(values[widget.name])
-    elif isinstance(values, list):
-        positional = [w for w in widgets if w.in_values]
-        for widget, value in zip(positional, values, strict=False):
-            if not widget.fixed:
-                widget.value = copy.deepcopy(value)
-    if class_type in _KSAMPLERS:
-        for widget in widgets:
-            if (widget.name == "sampler_name" and isinstance(widget.value, str)
-                    and widget.value.startswith("sample_")):
-                widget.value = widget.value[len("sample_"):]
-
-
-# -- the converter ---------------------------------------------------------------------------
+    value = node.get("id")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 class _Converter:
-    def __init__(self, ui: dict[str, Any], object_info: dict[str, Any],
-                 unknown_types: Literal["raise", "keep"]) -> None:
+    def __init__(self, ui: dict[str, Any], object_info: dict[str, Any]) -> None:
         self.object_info = object_info
-        self.definitions: dict[str, dict[str, Any]] = {}
-        for sub in (ui.get("definitions") or {}).get("subgraphs") or []:
-            if isinstance(sub, dict) and isinstance(sub.get("id"), str):
-                self.definitions[sub["id"]] = sub
-        self.group_nodes = set((ui.get("extra") or {}).get("groupNodes") or {})
-        self.subgraphs: dict[str, _Graph] = {}
-        self.root = _make_graph(ui)
+        root = dict(ui)
+        root["nodes"] = copy.deepcopy(ui.get("nodes") or [])
+        subgraphs = hoist_subgraph_definitions((ui.get("definitions") or {}).get("subgraphs"))
+        renumber_subgraph_nodes(root, subgraphs)
+        self.definitions = {sub["id"]: sub for sub in subgraphs}
+        convert_group_nodes(root, self.definitions, object_info)
+        self.subgraphs: dict[str, Graph] = {}
+        self.root = make_graph(root, self._live_inputs)
         self.dtos: dict[str, _Dto] = {}
-        self.unknown: dict[str, list[str]] = {}
-        self._flatten(self.root, (), None, self._execution_order(self.root))
-        if self.unknown and unknown_types == "raise":
-            raise UnknownNodeTypes(self.unknown)
+        self.emitted: list[_Dto] = []
+        for nid in self._execution_order(self.root):
+            self._add(self.root, nid, (), None, at_root=True, depth=0)
 
     # flattening ---------------------------------------------------------------------------
 
     @staticmethod
-    def _execution_order(graph: _Graph) -> list[str]:
+    def _execution_order(graph: Graph) -> list[str]:
         position = {nid: index for index, nid in enumerate(graph.order)}
 
         def key(nid: str) -> tuple[int, int]:
@@ -253,124 +134,184 @@ class _Converter:
 
         return sorted(graph.order, key=key)
 
-    def _subgraph(self, type_id: str) -> _Graph:
+    def _subgraph(self, type_id: str) -> Graph:
         if type_id not in self.subgraphs:
             definition = self.definitions[type_id]
-            self.subgraphs[type_id] = _make_graph(definition, definition)
+            self.subgraphs[type_id] = make_graph(definition, self._live_inputs, definition)
         return self.subgraphs[type_id]
 
-    def _classify(self, node: dict[str, Any], dto_id: str) -> tuple[str, Any]:
-        node_type = str(node.get("type"))
-        class_type = _LEGACY_RENAMES.get(node_type, node_type)
+    def _classify(self, node: dict[str, Any]) -> Literal["node", "virtual", "subgraph",
+                                                            "unknown"]:
+        node_type = node.get("type")
+        if not isinstance(node_type, str):
+            return "unknown"
         if node_type in self.definitions:
-            return class_type, "subgraph"
+            return "subgraph"
         if node_type in FRONTEND_ONLY_TYPES:
-            return class_type, "virtual"
-        if class_type in self.object_info:
-            return class_type, "node"
-        if node_type in self.group_nodes or node_type.startswith(("workflow>", "workflow/")):
-            raise WorkflowError(
-                f"node {dto_id} is a legacy group node ({node_type!r}), which is not "
-                "supported: convert it to a subgraph in the editor and save again"
-            )
-        self.unknown.setdefault(node_type, []).append(dto_id)
-        return class_type, "unknown"
+            return "virtual"
+        return "node" if isinstance(self.object_info.get(node_type), dict) else "unknown"
 
-    def _flatten(self, graph: _Graph, path: tuple[str, ...], instance: _Dto | None,
-                 order: list[str], depth: int = 0) -> None:
+    def _live_inputs(self, node: dict[str, Any]) -> list[LiveInput]:
+        """A node's input slots as the editor builds them on load."""
+        saved = [slot for slot in node.get("inputs") or [] if isinstance(slot, dict)]
+        kind = self._classify(node)
+        if kind == "subgraph":
+            # lib/litegraph/src/subgraph/SubgraphNode.ts: one input per subgraph input
+            definition = self.definitions[str(node.get("type"))]
+            return [LiveInput(str(sub.get("name")), sub.get("type", "*"))
+                    for sub in definition.get("inputs") or [] if isinstance(sub, dict)]
+        if kind == "node":
+            # services/litegraphService.ts (ComfyNode.configure): the definition's inputs, then
+            # the saved inputs it lacks
+            slots = [LiveInput(name, kind_, None, name if has_widget else None)
+                     for name, kind_, has_widget in input_slots(
+                         str(node["type"]), self.object_info[str(node["type"])])]
+            names = {slot.name for slot in slots}
+            slots += [LiveInput(str(slot.get("name")), slot.get("type", "*"), None,
+                                _widget_name(slot))
+                      for slot in saved if str(slot.get("name")) not in names]
+            return slots
+        return [LiveInput(str(slot.get("name")), slot.get("type", "*"), None, _widget_name(slot))
+                for slot in saved]
+
+    def _add(self, graph: Graph, nid: str, path: tuple[str, ...], instance: _Dto | None, *,
+             at_root: bool, depth: int) -> None:
         if depth > 64:
             raise WorkflowError("subgraphs are nested too deeply (a subgraph contains itself?)")
-        for nid in order:
-            node = graph.nodes[nid]
-            dto_id = ":".join((*path, nid))
-            class_type, kind = self._classify(node, dto_id)
-            inputs = [i for i in node.get("inputs") or [] if isinstance(i, dict)]
-            dto = _Dto(node, graph, path, instance, kind, class_type, inputs)
-            if kind == "subgraph":
-                sub = self._subgraph(str(node.get("type")))
-                dto.subgraph = sub
-                dto.inputs = self._instance_inputs(node, sub)
-                self._flatten(sub, (*path, nid), dto, list(sub.order), depth + 1)
-            elif kind == "node" and nid not in graph.widgets:
-                widgets = _build_widgets(class_type, self.object_info[class_type])
-                _apply_widget_values(class_type, widgets, node.get("widgets_values"))
-                graph.widgets[nid] = widgets
-            self.dtos[dto_id] = dto
+        node = graph.nodes[nid]
+        kind = self._classify(node)
+        class_type = str(node.get("type"))
+        dto = _Dto(node, graph, path, instance, kind, class_type, graph.inputs[nid])
+        self.dtos[dto.exec_id] = dto
+        if kind == "subgraph":
+            sub = self._subgraph(class_type)
+            dto.subgraph = sub
+            self._promote(dto)
+            # utils/executionUtil.ts: a muted or bypassed instance at the root is not expanded;
+            # lib/litegraph/src/subgraph/SubgraphNode.ts (getInnerNodes): nested ones always are
+            if not at_root or dto.mode not in (_NEVER, _BYPASS):
+                for inner in sub.order:
+                    self._add(sub, inner, (*path, nid), dto, at_root=False, depth=depth + 1)
+            return
+        if kind == "node" and nid not in graph.widgets:
+            widgets = build_widgets(class_type, self.object_info[class_type])
+            values = _saved_values(node.get("widgets_values"))
+            if values:
+                values = migrate_widget_values(class_type, self.object_info[class_type],
+                                               widgets, values)
+            apply_widget_values(class_type, widgets, values)
+            graph.widgets[nid] = widgets
+        elif kind == "unknown" and nid not in graph.widgets:
+            graph.widgets[nid] = unknown_node_widgets(_saved_values(node.get("widgets_values")))
+        self.emitted.append(dto)
 
-    @staticmethod
-    def _instance_inputs(node: dict[str, Any], sub: _Graph) -> list[dict[str, Any]]:
-        """The instance's inputs as the live node has them: one per subgraph input."""
-        saved = {i.get("name"): i for i in node.get("inputs") or [] if isinstance(i, dict)}
-        inputs: list[dict[str, Any]] = []
-        for sub_input in (sub.definition or {}).get("inputs") or []:
-            name = sub_input.get("name")
-            link = saved.get(name, {}).get("link")
-            inputs.append({"name": name, "type": sub_input.get("type", "*"), "link": link})
-        return inputs
-
-    def _promoted_value(self, instance: _Dto, index: int) -> tuple[bool, Any]:
-        """The value of the instance's promoted widget for subgraph input ``index``, if any."""
-        sub = instance.subgraph
+    def _promote(self, dto: _Dto) -> None:
+        """The values of an instance's promoted widgets (``SubgraphNode.ts``): the inner
+        widget's value, then the instance's ``widgets_values`` by position, then, for files with
+        ``properties.proxyWidgets``, the values those entries name
+        (``core/graph/subgraph/migration/proxyWidgetMigration.ts``)."""
+        sub = dto.subgraph
         assert sub is not None
-        sub_inputs = (sub.definition or {}).get("inputs") or []
-        position = 0
-        for i, sub_input in enumerate(sub_inputs):
-            inner = self._promoted_source(sub, sub_input)
-            if inner is None:
+        sub_inputs = [i for i in (sub.definition or {}).get("inputs") or [] if isinstance(i, dict)]
+        widget_of: dict[int, tuple[str, Widget]] = {}
+        for index, sub_input in enumerate(sub_inputs):
+            source = self._promoted_source(sub, sub_input)
+            if source is not None:
+                widget_of[index] = source
+                dto.promoted[index] = copy.deepcopy(source[1].value)
+        saved = _saved_values(dto.node.get("widgets_values"))
+        for position, index in enumerate(sorted(widget_of)):
+            if position < len(saved):
+                dto.promoted[index] = copy.deepcopy(saved[position])
+        proxies = (dto.node.get("properties") or {}).get("proxyWidgets")
+        if not isinstance(proxies, list):
+            return
+        raw = dto.node.get("widgets_values")
+        for position, entry in enumerate(proxies):
+            if not (isinstance(entry, list) and len(entry) >= 2 and isinstance(raw, list)
+                    and position < len(raw)):
+                continue  # a hole: nothing to apply
+            source_id, widget_name = str(entry[0]), str(entry[1])
+            value = copy.deepcopy(raw[position])
+            if source_id == "-1":  # the subgraph input of that name
+                for index, sub_input in enumerate(sub_inputs):
+                    if sub_input.get("name") == widget_name and index in widget_of:
+                        dto.promoted[index] = value
                 continue
-            if i == index:
-                values = instance.node.get("widgets_values")
-                if isinstance(values, list) and position < len(values):
-                    return True, values[position]
-                if isinstance(values, dict) and sub_input.get("name") in values:
-                    return True, values[sub_input.get("name")]
-                return True, inner.value
-            position += 1
-        return False, None
+            linked = [index for index, (node_id, widget) in widget_of.items()
+                      if node_id == source_id and widget.name == widget_name]
+            if linked:
+                dto.promoted[linked[0]] = value
+            elif any(w.name == widget_name and w.in_values and w.name != "control_after_generate"
+                     for w in sub.widgets.get(source_id, [])):
+                dto.overrides[(source_id, widget_name)] = value
 
-    @staticmethod
-    def _promoted_source(sub: _Graph, sub_input: dict[str, Any]) -> _Widget | None:
+    def _promoted_source(self, sub: Graph, sub_input: dict[str, Any]) -> tuple[str, Widget] | None:
+        """The inner widget a subgraph input promotes: the first of its links that ends on a
+        widget input (``SubgraphNode.ts``, ``_resolveInputWidget``)."""
         for link_id in sub_input.get("linkIds") or []:
             link = sub.links.get(link_id)
-            if link is None:
+            target = sub.live_target(link) if link is not None else None
+            if link is None or target is None:
                 continue
-            target = sub.nodes.get(link.target_id)
-            inputs = (target or {}).get("inputs") or []
-            if not (0 <= link.target_slot < len(inputs)):
+            if target.widget is None:
+                nested = self._nested_promoted_source(sub, link.target_id, target)
+                if nested is not None:
+                    return nested
                 continue
-            widget_ref = inputs[link.target_slot].get("widget")
-            if not isinstance(widget_ref, dict):
-                return None
+            widget_name = target.widget
+            self._ensure_widgets(sub, link.target_id)
             for widget in sub.widgets.get(link.target_id, []):
-                if widget.name == widget_ref.get("name"):
-                    return widget
-            return None
+                if widget.name == widget_name:
+                    return link.target_id, widget
         return None
+
+    def _nested_promoted_source(self, sub: Graph, node_id: str,
+                                target: LiveInput) -> tuple[str, Widget] | None:
+        """A subgraph input that feeds an inner subgraph instance's promoted input promotes the
+        innermost widget (``SubgraphNode.ts``, ``_resolveNestedPromotedSource``)."""
+        node = sub.nodes.get(node_id)
+        if node is None or self._classify(node) != "subgraph":
+            return None
+        nested = self._subgraph(str(node.get("type")))
+        for sub_input in (nested.definition or {}).get("inputs") or []:
+            if isinstance(sub_input, dict) and sub_input.get("name") == target.name:
+                return self._promoted_source(nested, sub_input)
+        return None
+
+    def _ensure_widgets(self, graph: Graph, nid: str) -> None:
+        node = graph.nodes[nid]
+        if nid in graph.widgets or self._classify(node) != "node":
+            return
+        class_type = str(node.get("type"))
+        widgets = build_widgets(class_type, self.object_info[class_type])
+        values = _saved_values(node.get("widgets_values"))
+        if values:
+            values = migrate_widget_values(class_type, self.object_info[class_type], widgets,
+                                           values)
+        apply_widget_values(class_type, widgets, values)
+        graph.widgets[nid] = widgets
 
     # primitives -----------------------------------------------------------------------------
 
     def _apply_primitives(self) -> None:
+        """``extensions/core/widgetInputs.ts`` (``applyToGraph``) and
+        ``widgetValuePropagation.ts``: before the prompt is built, each legacy PrimitiveNode
+        copies its value into the widgets its output links feed directly."""
         for dto in self.dtos.values():
             if dto.kind != "virtual" or dto.class_type != "PrimitiveNode":
                 continue
-            values = dto.node.get("widgets_values")
-            if not isinstance(values, list) or not values:
+            values = _saved_values(dto.node.get("widgets_values"))
+            if not values:
                 continue
-            outputs = dto.node.get("outputs") or []
-            links = (outputs[0].get("links") if outputs else None) or []
-            for link_id in links:
-                link = dto.graph.links.get(link_id)
-                target = dto.graph.nodes.get(link.target_id) if link else None
-                if link is None or target is None:
-                    continue
-                inputs = target.get("inputs") or []
-                if not (0 <= link.target_slot < len(inputs)):
-                    continue
-                widget_ref = inputs[link.target_slot].get("widget")
-                if not isinstance(widget_ref, dict):
-                    continue  # e.g. a Reroute: the editor cannot find a widget there
+            for link in dto.graph.output_links(dto.node_id, 0):
+                target = dto.graph.live_target(link)
+                widget_name = target.widget if target is not None else None
+                if widget_name is None:
+                    continue  # e.g. a Reroute: the editor finds no widget there
+                self._ensure_widgets(dto.graph, link.target_id)
                 for widget in dto.graph.widgets.get(link.target_id, []):
-                    if widget.name == widget_ref.get("name"):
+                    if widget.name == widget_name:
                         widget.value = copy.deepcopy(values[0])
 
     # link resolution -------------------------------------------------------------------------
@@ -384,32 +325,26 @@ class _Converter:
         if not (0 <= slot < len(dto.inputs)):
             return None
         slot_info = dto.inputs[slot]
-        link_id = slot_info.get("link")
-        if link_id is None:
-            return None
-        name = slot_info.get("name")
-        link = dto.graph.links.get(link_id)
+        link = slot_info.link
         if link is None:
-            raise BrokenLinkError(
-                f"node {dto.exec_id}, input {name!r}: link {link_id} does not exist; "
-                "reconnect the input in the editor and save again"
-            )
+            return None
         instance = dto.instance
         if instance is not None and link.origin_id == dto.graph.input_node_id:
             if not (0 <= link.origin_slot < len(instance.inputs)):
                 return None
-            if instance.inputs[link.origin_slot].get("link") is None:
-                found, value = self._promoted_value(instance, link.origin_slot)
-                return ("value", value) if found else None
+            if instance.inputs[link.origin_slot].link is None:
+                if link.origin_slot in instance.promoted:
+                    return ("value", instance.promoted[link.origin_slot])
+                return None
             return self._resolve_input(instance, link.origin_slot, visited)
-        origin = dto.graph.nodes.get(link.origin_id)
-        if origin is None:
+        origin_dto = self.dtos.get(":".join((*dto.path, link.origin_id)))
+        if origin_dto is None:
             raise BrokenLinkError(
-                f"node {dto.exec_id}, input {name!r}: the linked node {link.origin_id} does "
-                "not exist; reconnect the input in the editor and save again"
+                f"node {dto.exec_id}, input {slot_info.name!r}: the linked node "
+                f"{link.origin_id} does not exist; reconnect the input in the editor and save "
+                "again"
             )
-        origin_dto = self.dtos[":".join((*dto.path, link.origin_id))]
-        want = type_ if type_ is not None else slot_info.get("type", "*")
+        want = type_ if type_ is not None else slot_info.type
         return self._resolve_output(origin_dto, link.origin_slot, want, visited)
 
     def _resolve_output(self, dto: _Dto, slot: int, type_: Any,
@@ -418,6 +353,8 @@ class _Converter:
         if key in visited:
             raise WorkflowError(f"circular links around node {dto.exec_id}")
         visited.add(key)
+        if dto.mode == _NEVER:
+            return None  # ExecutableNodeDTO.ts: muted nodes produce no output
         if dto.mode == _BYPASS:
             index = self._bypass_slot(dto, slot, type_)
             return None if index < 0 else self._resolve_input(dto, index, visited)
@@ -433,76 +370,44 @@ class _Converter:
                                  visited: set[str]) -> _Resolved | None:
         sub = dto.subgraph
         assert sub is not None
-        outputs = (sub.definition or {}).get("outputs") or []
-        if not (0 <= slot < len(outputs)):
+        link = sub.incoming(sub.output_node_id, slot)
+        if link is None or link.origin_id not in sub.nodes:
             return None
-        for link_id in outputs[slot].get("linkIds") or []:
-            link = sub.links.get(link_id)
-            if link is None or link.origin_id not in sub.nodes:
-                continue
-            inner = self.dtos[":".join((*dto.path, _node_id(dto.node), link.origin_id))]
-            return self._resolve_output(inner, link.origin_slot, type_, visited)
-        return None
+        inner = self.dtos.get(":".join((*dto.path, dto.node_id, link.origin_id)))
+        if inner is None:
+            return None  # the instance was not expanded
+        return self._resolve_output(inner, link.origin_slot, type_, visited)
 
     @staticmethod
     def _bypass_slot(dto: _Dto, slot: int, type_: Any) -> int:
+        """``ExecutableNodeDTO.ts`` (``_getBypassSlotIndex``)."""
         inputs = dto.inputs
         if type_ in ("*", ""):
             return slot if len(inputs) > slot else 0
         outputs = dto.node.get("outputs") or []
+        if dto.kind == "subgraph" and dto.subgraph is not None:
+            outputs = (dto.subgraph.definition or {}).get("outputs") or []
         out_type = outputs[slot].get("type", "*") if 0 <= slot < len(outputs) else "*"
-        if (slot < len(inputs) and _compatible(inputs[slot].get("type"), out_type)
-                and _compatible(inputs[slot].get("type"), type_)):
+        if (slot < len(inputs) and _compatible(inputs[slot].type, out_type)
+                and _compatible(inputs[slot].type, type_)):
             return slot
         for i, slot_info in enumerate(inputs):
-            if slot_info.get("type") == type_:
+            if slot_info.type == type_:
                 return i
         for i, slot_info in enumerate(inputs):
-            kind = slot_info.get("type")
-            if _compatible(kind, out_type) and _compatible(kind, type_):
+            if _compatible(slot_info.type, out_type) and _compatible(slot_info.type, type_):
                 return i
         return -1
 
     # output -------------------------------------------------------------------------------------
 
-    def _emit_order(self) -> list[_Dto]:
-        """DTOs in the editor's map order: each instance's inner nodes, then the instance."""
-        ordered: list[_Dto] = []
-
-        def visit(graph: _Graph, path: tuple[str, ...], order: list[str]) -> None:
-            for nid in order:
-                dto = self.dtos[":".join((*path, nid))]
-                if dto.kind == "subgraph" and dto.subgraph is not None:
-                    visit(dto.subgraph, (*path, nid), list(dto.subgraph.order))
-                ordered.append(dto)
-
-        visit(self.root, (), self._execution_order(self.root))
-        return ordered
-
     def convert(self) -> dict[str, Any]:
         self._apply_primitives()
         output: dict[str, dict[str, Any]] = {}
-        for dto in self._emit_order():
-            if dto.kind in ("virtual", "subgraph") or dto.mode in (_NEVER, _BYPASS):
+        for dto in self.emitted:
+            if dto.mode in (_NEVER, _BYPASS) or dto.kind == "virtual":
                 continue
-            inputs: dict[str, Any] = {}
-            for widget in dto.graph.widgets.get(_node_id(dto.node), []):
-                if widget.to_api:
-                    inputs[widget.name] = _boxed(copy.deepcopy(widget.value))
-            for slot, slot_info in enumerate(dto.inputs):
-                resolved = self._resolve_input(dto, slot, set())
-                if resolved is None:
-                    continue
-                name = str(slot_info.get("name"))
-                if resolved[0] == "value":
-                    inputs[name] = _boxed(copy.deepcopy(resolved[1]))
-                else:
-                    inputs[name] = [resolved[1], resolved[2]]
-            entry: dict[str, Any] = {"inputs": inputs}
-            if dto.kind != "unknown":
-                entry["class_type"] = dto.class_type
-            entry["_meta"] = {"title": self._title(dto)}
-            output[dto.exec_id] = entry
+            output[dto.exec_id] = self._entry(dto)
         for entry in output.values():
             inputs = entry["inputs"]
             for name in list(inputs):
@@ -511,13 +416,62 @@ class _Converter:
                     del inputs[name]
         return _js_key_order(output)
 
+    def _entry(self, dto: _Dto) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        overrides = dto.instance.overrides if dto.instance is not None else {}
+        overridden = {name for (nid, name) in overrides if nid == dto.node_id}
+        for widget in dto.graph.widgets.get(dto.node_id, []):
+            if widget.to_api:
+                value = overrides.get((dto.node_id, widget.name), widget.value)
+                inputs[widget.name] = _boxed(copy.deepcopy(value))
+        for slot, slot_info in enumerate(dto.inputs):
+            if slot_info.widget in overridden:
+                continue
+            resolved = self._resolve_input(dto, slot, set())
+            if resolved is None:
+                continue
+            if resolved[0] == "value":
+                inputs[slot_info.name] = _boxed(copy.deepcopy(resolved[1]))
+            else:
+                inputs[slot_info.name] = [resolved[1], resolved[2]]
+        entry: dict[str, Any] = {"inputs": inputs}
+        if dto.kind != "unknown":
+            entry["class_type"] = dto.class_type
+        entry["_meta"] = node_meta(self._title(dto), dto.node.get("properties"))
+        return entry
+
     def _title(self, dto: _Dto) -> Any:
+        """``LGraphNode.configure``: a saved title unless it is empty, else the default one
+        (a node of an unknown type has none)."""
         title = dto.node.get("title")
-        if title is not None:
+        if title:
             return title
-        definition = self.object_info.get(dto.class_type) or {}
-        return (definition.get("display_name") or _FRONTEND_DISPLAY_NAMES.get(dto.class_type)
-                or dto.class_type)
+        if dto.kind == "unknown":
+            return ""
+        return default_title(dto.class_type, self.object_info)
+
+    def unknown_types(self) -> dict[str, list[str]]:
+        missing: dict[str, list[str]] = {}
+        for dto in self.emitted:
+            if dto.kind == "unknown" and dto.mode not in (_NEVER, _BYPASS):
+                missing.setdefault(str(dto.node.get("type")), []).append(dto.exec_id)
+        return missing
+
+
+def _widget_name(slot: dict[str, Any]) -> str | None:
+    widget = slot.get("widget")
+    name = widget.get("name") if isinstance(widget, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _saved_values(values: Any) -> list[Any]:
+    """``widgets_values`` as the list the editor reads (``Array.from``): a list as it is, an
+    object only through a numeric ``length`` (custom nodes save such objects), else nothing."""
+    if isinstance(values, list):
+        return values
+    if isinstance(values, dict) and isinstance(values.get("length"), int):
+        return [values.get(str(index)) for index in range(max(values["length"], 0))]
+    return []
 
 
 def _compatible(a: Any, b: Any) -> bool:
@@ -547,17 +501,22 @@ def _js_key_order(mapping: dict[str, Any]) -> dict[str, Any]:
 
 
 def ui_to_api(ui: dict[str, Any], object_info: dict[str, Any], *,
-              unknown_types: Literal["raise", "keep"] = "raise") -> dict[str, Any]:
+              unknown_types: Literal["raise", "keep"] = "keep") -> dict[str, Any]:
     """Convert an editor-format workflow to the API format, as the ComfyUI editor would.
 
     ``object_info`` is the server's ``GET /object_info``. Returns a new dict; ``ui`` is not
-    changed. Node types the server does not know raise :class:`UnknownNodeTypes` listing all
-    of them; with ``unknown_types="keep"`` they are emitted without ``class_type`` instead, as
-    the editor does (the server then refuses the prompt).
+    changed. Node types the server does not know are emitted as the editor emits them (no
+    ``class_type``; validation reports them); ``unknown_types="raise"`` raises
+    :class:`UnknownNodeTypes` listing all of them instead.
     """
     if not is_ui_format(ui):
         raise WorkflowError(
             "this is not an editor-format workflow (no 'nodes' list and 'links'); "
             "an API-format workflow needs no conversion"
         )
-    return _Converter(ui, object_info, unknown_types).convert()
+    converter = _Converter(ui, object_info)
+    if unknown_types == "raise":
+        missing = converter.unknown_types()
+        if missing:
+            raise UnknownNodeTypes(missing)
+    return converter.convert()
