@@ -226,8 +226,7 @@ def _node_problems(api: Mapping[Any, Any], object_info: Mapping[str, Any]) -> li
             problems.append(problem(f"node {node_id} is a {type(node).__name__}, not "
                                     "{'class_type': ..., 'inputs': {...}}"))
         elif "class_type" not in node:
-            problems.append(problem(
-                "Cannot execute because a node is missing the class_type property."))
+            problems.append(_missing_class_problem(node_id, node))
         elif not isinstance(node["class_type"], str):
             problems.append(problem(f"the class_type of node {node_id} is not a string: "
                                     f"{node['class_type']!r}"))
@@ -237,6 +236,22 @@ def _node_problems(api: Mapping[Any, Any], object_info: Mapping[str, Any]) -> li
                 f"Cannot execute because node {class_type} does not exist.", class_type,
                 tuple(difflib.get_close_matches(class_type, list(object_info), n=3))))
     return problems
+
+
+def _missing_class_problem(node_id: Any, node: Mapping[str, Any]) -> Problem:
+    """A node without ``class_type``: what the editor sends for a node whose type the server
+    does not have (a custom node that is not installed), so the message says so."""
+    meta = node.get("_meta")
+    title = meta.get("title") if isinstance(meta, Mapping) else None
+    named = f"node {node_id}" + (f" ({title!r})" if isinstance(title, str) and title else "")
+    return Problem(
+        str(node_id), None, None, "invalid_prompt",
+        "Cannot execute because a node is missing the class_type property.",
+        f"Node ID '#{node_id}'",
+        title=title if isinstance(title, str) else None,
+        explanation=(f"{named} has no class_type: the server has no such node type (the editor "
+                     "sends a node whose type it does not know without one); install the "
+                     "custom nodes that provide it, or remove the node"))
 
 
 def _top_problem(error: Mapping[str, Any]) -> Problem:

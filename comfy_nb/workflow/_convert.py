@@ -27,6 +27,7 @@ it). A link from a node that does not exist raises :class:`BrokenLinkError`, as 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,6 +85,8 @@ class _Dto:
     promoted: dict[int, Any] = field(default_factory=dict)
     #: per-instance values of inner widgets (old files' proxyWidgets): (inner id, widget) → value
     overrides: dict[tuple[str, str], Any] = field(default_factory=dict)
+    #: the same for promoted inputs of inner subgraph instances: (inner id, input index) → value
+    input_overrides: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     @property
     def node_id(self) -> str:
@@ -100,10 +103,17 @@ class _Dto:
 
 
 def _node_id(node: dict[str, Any]) -> str:
-    value = node.get("id")
+    return _node_key(node.get("id"))
+
+
+def _node_key(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
+
+
+# core/graph/subgraph/migration/proxyWidgetMigration.ts: "<inner id>: <widget>" names
+_LEGACY_PREFIX = re.compile(r"^\s*(\d+)\s*:\s*(.+)$")
 
 
 class _Converter:
@@ -224,27 +234,66 @@ class _Converter:
             if position < len(saved):
                 dto.promoted[index] = copy.deepcopy(saved[position])
         proxies = (dto.node.get("properties") or {}).get("proxyWidgets")
-        if not isinstance(proxies, list):
-            return
         raw = dto.node.get("widgets_values")
-        for position, entry in enumerate(proxies):
+        for position, entry in enumerate(proxies if isinstance(proxies, list) else []):
             if not (isinstance(entry, list) and len(entry) >= 2 and isinstance(raw, list)
                     and position < len(raw)):
                 continue  # a hole: nothing to apply
-            source_id, widget_name = str(entry[0]), str(entry[1])
-            value = copy.deepcopy(raw[position])
-            if source_id == "-1":  # the subgraph input of that name
-                for index, sub_input in enumerate(sub_inputs):
-                    if sub_input.get("name") == widget_name and index in widget_of:
-                        dto.promoted[index] = value
-                continue
-            linked = [index for index, (node_id, widget) in widget_of.items()
-                      if node_id == source_id and widget.name == widget_name]
-            if linked:
-                dto.promoted[linked[0]] = value
-            elif any(w.name == widget_name and w.in_values and w.name != "control_after_generate"
-                     for w in sub.widgets.get(source_id, [])):
-                dto.overrides[(source_id, widget_name)] = value
+            self._apply_proxy(dto, sub_inputs, widget_of, entry, copy.deepcopy(raw[position]))
+
+    def _apply_proxy(self, dto: _Dto, sub_inputs: list[dict[str, Any]],
+                     widget_of: dict[int, tuple[str, Widget]], entry: list[Any],
+                     value: Any) -> None:
+        """One ``proxyWidgets`` entry ``[inner node id, widget name, source id?]`` of an old file
+        and the instance's value at its position (``proxyWidgetMigration.ts``)."""
+        sub = dto.subgraph
+        assert sub is not None
+        source_id, name = _node_key(entry[0]), str(entry[1])
+        source = str(entry[2]) if len(entry) > 2 and entry[2] is not None else None
+        if source_id == "-1":  # the subgraph input of that name (appendQuarantine)
+            for index, sub_input in enumerate(sub_inputs):
+                if sub_input.get("name") == name and index in widget_of:
+                    dto.promoted[index] = value
+            return
+        linked = [index for index, (node_id, widget) in widget_of.items()
+                  if node_id == source_id and widget.name == name]
+        if linked:  # findHostInputForPromotion: already promoted by an input
+            dto.promoted[linked[0]] = value
+            return
+        node = sub.nodes.get(source_id)
+        if node is None:
+            return  # quarantined: missingSourceNode
+        if not self._resolves(sub, source_id, name):  # normalizeLegacyProxyWidgetEntry
+            match = _LEGACY_PREFIX.match(name)
+            while match:
+                source, name = match.group(1), match.group(2)
+                match = _LEGACY_PREFIX.match(name)
+        if self._classify(node) == "subgraph":
+            nested = self._subgraph(str(node.get("type")))
+            for index, sub_input in enumerate((nested.definition or {}).get("inputs") or []):
+                found = self._promoted_source(nested, sub_input) if isinstance(
+                    sub_input, dict) else None
+                if found is None:
+                    continue
+                if (found[1].name == name and found[0] == source) if source else (
+                        sub_input.get("name") == name or found[1].name == name):
+                    dto.input_overrides[(source_id, index)] = value
+                    return
+            return
+        self._ensure_widgets(sub, source_id)
+        if any(widget.name == name and widget.in_values and widget.to_api
+               for widget in sub.widgets.get(source_id, [])):
+            # a new subgraph input takes the widget over: this instance's value
+            dto.overrides[(source_id, name)] = value
+
+    def _resolves(self, sub: Graph, node_id: str, name: str) -> bool:
+        node = sub.nodes[node_id]
+        if self._classify(node) == "subgraph":
+            nested = self._subgraph(str(node.get("type")))
+            return any(isinstance(i, dict) and i.get("name") == name
+                       for i in (nested.definition or {}).get("inputs") or [])
+        self._ensure_widgets(sub, node_id)
+        return any(widget.name == name for widget in sub.widgets.get(node_id, []))
 
     def _promoted_source(self, sub: Graph, sub_input: dict[str, Any]) -> tuple[str, Widget] | None:
         """The inner widget a subgraph input promotes: the first of its links that ends on a
@@ -333,6 +382,11 @@ class _Converter:
             if not (0 <= link.origin_slot < len(instance.inputs)):
                 return None
             if instance.inputs[link.origin_slot].link is None:
+                # an old file's proxyWidgets on an outer instance win over this one's value
+                outer = instance.instance
+                slot_key = (instance.node_id, link.origin_slot)
+                if outer is not None and slot_key in outer.input_overrides:
+                    return ("value", outer.input_overrides[slot_key])
                 if link.origin_slot in instance.promoted:
                     return ("value", instance.promoted[link.origin_slot])
                 return None

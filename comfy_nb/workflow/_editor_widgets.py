@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["EXTENSION_WIDGETS", "Widget", "apply_widget_values", "build_widgets",
+           "definition_inputs", "has_widget", "input_slots", "migrate_widget_values",
            "unknown_node_widgets"]
 
 
@@ -321,3 +322,17 @@ def _definition_specs(class_type: str, definition: dict[str, Any]) -> list[_Inpu
             for name, kind in _extension_inputs(class_type, inputs):
                 specs[name] = _InputSpec(name, kind)
     return list(specs.values())
+
+
+def definition_inputs(class_type: str, definition: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """The inputs of a node definition as the editor registers it (those its extensions add
+    included), in definition order: ``(name, [type, options])``."""
+    return [(spec.name, [spec.kind, spec.options])
+            for spec in _definition_specs(class_type, definition)]
+
+
+def has_widget(spec: list[Any]) -> bool:
+    """Whether an input of this spec is a widget (``stores/widgetStore.ts``,
+    ``inputIsWidget``), ``forceInput`` aside."""
+    kind = spec[0] if spec else None
+    return isinstance(kind, list) or kind in _PRIMITIVE_TYPES or kind in EXTENSION_WIDGETS
