@@ -39,6 +39,7 @@ from ._editor_graph import (
     renumber_subgraph_nodes,
 )
 from ._editor_meta import default_title, node_meta
+from ._editor_text import SAVE_NODE_TYPES, dynamic_prompt, filename_replacements
 from ._editor_widgets import (
     Widget,
     apply_widget_values,
@@ -477,7 +478,7 @@ class _Converter:
         for widget in dto.graph.widgets.get(dto.node_id, []):
             if widget.to_api:
                 value = overrides.get((dto.node_id, widget.name), widget.value)
-                inputs[widget.name] = _boxed(copy.deepcopy(value))
+                inputs[widget.name] = _boxed(self._serialized(dto, widget, value))
         for slot, slot_info in enumerate(dto.inputs):
             if slot_info.widget in overridden:
                 continue
@@ -493,6 +494,42 @@ class _Converter:
             entry["class_type"] = dto.class_type
         entry["_meta"] = node_meta(self._title(dto), dto.node.get("properties"))
         return entry
+
+    def _serialized(self, dto: _Dto, widget: Widget, value: Any) -> Any:
+        """A widget's value as the editor sends it (``widget.serializeValue``)."""
+        value = copy.deepcopy(value)
+        if widget.dynamic_prompts and isinstance(value, str):
+            value = dynamic_prompt(value)
+        if (dto.class_type in SAVE_NODE_TYPES and widget.name == "filename_prefix"
+                and isinstance(value, str)):
+            value = filename_replacements(value, self._widget_value)
+        return value
+
+    def _widget_value(self, node_name: str, widget_name: str) -> tuple[Any] | None:
+        """The value of a widget of the first node whose S&R name, else title, is
+        ``node_name``, in the root graph then the subgraphs (``utils/searchAndReplace.ts``)."""
+        graphs = [self.root, *(self._subgraph(type_id) for type_id in self.definitions)]
+        for key in ("sr", "title"):
+            for graph in graphs:
+                for nid in graph.order:
+                    node = graph.nodes[nid]
+                    properties = node.get("properties")
+                    if key == "sr":
+                        name = (properties.get("Node name for S&R")
+                                if isinstance(properties, dict) else None)
+                    else:
+                        kind = self._classify(node)
+                        name = node.get("title") or (
+                            "" if kind == "unknown" else default_title(str(node.get("type")),
+                                                                       self.object_info))
+                    if name != node_name:
+                        continue
+                    self._ensure_widgets(graph, nid)
+                    for widget in graph.widgets.get(nid, []):
+                        if widget.name == widget_name:
+                            return (widget.value,)
+                    return None
+        return None
 
     def _title(self, dto: _Dto) -> Any:
         """``LGraphNode.configure``: a saved title unless it is empty, else the default one

@@ -35,6 +35,8 @@ class Widget:
     fixed: bool = False
     #: the options of a combo widget
     choices: list[Any] | None = None
+    #: a text widget whose ``{a|b}`` choices are made when queueing (``dynamicPrompts``)
+    dynamic_prompts: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,9 @@ def _input_widgets(spec: _InputSpec) -> list[Widget]:
     else:
         default = options.get("default")
         widgets = [Widget(spec.name, copy.deepcopy(
-            _SCALAR_DEFAULTS.get(kind) if default is None else default))]
+            _SCALAR_DEFAULTS.get(kind) if default is None else default),
+            # renderer/extensions/vueNodes/widgets/composables/useStringWidget.ts
+            dynamic_prompts=kind == "STRING" and options.get("dynamicPrompts") is True)]
     # renderer/extensions/vueNodes/widgets/composables/useIntWidget.ts: an INT named seed or
     # noise_seed gets a control widget even when its spec does not ask for one;
     # core/graph/widgets/valueControlWidgets.ts: the control (and, for a combo, its filter list)

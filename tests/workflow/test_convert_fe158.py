@@ -559,3 +559,50 @@ def test_group_node_with_an_unknown_inner_type_stays_unknown(
     ui["extra"]["groupNodes"]["gen"]["nodes"][1]["type"] = "NotInstalled"
     got = ui_to_api(ui, object_info)
     assert "class_type" not in got["2"] and not any(":" in key for key in got)
+
+
+# -- values the editor computes when it queues ------------------------------------------------
+
+
+def test_dynamic_prompts(object_info: dict[str, Any]) -> None:
+    # extensions/core/dynamicPrompts.ts: a text input with dynamicPrompts loses its comments and
+    # each {a|b} becomes one of its options, picked anew each time
+    assert object_info["CLIPTextEncode"]["input"]["required"]["text"][1]["dynamicPrompts"]
+    text = "a {red|blue} car /* note */ at {night}, \\{literal\\} // more\nsecond line"
+    ui = workflow([node(2, "CLIPTextEncode", inputs=[("clip", "CLIP", None, False)],
+                        values=[text])], [])
+    seen = {ui_to_api(ui, object_info)["2"]["inputs"]["text"] for _ in range(40)}
+    assert seen == {"a red car  at night, {literal} \nsecond line",
+                    "a blue car  at night, {literal} \nsecond line"}
+    plain = workflow([node(2, "SaveImage", inputs=[("images", "IMAGE", None, False)],
+                           values=["{a|b}"]), ], [])
+    assert ui_to_api(plain, object_info)["2"]["inputs"]["filename_prefix"] == "{a|b}"
+
+
+def test_filename_prefix_patterns(object_info: dict[str, Any]) -> None:
+    # extensions/core/saveImageExtraOutput.ts and utils/searchAndReplace.ts: %Node.widget% (by
+    # S&R name, then title) and %date:...% in the filename_prefix of save nodes
+    sampler = ksampler(3, {}, [1234, "fixed", 20, 7.5, "euler", "normal", 1], title="Main")
+    sampler["properties"] = {"Node name for S&R": "KSampler"}
+    latent = node(4, "EmptyLatentImage", values=[640, 480, 1], title="Size: big")
+    save = node(9, "SaveImage", inputs=[("images", "IMAGE", None, False)],
+                values=["out/%KSampler.seed%_%Main.cfg%_%Size: big.width%_%nope.x%_"
+                        "%date:yyyy-MM-dd%_%KSampler.missing%"])
+    got = ui_to_api(workflow([sampler, latent, save], []), object_info)["9"]["inputs"]
+    prefix = got["filename_prefix"]
+    assert prefix.startswith("out/1234_7.5_640_%nope.x%_")  # "Main" is a title, not a S&R name
+    assert prefix.endswith("_%KSampler.missing%")
+    date = prefix[len("out/1234_7.5_640_%nope.x%_"):-len("_%KSampler.missing%")]
+    assert len(date) == 10 and date[4] == date[7] == "-" and date.replace("-", "").isdigit()
+
+
+def test_date_patterns() -> None:
+    import datetime
+
+    from comfy_nb.workflow._editor_text import filename_replacements
+
+    moment = datetime.datetime(2026, 3, 4, 5, 6, 7)
+    got = filename_replacements("%date:yyyy/yy/M/MM/d/dd/h/hh/m/mm/s/ss/yyy%",
+                                lambda node, widget: None, now=moment)
+    assert got == "2026/26/3/03/4/04/5/05/6/06/7/07/yyy"
+    assert filename_replacements("%a.b%", lambda node, widget: ("x/y:z",)) == "x_y_z"
