@@ -354,6 +354,11 @@ class _Converter:
             values = _saved_values(dto.node.get("widgets_values"))
             if not values:
                 continue
+            value = values[0]
+            properties = dto.node.get("properties")
+            if (isinstance(properties, dict) and properties.get("Run widget replace on values")
+                    and isinstance(value, str) and value):
+                value = filename_replacements(value, self._widget_value)
             for link in dto.graph.output_links(dto.node_id, 0):
                 target = dto.graph.live_target(link)
                 widget_name = target.widget if target is not None else None
@@ -362,7 +367,7 @@ class _Converter:
                 self._ensure_widgets(dto.graph, link.target_id)
                 for widget in dto.graph.widgets.get(link.target_id, []):
                     if widget.name == widget_name:
-                        widget.value = copy.deepcopy(values[0])
+                        widget.value = copy.deepcopy(value)
 
     # link resolution -------------------------------------------------------------------------
 

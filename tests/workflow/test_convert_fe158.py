@@ -606,3 +606,17 @@ def test_date_patterns() -> None:
                                 lambda node, widget: None, now=moment)
     assert got == "2026/26/3/03/4/04/5/05/6/06/7/07/yyy"
     assert filename_replacements("%a.b%", lambda node, widget: ("x/y:z",)) == "x_y_z"
+
+
+def test_primitive_node_text_replacements(object_info: dict[str, Any]) -> None:
+    # extensions/core/widgetInputs.ts (applyToGraph): with its "Run widget replace on values"
+    # property set, a PrimitiveNode's text takes the %Node.widget% replacements first
+    prim = node(20, "PrimitiveNode", outputs=[("STRING", [7])], values=["%Size.width%px"])
+    prim["properties"] = {"Run widget replace on values": True}
+    latent = node(4, "EmptyLatentImage", values=[640, 480, 1], title="Size")
+    text = node(2, "CLIPTextEncode", inputs=[("clip", "CLIP", None, False),
+                                             ("text", "STRING", 7, True)], values=["old"])
+    ui = workflow([prim, latent, text], [link(7, 20, 0, 2, 1, "STRING")])
+    assert ui_to_api(ui, object_info)["2"]["inputs"] == {"text": "640px"}
+    prim["properties"] = {"Run widget replace on values": False}
+    assert ui_to_api(ui, object_info)["2"]["inputs"] == {"text": "%Size.width%px"}
