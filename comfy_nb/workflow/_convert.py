@@ -122,7 +122,9 @@ class _Converter:
         self.object_info = object_info
         root = dict(ui)
         root["nodes"] = copy.deepcopy(ui.get("nodes") or [])
-        subgraphs = hoist_subgraph_definitions((ui.get("definitions") or {}).get("subgraphs"))
+        definitions = ui.get("definitions")
+        subgraphs = hoist_subgraph_definitions(
+            definitions.get("subgraphs") if isinstance(definitions, dict) else None)
         renumber_subgraph_nodes(root, subgraphs)
         self.definitions = {sub["id"]: sub for sub in subgraphs}
         convert_group_nodes(root, self.definitions, object_info)
@@ -164,7 +166,9 @@ class _Converter:
 
     def _live_inputs(self, node: dict[str, Any]) -> list[LiveInput]:
         """A node's input slots as the editor builds them on load."""
-        saved = [slot for slot in node.get("inputs") or [] if isinstance(slot, dict)]
+        inputs = node.get("inputs")
+        saved = [slot for slot in inputs if isinstance(slot, dict)] if isinstance(
+            inputs, list) else []
         kind = self._classify(node)
         if kind == "subgraph":
             # lib/litegraph/src/subgraph/SubgraphNode.ts: one input per subgraph input
@@ -296,7 +300,8 @@ class _Converter:
         self._ensure_widgets(sub, node_id)
         return any(widget.name == name for widget in sub.widgets.get(node_id, []))
 
-    def _promoted_source(self, sub: Graph, sub_input: dict[str, Any]) -> tuple[str, Widget] | None:
+    def _promoted_source(self, sub: Graph, sub_input: dict[str, Any],
+                         depth: int = 0) -> tuple[str, Widget] | None:
         """The inner widget a subgraph input promotes: the first of its links that ends on a
         widget input (``SubgraphNode.ts``, ``_resolveInputWidget``)."""
         for link_id in sub_input.get("linkIds") or []:
@@ -305,7 +310,7 @@ class _Converter:
             if link is None or target is None:
                 continue
             if target.widget is None:
-                nested = self._nested_promoted_source(sub, link.target_id, target)
+                nested = self._nested_promoted_source(sub, link.target_id, target, depth)
                 if nested is not None:
                     return nested
                 continue
@@ -316,17 +321,17 @@ class _Converter:
                     return link.target_id, widget
         return None
 
-    def _nested_promoted_source(self, sub: Graph, node_id: str,
-                                target: LiveInput) -> tuple[str, Widget] | None:
+    def _nested_promoted_source(self, sub: Graph, node_id: str, target: LiveInput,
+                                depth: int) -> tuple[str, Widget] | None:
         """A subgraph input that feeds an inner subgraph instance's promoted input promotes the
         innermost widget (``SubgraphNode.ts``, ``_resolveNestedPromotedSource``)."""
         node = sub.nodes.get(node_id)
-        if node is None or self._classify(node) != "subgraph":
+        if node is None or self._classify(node) != "subgraph" or depth > 64:
             return None
         nested = self._subgraph(str(node.get("type")))
         for sub_input in (nested.definition or {}).get("inputs") or []:
             if isinstance(sub_input, dict) and sub_input.get("name") == target.name:
-                return self._promoted_source(nested, sub_input)
+                return self._promoted_source(nested, sub_input, depth + 1)
         return None
 
     def _ensure_widgets(self, graph: Graph, nid: str) -> None:
@@ -447,7 +452,8 @@ class _Converter:
         outputs = dto.node.get("outputs") or []
         if dto.kind == "subgraph" and dto.subgraph is not None:
             outputs = (dto.subgraph.definition or {}).get("outputs") or []
-        out_type = outputs[slot].get("type", "*") if 0 <= slot < len(outputs) else "*"
+        out = outputs[slot] if isinstance(outputs, list) and 0 <= slot < len(outputs) else None
+        out_type = out.get("type", "*") if isinstance(out, dict) else "*"
         if (slot < len(inputs) and _compatible(inputs[slot].type, out_type)
                 and _compatible(inputs[slot].type, type_)):
             return slot

@@ -117,8 +117,12 @@ def _parse_rows(rows: Any) -> list[Link]:
 
 
 def _referenced_links(nodes: list[dict[str, Any]]) -> set[Any]:
-    return {slot.get("link") for node in nodes for slot in node.get("inputs") or []
+    return {slot.get("link") for node in nodes for slot in _list(node.get("inputs"))
             if isinstance(slot, dict) and slot.get("link") is not None}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _settle_rows(rows: list[Link], nodes: list[dict[str, Any]]) -> tuple[list[Link],
@@ -176,8 +180,13 @@ def make_graph(data: dict[str, Any], live_inputs: Callable[[dict[str, Any]], lis
     links = {link.id: link for link in rows}
     graph = Graph(nodes=nodes, order=order, links=links, definition=definition)
     if definition is not None:
-        graph.input_node_id = _node_key((definition.get("inputNode") or {}).get("id", -10))
-        graph.output_node_id = _node_key((definition.get("outputNode") or {}).get("id", -20))
+        for end, default in (("inputNode", -10), ("outputNode", -20)):
+            io_node = definition.get(end)
+            key = _node_key(io_node.get("id", default) if isinstance(io_node, dict) else default)
+            if end == "inputNode":
+                graph.input_node_id = key
+            else:
+                graph.output_node_id = key
     for node_id in order:
         graph.inputs[node_id] = _connect(graph, node_id, live_inputs(nodes[node_id]), replaced)
     return graph
@@ -189,7 +198,7 @@ def _connect(graph: Graph, node_id: str, live: list[LiveInput],
     slot_of: dict[int, int] = {link.id: link.target_slot for link in graph.links.values()
                                if link.target_id == node_id}
     names: dict[int, list[str]] = {}
-    for saved in graph.nodes[node_id].get("inputs") or []:
+    for saved in _list(graph.nodes[node_id].get("inputs")):
         if not isinstance(saved, dict) or not isinstance(saved.get("link"), int):
             continue
         link_id = replaced.get(saved["link"], saved["link"])
