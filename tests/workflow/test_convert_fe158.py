@@ -620,3 +620,23 @@ def test_primitive_node_text_replacements(object_info: dict[str, Any]) -> None:
     assert ui_to_api(ui, object_info)["2"]["inputs"] == {"text": "640px"}
     prim["properties"] = {"Run widget replace on values": False}
     assert ui_to_api(ui, object_info)["2"]["inputs"] == {"text": "%Size.width%px"}
+
+
+def test_workflow_with_an_unknown_type_converts_and_validation_names_it(
+        object_info: dict[str, Any]) -> None:
+    # the converter no longer refuses such a workflow; validation (what run/submit do before
+    # sending) says which node it is and why
+    from comfy_nb.workflow import Workflow
+    from comfy_nb.workflow._check import validate_workflow
+    from comfy_nb.workflow._errors import WorkflowInvalid
+
+    with (fixture_paths.UI2API / "hb_missing_node_type" / "ui.json").open() as f:
+        wf = Workflow.load(json.load(f), object_info=object_info)
+    api = wf.to_api()
+    assert "class_type" not in api["8"] and api["8"]["inputs"] == {"image": ["6", 0]}
+    with pytest.raises(WorkflowInvalid) as info:
+        validate_workflow(api, object_info)
+    assert len(info.value.problems) == 1
+    text = str(info.value.problems[0])
+    assert "node 8 ('unknown custom node') has no class_type" in text
+    assert "the server has no such node type" in text
