@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -80,6 +81,7 @@ _KEY = re.compile(r"^[0-9a-f]{64}$")
 _STALE_STAGING = 24 * 3600.0  # seconds before an abandoned staging folder is removed
 _OFF = {"0", "off", "false", "no", "disabled"}
 _SETTLE_TIMEOUT = 120.0  # seconds a reader waits for an entry being published, at most
+_RESCAN_AFTER = 10.0  # seconds a commit may trust its running total instead of scanning
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -150,7 +152,9 @@ def default_cache() -> ResultCache:
 # -- keys ----------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
+    """comfy_nb's version (read once: the package metadata is parsed on every look-up)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -519,8 +523,12 @@ class EntryWriter:
         else:
             return None
         self._done = True
-        self.cache._evict(self.cache.max_bytes, keep=self.key)
-        return self.cache._read_entry(self.key)
+        self.cache._evict(self.cache.max_bytes, keep=self.key, added=size)
+        return CacheEntry(
+            key=self.key, directory=target, prompt_id=prompt_id, server=server,
+            created=body["created"], last_used=body["created"], size=size, outputs=clean,
+            workflow=body["workflow"], files=tuple(files), comfy_nb_version=_version(),
+            provenance=body["provenance"])
 
     def discard(self) -> None:
         """Remove the staging folder (nothing happens after a successful commit)."""
@@ -548,6 +556,8 @@ class ResultCache:
         # key -> (identity of its entry.json, size): entries never change once published,
         # so eviction reads each entry.json once, not on every commit
         self._sizes: dict[str, tuple[tuple[int, int], int]] = {}
+        self._total: int | None = None  # bytes on disk at the last scan, plus commits since
+        self._scanned_at = 0.0
 
     def __repr__(self) -> str:
         return f"<ResultCache {str(self.directory)!r} max_bytes={self.max_bytes}>"
@@ -653,7 +663,15 @@ class ResultCache:
         _settle(self.directory, None)
         return self._evict(self.max_bytes if max_bytes is None else max_bytes, keep=keep)
 
-    def _evict(self, limit: int, *, keep: str | None = None) -> int:
+    def _evict(self, limit: int, *, keep: str | None = None, added: int | None = None) -> int:
+        """:meth:`evict`; after a commit (``added``: its size), the folder is scanned only
+        when the running total says the bound is reached, or it was last scanned more than
+        :data:`_RESCAN_AFTER` seconds ago (other processes write here too)."""
+        now = time.monotonic()
+        if (added is not None and self._total is not None
+                and now - self._scanned_at < _RESCAN_AFTER and self._total + added <= limit):
+            self._total += added
+            return 0
         self._sweep_staging()
         usage = self._usage()
         total = sum(size for _, _, size in usage)
@@ -666,6 +684,7 @@ class ResultCache:
             self._drop(self.directory / key)
             total -= size
             removed += 1
+        self._total, self._scanned_at = total, now
         return removed
 
     def _usage(self) -> list[tuple[float, str, int]]:
@@ -674,9 +693,10 @@ class ResultCache:
         entries are removed then)."""
         rows = []
         keys = self._keys()
+        folder = os.fspath(self.directory)
         for key in keys:
             try:
-                stat = os.stat(self.directory / key / _ENTRY)
+                stat = os.stat(os.path.join(folder, key, _ENTRY))
             except OSError:
                 continue
             identity = (stat.st_ino, stat.st_dev)
