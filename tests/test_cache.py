@@ -656,3 +656,21 @@ def test_results_being_stored_are_kept_at_exit(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert [r["from_cache"] for r in runs] == [False, True]
+
+
+def test_publishing_reads_the_package_metadata_once_at_most(
+        store: ResultCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    reads: list[str] = []
+    real = importlib.metadata.version
+
+    def counted(name: str) -> str:
+        reads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", counted)
+    for index in range(3):
+        entry = put(store, key_of(f"meta{index}"), {"a.png": png((index, 0, 0))})
+        assert entry is not None and entry.comfy_nb_version
+    assert len(reads) <= 1
