@@ -722,6 +722,13 @@ class AsyncClient:
         await self._after_run(job.id, result)
         return result
 
+    def _settled(self, prompt_id: str, result: Result) -> bool:
+        """Whether :meth:`_after_run` has nothing to wait for (callable from any thread)."""
+        if isinstance(result.source, StoringFiles) and not result.source.store.downloaded.done():
+            return False
+        return (len(self._storing) <= MAX_PUBLISHING
+                and not any(job.id == prompt_id for job, _ in list(self._observing)))
+
     async def _after_run(self, prompt_id: str, result: Result) -> None:
         """What ``run`` waits for once the job ended: the result's files in the cache entry
         being written (not the entry itself), and the :data:`job_observers`."""
@@ -1106,7 +1113,8 @@ class Client:
         except TimeoutError:
             self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise
-        self._run(self._async._after_run(job.id, result))
+        if not self._async._settled(job.id, result):  # (else spare a trip to the loop)
+            self._run(self._async._after_run(job.id, result))
         return result
 
     def cached_result(self, workflow: WorkflowLike, **options: Any) -> Result | None:
