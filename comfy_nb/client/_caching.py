@@ -146,15 +146,18 @@ class ResultStore:
     async def run(self, download: Download) -> CacheEntry | None:
         """Download every file into the entry, then have it published; the entry, or None (with
         a log line) if it could not be cached."""
+        handed = False
         try:
             if await self._download_all(download):
-                fields = self._fields()
-                publishing = self.writer.commit_later(**fields)
+                publishing = self.writer.commit_later(**self._fields())
+                handed = True
                 self._end_downloads(True)
                 entry = await asyncio.wrap_future(publishing)
                 self._settle(entry)
                 return entry
         finally:
+            if not handed:  # cut short (the client closed): leave no staging folder behind
+                self.writer.discard()
             self._end_downloads(False)
             self._settle(None)
         return None
@@ -193,7 +196,6 @@ class ResultStore:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        writer.discard()
         return False
 
     def _end_downloads(self, complete: bool) -> None:

@@ -708,7 +708,9 @@ class AsyncClient:
 
         ``cache``: None follows ``comfy_nb.cache.settings.enabled`` (on by default); True or
         False decide for this call. With the cache, an identical earlier run's result comes back
-        at once (``result.from_cache``), and a new result is cached before this returns."""
+        at once (``result.from_cache``); a new result's files are downloaded into its cache
+        entry before this returns, and the entry is written in the background (any reader of
+        the cache in this process, an identical run included, waits for it)."""
         submit_options = hide_secrets(submit_options)
         job = await self.submit(workflow, cache=cache, **submit_options)
         try:
