@@ -52,7 +52,14 @@ from ._errors import (
     TransportError,
 )
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
-from ._node_definitions import DefinitionStore, StoredDefinitions, server_key
+from ._files import ClientFiles as _Files  # (comfy_nb.replay's clients use it too)
+from ._node_definitions import (
+    DefinitionStore,
+    StoredDefinitions,
+    may_be_stale,
+    server_key,
+    version_of,
+)
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT, RetryPolicy, Transport
 from ._uploads import upload_payload
 
@@ -68,45 +75,6 @@ log = logging.getLogger("comfy_nb")
 DEFINITIONS_REFRESH_AFTER = 600.0
 T = TypeVar("T")
 WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
-
-
-class _Files:
-    """The client as a :class:`~comfy_nb.result.FileSource`: ``/view`` (or Cloud's signed URL),
-    into memory (``fetch``) or streamed into a file (``fetch_to``)."""
-
-    def __init__(self, client: AsyncClient, loop: LoopThread | None) -> None:
-        self._client = client
-        self._loop = loop
-
-    def _blocking(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            coroutine.close()
-            raise RuntimeError("this Result came from an AsyncClient: use `await file.aread()` "
-                               "or `await result.asave(dir)`")
-        return self._loop.run(coroutine)
-
-    async def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """``coroutine`` awaited on the client's own loop (a Result of a synchronous Client
-        may be awaited from another one)."""
-        if self._loop is not None and asyncio.get_running_loop() is not self._loop.loop:
-            return await asyncio.wrap_future(self._loop.submit(coroutine))
-        return await coroutine
-
-    def fetch(self, file: OutputFile) -> bytes:
-        data = self._blocking(self._client.download(file))
-        assert isinstance(data, bytes)
-        return data
-
-    async def afetch(self, file: OutputFile) -> bytes:
-        data = await self._on_loop(self._client.download(file))
-        assert isinstance(data, bytes)
-        return data
-
-    def fetch_to(self, file: OutputFile, path: Path) -> None:
-        self._blocking(self._client.download(file, to=path))
-
-    async def afetch_to(self, file: OutputFile, path: Path) -> None:
-        await self._on_loop(self._client.download(file, to=path))
 
 
 @dataclass
@@ -638,7 +606,7 @@ class AsyncClient:
                         "not cached", ticket.cache.directory, exc)
             return
         store = ResultStore(ticket, writer, result)
-        result.source = StoringFiles(self._files, store, self._files._loop)
+        result.source = StoringFiles(self._files, store, self._files.loop)
         downloads, result.cache_dir = result.cache_dir, None  # the entry serves the files
         task = asyncio.ensure_future(store.run(self._download_to))
         self._storing[ticket.key] = task
@@ -960,24 +928,16 @@ class AsyncClient:
             with contextlib.suppress(ComfyError):
                 stats = await self.system_stats()
                 self._stats = stats if isinstance(stats, dict) else None
-                system = stats.get("system") if isinstance(stats, dict) else None
-                if isinstance(system, dict):
-                    found = system.get("cloud_version") or system.get("comfyui_version")
-                    self.server_version = str(found) if found else None
+                self.server_version = version_of(stats)
         if self.server_version is None:
             return None
         return server_key(self.url, self.dialect, self.server_version)
 
     async def _checked_definitions(self, problems: WorkflowInvalid,
                                    used: dict[str, Any]) -> dict[str, Any] | None:
-        """The server's node definitions, asked again, when ``used`` may be why ``problems``
-        were found: a copy read from disk, or one that lacks a node class or a value the
-        workflow names (the server may have gained it since); else None."""
-        stale = not self._definitions_confirmed or any(
-            problem.type == "value_not_in_list"
-            or (problem.class_type is not None and problem.class_type not in used)
-            for problem in problems.problems)
-        if not stale:
+        """The server's node definitions, asked again when ``used`` may be why ``problems``
+        were found (see :func:`may_be_stale`); else None."""
+        if not may_be_stale(problems.problems, used, self._definitions_confirmed):
             return None
         return await self.object_info(refresh=True)
 

@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,24 @@ def server_key(url: str, dialect: str, version: str | None) -> str:
     if parts.port is not None and (scheme, parts.port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{parts.port}"
     return f"{dialect}:{scheme}://{host}{parts.path.rstrip('/')} {version or 'unknown'}"
+
+
+def version_of(stats: Any) -> str | None:
+    """The server's version in its ``/system_stats`` answer, or None."""
+    system = stats.get("system") if isinstance(stats, Mapping) else None
+    found = system.get("cloud_version") or system.get("comfyui_version") \
+        if isinstance(system, Mapping) else None
+    return str(found) if found else None
+
+
+def may_be_stale(problems: Iterable[Any], used: Mapping[str, Any], confirmed: bool) -> bool:
+    """Whether the definitions ``used`` may be why a workflow has ``problems`` (each with a
+    ``type`` and a ``class_type``): a copy not confirmed by the server, or one that lacks a
+    node class or a value the workflow names (the server may have gained it since)."""
+    return not confirmed or any(
+        problem.type == "value_not_in_list"
+        or (problem.class_type is not None and problem.class_type not in used)
+        for problem in problems)
 
 
 @dataclass(frozen=True)
