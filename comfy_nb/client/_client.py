@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import tempfile
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -154,6 +155,7 @@ class AsyncClient:
         self._jobs: dict[str, AsyncJob] = {}
         self._object_info: dict[str, Any] | None = None
         self._definitions_confirmed = False  # _object_info came from the server, not a copy
+        self._definitions_fetched = 0.0  # time.monotonic() when the server gave them
         self._background: set[asyncio.Future[Any]] = set()  # node definitions fetched/written
         self._opened = False
         self._closed = False
@@ -900,6 +902,7 @@ class AsyncClient:
                                                    what="reading node definitions")).json()
         self._object_info = info
         self._definitions_confirmed = True
+        self._definitions_fetched = time.monotonic()
         store = self._definition_store()
         key = await self._definitions_key() if store is not None else None
         if store is not None and key is not None:
@@ -937,7 +940,9 @@ class AsyncClient:
                                    used: dict[str, Any]) -> dict[str, Any] | None:
         """The server's node definitions, asked again when ``used`` may be why ``problems``
         were found (see :func:`may_be_stale`); else None."""
-        if not may_be_stale(problems.problems, used, self._definitions_confirmed):
+        confirmed_for = (time.monotonic() - self._definitions_fetched
+                         if self._definitions_confirmed else None)
+        if not may_be_stale(problems.problems, used, confirmed_for):
             return None
         return await self.object_info(refresh=True)
 

@@ -51,11 +51,19 @@ def version_of(stats: Any) -> str | None:
     return str(found) if found else None
 
 
-def may_be_stale(problems: Iterable[Any], used: Mapping[str, Any], confirmed: bool) -> bool:
+#: seconds during which definitions just read from the server are not asked for again
+TRUSTED_FOR = 10.0
+
+
+def may_be_stale(problems: Iterable[Any], used: Mapping[str, Any],
+                 confirmed_for: float | None) -> bool:
     """Whether the definitions ``used`` may be why a workflow has ``problems`` (each with a
-    ``type`` and a ``class_type``): a copy not confirmed by the server, or one that lacks a
-    node class or a value the workflow names (the server may have gained it since)."""
-    return not confirmed or any(
+    ``type`` and a ``class_type``): a copy the server did not give this client
+    (``confirmed_for`` None), or one it gave more than :data:`TRUSTED_FOR` seconds ago that
+    lacks a node class or a value the workflow names (the server may have gained it since)."""
+    if confirmed_for is None:
+        return True
+    return confirmed_for > TRUSTED_FOR and any(
         problem.type == "value_not_in_list"
         or (problem.class_type is not None and problem.class_type not in used)
         for problem in problems)

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from comfy_nb.cache import ResultCache, settings
+from comfy_nb.client import _node_definitions as node_definitions
 from comfy_nb.client._node_definitions import FOLDER
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflow._errors import WorkflowInvalid
@@ -142,7 +143,9 @@ async def test_a_file_the_copy_does_not_list_is_asked_for(mode: str, tap: Wireta
 
 
 async def test_a_real_problem_is_reported_after_one_look(mode: str, tap: Wiretap,
-                                                         store: ResultCache) -> None:
+                                                         store: ResultCache,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
     first = await client(mode, tap, store)
     await first.object_info()
     await first.close()
@@ -155,7 +158,11 @@ async def test_a_real_problem_is_reported_after_one_look(mode: str, tap: Wiretap
         assert definition_reads(tap) == 2  # the server's own list, not the copy, said so
         with pytest.raises(WorkflowInvalid, match="NoSuchNode"):
             await second.run(broken, cache=False, timeout=WAIT)
-        assert definition_reads(tap) == 3  # a class the list lacks: asked once more
+        assert definition_reads(tap) == 2  # a list just read is trusted for a while
+        monkeypatch.setattr(node_definitions, "TRUSTED_FOR", 0.0)
+        with pytest.raises(WorkflowInvalid, match="NoSuchNode"):
+            await second.run(broken, cache=False, timeout=WAIT)
+        assert definition_reads(tap) == 3  # then a class the list lacks is asked for again
     finally:
         await second.close()
 
