@@ -6,59 +6,119 @@ The embedded emulator lives in :mod:`comfy_nb.emulator`.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
-from . import cache
-from .cache import ResultCache
-from .client import (
-    AsyncClient,
-    AuthenticationError,
-    Client,
-    ComfyError,
-    DownloadTimeout,
-    ExecutionFailed,
-    InvalidJobId,
-    InvalidURL,
-    JobCancelled,
-    JobLost,
-    JobStatus,
-    JobTimeout,
-    NodeError,
-    NotFoundError,
-    PaymentRequiredError,
-    RateLimitError,
-    RequestError,
-    ServerError,
-    SubmissionUncertain,
-    TransportError,
-    UnexpectedContent,
-    ValidationError,
-    connect,
-)
-from .job import AsyncJob, Job
-from .replay import (  # the function comfy_nb.replay shadows the module: import from it
-    AsyncReplayClient,
-    Recording,
-    ReplayClient,
-    ReplayError,
-    ReplayMismatch,
-    record,
-    replay,
-)
-from .result import OutputFile, Result
-from .sweep import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
-from .workflow import ParameterError, Workflow, WorkflowError
-from .workflow._errors import WorkflowInvalid
+# Public names are loaded on first use (PEP 562), so ``import comfy_nb`` costs next to nothing and
+# a script pays only for what it uses: the client (httpx, websockets) on the first
+# ``comfy_nb.connect``, the result cache, recordings, sweeps and workflows when they are needed.
+_LAZY: dict[str, str] = {
+    # name -> the module that defines it
+    **dict.fromkeys(
+        ("AsyncClient", "AuthenticationError", "Client", "ComfyError", "DownloadTimeout",
+         "ExecutionFailed", "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobStatus",
+         "JobTimeout", "NodeError", "NotFoundError", "PaymentRequiredError", "RateLimitError",
+         "RequestError", "ServerError", "SubmissionUncertain", "TransportError",
+         "UnexpectedContent", "ValidationError", "connect"),
+        ".client"),
+    "ResultCache": ".cache",
+    "AsyncJob": ".job", "Job": ".job",
+    **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "ReplayError",
+                     "ReplayMismatch", "record", "replay"), ".replay"),
+    "OutputFile": ".result", "Result": ".result",
+    **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "SweepTimeout", "asweep", "sweep"),
+                    ".sweep"),
+    "ParameterError": ".workflow", "Workflow": ".workflow", "WorkflowError": ".workflow",
+    "WorkflowInvalid": ".workflow._errors",
+}
+_SUBMODULES = {"cache"}  # public modules, loaded on first use too
+# functions named like the module that defines them: the function keeps the package's name
+_SHADOWED = {"replay", "sweep"}
 
-if TYPE_CHECKING:  # the notebook layer (ipywidgets) loads on first use
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from . import cache
+    from .cache import ResultCache
+    from .client import (
+        AsyncClient,
+        AuthenticationError,
+        Client,
+        ComfyError,
+        DownloadTimeout,
+        ExecutionFailed,
+        InvalidJobId,
+        InvalidURL,
+        JobCancelled,
+        JobLost,
+        JobStatus,
+        JobTimeout,
+        NodeError,
+        NotFoundError,
+        PaymentRequiredError,
+        RateLimitError,
+        RequestError,
+        ServerError,
+        SubmissionUncertain,
+        TransportError,
+        UnexpectedContent,
+        ValidationError,
+        connect,
+    )
+    from .job import AsyncJob, Job
     from .notebook.interact import Interact
+    from .replay import (
+        AsyncReplayClient,
+        Recording,
+        ReplayClient,
+        ReplayError,
+        ReplayMismatch,
+        record,
+        replay,
+    )
+    from .result import OutputFile, Result
+    from .sweep import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
+    from .workflow import ParameterError, Workflow, WorkflowError
+    from .workflow._errors import WorkflowInvalid
 
-try:
-    __version__ = version("comfy-nb")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name == "__version__":
+        value = _version()
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # the next look-up does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("comfy-nb")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0.0.0"
+
+
+class _Package(types.ModuleType):
+    """The package's module type: importing ``comfy_nb.replay`` (or ``.sweep``) as a module
+    must not replace the function of that name the package exports."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the module stays in sys.modules; the package's name keeps the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -9,6 +9,13 @@ rename, and a hit touches ``entry.json``, whose modification time is the entry's
 cache stays under ``max_bytes`` by removing the least recently used entries first. Unreadable
 entries count as misses and are removed; entries that vanish under another process are misses.
 
+Publishing an entry (``entry.json``, the rename, eviction) can happen in the background
+(:meth:`EntryWriter.commit_later`, on one writer thread per process), so a run's Result is handed
+out before its entry is written. Every reader of a cache in this process (:meth:`ResultCache.entry`,
+``get``, ``entries``, ``size``, ``evict``…) first waits for the entries of that folder still being
+published, so it never sees the cache without them; the writer thread finishes its work before
+the interpreter exits.
+
 Owns: the on-disk layout, keys, LRU eviction, the global switch (:data:`settings`,
 ``COMFY_NB_CACHE=off``, ``COMFY_NB_CACHE_DIR``) and :class:`Result` objects read back from disk.
 Must not: speak HTTP (the client downloads into :meth:`ResultCache.writer`), touch widgets, or
@@ -21,7 +28,9 @@ is keyed by its name only; if that file is replaced on the server, the cache can
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -30,12 +39,13 @@ import re
 import secrets
 import shutil
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._saving import copy_into
 from .result import (
@@ -70,6 +80,8 @@ _ENTRY = "entry.json"
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _STALE_STAGING = 24 * 3600.0  # seconds before an abandoned staging folder is removed
 _OFF = {"0", "off", "false", "no", "disabled"}
+_SETTLE_TIMEOUT = 120.0  # seconds a reader waits for an entry being published, at most
+_RESCAN_AFTER = 10.0  # seconds a commit may trust its running total instead of scanning
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -140,7 +152,9 @@ def default_cache() -> ResultCache:
 # -- keys ----------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
+    """comfy_nb's version (read once: the package metadata is parsed on every look-up)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -277,6 +291,11 @@ class CacheEntry:
         """The stored bytes of one output file (FileNotFoundError if the entry is gone)."""
         return self._blob(file).read_bytes()
 
+    def open(self, file: OutputFile) -> BinaryIO:
+        """The stored bytes of one output file, open for reading (FileNotFoundError if the
+        entry is gone)."""
+        return open(self._blob(file), "rb")
+
     def copy_to(self, file: OutputFile, path: Path) -> None:
         """Copy the stored bytes of one output file into the existing file ``path``, a chunk
         at a time (FileNotFoundError if the entry is gone)."""
@@ -326,6 +345,40 @@ def _load_entry(key: str, folder: Path) -> CacheEntry:
         provenance=record if isinstance(record, dict) else None)
 
 
+# -- entries being published in the background ---------------------------------------------------
+
+_Publishing = concurrent.futures.Future  # of CacheEntry | None
+_pending: dict[tuple[Path, str], _Publishing] = {}  # (cache folder, key) -> being published
+_pending_lock = threading.Lock()
+_publisher: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _publisher_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that publishes entries (commits are serialised: one folder scan at a
+    time). Its queued work is done before the interpreter exits."""
+    global _publisher
+    with _pending_lock:
+        if _publisher is None:
+            _publisher = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="comfy-nb-cache")
+        return _publisher
+
+
+def _being_published(directory: Path, key: str | None) -> list[_Publishing]:
+    """The publications still running in this process for ``key`` (None: every key) of the
+    cache in ``directory``."""
+    with _pending_lock:
+        return [future for (folder, pending_key), future in _pending.items()
+                if folder == directory and (key is None or pending_key == key)]
+
+
+def _settle(directory: Path, key: str | None) -> None:
+    """Wait until the entries being published for ``key`` (None: any) are on disk."""
+    futures = _being_published(directory, key)
+    if futures:
+        concurrent.futures.wait(futures, _SETTLE_TIMEOUT)
+
+
 # -- writing -------------------------------------------------------------------------------------
 
 
@@ -341,6 +394,8 @@ class EntryWriter:
         (self.folder / "files").mkdir(parents=True)
         self._blobs: dict[tuple[str, str, str, str], str] = {}
         self._done = False
+        self._moving = threading.Lock()  # open() against the rename that publishes the entry
+        self._published: Path | None = None  # the entry's folder once published
 
     def file_path(self, file: OutputFile) -> Path:
         """Where to write ``file``'s bytes (a new path for each file)."""
@@ -354,6 +409,20 @@ class EntryWriter:
     def write(self, file: OutputFile, data: bytes) -> None:
         """Store ``file``'s bytes (for callers that have them in memory)."""
         self.file_path(file).write_bytes(data)
+
+    def open(self, file: OutputFile) -> BinaryIO:
+        """``file``'s bytes as written so far, open for reading, wherever they are now: in the
+        staging folder, or in the entry once published (FileNotFoundError once discarded, or
+        if the file was not written)."""
+        blob = self._blobs.get(_file_key(file))
+        if blob is None:
+            raise FileNotFoundError(f"{file.filename!r} was not written to the entry")
+        with self._moving:
+            if self._published is not None:
+                return open(self._published / blob, "rb")
+            if self._done:
+                raise FileNotFoundError(f"{file.filename!r}: the entry was not kept")
+            return open(self.folder / blob, "rb")
 
     @property
     def size(self) -> int:
@@ -382,6 +451,33 @@ class EntryWriter:
                                 credentials)
         finally:
             self.discard()
+
+    def commit_later(self, **fields: Any) -> concurrent.futures.Future[CacheEntry | None]:
+        """:meth:`commit` on the cache's writer thread; the future of its outcome. Until it
+        ends, readers of this cache in this process wait for it (see the module's docstring).
+        Raises nothing: a failure is logged and the future's result is None."""
+        published: concurrent.futures.Future[CacheEntry | None] = concurrent.futures.Future()
+        slot = (self.cache.directory, self.key)
+        with _pending_lock:
+            _pending[slot] = published
+
+        def run() -> None:
+            try:
+                entry = self.commit(**fields)
+            except Exception as exc:  # caching never fails a run
+                log.warning("comfy_nb: a result was not cached: %s", exc)
+                entry = None
+            finally:
+                with _pending_lock:
+                    if _pending.get(slot) is published:
+                        del _pending[slot]
+            published.set_result(entry)
+
+        try:
+            _publisher_pool().submit(run)
+        except RuntimeError:  # the interpreter is exiting: publish here and now
+            run()
+        return published
 
     def _commit(self, prompt_id: str, outputs: Mapping[str, Any],
                 workflow: Mapping[str, Any] | None, server: str,
@@ -416,23 +512,31 @@ class EntryWriter:
         target = self.cache._folder(self.key)
         for _ in range(2):
             try:
-                os.rename(self.folder, target)
+                with self._moving:
+                    os.rename(self.folder, target)
+                    self._published = target
                 break
             except OSError:
-                existing = self.cache.entry(self.key)  # removes it if damaged
+                existing = self.cache._read_entry(self.key)  # removes it if damaged
                 if existing is not None:  # stored meanwhile by another client: keep that one
                     return existing
         else:
             return None
         self._done = True
-        self.cache.evict(keep=self.key)
-        return self.cache.entry(self.key)
+        self.cache._evict(self.cache.max_bytes, keep=self.key, added=size)
+        return CacheEntry(
+            key=self.key, directory=target, prompt_id=prompt_id, server=server,
+            created=body["created"], last_used=body["created"], size=size, outputs=clean,
+            workflow=body["workflow"], files=tuple(files), comfy_nb_version=_version(),
+            provenance=body["provenance"])
 
     def discard(self) -> None:
         """Remove the staging folder (nothing happens after a successful commit)."""
-        if not self._done:
+        with self._moving:
+            if self._done:
+                return
             self._done = True
-            shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # -- the cache -----------------------------------------------------------------------------------
@@ -449,6 +553,11 @@ class ResultCache:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.max_bytes = int(max_bytes)
+        # key -> (identity of its entry.json, size): entries never change once published,
+        # so eviction reads each entry.json once, not on every commit
+        self._sizes: dict[str, tuple[tuple[int, int], int]] = {}
+        self._total: int | None = None  # bytes on disk at the last scan, plus commits since
+        self._scanned_at = 0.0
 
     def __repr__(self) -> str:
         return f"<ResultCache {str(self.directory)!r} max_bytes={self.max_bytes}>"
@@ -462,7 +571,18 @@ class ResultCache:
 
     def entry(self, key: str) -> CacheEntry | None:
         """The entry for ``key`` without marking it used; None if absent. A damaged entry is
-        removed and counts as absent."""
+        removed and counts as absent. Waits for the entry if this process is publishing it."""
+        self._folder(key)
+        _settle(self.directory, key)
+        return self._read_entry(key)
+
+    def may_hold(self, key: str) -> bool:
+        """A quick look (no file is read): False when there is certainly no entry for ``key``,
+        neither on disk nor being published by this process."""
+        return (self._folder(key).is_dir()
+                or bool(_being_published(self.directory, key)))
+
+    def _read_entry(self, key: str) -> CacheEntry | None:
         folder = self._folder(key)
         try:
             return _load_entry(key, folder)
@@ -495,9 +615,10 @@ class ResultCache:
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry, least recently used first (damaged ones are removed)."""
+        _settle(self.directory, None)
         found = []
         for key in self._keys():
-            entry = self.entry(key)
+            entry = self._read_entry(key)
             if entry is not None:
                 found.append(entry)
         return sorted(found, key=lambda e: e.last_used)
@@ -523,6 +644,7 @@ class ResultCache:
     def remove(self, key: str) -> bool:
         """Remove one entry; True if it was there."""
         folder = self._folder(key)
+        _settle(self.directory, key)
         if not folder.exists():
             return False
         self._drop(folder)
@@ -530,6 +652,7 @@ class ResultCache:
 
     def clear(self) -> None:
         """Remove every entry."""
+        _settle(self.directory, None)
         for key in self._keys():
             self._drop(self.directory / key)
 
@@ -537,20 +660,56 @@ class ResultCache:
         """Remove least recently used entries until the cache holds at most ``max_bytes``
         (default: its bound), never ``keep``; also abandoned staging folders. Returns how
         many entries were removed."""
-        limit = self.max_bytes if max_bytes is None else max_bytes
+        _settle(self.directory, None)
+        return self._evict(self.max_bytes if max_bytes is None else max_bytes, keep=keep)
+
+    def _evict(self, limit: int, *, keep: str | None = None, added: int | None = None) -> int:
+        """:meth:`evict`; after a commit (``added``: its size), the folder is scanned only
+        when the running total says the bound is reached, or it was last scanned more than
+        :data:`_RESCAN_AFTER` seconds ago (other processes write here too)."""
+        now = time.monotonic()
+        if (added is not None and self._total is not None
+                and now - self._scanned_at < _RESCAN_AFTER and self._total + added <= limit):
+            self._total += added
+            return 0
         self._sweep_staging()
-        entries = self.entries()
-        total = sum(entry.size for entry in entries)
+        usage = self._usage()
+        total = sum(size for _, _, size in usage)
         removed = 0
-        for entry in entries:
+        for _, key, size in usage:
             if total <= limit:
                 break
-            if entry.key == keep:
+            if key == keep:
                 continue
-            self._drop(entry.directory)
-            total -= entry.size
+            self._drop(self.directory / key)
+            total -= size
             removed += 1
+        self._total, self._scanned_at = total, now
         return removed
+
+    def _usage(self) -> list[tuple[float, str, int]]:
+        """``(last used, key, size)`` of every readable entry, least recently used first: a
+        stat per entry, and its ``entry.json`` read only the first time it is seen (damaged
+        entries are removed then)."""
+        rows = []
+        keys = self._keys()
+        folder = os.fspath(self.directory)
+        for key in keys:
+            try:
+                stat = os.stat(os.path.join(folder, key, _ENTRY))
+            except OSError:
+                continue
+            identity = (stat.st_ino, stat.st_dev)
+            known = self._sizes.get(key)
+            if known is None or known[0] != identity:
+                entry = self._read_entry(key)
+                if entry is None:
+                    continue
+                known = self._sizes[key] = (identity, entry.size)
+            rows.append((stat.st_mtime, key, known[1]))
+        for gone in set(self._sizes) - set(keys):
+            self._sizes.pop(gone, None)
+        return sorted(rows)
 
     def _drop(self, folder: Path) -> None:
         """Remove an entry folder: first renamed away (readers see it vanish at once)."""

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import comfy_nb
 from comfy_nb import ExecutionFailed, Result
 from comfy_nb.cache import (
     CacheEntry,
+    EntryWriter,
     ResultCache,
     cache_key,
     default_cache,
@@ -38,6 +40,7 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflows import bundled
 
 from .both_clients import WAIT, Api, load_and_save, make_client
+from .wiretap import Wiretap
 
 SIGNED_URL_MARK = "X-Goog-Signature"
 
@@ -564,3 +567,110 @@ async def test_a_page_sent_for_an_image_is_not_cached(api: Api, server: RunningE
     again = await api.run(solid(), timeout=WAIT)
     assert not again.from_cache and jobs_on(server) == 2  # the page was never served as a hit
     assert len(store.entries()) == 1
+
+
+# -- entries written in the background ------------------------------------------------------------
+
+
+class HeldCache(ResultCache):
+    """A cache whose new entries are published only once ``release`` is set."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.release = threading.Event()
+
+    def writer(self, key: str) -> EntryWriter:
+        writer = super().writer(key)
+        commit = writer.commit
+
+        def held(**fields: Any) -> CacheEntry | None:
+            assert self.release.wait(WAIT)
+            return commit(**fields)
+
+        writer.commit = held  # type: ignore[method-assign]
+        return writer
+
+
+def published(cache: ResultCache) -> list[str]:
+    """The entry folders on disk, without waiting for any being published."""
+    return sorted(p.name for p in cache.directory.iterdir() if len(p.name) == 64)
+
+
+async def test_the_result_comes_before_its_entry(connect: Callable[..., Awaitable[Api]],
+                                                 server: RunningEmulator,
+                                                 tmp_path: Path) -> None:
+    """``run`` hands out the Result while its entry still waits to be written; its file is read
+    from the entry being written (downloaded once), and the entry is there afterwards."""
+    held = HeldCache(tmp_path / "held")
+    tap = Wiretap(server.url).start()
+    try:
+        api = await connect(tap.url, result_cache=held)
+        try:
+            result = await api.run(solid(color=5), timeout=WAIT)
+            assert not result.from_cache and published(held) == []
+            data = await api.read(result.images[0])
+            assert data.startswith(b"\x89PNG") and published(held) == []
+            views = [h for h in tap.requests() if h.startswith(b"GET /api/view?")]
+            assert len(views) == 1  # the download into the entry, read by the caller too
+        finally:
+            held.release.set()
+        (entry,) = held.entries()  # waits for the entry being published
+        assert entry.prompt_id == result.prompt_id and published(held) == [entry.key]
+        hit = await api.run(solid(color=5), timeout=WAIT)
+        assert hit.from_cache and await api.read(hit.images[0]) == data
+    finally:
+        tap.close()
+
+
+async def test_a_lookup_waits_for_the_entry_being_written(
+        connect: Callable[..., Awaitable[Api]], server: RunningEmulator,
+        tmp_path: Path) -> None:
+    held = HeldCache(tmp_path / "held")
+    first, second = await connect(result_cache=held), await connect(result_cache=held)
+    made = await first.run(solid(color=6), timeout=WAIT)
+    assert published(held) == []
+    threading.Timer(0.2, held.release.set).start()
+    hit = await second.run(solid(color=6), timeout=WAIT)  # another client, same process
+    assert hit.from_cache and hit.prompt_id == made.prompt_id and jobs_on(server) == 1
+
+
+def test_results_being_stored_are_kept_at_exit(tmp_path: Path) -> None:
+    """A script that never closes its client still leaves its results in the cache."""
+    script = (
+        "import json, sys\n"
+        "import comfy_nb\n"
+        "from comfy_nb.cache import ResultCache\n"
+        "from comfy_nb.emulator import serve\n"
+        "running = serve()\n"
+        "server = running.__enter__()  # left running, like the client\n"
+        "client = comfy_nb.connect(server.url, result_cache=ResultCache(sys.argv[1]))\n"
+        "job = client.submit(json.loads(sys.argv[2]), cache=True)\n"
+        "print(json.dumps({'from_cache': job.wait(30).from_cache}))\n"
+    )
+    folder, workflow = str(tmp_path / "results"), json.dumps(solid(color=78))
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script, folder, workflow],
+                              env={**os.environ, "COMFY_NB_CACHE": "on"},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert [r["from_cache"] for r in runs] == [False, True]
+
+
+def test_publishing_reads_the_package_metadata_once_at_most(
+        store: ResultCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    reads: list[str] = []
+    real = importlib.metadata.version
+
+    def counted(name: str) -> str:
+        reads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", counted)
+    for index in range(3):
+        entry = put(store, key_of(f"meta{index}"), {"a.png": png((index, 0, 0))})
+        assert entry is not None and entry.comfy_nb_version
+    assert len(reads) <= 1

@@ -4,6 +4,7 @@ the console script, and the public names of the emulator."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,68 @@ def test_the_tests_need_nothing_beside_the_repository() -> None:
     ]
     assert offenders == []
     assert (tests / "fixtures" / "comfyui" / "http" / "object_info.json").is_file()
+
+
+# -- what importing costs -------------------------------------------------------------------------
+
+
+def _fresh(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_importing_the_package_loads_nothing_heavy() -> None:
+    """A script pays for what it uses: ``import comfy_nb`` loads neither the client stack nor
+    the cache, recordings, sweeps, workflows, Pillow or the notebook layer."""
+    loaded = json.loads(_fresh(
+        "import json, sys\n"
+        "import comfy_nb\n"
+        "print(json.dumps(sorted(sys.modules)))\n"))
+    heavy = {"httpx", "websockets", "asyncio", "PIL", "numpy", "IPython", "ipywidgets",
+             "importlib.metadata", "comfy_nb.cache", "comfy_nb.replay", "comfy_nb.sweep",
+             "comfy_nb.workflow", "comfy_nb.client", "comfy_nb.notebook", "comfy_nb.job"}
+    assert sorted(heavy & set(loaded)) == []
+
+
+def test_public_names_load_on_first_use() -> None:
+    shown = json.loads(_fresh(
+        "import json\n"
+        "import comfy_nb\n"
+        "print(json.dumps(sorted(dir(comfy_nb))))\n"))
+    assert set(comfy_nb.__all__) <= set(shown)
+    for name in comfy_nb.__all__:  # each in a process of its own: no import order hides a cycle
+        assert _fresh(f"import comfy_nb\nprint(comfy_nb.{name} is not None)") == "True", name
+    star = _fresh("from comfy_nb import *\nprint(Client.__name__, callable(replay))")
+    assert star == "Client True"
+
+
+def test_the_functions_keep_names_their_modules_share() -> None:
+    """``comfy_nb.replay`` and ``comfy_nb.sweep`` are functions, even once their modules were
+    imported as modules."""
+    assert _fresh(
+        "import comfy_nb.replay, comfy_nb.sweep\n"
+        "from comfy_nb.replay import Recording\n"
+        "import comfy_nb\n"
+        "print(callable(comfy_nb.replay), callable(comfy_nb.sweep), Recording.__name__)"
+    ) == "True True Recording"
+
+
+def test_every_module_imports_first() -> None:
+    """Any module of the package can be the first one a process imports."""
+    modules = sorted(
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for path in PACKAGE.rglob("*.py") if path.name != "__main__.py")
+    script = (
+        "import importlib, subprocess, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    done = subprocess.run([sys.executable, '-c', f'import {name}'],\n"
+        "                          capture_output=True, text=True)\n"
+        "    if done.returncode:\n"
+        "        failed.append(name + ': ' + done.stderr.strip().splitlines()[-1])\n"
+        "print('\\n'.join(failed))\n")
+    done = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr

@@ -1,32 +1,60 @@
 """The API client for local ComfyUI servers and Comfy Cloud: :func:`connect` /
 :class:`Client` (synchronous) and :class:`AsyncClient`, with the error tree of
-:mod:`comfy_nb.client._errors`."""
+:mod:`comfy_nb.client._errors`.
+
+Names load on first use, so importing one module of the package (the errors, the dialects) does
+not load the client, nor httpx and websockets."""
 
 from __future__ import annotations
 
-from ._client import AsyncClient, Client, connect
-from ._dialects import JobStatus
-from ._errors import (
-    AuthenticationError,
-    ComfyError,
-    DownloadTimeout,
-    ExecutionFailed,
-    InvalidJobId,
-    InvalidURL,
-    JobCancelled,
-    JobLost,
-    JobTimeout,
-    NodeError,
-    NotFoundError,
-    PaymentRequiredError,
-    RateLimitError,
-    RequestError,
-    ServerError,
-    SubmissionUncertain,
-    TransportError,
-    UnexpectedContent,
-    ValidationError,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_ERRORS = ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
+           "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NodeError",
+           "NotFoundError", "PaymentRequiredError", "RateLimitError", "RequestError",
+           "ServerError", "SubmissionUncertain", "TransportError", "UnexpectedContent",
+           "ValidationError")
+_LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._client",
+         "JobStatus": "._dialects", **dict.fromkeys(_ERRORS, "._errors")}
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, Client, connect
+    from ._dialects import JobStatus
+    from ._errors import (
+        AuthenticationError,
+        ComfyError,
+        DownloadTimeout,
+        ExecutionFailed,
+        InvalidJobId,
+        InvalidURL,
+        JobCancelled,
+        JobLost,
+        JobTimeout,
+        NodeError,
+        NotFoundError,
+        PaymentRequiredError,
+        RateLimitError,
+        RequestError,
+        ServerError,
+        SubmissionUncertain,
+        TransportError,
+        UnexpectedContent,
+        ValidationError,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AsyncClient",

@@ -13,29 +13,41 @@ It knows dialects, transport and events; it never imports ipywidgets or touches 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
-import concurrent.futures
 import contextlib
 import hashlib
 import json
 import logging
 import random
 import tempfile
+import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import provenance
 from .._config import resolve, url_argument
-from .._content import check_file
 from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data, hide_secrets
 from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_identity
 from ..cache import settings as cache_settings
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
+from ._caching import (
+    MAX_PUBLISHING,
+    UPLOAD_MARK,
+    DeferredUploads,
+    ResultStore,
+    StoringFiles,
+    Ticket,
+    digest_of,
+    keyed,
+    swap_placeholder,
+)
 from ._connecting import identify, key_hint, start_emulator
 from ._describe import describe_connection
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus, job_path
@@ -45,86 +57,32 @@ from ._errors import (
     JobTimeout,
 )
 from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
+from ._files import ClientFiles as _Files  # (comfy_nb.replay's clients use it too)
+from ._node_definitions import (
+    DefinitionStore,
+    StoredDefinitions,
+    may_be_stale,
+    server_key,
+    version_of,
+)
 from ._submission import Submission, post_prompt
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT, RetryPolicy, Transport
 from ._uploads import upload_payload
 
+_UPLOAD_MARK = UPLOAD_MARK  # (comfy_nb.replay matches recorded runs by these placeholders)
+
 if TYPE_CHECKING:
+    from ..workflow import Workflow
+    from ..workflow._errors import WorkflowInvalid
     from ..workflow._models import ModelSwap
 
 log = logging.getLogger("comfy_nb")
+#: seconds after which node definitions read from disk are refreshed in the background
+DEFINITIONS_REFRESH_AFTER = 600.0
 T = TypeVar("T")
 WorkflowLike = Any  # dict, JSON text, or a path to a JSON file
 POLL_BACKOFF_CAP = 10.0  # seconds: the longest wait between reads of a job whose reads fail
 UNCLAIMED_EVENTS = 512  # events kept, while submitting, for jobs whose id is not known yet
-
-
-class _Files:
-    """The client as a :class:`~comfy_nb.result.FileSource`: ``/view`` (or Cloud's signed URL),
-    into memory (``fetch``) or streamed into a file (``fetch_to``)."""
-
-    def __init__(self, client: AsyncClient, loop: LoopThread | None) -> None:
-        self._client = client
-        self._loop = loop
-
-    def _blocking(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            coroutine.close()
-            raise RuntimeError("this Result came from an AsyncClient: use `await file.aread()` "
-                               "or `await result.asave(dir)`")
-        return self._loop.run(coroutine)
-
-    async def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """``coroutine`` awaited on the client's own loop (a Result of a synchronous Client
-        may be awaited from another one)."""
-        if self._loop is not None and asyncio.get_running_loop() is not self._loop.loop:
-            return await asyncio.wrap_future(self._loop.submit(coroutine))
-        return await coroutine
-
-    def fetch(self, file: OutputFile) -> bytes:
-        data = self._blocking(self._client.download(file))
-        assert isinstance(data, bytes)
-        return data
-
-    async def afetch(self, file: OutputFile) -> bytes:
-        data = await self._on_loop(self._client.download(file))
-        assert isinstance(data, bytes)
-        return data
-
-    def fetch_to(self, file: OutputFile, path: Path) -> None:
-        self._blocking(self._client.download(file, to=path))
-
-    async def afetch_to(self, file: OutputFile, path: Path) -> None:
-        await self._on_loop(self._client.download(file, to=path))
-
-
-# -- the result cache's side of the client -------------------------------------------------------
-
-_UPLOAD_MARK = "comfy_nb-upload:sha256:"  # stands for a file not uploaded yet, by its content
-
-
-class _DeferredUploads:
-    """The ``upload`` callback of the workflow layer that uploads nothing yet: each file becomes
-    a placeholder naming its content, so the cache key is known before any upload."""
-
-    def __init__(self) -> None:
-        self.pending: dict[str, tuple[bytes, str | None]] = {}  # placeholder -> bytes, name
-        self.names: dict[str, str] = {}  # sha256 -> placeholder (the workflow layer's cache)
-
-    async def __call__(self, data: Any, name: str | None) -> str:
-        placeholder = _UPLOAD_MARK + hashlib.sha256(data).hexdigest()
-        self.pending.setdefault(placeholder, (bytes(data), name))
-        return placeholder
-
-
-def _swap_placeholder(value: Any, names: dict[str, str]) -> Any:
-    """``value`` with an upload placeholder replaced by the server-side name (a suffix such as
-    ``" [input]"`` is kept)."""
-    if isinstance(value, str) and value.startswith(_UPLOAD_MARK):
-        placeholder = value[:len(_UPLOAD_MARK) + 64]
-        if placeholder in names:
-            return names[placeholder] + value[len(placeholder):]
-    return value
 
 
 @dataclass
@@ -133,76 +91,8 @@ class _Staged:
 
     api: dict[str, Any]
     seeds: dict[str, int]
-    uploads: _DeferredUploads
+    uploads: DeferredUploads
     object_info: dict[str, Any] | None
-
-
-@dataclass
-class _Ticket:
-    """Where and under which key a job's result is to be cached."""
-
-    cache: ResultCache
-    key: str
-    server: str
-    inputs: dict[str, str]
-    workflow: dict[str, Any] = field(default_factory=dict)  # as submitted
-    # never to be written into an entry (nor shown in a traceback's locals)
-    credentials: list[str] = field(default_factory=list, repr=False)
-
-
-class _StoringFiles:
-    """The file source of a Result while it is being cached: reads wait for the store, then
-    come from the cache entry (or from the server when the result could not be cached)."""
-
-    def __init__(self, files: _Files, stored: concurrent.futures.Future[CacheEntry | None]):
-        self._files = files
-        self.stored = stored
-
-    def wait(self) -> CacheEntry | None:
-        """Block until the store ended; the entry, or None if nothing was cached."""
-        return self.stored.result()
-
-    def _entry(self) -> CacheEntry | None:
-        """The stored entry (after waiting for the store), or None to ask the server; None at
-        once on the loop's own thread, where waiting would block the store itself."""
-        loop = self._files._loop
-        if loop is None or loop.in_loop_thread:
-            return None  # the client's own fetch explains what to do instead
-        return self.wait()
-
-    def fetch(self, file: OutputFile) -> bytes:
-        entry = self._entry()
-        if entry is not None:
-            with contextlib.suppress(FileNotFoundError):
-                return entry.read(file)
-        return self._files.fetch(file)
-
-    async def afetch(self, file: OutputFile) -> bytes:
-        entry = await asyncio.wrap_future(self.stored)
-        if entry is not None:
-            with contextlib.suppress(FileNotFoundError):
-                return await asyncio.to_thread(entry.read, file)
-        return await self._files.afetch(file)
-
-    def fetch_to(self, file: OutputFile, path: Path) -> None:
-        entry = self._entry()
-        if entry is not None:
-            with contextlib.suppress(FileNotFoundError):
-                entry.copy_to(file, path)
-                return
-        self._files.fetch_to(file, path)
-
-    async def afetch_to(self, file: OutputFile, path: Path) -> None:
-        entry = await asyncio.wrap_future(self.stored)
-        if entry is not None:
-            with contextlib.suppress(FileNotFoundError):
-                await asyncio.to_thread(entry.copy_to, file, path)
-                return
-        await self._files.afetch_to(file, path)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 JobObserver = Callable[["AsyncClient", AsyncJob, _Staged, list[str]], "Awaitable[None] | None"]
@@ -273,6 +163,9 @@ class AsyncClient:
         self._submitting = 0  # submissions waiting for the server's answer
         self._unclaimed: collections.deque[Event] = collections.deque(maxlen=UNCLAIMED_EVENTS)
         self._object_info: dict[str, Any] | None = None
+        self._definitions_confirmed = False  # _object_info came from the server, not a copy
+        self._definitions_fetched = 0.0  # time.monotonic() when the server gave them
+        self._background: set[asyncio.Future[Any]] = set()  # node definitions fetched/written
         self._opened = False
         self._closed = False
         self._open_lock: asyncio.Lock | None = None
@@ -283,7 +176,7 @@ class AsyncClient:
         self._result_cache = result_cache
         self._stats: dict[str, Any] | None = None  # system_stats read when connecting
         self._identity: str | None = None  # the server as the result cache names it
-        self._tickets: dict[str, _Ticket] = {}  # prompt id -> where its result is cached
+        self._tickets: dict[str, Ticket] = {}  # prompt id -> where its result is cached
         self._storing: dict[str, asyncio.Task[CacheEntry | None]] = {}  # key -> store running
         self._observing: list[tuple[AsyncJob, asyncio.Future[None]]] = []  # job_observers' tasks
         self._told_swaps: set[tuple[str, ModelSwap]] = set()  # bundled model files replaced
@@ -391,10 +284,10 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close the websocket and connections (and stop an embedded emulator). The client
         refuses every later call. Results still being cached get up to 10 s to finish."""
-        if self._storing and not self._closed:
-            _, late = await asyncio.wait(list(self._storing.values()), timeout=10)
-            for task in late:
-                task.cancel()
+        if not self._closed:
+            await self._flush_stores()
+            if self._background:
+                await asyncio.wait(list(self._background), timeout=10)
         ending = [task for job, task in self._observing if job.done]
         if ending and not self._closed:
             await asyncio.wait(ending, timeout=10)
@@ -596,10 +489,10 @@ class AsyncClient:
         """:meth:`_prepare` up to the uploads: converted and overridden, ``"random"`` seeds
         resolved, each file to upload read and standing as a placeholder of its content (what
         the result cache keys on). Placeholders also replace upload values in ``overrides``."""
-        from ..workflow import Workflow
-        from ..workflow._inputs import upload_inputs, upload_value, wants_upload
+        from ..workflow import Workflow, WorkflowError
+        from ..workflow._inputs import upload_inputs, wants_upload
 
-        deferred = _DeferredUploads()
+        deferred = DeferredUploads()
         if isinstance(workflow, Workflow):
             loaded = workflow.copy()
         else:
@@ -613,7 +506,28 @@ class AsyncClient:
                    if not isinstance(v, str) and wants_upload(v, [])}
         object_info: dict[str, Any] | None = None
         if loaded.format == "ui" or overrides or validate or loaded.bundled:
-            object_info = await self.object_info()
+            # a bundled workflow takes the server's own model files: never from a copy
+            object_info = await self.object_info(
+                refresh=bool(loaded.bundled) and not self._definitions_confirmed)
+        unconfirmed = object_info is not None and not self._definitions_confirmed
+        try:
+            return await self._stage_with(loaded.copy() if unconfirmed else loaded, overrides,
+                                          uploads, deferred, object_info)
+        except WorkflowError:
+            if not unconfirmed:
+                raise
+            # a copy of the node definitions read from disk may not know what this names
+            fresh = await self.object_info(refresh=True)
+            return await self._stage_with(loaded, overrides, uploads, deferred, fresh)
+
+    async def _stage_with(self, loaded: Workflow, overrides: dict[str, Any],
+                          uploads: dict[str, Any], deferred: DeferredUploads,
+                          object_info: dict[str, Any] | None) -> _Staged:
+        """The rest of :meth:`_stage`, once the workflow is loaded and the node definitions
+        known."""
+        from ..workflow import Workflow
+        from ..workflow._inputs import upload_inputs, upload_value
+
         if loaded.bundled and object_info is not None:  # before overrides: those are the user's
             self._tell_swaps(loaded.bundled, loaded.fit_models(object_info))
         if loaded.format == "ui":
@@ -640,25 +554,34 @@ class AsyncClient:
         """Upload the staged files (identical bytes once per client), put their server-side
         names into the workflow and ``overrides``, and validate: the dict to submit."""
         from ..workflow._check import validate_workflow
+        from ..workflow._errors import WorkflowInvalid
 
         names: dict[str, str] = {}
         for placeholder, (data, filename) in staged.uploads.pending.items():
-            digest = placeholder[len(_UPLOAD_MARK):]
+            digest = digest_of(placeholder)
             if digest not in self._uploaded:
-                self._uploaded[digest] = await self._upload_value(data, filename)
+                self._uploaded[digest] = await self._upload_value(data, filename, digest)
             names[placeholder] = self._uploaded[digest]
         api = staged.api
         if names:
-            api = {node_id: ({**node, "inputs": {name: _swap_placeholder(value, names)
+            api = {node_id: ({**node, "inputs": {name: swap_placeholder(value, names)
                                                  for name, value in node["inputs"].items()}}
                              if isinstance(node, dict) and isinstance(node.get("inputs"), dict)
                              else node)
                    for node_id, node in api.items()}
             for name, value in overrides.items():
-                overrides[name] = _swap_placeholder(value, names)
+                overrides[name] = swap_placeholder(value, names)
         if validate and staged.object_info is not None:
             # files uploaded by this client exist, though the cached file lists predate them
-            validate_workflow(api, staged.object_info, known_files=tuple(self._known_files))
+            known = tuple(self._known_files)
+            try:
+                validate_workflow(api, staged.object_info, known_files=known)
+            except WorkflowInvalid as problems:
+                fresh = await self._checked_definitions(problems, staged.object_info)
+                if fresh is None:
+                    raise
+                staged.object_info = fresh
+                validate_workflow(api, fresh, known_files=known)
         return api
 
     # -- the result cache ----------------------------------------------------------------------
@@ -675,29 +598,11 @@ class AsyncClient:
         return self._identity
 
     def _keyed(self, api: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        """``api`` with each uploaded file input standing as ``sha256:<digest>`` of its content,
-        and those digests by ``"<node>.<input>"``."""
-        keyed: dict[str, Any] = {}
-        digests: dict[str, str] = {}
-        for node_id, node in api.items():
-            inputs = node.get("inputs") if isinstance(node, dict) else None
-            if not isinstance(inputs, dict):
-                keyed[node_id] = node
-                continue
-            changed = dict(inputs)
-            for name, value in inputs.items():
-                digest: str | None = None
-                if isinstance(value, str) and value.startswith(_UPLOAD_MARK):
-                    digest = value[len(_UPLOAD_MARK):len(_UPLOAD_MARK) + 64]
-                elif isinstance(value, str):
-                    digest = self._upload_digests.get(value.removesuffix(" [input]"))
-                if digest is not None:
-                    digests[f"{node_id}.{name}"] = digest
-                    changed[name] = "sha256:" + digest
-            keyed[node_id] = {**node, "inputs": changed}
-        return keyed, digests
+        """``api`` as the result cache keys it, and the digests of its uploaded files (see
+        :func:`~comfy_nb.client._caching.keyed`)."""
+        return keyed(api, self._upload_digests)
 
-    async def _ticket(self, staged: _Staged, cache: bool | None) -> _Ticket | None:
+    async def _ticket(self, staged: _Staged, cache: bool | None) -> Ticket | None:
         """Where this run's result is looked up and stored; None when not caching."""
         if not (cache_settings.enabled if cache is None else cache):
             return None
@@ -708,13 +613,15 @@ class AsyncClient:
             key = cache_key(server, keyed, inputs)
         except (TypeError, ValueError):  # values JSON cannot hold: the server would refuse too
             return None
-        return _Ticket(store, key, server, inputs)
+        return Ticket(store, key, server, inputs)
 
-    async def _lookup(self, ticket: _Ticket, staged: _Staged) -> Result | None:
+    async def _lookup(self, ticket: Ticket, staged: _Staged) -> Result | None:
         """The cached Result for the ticket, after any store of the same key in progress."""
         storing = self._storing.get(ticket.key)
         if storing is not None:
             await asyncio.wait([storing])
+        if not ticket.cache.may_hold(ticket.key):  # the common miss, without a thread
+            return None
         return await asyncio.to_thread(ticket.cache.get, ticket.key, fallback=self._files,
                                        server=self.url, workflow=staged.api)
 
@@ -723,8 +630,8 @@ class AsyncClient:
         cached, as ComfyUI reports a prompt it need not execute."""
         job = AsyncJob(self, hit.prompt_id, hit.workflow)
         job.resolved_seeds = staged.seeds
-        job.parameters = {name: ("sha256:" + value[len(_UPLOAD_MARK):]
-                                 if isinstance(value, str) and value.startswith(_UPLOAD_MARK)
+        job.parameters = {name: ("sha256:" + digest_of(value)
+                                 if isinstance(value, str) and value.startswith(UPLOAD_MARK)
                                  else value)
                           for name, value in wanted.items()}
         job.feed(Cached(job.id, tuple(hit.workflow or ())))
@@ -733,69 +640,55 @@ class AsyncClient:
         job._result = hit
         return job
 
-    def _start_store(self, ticket: _Ticket, result: Result) -> None:
-        """Cache a succeeded job's result in the background; its files are read from the
-        entry once it is written (from the server, through the download cache, if it was not)."""
-        stored: concurrent.futures.Future[CacheEntry | None] = concurrent.futures.Future()
-        result.source = _StoringFiles(self._files, stored)
+    def _start_store(self, ticket: Ticket, result: Result) -> None:
+        """Cache a succeeded job's result in the background: its files are downloaded once,
+        into the new entry, and read from there (from the server, through the download cache,
+        if they could not be cached)."""
+        try:
+            writer = ticket.cache.writer(ticket.key)
+        except OSError as exc:
+            log.warning("comfy_nb: the result cache at %s cannot be written (%s); results are "
+                        "not cached", ticket.cache.directory, exc)
+            return
+        store = ResultStore(ticket, writer, result)
+        result.source = StoringFiles(self._files, store, self._files.loop)
         downloads, result.cache_dir = result.cache_dir, None  # the entry serves the files
-        task = asyncio.ensure_future(self._store(ticket, result))
+        task = asyncio.ensure_future(store.run(self._download_to))
         self._storing[ticket.key] = task
 
         def ended(task: asyncio.Task[CacheEntry | None]) -> None:
             if self._storing.get(ticket.key) is task:
                 del self._storing[ticket.key]
             failed = task.cancelled() or task.exception() is not None
-            entry = None if failed else task.result()
-            if entry is None:
+            if failed or task.result() is None:
                 result.cache_dir = downloads
-            if not stored.done():
-                stored.set_result(entry)
 
         task.add_done_callback(ended)
 
-    async def _store(self, ticket: _Ticket, result: Result) -> CacheEntry | None:
-        """Download every file of ``result`` into a new entry and publish it; None (with a
-        log line) if it could not be cached. Caching never fails the run."""
-        try:
-            writer = await asyncio.to_thread(ticket.cache.writer, ticket.key)
-        except OSError as exc:
-            log.warning("comfy_nb: the result cache at %s cannot be written (%s); results are "
-                        "not cached", ticket.cache.directory, exc)
-            return None
-        limit = asyncio.Semaphore(4)
+    async def _download_to(self, file: OutputFile, path: Path) -> None:
+        await self.download(file, to=path)
 
-        async def fetch(file: OutputFile) -> None:
-            async with limit:
-                path = writer.file_path(file)
-                await self.download(file, to=path)
-                # an HTML page sent for an image must not be served from the cache later
-                await asyncio.to_thread(check_file, file.filename, file.kind, path)
-                if writer.too_large:
-                    raise _TooLarge
+    async def _handed_over(self, result: Result) -> None:
+        """Wait until a result being cached has its files in the new entry (publishing the
+        entry goes on in the background), and, while this client has more than
+        :data:`MAX_PUBLISHING` results being stored, for the oldest ones."""
+        if isinstance(result.source, StoringFiles):
+            await asyncio.wrap_future(result.source.store.downloaded)
+        while len(self._storing) > MAX_PUBLISHING:
+            await asyncio.wait([next(iter(self._storing.values()))])
 
-        tasks = [asyncio.ensure_future(fetch(file)) for file in result.files]
-        try:
-            await asyncio.gather(*tasks)
-            return await asyncio.to_thread(
-                writer.commit, prompt_id=result.prompt_id, outputs=result.outputs,
-                workflow=ticket.workflow, server=ticket.server, inputs=ticket.inputs,
-                provenance=result.provenance, credentials=ticket.credentials)
-        except _TooLarge:
-            log.info("comfy_nb: the result of job %s is larger than the result cache; not "
-                     "cached", result.prompt_id)
-        except (ComfyError, OSError, ValueError, RuntimeError) as exc:
-            log.warning("comfy_nb: the result of job %s was not cached: %s",
-                        result.prompt_id, exc)
-        finally:
-            for task in tasks:
+    async def _flush_stores(self, timeout: float = 10.0) -> None:
+        """Let the results being cached finish (up to ``timeout`` seconds); the late ones
+        are given up."""
+        if self._storing:
+            _, late = await asyncio.wait(list(self._storing.values()), timeout=timeout)
+            for task in late:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.discard()
-        return None
 
-    async def _upload_value(self, value: Any, name: str | None) -> str:
-        return await self.upload_image(value, name=name)
+    async def _upload_value(self, value: Any, name: str | None, digest: str) -> str:
+        """Upload a file of a run whose sha256 (``digest``) is known already."""
+        return await self._upload("/api/upload/image", value, name, "", False, "input",
+                                  digest=digest)
 
     async def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
                   cache: bool | None = None, **submit_options: Any) -> Result:
@@ -804,7 +697,9 @@ class AsyncClient:
 
         ``cache``: None follows ``comfy_nb.cache.settings.enabled`` (on by default); True or
         False decide for this call. With the cache, an identical earlier run's result comes back
-        at once (``result.from_cache``), and a new result is cached before this returns."""
+        at once (``result.from_cache``); a new result's files are downloaded into its cache
+        entry before this returns, and the entry is written in the background (any reader of
+        the cache in this process, an identical run included, waits for it)."""
         submit_options = hide_secrets(submit_options)
         job = await self.submit(workflow, cache=cache, **submit_options)
         try:
@@ -815,10 +710,21 @@ class AsyncClient:
         except (asyncio.CancelledError, KeyboardInterrupt, TimeoutError):
             await asyncio.shield(self._cancel_quietly(job.id))
             raise
-        if isinstance(result.source, _StoringFiles):
-            await asyncio.wrap_future(result.source.stored)
-        await self._observed(job.id)
+        await self._after_run(job.id, result)
         return result
+
+    def _settled(self, prompt_id: str, result: Result) -> bool:
+        """Whether :meth:`_after_run` has nothing to wait for (callable from any thread)."""
+        if isinstance(result.source, StoringFiles) and not result.source.store.downloaded.done():
+            return False
+        return (len(self._storing) <= MAX_PUBLISHING
+                and not any(job.id == prompt_id for job, _ in list(self._observing)))
+
+    async def _after_run(self, prompt_id: str, result: Result) -> None:
+        """What ``run`` waits for once the job ended: the result's files in the cache entry
+        being written (not the entry itself), and the :data:`job_observers`."""
+        await self._handed_over(result)
+        await self._observed(prompt_id)
 
     async def cached_result(self, workflow: WorkflowLike, *,
                             overrides: dict[str, Any] | None = None, validate: bool = True,
@@ -950,7 +856,7 @@ class AsyncClient:
         """Upload a path, bytes, PIL image or numpy array; returns the name to put into a
         LoadImage input."""
         return await self._upload("/api/upload/image", image, name, subfolder, overwrite, kind,
-                                  record=True)
+                                  digest="")
 
     async def upload_mask(self, mask: Any, original: str, *, name: str | None = None,
                           subfolder: str = "", kind: str = "input") -> str:
@@ -962,7 +868,9 @@ class AsyncClient:
 
     async def _upload(self, path: str, image: Any, name: str | None, subfolder: str,
                       overwrite: bool, kind: str, extra: dict[str, str] | None = None,
-                      record: bool = False) -> str:
+                      digest: str | None = None) -> str:
+        """Upload; with ``digest`` (the sha256 of the bytes, or "" to compute it) the result
+        cache keys the name returned by that content from now on."""
         http = await self._ready()
         filename, data, content_type = await asyncio.to_thread(upload_payload, image, name)
         fields = {"type": kind, "subfolder": subfolder, "overwrite": "true" if overwrite else "",
@@ -975,8 +883,8 @@ class AsyncClient:
         folder = str(answer.get("subfolder") or "")
         name = f"{folder}/{stored}" if folder and self.dialect == "local" else stored
         self._known_files.add(name)
-        if record:  # the result cache keys this name by the content it now has
-            self._upload_digests[name] = hashlib.sha256(data).hexdigest()
+        if digest is not None:  # the result cache keys this name by the content it now has
+            self._upload_digests[name] = digest or hashlib.sha256(data).hexdigest()
         return name
 
     async def download(self, file: OutputFile | dict[str, str],
@@ -991,12 +899,86 @@ class AsyncClient:
     # -- server ------------------------------------------------------------------------------
 
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
-        """The server's node definitions (cached for this client)."""
+        """The server's node definitions, read once per client. With the cache on
+        (:mod:`comfy_nb.cache`), a new client of the same server (a kernel restarted) starts
+        from the copy on disk (:mod:`comfy_nb.client._node_definitions`), refreshed in the
+        background when older than :data:`DEFINITIONS_REFRESH_AFTER` seconds; a workflow
+        problem that such a copy may be wrong about (an unknown node class, a value not in a
+        list) is checked again against the server's own before it is reported. ``refresh``
+        asks the server now."""
         http = await self._ready()
+        if self._object_info is None and not refresh:
+            stored = await self._stored_definitions()
+            if stored is not None:
+                self._object_info = stored.object_info
+                if stored.age > DEFINITIONS_REFRESH_AFTER:
+                    self._in_background(self._fetch_definitions(http))
+                return self._object_info
         if self._object_info is None or refresh:
-            self._object_info = (await http.request("GET", "/api/object_info",
-                                                    what="reading node definitions")).json()
+            return await self._fetch_definitions(http)
         return self._object_info
+
+    async def _fetch_definitions(self, http: Transport) -> dict[str, Any]:
+        info: dict[str, Any] = (await http.request("GET", "/api/object_info",
+                                                   what="reading node definitions")).json()
+        self._object_info = info
+        self._definitions_confirmed = True
+        self._definitions_fetched = time.monotonic()
+        store = self._definition_store()
+        key = await self._definitions_key() if store is not None else None
+        if store is not None and key is not None:
+            self._in_background(asyncio.to_thread(store.save, key, info,
+                                                  credentials=_revealed(self._api_key)))
+        return info
+
+    async def _stored_definitions(self) -> StoredDefinitions | None:
+        store = self._definition_store()
+        key = await self._definitions_key() if store is not None else None
+        if store is None or key is None:
+            return None
+        return await asyncio.to_thread(store.load, key)
+
+    def _definition_store(self) -> DefinitionStore | None:
+        """Where node definitions are kept on disk: beside the result cache; None when the
+        cache is switched off."""
+        if not cache_settings.enabled:
+            return None
+        cache = self._result_cache if self._result_cache is not None else default_cache()
+        return DefinitionStore.beside(cache.directory)
+
+    async def _definitions_key(self) -> str | None:
+        """The key of this server's node definitions; None when its version is unknown."""
+        if self.server_version is None and self._stats is None:
+            with contextlib.suppress(ComfyError):
+                stats = await self.system_stats()
+                self._stats = stats if isinstance(stats, dict) else None
+                self.server_version = version_of(stats)
+        if self.server_version is None:
+            return None
+        return server_key(self.url, self.dialect, self.server_version)
+
+    async def _checked_definitions(self, problems: WorkflowInvalid,
+                                   used: dict[str, Any]) -> dict[str, Any] | None:
+        """The server's node definitions, asked again when ``used`` may be why ``problems``
+        were found (see :func:`may_be_stale`); else None."""
+        confirmed_for = (time.monotonic() - self._definitions_fetched
+                         if self._definitions_confirmed else None)
+        if not may_be_stale(problems.problems, used, confirmed_for):
+            return None
+        return await self.object_info(refresh=True)
+
+    def _in_background(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` (node definitions fetched or written) without waiting for it; a
+        failure is logged. ``aclose`` lets it finish."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+
+        def ended(task: asyncio.Future[Any]) -> None:
+            self._background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("comfy_nb: background work failed: %s", task.exception())
+
+        task.add_done_callback(ended)
 
     async def models(self, folder: str | None = "checkpoints") -> list[str]:
         """The model files the server has in ``folder`` (``"checkpoints"``, ``"loras"``,
@@ -1045,6 +1027,18 @@ def _check_sendable(body: dict[str, Any]) -> None:
         raise WorkflowError(f"the request cannot be sent to the server: {found}")
 
 
+_open_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Results still being cached by synchronous clients nobody closed are finished before
+    the interpreter exits (their loop threads are daemons that would just stop)."""
+    for client in list(_open_clients):
+        with contextlib.suppress(Exception):
+            client._run(client._async._flush_stores(), timeout=30)
+
+
 class Client:
     """The synchronous client: the same methods as :class:`AsyncClient`, blocking. Safe in
     notebooks, scripts and inside running event loops (it uses its own loop thread)."""
@@ -1058,6 +1052,7 @@ class Client:
         except BaseException:
             self._loop.close()
             raise
+        _open_clients.add(self)
 
     async def _make(self, url: str | None, options: dict[str, Any]) -> AsyncClient:
         client = AsyncClient(url, **options)
@@ -1093,6 +1088,7 @@ class Client:
         """Release every socket and the background thread."""
         if self._loop.closed:
             return
+        _open_clients.discard(self)
         try:
             self._run(self._async.aclose(), timeout=30)
         finally:
@@ -1116,9 +1112,8 @@ class Client:
         except TimeoutError:
             self._run(self._async._cancel_quietly(job.id), timeout=30)
             raise
-        if isinstance(result.source, _StoringFiles):
-            result.source.wait()
-        self._run(self._async._observed(job.id))
+        if not self._async._settled(job.id, result):  # (else spare a trip to the loop)
+            self._run(self._async._after_run(job.id, result))
         return result
 
     def cached_result(self, workflow: WorkflowLike, **options: Any) -> Result | None:

@@ -147,8 +147,12 @@ def wants_upload(value: Any, combo: list[Any]) -> bool:
         return False
 
 
-def _specs_for(object_info: Mapping[str, Any] | None) -> dict[tuple[str, str], tuple[str, str]]:
-    return _PACKAGED_SPECS if object_info is None else _file_specs(object_info)
+def _specs_of(class_type: str, object_info: Mapping[str, Any] | None
+              ) -> Mapping[tuple[str, str], tuple[str, str]]:
+    """The file inputs of one class (reading only that class: a server lists hundreds)."""
+    if object_info is None:
+        return _PACKAGED_SPECS
+    return _file_specs({class_type: object_info.get(class_type)})
 
 
 def pending_uploads(
@@ -159,7 +163,7 @@ def pending_uploads(
     is not in the input's combo list, or a ``file://`` / ``http(s)://`` URL."""
     if not isinstance(api, Mapping):
         return []
-    specs = _specs_for(object_info)
+    specs: dict[str, Mapping[tuple[str, str], Any]] = {}  # the classes used, not all of them
     found: list[tuple[str, str, Any]] = []
     for node_id, node in api.items():
         if not isinstance(node, Mapping) or not isinstance(node.get("inputs"), Mapping):
@@ -167,8 +171,10 @@ def pending_uploads(
         class_type = node.get("class_type")
         if not isinstance(class_type, str):
             continue
+        if class_type not in specs:
+            specs[class_type] = _specs_of(class_type, object_info)
         for name, value in node["inputs"].items():
-            if (class_type, name) not in specs:
+            if (class_type, name) not in specs[class_type]:
                 continue
             if wants_upload(value, _combo(object_info, class_type, name)):
                 found.append((str(node_id), str(name), value))
@@ -190,13 +196,12 @@ async def upload_inputs(
     pending = pending_uploads(api, object_info)
     if not pending:
         return dict(api)
-    specs = _specs_for(object_info)
     result: dict[str, Any] = dict(api)
     for node_id, name, value in pending:
         key = node_id if node_id in api else next(k for k in api if str(k) == node_id)
         node = result[key]
         class_type = node["class_type"]
-        kind, folder = specs[(class_type, name)]
+        kind, folder = _specs_of(class_type, object_info)[(class_type, name)]
         where = f"node {node_id} ({class_type}), input {name!r}"
         server_name = await upload_value(value, kind, where, upload, cache=cache)
         if folder != "input" and not server_name.endswith("]"):
