@@ -241,27 +241,24 @@ class LocalDialect(Dialect):
         return JobSnapshot(JobStatus.FAILED, outputs=outputs, workflow=workflow)
 
     async def cancel(self, http: Requester, prompt_id: str) -> bool:
-        for item in await self.queue(http):
-            if item.prompt_id == prompt_id:
-                if item.running:
-                    await self.interrupt(http, prompt_id)
-                else:
-                    await self.delete_pending(http, [prompt_id])
-                return True
-        return False
+        return bool(await self.cancel_many(http, [prompt_id]))
 
     async def cancel_many(self, http: Requester, prompt_ids: list[str]) -> list[str]:
-        """Every pending one first, in one request, then the running ones: interrupting a job
-        one by one could let the next pending one of them start before it is removed."""
-        entries = {item.prompt_id: item for item in await self.queue(http)
-                   if item.prompt_id in prompt_ids}
-        pending = [pid for pid, item in entries.items() if not item.running]
+        """The pending ones are removed first, in one request (one by one, the next of them
+        could start while another is interrupted); then those running are interrupted, read
+        again after the removal, so one that started between the first read and the removal is
+        stopped too. ``/interrupt {"prompt_id"}`` stops only that job, and only if it runs."""
+        wanted = set(prompt_ids)
+        found = [item for item in await self.queue(http) if item.prompt_id in wanted]
+        pending = [item.prompt_id for item in found if not item.running]
+        running = [item.prompt_id for item in found if item.running]
         if pending:
             await self.delete_pending(http, pending)
-        for pid, item in entries.items():
-            if item.running:
-                await self.interrupt(http, pid)
-        return list(entries)
+            running = [item.prompt_id for item in await self.queue(http)
+                       if item.running and item.prompt_id in wanted]
+        for prompt_id in running:
+            await self.interrupt(http, prompt_id)
+        return [item.prompt_id for item in found]
 
     async def interrupt(self, http: Requester, prompt_id: str | None) -> None:
         body = {"prompt_id": prompt_id} if prompt_id else {}
