@@ -84,6 +84,7 @@ LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
 UNREACHABLE_AFTER = 60.0  # seconds without reaching the server before a job counts as lost
 GATEWAY_STATUSES = frozenset({502, 503, 504})  # a proxy saying the server behind it is away
 REFUSED_STATUSES = frozenset({401, 403})  # the key cannot read the job: polling cannot help
+OUTCOME_GRACE = 1.0  # seconds an announced outcome waits for its Finished before a read
 SOCKET_CHECK = 0.5  # seconds between looks at the websocket while waiting for the next poll
 
 
@@ -127,6 +128,7 @@ class AsyncJob:
         self._cancel_requested = False
         self._wake = asyncio.Event()
         self._hint_done = False
+        self._awaiting_finish = False  # an outcome was announced; its record comes with Finished
         self._result: Result | None = None
         self._unknown = 0
         self.unreachable_after = UNREACHABLE_AFTER
@@ -231,6 +233,10 @@ class AsyncJob:
             self._apply(event)
         if isinstance(event, (Succeeded, Failed, Interrupted, Finished)):
             self._hint_done = True
+            # a local ComfyUI writes the history after announcing the outcome, just before
+            # Finished: read it then (a read in between finds nothing and costs round trips)
+            self._awaiting_finish = (not isinstance(event, Finished)
+                                     and self._client.dialect == "local")
             self._wake.set()
         self._publish(event)
 
@@ -291,12 +297,14 @@ class AsyncJob:
 
     def wake(self) -> None:
         """Re-read the job's state now (after a websocket reconnect)."""
+        self._awaiting_finish = False
         self._wake.set()
 
     def removed_from_queue(self) -> None:
         """The client deleted this job from the queue: if the server forgets it, it was
         cancelled, not lost (the client calls this)."""
         self._cancel_requested = True
+        self._awaiting_finish = False
         self._wake.set()
 
     # -- state from the server ---------------------------------------------------------------
@@ -387,13 +395,21 @@ class AsyncJob:
             step = min(left, SOCKET_CHECK) if socket_was_up else left
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), step)
-                return
+                if not self._awaiting_finish:
+                    return
+                # the outcome is announced: wait for Finished, but not for ever (a socket that
+                # drops in between never brings it)
+                self._wake.clear()
+                deadline = min(deadline, time.monotonic() + OUTCOME_GRACE)
 
     def _next_poll(self) -> float:
         """Seconds until the next read: the client's interval, but never past the moment an
         unreachable server would make the job lost."""
-        interval = self._client._poll_interval(self._hint_done, unsure=self._unknown > 0,
+        interval = self._client._poll_interval(self._hint_done and not self._awaiting_finish,
+                                               unsure=self._unknown > 0,
                                                failures=self._failures)
+        if self._awaiting_finish:  # its Finished has not come yet: see _pause
+            interval = min(interval, OUTCOME_GRACE)
         if self._unreachable_since is None:
             return interval
         deadline = self._unreachable_since + self.unreachable_after

@@ -396,6 +396,8 @@ class Worker:
         if job.discarded:
             state.finish_job(item_id, item, None, "lost")
             return
+        if state.faults.history_delay > 0:  # a slow disk or a busy server: the outcome is
+            time.sleep(state.faults.history_delay)  # announced before it is on record
         state.finish_job(item_id, item, history, status)
         if sid is not None:
             hub.send_json("executing", {"node": None, "prompt_id": prompt_id}, sid)

@@ -35,6 +35,7 @@ class Faults:
     no_credits: bool = False  # cloud: POST /api/prompt answers 402
     rate_limited: bool = False  # cloud: POST /api/prompt answers 429 with Retry-After
     lose_prompt_answers: int = 0  # queue the next N prompts, then drop the connection unanswered
+    history_delay: float = 0.0  # seconds between execution_success and the history being written
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
