@@ -1,8 +1,9 @@
 """Client-side validation of an API-format workflow before it is submitted.
 
 :func:`check_workflow` reaches the verdicts the server would (ComfyUI 0.3.64's ``POST /prompt``:
-the same error ``type`` on the same node) by running the very algorithm the emulator uses,
-:func:`comfy_nb.emulator._validation.validate_prompt`, on a copy of the workflow. What the client
+the same error ``type`` on the same node) by running ComfyUI's own rules,
+:func:`comfy_nb._comfyui.validation.validate_prompt` (the emulator follows them too), on a copy of
+the workflow. What the client
 cannot see, the files in the server's input folder, is judged from the ``object_info`` combo lists
 (the server lists that folder in them). On top of the server's answer it reports:
 
@@ -23,10 +24,10 @@ from __future__ import annotations
 
 import difflib
 import functools
-import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._comfyui.validation import FILE_CHECKS, validate_prompt
 from ._errors import Problem, WorkflowError, WorkflowInvalid
 from ._inputs import pending_uploads
 from ._params import combo_choices, input_specs
@@ -120,8 +121,6 @@ def _check(
             ]
         target_list = [str(target) for target in targets]
 
-    from comfy_nb.emulator._validation import validate_prompt
-
     cycles = _cycle_problems(api, object_info, target_list)
     # validate_prompt coerces literals in place: it gets its own copy of every inputs dict.
     prompt = {
@@ -142,7 +141,6 @@ def _check(
             prompt,
             dict(object_info),
             partial_execution_targets=target_list,
-            input_dir=pathlib.Path("input"),  # never consulted: file_exists decides
             file_exists=lambda class_type, name: (
                 name in known or _file_listed(object_info, class_type, name)
             ),
@@ -413,9 +411,7 @@ def _file_listed(object_info: Mapping[str, Any], class_type: str, name: str) -> 
     in the input's combo list does; a name not in a list the server gave does not. Files the
     lists cannot show (``[output]`` / ``[temp]`` files, subfolders, inputs without a list) are
     given the benefit of the doubt: the server checks them."""
-    from comfy_nb.emulator._validation import _CUSTOM_VALIDATORS
-
-    validator = _CUSTOM_VALIDATORS.get(class_type)
+    validator = FILE_CHECKS.get(class_type)
     if validator is None:
         return True
     options = _combo_options(object_info, class_type, validator.argument)

@@ -10,12 +10,9 @@ from typing import Any
 
 import pytest
 
+from comfy_nb._comfyui.validation import PromptValidation, types_compatible
 from comfy_nb.emulator._object_info import with_input_files
-from comfy_nb.emulator._validation import (
-    PromptValidation,
-    _types_compatible,
-    validate_prompt,
-)
+from comfy_nb.emulator._validation import validate_prompt
 from tests import fixture_paths
 
 FIXTURES = fixture_paths.COMFYUI
@@ -263,10 +260,10 @@ def test_long_combo_lists_are_not_sent_back(
 
 
 def test_any_and_comma_types() -> None:
-    assert _types_compatible("IMAGE", "*")
-    assert _types_compatible("MODEL_TASK_ID", "MODEL_TASK_ID,RIG_TASK_ID")
-    assert not _types_compatible("STRING", "IMAGE")
-    assert not _types_compatible("STRING", ["a", "b"])
+    assert types_compatible("IMAGE", "*")
+    assert types_compatible("MODEL_TASK_ID", "MODEL_TASK_ID,RIG_TASK_ID")
+    assert not types_compatible("STRING", "IMAGE")
+    assert not types_compatible("STRING", ["a", "b"])
 
 
 def test_partial_execution_targets_filter_outputs(
