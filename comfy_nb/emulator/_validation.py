@@ -22,7 +22,7 @@ from typing import Any
 from .._comfyui import validation
 from .._comfyui.validation import PromptValidation, Site, Step
 
-__all__ = ["PromptValidation", "validate_prompt"]
+__all__ = ["PromptValidation", "format_traceback", "validate_prompt"]
 
 _EXECUTION_PY = "/srv/ComfyUI/execution.py"
 _NODES_PY = "/srv/ComfyUI/nodes.py"

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from comfy_nb._comfyui.validation import PromptValidation, types_compatible
+from comfy_nb._comfyui.validation import (
+    FILE_CHECKS,
+    PromptValidation,
+    Site,
+    Step,
+    types_compatible,
+)
 from comfy_nb.emulator._object_info import with_input_files
-from comfy_nb.emulator._validation import validate_prompt
+from comfy_nb.emulator._validation import format_traceback, validate_prompt
 from tests import fixture_paths
 
 FIXTURES = fixture_paths.COMFYUI
@@ -332,3 +339,30 @@ def test_cycle_fails_without_node_errors(
     assert not result.ok
     assert result.error is not None and result.error["details"] == ""
     assert result.node_errors == {}
+
+
+def test_a_file_check_that_raises_shows_the_frames_down_to_folder_paths(
+    recorded_object_info: dict[str, Any], tmp_path: Path
+) -> None:
+    prompt = {
+        "1": {"class_type": "LoadAudio", "inputs": {"audio": 5}},
+        "2": {"class_type": "PreviewAudio", "inputs": {"audio": ["1", 0]}},
+    }
+    (error,) = _validate(prompt, recorded_object_info, tmp_path).node_errors["1"]["errors"]
+    functions = [re.search(r", in (\w+)\n", frame).group(1)  # type: ignore[union-attr]
+                 for frame in error["extra_info"]["traceback"]]
+    assert functions == ["validate_inputs", "validate_inputs", "_async_map_node_over_list",
+                         "process_inputs", "VALIDATE_INPUTS", "exists_annotated_filepath",
+                         "annotated_filepath"]
+    assert "comfy_extras/nodes_audio.py" in error["extra_info"]["traceback"][4]
+    assert "exists_annotated_filepath(audio)" in error["extra_info"]["traceback"][4]
+
+
+def test_every_site_and_file_check_has_frames() -> None:
+    for site in Site:
+        if site is Site.NODE_VALIDATION_BODY:
+            continue
+        assert format_traceback([Step(site)]), site
+    for check in FILE_CHECKS.values():
+        (frame,) = format_traceback([Step(Site.NODE_VALIDATION_BODY, check)])
+        assert f"exists_annotated_filepath({check.argument})" in frame
