@@ -110,14 +110,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             job = worker.job
             if job is not None and job.sid == conn.sid and job.last_node_id is not None:
                 await state.hub.send_now(conn, "executing", {"node": job.last_node_id})
-        await _read_client_messages(state, conn, ws)
+        await read_client_messages(state, conn, ws)
     finally:
         state.hub.unregister(conn)
     return ws
 
 
-async def _read_client_messages(state: EmulatorState, conn: Any,
-                                ws: web.WebSocketResponse) -> None:
+async def read_client_messages(state: EmulatorState, conn: Any,
+                               ws: web.WebSocketResponse) -> None:
+    """Read what a client sends on its websocket until it closes: only a first
+    ``feature_flags`` message means something, and is answered with the server's flags."""
     first = True
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
