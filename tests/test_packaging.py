@@ -3,6 +3,7 @@ the console script, and the public names of the emulator."""
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import json
 import subprocess
@@ -155,3 +156,43 @@ def test_every_module_imports_first() -> None:
     done = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
+
+
+def test_the_workflow_layer_never_imports_the_emulator() -> None:
+    """The client's pre-submit check follows ComfyUI's rules from ``comfy_nb._comfyui``, never
+    the test server: no module of ``comfy_nb.workflow`` imports ``comfy_nb.emulator``, at the
+    top or inside a function, and checking a workflow loads none of it."""
+    importers = []
+    for path in sorted((PACKAGE / "workflow").rglob("*.py")):
+        package = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
+        for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(statement, ast.Import):
+                names = [alias.name for alias in statement.names]
+            elif isinstance(statement, ast.ImportFrom):
+                base = package.split(".")
+                base = base[: len(base) - statement.level + 1] if statement.level else []
+                module = ".".join([*base, *([statement.module] if statement.module else [])])
+                names = [module, *(f"{module}.{alias.name}" for alias in statement.names)]
+            else:
+                continue
+            if any(name == "comfy_nb.emulator" or name.startswith("comfy_nb.emulator.")
+                   for name in names):
+                importers.append(f"{path.relative_to(PACKAGE)}:{statement.lineno}")
+    assert importers == []
+
+    loaded = json.loads(_fresh(
+        "import json, pkgutil, sys, importlib\n"
+        "import comfy_nb.workflow\n"
+        "from comfy_nb.workflow._check import check_workflow\n"
+        "for module in pkgutil.iter_modules(comfy_nb.workflow.__path__):\n"
+        "    importlib.import_module('comfy_nb.workflow.' + module.name)\n"
+        "info = {'LoadImage': {'input': {'required': {'image': [['a.png'], {}]}},\n"
+        "                      'output': ['IMAGE', 'MASK'], 'output_node': False},\n"
+        "        'PreviewImage': {'input': {'required': {'images': ['IMAGE']}},\n"
+        "                         'output': [], 'output_node': True}}\n"
+        "api = {'1': {'class_type': 'LoadImage', 'inputs': {'image': 'b.png'}},\n"
+        "       '2': {'class_type': 'PreviewImage', 'inputs': {'images': ['1', 0]}}}\n"
+        "problems = check_workflow(api, info)\n"
+        "assert [p.type for p in problems] == ['custom_validation_failed'], problems\n"
+        "print(json.dumps(sorted(sys.modules)))\n"))
+    assert [name for name in loaded if name.startswith("comfy_nb.emulator")] == []
