@@ -158,27 +158,41 @@ def test_every_module_imports_first() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
 
 
+def _imported_names(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every import statement of a package module, at the top or inside a
+    function, relative imports resolved; ``from a import b`` counts as ``a`` and ``a.b``."""
+    package = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
+    found: list[tuple[int, str]] = []
+    for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(statement, ast.Import):
+            found += [(statement.lineno, alias.name) for alias in statement.names]
+        elif isinstance(statement, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - statement.level + 1] if statement.level else []
+            module = ".".join([*base, *([statement.module] if statement.module else [])])
+            found.append((statement.lineno, module))
+            found += [(statement.lineno, f"{module}.{alias.name}") for alias in statement.names]
+    return found
+
+
+def _importers_of(folder: str, *prefixes: str) -> list[str]:
+    """``path:line`` of each import in ``folder`` of a module under one of ``prefixes``."""
+    return [
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for path in sorted((PACKAGE / folder).rglob("*.py"))
+        for line, name in _imported_names(path)
+        if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+    ]
+
+
 def test_the_workflow_layer_never_imports_the_emulator() -> None:
     """The client's pre-submit check follows ComfyUI's rules from ``comfy_nb._comfyui``, never
     the test server: no module of ``comfy_nb.workflow`` imports ``comfy_nb.emulator``, at the
     top or inside a function, and checking a workflow loads none of it."""
-    importers = []
-    for path in sorted((PACKAGE / "workflow").rglob("*.py")):
-        package = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
-        for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(statement, ast.Import):
-                names = [alias.name for alias in statement.names]
-            elif isinstance(statement, ast.ImportFrom):
-                base = package.split(".")
-                base = base[: len(base) - statement.level + 1] if statement.level else []
-                module = ".".join([*base, *([statement.module] if statement.module else [])])
-                names = [module, *(f"{module}.{alias.name}" for alias in statement.names)]
-            else:
-                continue
-            if any(name == "comfy_nb.emulator" or name.startswith("comfy_nb.emulator.")
-                   for name in names):
-                importers.append(f"{path.relative_to(PACKAGE)}:{statement.lineno}")
-    assert importers == []
+    assert _importers_of("workflow", "comfy_nb.emulator") == []
+    # the scan sees relative imports: the check's own import of the rules is found
+    assert {where.split(":")[0] for where in _importers_of("workflow", "comfy_nb._comfyui")} == {
+        "workflow/_check.py"}
 
     loaded = json.loads(_fresh(
         "import json, pkgutil, sys, importlib\n"
@@ -196,3 +210,9 @@ def test_the_workflow_layer_never_imports_the_emulator() -> None:
         "assert [p.type for p in problems] == ['custom_validation_failed'], problems\n"
         "print(json.dumps(sorted(sys.modules)))\n"))
     assert [name for name in loaded if name.startswith("comfy_nb.emulator")] == []
+
+
+def test_the_comfyui_rules_import_neither_side() -> None:
+    """``comfy_nb._comfyui`` holds what ComfyUI does, for the emulator and the client alike."""
+    assert _importers_of("_comfyui", "comfy_nb.emulator", "comfy_nb.client", "comfy_nb.workflow",
+                         "comfy_nb.notebook") == []
