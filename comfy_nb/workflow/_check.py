@@ -3,9 +3,9 @@
 :func:`check_workflow` reaches the verdicts the server would (ComfyUI 0.3.64's ``POST /prompt``:
 the same error ``type`` on the same node) by running ComfyUI's own rules,
 :func:`comfy_nb._comfyui.validation.validate_prompt` (the emulator follows them too), on a copy of
-the workflow. What the client
-cannot see, the files in the server's input folder, is judged from the ``object_info`` combo lists
-(the server lists that folder in them). On top of the server's answer it reports:
+the workflow. What the client cannot see, the files in the server's input folder, is judged from
+the ``object_info`` combo lists (the server lists that folder in them). On top of the server's
+answer it reports:
 
 - every unknown node class at once (the server stops at the first), with close class names;
 - ``dependency_cycle`` for links that loop (the server only fails when it runs them);
