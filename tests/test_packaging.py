@@ -190,9 +190,10 @@ def test_the_workflow_layer_never_imports_the_emulator() -> None:
     the test server: no module of ``comfy_nb.workflow`` imports ``comfy_nb.emulator``, at the
     top or inside a function, and checking a workflow loads none of it."""
     assert _importers_of("workflow", "comfy_nb.emulator") == []
-    # the scan sees relative imports: the check's own import of the rules is found
+    # the scan sees relative imports: the check's import of the rules and the file inputs' import
+    # of the recorded node definitions are found
     assert {where.split(":")[0] for where in _importers_of("workflow", "comfy_nb._comfyui")} == {
-        "workflow/_check.py"}
+        "workflow/_check.py", "workflow/_inputs.py"}
 
     loaded = json.loads(_fresh(
         "import json, pkgutil, sys, importlib\n"
@@ -216,3 +217,10 @@ def test_the_comfyui_rules_import_neither_side() -> None:
     """``comfy_nb._comfyui`` holds what ComfyUI does, for the emulator and the client alike."""
     assert _importers_of("_comfyui", "comfy_nb.emulator", "comfy_nb.client", "comfy_nb.workflow",
                          "comfy_nb.notebook") == []
+
+
+def test_the_workflow_layer_reads_no_emulator_file() -> None:
+    """Not even data: the node definitions both use are ComfyUI's, in ``comfy_nb._comfyui``."""
+    offenders = [str(path.relative_to(PACKAGE)) for path in (PACKAGE / "workflow").rglob("*.py")
+                 if '"emulator"' in path.read_text(encoding="utf-8")]
+    assert offenders == []

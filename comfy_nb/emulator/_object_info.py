@@ -8,24 +8,14 @@ It owns reading the packaged data; it never reads anything outside the package.
 from __future__ import annotations
 
 import copy
-import functools
-import gzip
-import json
 import mimetypes
 import os
 import pathlib
 from collections.abc import Callable, Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
-@functools.lru_cache(maxsize=1)
-def recorded_object_info() -> dict[str, Any]:
-    """The object_info recorded from the real server (read once; callers must not mutate it)."""
-    data = resources.files("comfy_nb.emulator").joinpath("data/object_info.json.gz").read_bytes()
-    parsed: dict[str, Any] = json.loads(gzip.decompress(data))
-    return parsed
+from .._comfyui.definitions import recorded_object_info
 
 
 def current_object_info(input_dir: Path, classes: Iterable[str] | None = None,

@@ -17,9 +17,7 @@ Nothing here speaks HTTP to the ComfyUI server: the caller passes ``upload``.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
-import json
 import os
 import pathlib
 import sys
@@ -28,6 +26,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from .._comfyui.definitions import recorded_object_info
 from ..client._uploads import sniff_suffix, upload_payload
 from ._errors import WorkflowError
 
@@ -74,25 +73,7 @@ def file_inputs(object_info: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     return _by_class(_file_specs(object_info))
 
 
-def _packaged_object_info() -> dict[str, Any]:
-    """The node definitions packaged with the emulator, read without importing it."""
-    path = pathlib.Path(__file__).resolve().parent.parent / "emulator" / "data"
-    try:
-        info: dict[str, Any] = json.loads(gzip.decompress((path / "object_info.json.gz")
-                                                          .read_bytes()))
-    except (OSError, ValueError):  # a trimmed install: fall back to ComfyUI 0.3.64's list
-        return {
-            "LoadImage": {"input": {"required": {"image": [[], {"image_upload": True}]}}},
-            "LoadImageMask": {"input": {"required": {"image": [[], {"image_upload": True}]}}},
-            "LoadImageOutput": {"input": {"required": {"image": [
-                "COMBO", {"image_upload": True, "image_folder": "output"}]}}},
-            "LoadAudio": {"input": {"required": {"audio": [[], {"audio_upload": True}]}}},
-            "LoadVideo": {"input": {"required": {"file": ["COMBO", {"video_upload": True}]}}},
-        }
-    return info
-
-
-_PACKAGED_SPECS = _file_specs(_packaged_object_info())
+_PACKAGED_SPECS = _file_specs(recorded_object_info())
 #: class → names of the inputs that take a file, for the packaged (ComfyUI 0.3.64) node set.
 FILE_INPUTS: dict[str, tuple[str, ...]] = _by_class(_PACKAGED_SPECS)
 
