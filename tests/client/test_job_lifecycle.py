@@ -5,11 +5,9 @@ the same port; the emulator behind it keeps the job running meanwhile."""
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import contextlib
 import math
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -18,15 +16,18 @@ import pytest
 
 import comfy_nb
 from comfy_nb import AsyncClient, AuthenticationError, JobStatus, ServerError, TransportError
+from comfy_nb._loop import LoopThread
 from comfy_nb.client._client import POLL_BACKOFF_CAP
 from comfy_nb.client._events import Progress
 from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.job import Job
 from comfy_nb.notebook.progress import status_text
 from comfy_nb.workflows import bundled
 
 from ..both_clients import WAIT, Api, api_maker
 from ..cable import Cable
+from ..ctrl_c import press_ctrl_c_while_in
 
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 SHORT_BOUND = 0.5  # seconds of unreachable server before a job counts as lost, in these tests
@@ -59,13 +60,6 @@ async def running_job(api: Api, steps: int) -> Any:
     job.unreachable_after = SHORT_BOUND
     await eventually(lambda: job.status is JobStatus.RUNNING, "the job runs")
     return job
-
-
-def interrupt_soon() -> None:
-    """Press Ctrl+C in the main thread a moment from now (it is about to block)."""
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.daemon = True
-    timer.start()
 
 
 @pytest.fixture(params=["local", "cloud"])
@@ -238,7 +232,7 @@ def client(server: RunningEmulator) -> Iterator[comfy_nb.Client]:
 def test_ctrl_c_in_wait_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
     job = client.submit(txt2img(steps=3000))
     wait_until(lambda: job.status is JobStatus.RUNNING, "the job runs")
-    interrupt_soon()
+    press_ctrl_c_while_in(LoopThread.wait)
     with pytest.raises(KeyboardInterrupt):
         job.wait(WAIT)
     wait_until(lambda: job.status is JobStatus.CANCELLED, "the job is cancelled")
@@ -248,7 +242,7 @@ def test_ctrl_c_in_wait_cancels_the_job_on_the_server(client: comfy_nb.Client) -
 def test_ctrl_c_while_iterating_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
     job = client.submit(txt2img(steps=3000))
     wait_until(lambda: job.status is JobStatus.RUNNING, "the job runs")
-    interrupt_soon()
+    press_ctrl_c_while_in(Job._next)  # waiting for the next event
     with pytest.raises(KeyboardInterrupt):
         for _event in job:
             pass
