@@ -8,15 +8,23 @@ starts (they inherit the environment):
   of that discovery point it at a server they started), "cloud" names an address that can never
   resolve (``COMFY_NB_CLOUD_URL``; tests of Cloud point it at a Cloud-dialect emulator), and the
   user's own ``COMFY_URL`` and ``COMFY_CLOUD_API_KEY`` are not seen.
+
+It also holds the factory fixtures every test module starts its servers and clients with
+(:mod:`tests.factories`): ``emulators`` and ``clients`` end with the test, ``module_emulators``
+and ``module_clients`` with the module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from .factories import Clients, Emulators
 
 _FOLDER = tempfile.mkdtemp(prefix="comfy-nb-test-cache-")
 UNREACHABLE_CLOUD = "https://comfy-cloud.invalid"  # RFC 2606: .invalid never resolves
@@ -33,3 +41,39 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_FOLDER, ignore_errors=True)
+
+
+@pytest.fixture
+def emulators() -> Iterator[Emulators]:
+    """``emulators(dialect="local", **options)``: a started emulator, stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        yield Emulators(stack)
+
+
+@pytest.fixture(scope="module")
+def module_emulators() -> Iterator[Emulators]:
+    """``module_emulators(dialect="local", **options)``: a started emulator, stopped after the
+    module (for the servers a module's tests share)."""
+    with contextlib.ExitStack() as stack:
+        yield Emulators(stack)
+
+
+@pytest.fixture
+async def clients(emulators: Emulators) -> AsyncIterator[Clients]:
+    """Sync and async clients of emulators, closed after the test (before ``emulators`` stops
+    its servers)."""
+    made = Clients()
+    try:
+        yield made
+    finally:
+        await made.aclose()
+
+
+@pytest.fixture(scope="module")
+def module_clients(module_emulators: Emulators) -> Iterator[Clients]:
+    """Synchronous clients (``connect``) of emulators, closed after the module."""
+    made = Clients()
+    try:
+        yield made
+    finally:
+        made.close()

@@ -8,10 +8,11 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import functools
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from comfy_nb.workflows import bundled
 
 from ..both_clients import WAIT, Api, api_maker
 from ..cable import Cable
+from ..factories import Clients, Emulators
 
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 SHORT_BOUND = 0.5  # seconds of unreachable server before a job counts as lost, in these tests
@@ -69,9 +71,8 @@ def interrupt_soon() -> None:
 
 
 @pytest.fixture(params=["local", "cloud"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
-    with serve(dialect=request.param, step_delay=0.01) as running:
-        yield running
+def server(request: pytest.FixtureRequest, emulators: Emulators) -> RunningEmulator:
+    return emulators(request.param, step_delay=0.01)
 
 
 @pytest.fixture
@@ -87,11 +88,12 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def connect(mode: str, server: RunningEmulator, cable: Cable
-                  ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
-    """Make clients that reach the server through the cable (closed at the end)."""
-    async with api_maker(mode, cable.url, server, retry=FAST_RETRY, poll_interval=0.1) as make:
-        yield make
+def connect(mode: str, server: RunningEmulator, cable: Cable, clients: Clients
+            ) -> Callable[..., Awaitable[Api]]:
+    """Make clients that reach the server through the cable (closed at the end, before the
+    cable: ``clients`` comes after it)."""
+    return functools.partial(clients.api, mode, server, url=cable.url, retry=FAST_RETRY,
+                             poll_interval=0.1)
 
 
 # -- a server that goes away ----------------------------------------------------------------------
@@ -229,10 +231,8 @@ def test_failed_reads_are_spaced_out_exponentially_up_to_a_cap() -> None:
 
 
 @pytest.fixture
-def client(server: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.connect(server.url, api_key=server.api_key, retry=FAST_RETRY,
-                          poll_interval=0.1) as connected:
-        yield connected
+def client(server: RunningEmulator, clients: Clients) -> comfy_nb.Client:
+    return clients.connect(server, retry=FAST_RETRY, poll_interval=0.1)
 
 
 def test_ctrl_c_in_wait_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
