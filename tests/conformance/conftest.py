@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
+from ..factories import Emulators
 from ._replay import FIXTURES
 
 
@@ -22,9 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[RunningEmulator]:
-    with serve(dialect="local", step_delay=0.01) as emulator:
-        yield emulator
+def server(emulators: Emulators) -> RunningEmulator:
+    return emulators("local", step_delay=0.01)
 
 
 @pytest.fixture

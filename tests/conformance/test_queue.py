@@ -5,14 +5,14 @@ websocket frames those produce."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
+from ..factories import Emulators
 from ._replay import SocketRecorder, finished, load, send, wait_history
 from .deviations import EXECUTION_SPEED, NUMBERS, PROMPT_IDS, SET_ORDER, TIMESTAMPS
 
@@ -22,9 +22,8 @@ NODE_DELAY = 0.25  # EXECUTION_SPEED: keeps the recorded 1024² blur prompts run
 
 
 @pytest.fixture
-def slow_server() -> Iterator[RunningEmulator]:
-    with serve(dialect="local", step_delay=0.01, node_delay=NODE_DELAY) as emulator:
-        yield emulator
+def slow_server(emulators: Emulators) -> RunningEmulator:
+    return emulators("local", step_delay=0.01, node_delay=NODE_DELAY)
 
 
 def _post(http: httpx.Client, step: dict[str, Any], client_id: str) -> dict[str, Any]:
