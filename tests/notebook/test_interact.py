@@ -42,6 +42,7 @@ from comfy_nb.workflow._params import describe, input_specs
 from comfy_nb.workflows import bundled
 
 from ..cable import Cable
+from ..factories import Clients, Emulators
 from .browser_support import JupyterLab, open_notebook, poll, run_all_cells, stderr_outputs
 from .browser_support import write_notebook as write_lab_notebook
 from .comms import Message, most_in_one_second
@@ -54,15 +55,13 @@ RECORDED = recorded_object_info()
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.01) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.01)
 
 
 @pytest.fixture(scope="module")
-def client(emulator: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.connect(emulator.url) as connected:
-        yield connected
+def client(emulator: RunningEmulator, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(emulator)
 
 
 @pytest.fixture(autouse=True)

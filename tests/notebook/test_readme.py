@@ -8,13 +8,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
+
+from ..factories import Emulators
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -25,9 +26,8 @@ def python_snippets() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.001) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.001)
 
 
 def test_there_are_python_snippets() -> None:

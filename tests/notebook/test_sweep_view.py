@@ -33,6 +33,7 @@ from comfy_nb.notebook.sweep_view import (
 from comfy_nb.sweep import parse_sweep_values
 from comfy_nb.workflows import bundled
 
+from ..factories import Clients, Emulators
 from .comms import FakeHandle, Message, most_in_one_second, update_times
 
 WAIT = 60.0
@@ -55,15 +56,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.002) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.002)
 
 
 @pytest.fixture(scope="module")
-def client(emulator: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.connect(emulator.url) as connected:
-        yield connected
+def client(emulator: RunningEmulator, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(emulator)
 
 
 def thumbnails(markup: str) -> list[Image.Image]:
