@@ -11,7 +11,8 @@ starts (they inherit the environment):
 
 It also holds the factory fixtures every test module starts its servers and clients with
 (:mod:`tests.factories`): ``emulators`` and ``clients`` end with the test, ``module_emulators``
-and ``module_clients`` with the module.
+and ``module_clients`` with the module; the ``browser`` and ``conformance`` markers (``slow`` is
+set on each slow test).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +79,19 @@ def module_clients(module_emulators: Emulators) -> Iterator[Clients]:
         yield made
     finally:
         made.close()
+
+
+# -- markers ------------------------------------------------------------------------------------
+
+CONFORMANCE = Path(__file__).resolve().parent / "conformance"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``conformance`` on every test of tests/conformance/, ``browser`` on every test that uses
+    the ``browser`` fixture (a Chromium page, through Playwright)."""
+    for item in items:
+        if CONFORMANCE in item.path.parents:
+            item.add_marker(pytest.mark.conformance)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

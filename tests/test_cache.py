@@ -627,6 +627,7 @@ async def test_a_lookup_waits_for_the_entry_being_written(
     assert hit.from_cache and hit.prompt_id == made.prompt_id and jobs_on(server) == 1
 
 
+@pytest.mark.slow
 def test_results_being_stored_are_kept_at_exit(tmp_path: Path) -> None:
     """A script that never closes its client still leaves its results in the cache."""
     script = (

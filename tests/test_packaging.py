@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import comfy_nb
 import comfy_nb.emulator
 from comfy_nb.emulator._object_info import recorded_object_info
@@ -115,6 +117,7 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
     assert sorted(heavy & set(loaded)) == []
 
 
+@pytest.mark.slow
 def test_public_names_load_on_first_use() -> None:
     shown = json.loads(_fresh(
         "import json\n"
@@ -138,6 +141,7 @@ def test_the_functions_keep_names_their_modules_share() -> None:
     ) == "True True Recording"
 
 
+@pytest.mark.slow
 def test_every_module_imports_first() -> None:
     """Any module of the package can be the first one a process imports."""
     modules = sorted(

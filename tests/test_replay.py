@@ -593,6 +593,7 @@ def closed_port() -> int:
     return port
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_notebook_replays_with_the_network_closed(tmp_path: Path) -> None:
     """Run ``record_replay.ipynb`` on an emulator (it records, then replays); then run it again

@@ -152,7 +152,8 @@ async def test_a_short_burst_of_server_errors_is_followed_on(
     assert not job.lost and job.progress().unreachable_for is None
 
 
-@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+@pytest.mark.parametrize("websocket", [pytest.param(True, marks=pytest.mark.slow), False],
+                         ids=["websocket", "polling"])
 async def test_server_errors_that_last_end_the_job(
         connect: Callable[..., Awaitable[Api]], server: RunningEmulator,
         websocket: bool) -> None:

@@ -57,6 +57,7 @@ def _events(messages: list[dict[str, Any]], ids: dict[str, str]) -> list[tuple[s
     return out
 
 
+@pytest.mark.slow
 def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> None:
     steps_file = load("queue/queue_delete_interrupt_steps.json")
     ws_file = load("queue/queue_delete_interrupt_ws.json")
@@ -130,6 +131,7 @@ def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> 
     assert _events(messages, labels) == _events(recorded_messages, recorded_labels)
 
 
+@pytest.mark.slow
 def test_front_and_number_priorities(slow_server: RunningEmulator) -> None:
     recorded = load("queue/queue_front_number_steps.json")
     steps = recorded["steps"]

@@ -61,6 +61,7 @@ def _post(http: httpx.Client, body: dict[str, Any], client_id: str) -> str:
     return prompt_id
 
 
+@pytest.mark.slow
 def test_reconnect_with_same_client_id_mid_run(slow_server: RunningEmulator) -> None:
     recorded = load("ws/ws_reconnect_same_clientId_mid_run.json")
     body = recorded["post"]["request"]["body"]

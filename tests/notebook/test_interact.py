@@ -415,6 +415,7 @@ def test_a_new_run_cancels_the_one_in_flight(client: comfy_nb.Client, emulator: 
     assert [entry.job_id for entry in ui.history] == [result.prompt_id]  # no cancelled entry
 
 
+@pytest.mark.slow
 def test_auto_mode_runs_once_after_the_changes_settle(client: comfy_nb.Client,
                                                      emulator: RunningEmulator,
                                                      made: list[Interact]) -> None:
@@ -547,6 +548,7 @@ def test_close_cancels_the_run_in_flight(client: comfy_nb.Client,
 # -- the message budget --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_widget_messages_stay_within_10_a_second(client: comfy_nb.Client,
                                                  comms: list[Message],
                                                  made: list[Interact]) -> None:

@@ -53,6 +53,7 @@ logging.basicConfig(filename={log!r}, level=logging.DEBUG, force=True,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_canary_key_appears_nowhere(tmp_path: Path) -> None:
     workdir = tmp_path / "notebooks"

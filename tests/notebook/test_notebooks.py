@@ -35,6 +35,7 @@ def test_committed_without_outputs(path: Path) -> None:
     assert "widgets" not in nb.metadata, f"{path.name}: saved widget state"
 
 
+@pytest.mark.slow
 @each_notebook
 @pytest.mark.parametrize("progress", ["auto", "widget"])
 @pytest.mark.timeout(600)
@@ -51,6 +52,7 @@ def test_runs_on_the_emulator(path: Path, progress: str, notebook_emulator: Runn
     assert unfinished_panels(nb) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart", "inputs"])
 @pytest.mark.timeout(600)
 def test_runs_on_a_server_with_other_checkpoints(name: str, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ def test_there_are_python_snippets() -> None:
     assert len(python_snippets()) >= 4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_python_snippet_runs_as_written(emulator: RunningEmulator, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch,
@@ -67,6 +68,7 @@ def ipython_script(source: str, directory: Path, emulator: RunningEmulator
                           cwd=directory, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_script_runs_the_line_magic_as_the_readme_says(emulator: RunningEmulator,
                                                          tmp_path: Path) -> None:
     done = ipython_script("%load_ext comfy_nb\nseed = 7\n"

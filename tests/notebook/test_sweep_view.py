@@ -74,6 +74,7 @@ def thumbnails(markup: str) -> list[Image.Image]:
 # -- the summary panel ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_sweep_panel_stays_within_10_widget_messages_a_second(
         comms: list[Message], handles: list[FakeHandle]) -> None:
     # 5 jobs at once, each sending a progress event and a preview per step
@@ -216,6 +217,7 @@ def test_zip_cells_wrap_with_their_values_as_captions(client: comfy_nb.Client) -
     assert "seed=3 · cfg=6.0" in render_sweep(done)["text/html"]
 
 
+@pytest.mark.slow
 def test_fifty_jobs_stay_readable(client: comfy_nb.Client) -> None:
     done = comfy_nb.sweep(txt2img(1), seed=list(range(6)), cfg=[3.0 + i for i in range(9)],
                           client=client, concurrency=4, timeout=WAIT)
