@@ -772,17 +772,18 @@ def _rgb(width: int, height: int, color: tuple[int, int, int]) -> Image.Image:
     return Image.new("RGB", (width, height), color)
 
 
+def _first_pixel(path: Path) -> Any:
+    """The top left pixel of a recorded image; None without the recorded fixtures (the tests
+    that upload it then fail with the reason)."""
+    return Image.open(path).convert("RGB").getpixel((0, 0)) if path.exists() else None
+
+
+GRADIENT = FIXTURES / "inputs" / "gradient_64x48.png"
 UPLOADS: dict[str, tuple[Callable[[], Any], tuple[int, int], tuple[int, int, int]]] = {
     # source -> (the thing to upload, its size, its first pixel)
-    "path": (lambda: FIXTURES / "inputs" / "gradient_64x48.png", (64, 48),
-             Image.open(FIXTURES / "inputs" / "gradient_64x48.png").convert("RGB").getpixel(
-                 (0, 0))),
-    "str-path": (lambda: str(FIXTURES / "inputs" / "gradient_64x48.png"), (64, 48),
-                 Image.open(FIXTURES / "inputs" / "gradient_64x48.png").convert("RGB").getpixel(
-                     (0, 0))),
-    "bytes": (lambda: (FIXTURES / "inputs" / "gradient_64x48.png").read_bytes(), (64, 48),
-              Image.open(FIXTURES / "inputs" / "gradient_64x48.png").convert("RGB").getpixel(
-                  (0, 0))),
+    "path": (lambda: GRADIENT, (64, 48), _first_pixel(GRADIENT)),
+    "str-path": (lambda: str(GRADIENT), (64, 48), _first_pixel(GRADIENT)),
+    "bytes": (lambda: GRADIENT.read_bytes(), (64, 48), _first_pixel(GRADIENT)),
     "pil": (lambda: _rgb(20, 10, (10, 200, 30)), (20, 10), (10, 200, 30)),
     "uint8": (lambda: np.full((10, 20, 3), (1, 2, 3), dtype=np.uint8), (20, 10), (1, 2, 3)),
     "float": (lambda: np.full((12, 6, 3), (0.0, 0.5, 1.0), dtype=np.float32), (6, 12),

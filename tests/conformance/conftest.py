@@ -10,16 +10,6 @@ import pytest
 from comfy_nb.emulator import RunningEmulator
 
 from ..factories import Emulators
-from ._replay import FIXTURES
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not FIXTURES.is_dir():
-        raise pytest.UsageError(
-            f"recorded fixtures not found at {FIXTURES}: they are part of the repository "
-            "(tests/fixtures/); COMFY_NB_FIXTURES, when set, must name a folder laid out the "
-            "same way"
-        )
 
 
 @pytest.fixture
