@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 TIMEOUT = 600  # a safety net against hangs, never asserted on
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT + 60)]
+pytestmark = pytest.mark.timeout(TIMEOUT + 60)
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

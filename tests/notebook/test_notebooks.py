@@ -52,7 +52,6 @@ def test_runs_on_the_emulator(path: Path, progress: str, notebook_emulator: Runn
     assert unfinished_panels(nb) == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart", "inputs"])
 @pytest.mark.timeout(600)
 def test_runs_on_a_server_with_other_checkpoints(name: str, tmp_path: Path) -> None:

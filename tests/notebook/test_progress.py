@@ -69,7 +69,6 @@ def test_a_1000_step_job_stays_within_10_widget_messages_a_second(
     assert handles[0].updates[-1][1] is result  # the panel was replaced by the result
 
 
-@pytest.mark.slow
 def test_previews_are_small_jpegs_at_most_four_a_second(
         client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
     job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 400})
@@ -115,7 +114,6 @@ def test_preview_frames_are_spaced_from_when_they_are_sent(
                for earlier, later in itertools.pairwise(sent)), sent
 
 
-@pytest.mark.slow
 def test_html_back_end_updates_in_place_and_ends_with_the_result(
         client: comfy_nb.Client, handles: list[FakeHandle]) -> None:
     job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 500})

@@ -68,7 +68,6 @@ def ipython_script(source: str, directory: Path, emulator: RunningEmulator
                           cwd=directory, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.slow
 def test_a_script_runs_the_line_magic_as_the_readme_says(emulator: RunningEmulator,
                                                          tmp_path: Path) -> None:
     done = ipython_script("%load_ext comfy_nb\nseed = 7\n"
