@@ -33,6 +33,7 @@ from comfy_nb.sweep import (
 from comfy_nb.workflows import bundled
 
 from .ctrl_c import main_thread_is_in, press_ctrl_c_when
+from .factories import Clients, Emulators
 
 WAIT = 60.0  # a safety net against hangs, never asserted on
 CLIENTS = ["sync", "async"]
@@ -208,15 +209,13 @@ async def test_a_combination_the_server_would_refuse_fails_alone_unsubmitted(api
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.002) as server:
-        yield server
+def local(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.002)
 
 
 @pytest.fixture(scope="module")
-def client(local: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.Client(local.url) as connected:
-        yield connected
+def client(local: RunningEmulator, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(local)
 
 
 def test_a_bad_name_fails_before_anything_is_submitted(local: RunningEmulator,

@@ -23,15 +23,15 @@ from comfy_nb.notebook.magics import ComfyMagics
 from comfy_nb.notebook.progress import StaticNote
 from comfy_nb.workflows import bundled
 
+from ..factories import Emulators
 from .samples import FAILING
 
 TXT2IMG = json.dumps(bundled("txt2img"), indent=1)
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.02) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.02)
 
 
 @pytest.fixture
