@@ -43,6 +43,7 @@ from .result import Result, shown_path
 from .workflow._errors import ParameterError, WorkflowInvalid
 from .workflow._params import SEED_INPUTS, resolve
 from .workflow._values import parse_value
+from .workflow_function import sweep_arguments
 
 if TYPE_CHECKING:
     from .client._client import AsyncClient, Client
@@ -859,6 +860,8 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     full-size files are saved (``save``, default the notebook's ``output_dir``) and the panel
     becomes the labelled grid. ``wait=False`` returns at once (the sweep runs on).
     """
+    workflow, values, named, overrides, client = sweep_arguments(workflow, values, named,
+                                                                 overrides, client)
     axes = _axes(values, named, mode, max_jobs)
     client = client if client is not None else _default_client()
     async_client = client.async_client
