@@ -206,15 +206,12 @@ class WorkflowFunction:
                 where = f"{item.label!r}: {where}"
             if len(item.paths) > 1:
                 where += f", and {', '.join(item.paths[1:])}"
-            lines.append(f"    {where}; --set name {item.address!r}")
-            constraints = _constraints(item)
-            if constraints:
-                lines.append(f"    {constraints}")
-            spec = self._spec_options(item)
-            tooltip = spec.get("tooltip")
-            if isinstance(tooltip, str) and tooltip:
-                lines += textwrap.wrap(tooltip, _WIDTH, initial_indent="    ",
-                                       subsequent_indent="    ")
+            tooltip = self._spec_options(item).get("tooltip")
+            for text in (f"{where}; --set name {item.address!r}", _constraints(item),
+                         tooltip if isinstance(tooltip, str) else ""):
+                lines += textwrap.wrap(text, _WIDTH, initial_indent="    ",
+                                       subsequent_indent="      ", break_long_words=False,
+                                       break_on_hyphens=False)
         if self.outputs:
             lines += ["", f"Outputs first in the Result: node{'s' if len(self.outputs) > 1 else ''}"
                       f" {', '.join(self.outputs)}"]
