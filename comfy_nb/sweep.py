@@ -806,6 +806,8 @@ async def asweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = Non
                  max_jobs: int | None = MAX_JOBS, **named: Sequence[Any]) -> AsyncSweep:
     """:func:`sweep` for an :class:`~comfy_nb.AsyncClient` (``client`` is required). Cancelling
     the awaiting task cancels the sweep's jobs on the server."""
+    workflow, values, named, overrides, client = sweep_arguments(workflow, values, named,
+                                                                 overrides, client)
     axes = _axes(values, named, mode, max_jobs)  # before connecting
     await client.open()
     core = AsyncSweep(client, workflow, axes, mode,

@@ -124,6 +124,8 @@ class WorkflowFunction:
         self._inputs = {item.name: item for item in inputs}
         self._object_info = object_info
         self._client = client
+        #: the workflow as it was given (an editor workflow stays one), for use(f) again
+        self._source = workflow
         self.outputs: list[str] = list(outputs)
         self.app_mode = app_mode
         self.__name__ = self.__qualname__ = name
@@ -408,8 +410,9 @@ def use(workflow: Any, *, client: Client | None = None, name: str | None = None
     :func:`comfy_nb.connect`): the signature needs the server's node definitions. Calls go to
     ``client`` when given here, else to the session's connection at call time; ``client=``
     on a call picks another."""
-    if isinstance(workflow, WorkflowFunction):
-        workflow = workflow._workflow
+    if isinstance(workflow, WorkflowFunction):  # the same workflow, maybe for another server
+        name = name if name is not None else workflow.__name__
+        workflow = workflow._source
     object_info = (client if client is not None else default_client()).object_info()
     loaded = Workflow.load(workflow, object_info=object_info)
     outputs: list[str] = []
@@ -428,9 +431,11 @@ def use(workflow: Any, *, client: Client | None = None, name: str | None = None
         inputs = function_inputs(loaded.to_api(), object_info)
     if name is not None and not name.isidentifier():
         raise WorkflowError(f"a function name is a Python name, not {name!r}")
-    return WorkflowFunction(runnable, inputs, name=name or _name_of(workflow, loaded),
-                            object_info=object_info, client=client, outputs=outputs,
-                            app_mode=is_app)
+    function = WorkflowFunction(runnable, inputs, name=name or _name_of(workflow, loaded),
+                                object_info=object_info, client=client, outputs=outputs,
+                                app_mode=is_app)
+    function._source = loaded
+    return function
 
 
 # -- sweeps ----------------------------------------------------------------------------------------

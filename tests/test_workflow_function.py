@@ -443,6 +443,27 @@ def test_a_sweep_checks_the_functions_values_first(txt2img: WorkflowFunction,
     assert history_ids(emulator) == before
 
 
+async def test_an_async_sweep_of_the_function_uses_its_names(
+        txt2img: WorkflowFunction, emulator: RunningEmulator, clients: Clients) -> None:
+    api = await clients.api("async", emulator)
+    sweep = await comfy_nb.asweep(txt2img, negative_prompt=["rain", "snow"], client=api.client,
+                                  overrides={"steps": 1}, timeout=WAIT)
+    assert [row["Negative Prompt.text"] for row in sweep.rows()] == ["rain", "snow"]
+    for row in sweep.rows():
+        assert sent_prompt(emulator, row["prompt_id"])["7"]["inputs"]["text"] == \
+            row["Negative Prompt.text"]
+
+
+def test_use_of_a_function_keeps_its_app_mode(app: WorkflowFunction, emulators: Emulators,
+                                              clients: Clients) -> None:
+    other = emulators(step_delay=0.0)
+    again = use(app, client=clients.connect(other))
+    assert again.app_mode and again.__name__ == "lighthouse"
+    assert list(again.inputs) == list(app.inputs) and again.outputs == ["8"]
+    result = again(seed=2, timeout=WAIT)
+    assert result.prompt_id in history_ids(other)
+
+
 @pytest.fixture
 def outputs_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(result_display.settings, "output_dir", str(tmp_path / "outputs"))
