@@ -178,8 +178,9 @@ class WorkflowFunction:
     def _header(self) -> list[str]:
         """A short signature (choices as ``str``, long defaults cut) in lines of at most
         :data:`_WIDTH` characters, broken between parameters."""
-        parts = [f"{name}: {'str' if item.param.type == 'COMBO' else _type_text(item)}"
-                 f" = {_short(item.param.value, 40)}" if not item.file else f"{name}=…"
+        kinds = {name: "file" if item.file else "str" if item.param.type == "COMBO"
+                 else _type_text(item) for name, item in self._inputs.items()}
+        parts = [f"{name}: {kinds[name]} = {_short(item.param.value, 40)}"
                  for name, item in self._inputs.items()]
         parts = ["*", *parts, "client=None", "timeout=None"]
         lines = [f"{self.__name__}("]

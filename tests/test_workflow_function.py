@@ -26,6 +26,7 @@ from comfy_nb.workflow import ParameterError, WorkflowError
 from comfy_nb.workflow_function import WorkflowFunction, use
 from comfy_nb.workflows import bundled
 
+from .both_clients import load_and_save
 from .factories import Clients, Emulators
 
 WAIT = 60.0  # a safety net against hangs, never asserted on
@@ -319,6 +320,37 @@ def test_without_a_client_it_connects_as_connect_does(
         shared = workflow_function._shared_client
         if shared is not None:
             shared.close()
+
+
+def test_in_a_notebook_it_uses_the_sessions_connection(emulators: Emulators) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    server = emulators(step_delay=0.0)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "comfy_nb")
+    try:
+        shell.run_line_magic("comfy", f"connect {server.url}")
+        session = shell._comfy_nb_magics.session_client()
+        f = use("txt2img")
+        assert f.client is session
+        result = f(seed=2, steps=1, timeout=WAIT)
+        assert result.prompt_id in history_ids(server)
+    finally:
+        shell.run_line_magic("unload_ext", "comfy_nb")
+
+
+def test_an_input_file_takes_a_picture_to_upload(client: comfy_nb.Client,
+                                                 emulator: RunningEmulator) -> None:
+    from PIL import Image
+
+    f = use(load_and_save("example.png"), client=client)
+    assert list(f.inputs) == ["image"] and f.inputs["image"].file
+    assert inspect.signature(f).parameters["image"].default == "example.png"
+    assert "image : file (a name on the server, a path, a PIL image" in (f.__doc__ or "")
+    result = f(image=Image.new("RGB", (24, 16), "red"), timeout=WAIT)
+    uploaded = sent_prompt(emulator, result.prompt_id)["1"]["inputs"]["image"]
+    assert uploaded != "example.png" and (emulator.input_dir / uploaded).is_file()
+    assert result.images[0].image().size == (24, 16)
 
 
 def test_pick_takes_the_inputs_of_a_namespace(txt2img: WorkflowFunction) -> None:

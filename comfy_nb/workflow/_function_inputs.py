@@ -9,7 +9,8 @@ Two sources:
   inputs, in that order, under the author's names, are the function's inputs. A widget of a
   primitive node or of a subgraph's node sets every input it feeds.
 - **Otherwise** the meaningful inputs of the graph: the value of each primitive node (an API
-  ``Primitive*`` node, or an editor ``PrimitiveNode`` feeding several inputs), every prompt
+  ``Primitive*`` node, or an editor ``PrimitiveNode`` feeding several inputs), every input file
+  (``LoadImage.image`` and the other inputs that take an upload), every prompt
   (multiline text), every value input of a node its author titled, the sampler's ``seed``,
   ``steps``, ``cfg``, ``sampler_name``, ``scheduler`` and ``denoise``, and the image size
   (``width``, ``height``, ``batch_size``), in that order.
@@ -101,23 +102,25 @@ def _is_titled(node: Mapping[str, Any], object_info: Mapping[str, Any]) -> bool:
 
 
 def _rank(param: Param, node: Mapping[str, Any], object_info: Mapping[str, Any],
-          inputs: Mapping[str, Any]) -> int | None:
-    """Where a value input comes in the signature (primitives, prompts, titled nodes, sampler,
-    sizes), or None when it is not offered."""
+          inputs: Mapping[str, Any], files: Mapping[str, tuple[str, ...]]) -> int | None:
+    """Where a value input comes in the signature (primitives, input files, prompts, titled
+    nodes, sampler, sizes), or None when it is not offered."""
     if param.type not in VALUE_TYPES:
         return None
     if param.class_type in _PRIMITIVE_CLASSES and param.name == "value":
         return 0
-    if param.type == "STRING" and param.multiline:
+    if param.name in files.get(param.class_type, ()):
         return 1
-    if _is_titled(node, object_info):
+    if param.type == "STRING" and param.multiline:
         return 2
+    if _is_titled(node, object_info):
+        return 3
     sampler = "Sampler" in param.class_type or any(name in inputs for name in ("seed",
                                                                                 "noise_seed"))
     if sampler and param.name in SAMPLER_INPUTS:
-        return 3
-    if param.name in SIZE_INPUTS and "width" in inputs and "height" in inputs:
         return 4
+    if param.name in SIZE_INPUTS and "width" in inputs and "height" in inputs:
+        return 5
     return None
 
 
@@ -149,7 +152,7 @@ def function_inputs(api: Mapping[str, Any], object_info: Mapping[str, Any],
     offered: list[tuple[int, Param]] = []
     for param in list_params(api, object_info):
         node = api[param.node_id]
-        rank = _rank(param, node, object_info, node.get("inputs", {}))
+        rank = _rank(param, node, object_info, node.get("inputs", {}), files)
         if rank is not None and param.path not in taken:
             offered.append((rank, param))
     per_node: dict[str, int] = {}
