@@ -79,8 +79,11 @@ class FunctionInput:
 
 def identifier(text: str) -> str:
     """``text`` as a Python name: lower case, runs of other characters as ``_``, a leading
-    digit or a keyword fixed (``"Positive Prompt"`` → ``positive_prompt``)."""
-    name = re.sub(r"\W+", "_", text.strip().lower(), flags=re.ASCII).strip("_")
+    digit or a keyword fixed (``"Positive Prompt"`` → ``positive_prompt``). Letters of any
+    script stay (``"Größe"`` → ``größe``) where Python allows them in a name."""
+    name = re.sub(r"\W+", "_", text.strip().lower()).strip("_")
+    if not name.isidentifier():
+        name = re.sub(r"\W+", "_", name, flags=re.ASCII).strip("_")
     if not name:
         return ""
     if name[0].isdigit():
