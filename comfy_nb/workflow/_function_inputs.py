@@ -150,7 +150,7 @@ def function_inputs(api: Mapping[str, Any], object_info: Mapping[str, Any],
     found: list[tuple[int, str, FunctionInput]] = []
     for title, paths in primitives:
         first = _param(api, object_info, paths[0])
-        base = identifier(title) or identifier(first.name)
+        base = identifier(title) or _plain_name(api, first)
         found.append((0, base, _input(api, files, first, paths)))
     offered: list[tuple[int, Param]] = []
     for param in list_params(api, object_info):
@@ -167,13 +167,18 @@ def function_inputs(api: Mapping[str, Any], object_info: Mapping[str, Any],
             title = identifier(node_title(node))
             base = title if per_node[param.node_id] == 1 and title else \
                 identifier(f"{node_title(node)} {param.name}")
-        elif address(api, param.node_id, param.name) == param.name:
-            base = identifier(param.name)
         else:
-            base = identifier(f"{param.name} {param.node_id}")
+            base = _plain_name(api, param)
         found.append((rank, base, _input(api, files, param, (param.path,))))
     found.sort(key=lambda item: (item[0], node_id_key(item[2].param.node_id)))
     return _named([(base, made) for _, base, made in found])
+
+
+def _plain_name(api: Mapping[str, Any], param: Param) -> str:
+    """The input's name when it names this input only, else the name and the node id."""
+    if address(api, param.node_id, param.name) == param.name:
+        return identifier(param.name)
+    return identifier(f"{param.name} {param.node_id}")
 
 
 def _named(items: list[tuple[str, FunctionInput]]) -> list[FunctionInput]:
@@ -314,14 +319,14 @@ def _widget_paths(ui: Mapping[str, Any], api: Mapping[str, Any], node_id: str,
 def editor_primitives(ui: Mapping[str, Any],
                       api: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     """The editor's primitive nodes at the root of a workflow: ``(title, API paths they set)``
-    for each one that feeds at least one value input."""
+    for each one that feeds at least one value input (the title is empty when none is set)."""
     found = []
     for node in ui.get("nodes") or ():
         if isinstance(node, dict) and node.get("type") == "PrimitiveNode":
             paths = _widget_paths(ui, api, str(node.get("id")), "value")
             if paths:
                 title = node.get("title")
-                found.append((str(title) if isinstance(title, str) and title else "value", paths))
+                found.append((title if isinstance(title, str) else "", paths))
     return found
 
 

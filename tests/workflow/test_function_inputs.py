@@ -99,3 +99,18 @@ def test_app_mode_names_that_clash_are_told_apart() -> None:
     assert [(item.name, item.label, item.paths) for item in items] == [
         ("prompt_2", "Prompt", ("2.text",)), ("prompt_3", "Prompt", ("3.text",))]
     assert outputs == ["8"]
+
+
+def test_an_editor_primitive_is_one_input_named_by_its_title_or_what_it_feeds() -> None:
+    from comfy_nb.workflow._function_inputs import editor_primitives
+
+    ui = lighthouse(app_mode=False)
+    api = converted(ui)
+    assert editor_primitives(ui, api) == [("Size", ("4.width", "4.height"))]
+    items = function_inputs(api, INFO, editor_primitives(ui, api))
+    assert (items[0].name, items[0].paths) == ("size", ("4.width", "4.height"))
+    for node in ui["nodes"]:
+        node.pop("title", None)
+    items = function_inputs(api, INFO, editor_primitives(ui, api))
+    assert (items[0].name, items[0].paths) == ("width", ("4.width", "4.height"))
+    assert "height" not in [item.name for item in items]  # the primitive sets it
