@@ -353,6 +353,31 @@ def test_an_input_file_takes_a_picture_to_upload(client: comfy_nb.Client,
     assert result.images[0].image().size == (24, 16)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_papermill_parameters_cell_feeds_the_function(emulators: Emulators) -> None:
+    """What papermill does: the cell tagged ``parameters`` is followed by one it injects,
+    and the next cell hands the variables to the function."""
+    import nbformat
+
+    from .notebook.nbrun import execute_notebook, notebook_problems
+
+    server = emulators(step_delay=0.0)
+    cell = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[
+        cell('%load_ext comfy_nb\nimport comfy_nb\ntxt2img = comfy_nb.use("txt2img")'),
+        cell('seed = 1\nsteps = 20\npositive_prompt = "a fox"', metadata={"tags": ["parameters"]}),
+        cell('seed = 5\nsteps = 2', metadata={"tags": ["injected-parameters"]}),
+        cell("result = txt2img(**txt2img.pick(globals()))\nprint(result.prompt_id)"),
+    ])
+    done = execute_notebook(nb, env={"COMFY_URL": server.url, "COMFY_NB_PROGRESS": "off"})
+    assert notebook_problems(done) == []
+    prompt_id = done.cells[-1].outputs[-1]["text"].strip().splitlines()[-1]
+    sent = sent_prompt(server, prompt_id)
+    assert (sent["3"]["inputs"]["seed"], sent["3"]["inputs"]["steps"]) == (5, 2)
+    assert sent["6"]["inputs"]["text"] == "a fox"
+
+
 def test_pick_takes_the_inputs_of_a_namespace(txt2img: WorkflowFunction) -> None:
     namespace = {"seed": 4, "steps": 8, "unrelated": "x", "json": json}
     assert txt2img.pick(namespace) == {"seed": 4, "steps": 8}
