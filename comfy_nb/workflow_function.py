@@ -329,10 +329,11 @@ class WorkflowFunction:
         return result
 
     def interact(self, *, client: Client | None = None, **options: Any) -> Interact:
-        """Controls for this function's inputs (:func:`comfy_nb.interact`), under their
-        ``--set`` names; ``options`` are :func:`comfy_nb.interact`'s, and a control override
-        (``cfg=(1, 12)``) may use this function's names. An input that sets several node inputs
-        at once (a primitive node's) has no control: give its value to a call instead."""
+        """Controls for this function's inputs (:func:`comfy_nb.interact`), labelled with this
+        function's names; ``ui.controls`` and ``ui.values`` key them by their ``--set`` names
+        (``f.inputs[name].address``). ``options`` are :func:`comfy_nb.interact`'s; a control
+        override (``cfg=(1, 12)``) may use this function's names. An input that sets several
+        node inputs at once (a primitive node's) has no control: give its value to a call."""
         from .notebook.interact import interact
 
         names: list[str] = []
@@ -348,6 +349,10 @@ class WorkflowFunction:
         rest = {key: value for key, value in options.items() if key in _INTERACT_OPTIONS}
         made: Interact = interact(self._workflow, *names, client=client or self._client,
                                   object_info=self._object_info, **rest, **controls)
+        for name, item in self._inputs.items():  # labelled as this function names them
+            control = made.controls.get(item.address)
+            if control is not None and name != item.address:
+                control.value_widget.description = name
         return made
 
 

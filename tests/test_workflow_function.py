@@ -533,6 +533,9 @@ def test_interact_builds_controls_for_the_same_inputs(txt2img: WorkflowFunction,
     try:
         assert list(ui.controls) == [item.address for item in txt2img.inputs.values()]
         assert ui.values["Positive Prompt.text"] == txt2img.defaults["positive_prompt"]
+        prompt = ui.controls["Positive Prompt.text"].value_widget
+        assert prompt.description == "positive_prompt"
+        assert ui.controls["seed"].value_widget.description == "seed"
         cfg = ui.controls["cfg"].value_widget
         assert (cfg.min, cfg.max) == (1, 12)
         assert ui.controls["seed"].mode == "increment"
