@@ -26,6 +26,7 @@ from comfy_nb.workflow import ParameterError, WorkflowError
 from comfy_nb.workflow_function import WorkflowFunction, use
 from comfy_nb.workflows import bundled
 
+from . import fixture_paths
 from .both_clients import load_and_save
 from .factories import Clients, Emulators
 
@@ -428,6 +429,22 @@ def test_app_mode_runs_with_the_values_and_puts_the_chosen_outputs_first(
     assert sent[scale]["inputs"]["scale_by"] == 0.25
     assert [file.node_id for file in result.files] == ["8", "7"]
     assert result.images[0].image().size == (32, 32)  # the preview: 128 scaled by 0.25
+
+
+def test_an_app_mode_workflow_the_editor_saved(client: comfy_nb.Client,
+                                               emulator: RunningEmulator) -> None:
+    """A workflow the real editor (frontend 1.58.1) saved in App mode: a seed, a prompt and a
+    subgraph's promoted widget picked, the SaveImage node picked as the output."""
+    path = fixture_paths.require(fixture_paths.UI2API_FE158) / "hb_app_mode" / "ui.json"
+    f = use(path, client=client, name="hb_app_mode")
+    assert f.app_mode and list(f.inputs) == ["seed", "text", "scale_by"]
+    assert f.outputs == ["7"]
+    assert f.inputs["scale_by"].paths == ("12:10.scale_by",)  # inside the subgraph
+    result = f(seed=1, text="a dog", scale_by=0.125, timeout=WAIT)
+    sent = sent_prompt(emulator, result.prompt_id)
+    assert sent["12:10"]["inputs"]["scale_by"] == 0.125
+    assert (sent["5"]["inputs"]["seed"], sent["2"]["inputs"]["text"]) == (1, "a dog")
+    assert result.files[0].node_id == "7"
 
 
 def test_an_app_mode_input_whose_node_is_muted_is_refused(client: comfy_nb.Client) -> None:
