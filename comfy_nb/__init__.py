@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
                     ".sweep"),
     "ParameterError": ".workflow", "Workflow": ".workflow", "WorkflowError": ".workflow",
     "WorkflowInvalid": ".workflow._errors",
+    "WorkflowFunction": ".workflow_function", "use": ".workflow_function",
 }
 _SUBMODULES = {"cache"}  # public modules, loaded on first use too
 # functions named like the module that defines them: the function keeps the package's name
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .sweep import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
     from .workflow import ParameterError, Workflow, WorkflowError
     from .workflow._errors import WorkflowInvalid
+    from .workflow_function import WorkflowFunction, use
 
 
 def __getattr__(name: str) -> Any:
@@ -187,6 +189,7 @@ __all__ = [
     "ValidationError",
     "Workflow",
     "WorkflowError",
+    "WorkflowFunction",
     "WorkflowInvalid",
     "__version__",
     "asweep",
@@ -196,4 +199,5 @@ __all__ = [
     "record",
     "replay",
     "sweep",
+    "use",
 ]
