@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ._naming import file_key
 from ._saving import copy_into
 from .result import (
     FileSource,
@@ -212,10 +213,6 @@ def _without_signed_urls(value: Any) -> Any:
 # -- entries -------------------------------------------------------------------------------------
 
 
-def _file_key(file: OutputFile) -> tuple[str, str, str, str]:
-    return (file.node_id, file.filename, file.subfolder, file.type)
-
-
 class _EntryFiles:
     """An entry's folder as the :class:`FileSource` of a cached Result; ``fallback`` (the
     client) serves a file whose entry was removed meanwhile."""
@@ -282,8 +279,7 @@ class CacheEntry:
 
     def _blob(self, file: OutputFile) -> Path:
         for item in self.files:
-            if (item["node_id"], item["filename"], item["subfolder"], item["type"]) \
-                    == _file_key(file):
+            if file_key(item) == file_key(file):
                 return self.directory / item["blob"]
         raise FileNotFoundError(f"{file.filename!r} is not part of cache entry {self.key[:12]}…")
 
@@ -399,11 +395,11 @@ class EntryWriter:
 
     def file_path(self, file: OutputFile) -> Path:
         """Where to write ``file``'s bytes (a new path for each file)."""
-        blob = self._blobs.get(_file_key(file))
+        blob = self._blobs.get(file_key(file))
         if blob is None:
             suffix = os.path.splitext(safe_filename(file.filename))[1][:16]
             blob = f"files/{len(self._blobs):04d}{suffix}"
-            self._blobs[_file_key(file)] = blob
+            self._blobs[file_key(file)] = blob
         return self.folder / blob
 
     def write(self, file: OutputFile, data: bytes) -> None:
@@ -414,7 +410,7 @@ class EntryWriter:
         """``file``'s bytes as written so far, open for reading, wherever they are now: in the
         staging folder, or in the entry once published (FileNotFoundError once discarded, or
         if the file was not written)."""
-        blob = self._blobs.get(_file_key(file))
+        blob = self._blobs.get(file_key(file))
         if blob is None:
             raise FileNotFoundError(f"{file.filename!r} was not written to the entry")
         with self._moving:
@@ -486,7 +482,7 @@ class EntryWriter:
         clean = _without_signed_urls(dict(outputs))
         files: list[dict[str, Any]] = []
         for file in Result(prompt_id, clean, source=None).files:
-            blob = self._blobs.get(_file_key(file))
+            blob = self._blobs.get(file_key(file))
             if blob is None or not (self.folder / blob).is_file():
                 raise FileNotFoundError(f"{file.filename!r} was not written to the entry")
             files.append({"node_id": file.node_id, "filename": file.filename,

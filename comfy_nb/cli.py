@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._naming import node_title
 from .emulator import STAND_IN_NOTICE, RunningEmulator
 from .emulator._server import EmulatorOptions, netloc
 from .workflow._params import parse_assignments
@@ -126,8 +127,7 @@ class _ProgressLine:
         filled = int(min(1.0, done / total) * 20)
         text = f"[{'#' * filled}{'-' * (20 - filled)}] {done}/{total} nodes"
         if node:
-            spec = workflow.get(node, {})
-            text += f" | {spec.get('_meta', {}).get('title') or spec.get('class_type', node)}"
+            text += f" | {node_title(workflow.get(node)) or node}"
             step = job.node_progress.get(node)
             if step:
                 text += f" {step[0]:g}/{step[1]:g}"

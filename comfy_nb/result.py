@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from . import _content, _saving, provenance
+from ._naming import FileKey, file_key, stated_title
 from ._saving import folder_problem, safe_filename, shown_path
 
 if TYPE_CHECKING:
@@ -228,13 +229,6 @@ class _TemporaryFile(io.FileIO):
 
 # -- the result ----------------------------------------------------------------------------------
 
-_FileKey = tuple[str, str, str, str]
-
-
-def _file_key(file: OutputFile) -> _FileKey:
-    return (file.node_id, file.filename, file.subfolder, file.type)
-
-
 class Result:
     """Everything one prompt produced: files (lazily downloaded) and text.
 
@@ -263,24 +257,18 @@ class Result:
         self.from_cache = from_cache
         #: when the cached run was stored (seconds since the epoch); None unless from_cache
         self.cached_at = cached_at
-        self._memory: dict[_FileKey, bytes] = {}  # bytes read() kept (small files only)
+        self._memory: dict[FileKey, bytes] = {}  # bytes read() kept (small files only)
         self._lock = threading.Lock()
-        #: where each file was last written by a save method, keyed like ``_file_key``
-        self.saved_paths: dict[_FileKey, Path] = {}
+        #: where each file was last written by a save method, keyed by its ``file_key``
+        self.saved_paths: dict[FileKey, Path] = {}
         self.files: list[OutputFile] = []
         self.text: dict[str, list[str]] = {}
         self._parse(outputs if isinstance(outputs, dict) else {})
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def _title(self, node_id: str) -> str | None:
-        node = self.workflow.get(node_id) if isinstance(self.workflow, dict) else None
-        meta = node.get("_meta") if isinstance(node, dict) else None
-        title = meta.get("title") if isinstance(meta, dict) else None
-        return title if isinstance(title, str) else None
-
     def _parse(self, outputs: dict[str, Any]) -> None:
-        seen: set[_FileKey] = set()
+        seen: set[FileKey] = set()
         for node_key, node_output in outputs.items():
             if not isinstance(node_output, dict):
                 continue
@@ -298,8 +286,8 @@ class Result:
                         self.text.setdefault(node_id, []).extend(strings)
                 for index, item in enumerate(files):
                     file = self._make_file(node_id, key, item, _animated(flags, index, len(files)))
-                    if _file_key(file) not in seen:
-                        seen.add(_file_key(file))
+                    if file_key(file) not in seen:
+                        seen.add(file_key(file))
                         self.files.append(file)
 
     def _make_file(self, node_id: str, key: str, item: dict[str, Any], flag: bool) -> OutputFile:
@@ -307,11 +295,13 @@ class Result:
         subfolder = item.get("subfolder")
         kind, mime = _content.kind_and_mime(filename, key)
         animated = flag or (key == "gifs" and kind in ("image", "video"))
+        workflow = self.workflow if isinstance(self.workflow, dict) else {}
+        title = stated_title(workflow.get(node_id))
         return OutputFile(
             node_id=_encodable(node_id), filename=filename,
             subfolder="" if subfolder is None else _encodable(str(subfolder)),
             type=_encodable(str(item.get("type") or "output")), key=key, kind=kind,
-            mime_type=mime, animated=animated, node_title=self._title(node_id), _result=self)
+            mime_type=mime, animated=animated, node_title=title, _result=self)
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -402,12 +392,12 @@ class Result:
 
     def _in_memory(self, file: OutputFile) -> bytes | None:
         with self._lock:
-            return self._memory.get(_file_key(file))
+            return self._memory.get(file_key(file))
 
     def _keep(self, file: OutputFile, data: bytes) -> None:
         if len(data) <= KEEP_IN_MEMORY:
             with self._lock:
-                self._memory[_file_key(file)] = data
+                self._memory[file_key(file)] = data
 
     @staticmethod
     def _check(file: OutputFile, path: Path) -> None:
@@ -527,11 +517,11 @@ class Result:
 
     def saved_path(self, file: OutputFile) -> Path | None:
         """Where ``file`` was last written by a save method of this result, or None."""
-        return self.saved_paths.get(_file_key(file))
+        return self.saved_paths.get(file_key(file))
 
     def _remember(self, file: OutputFile, path: Path) -> None:
         with self._lock:
-            self.saved_paths[_file_key(file)] = path
+            self.saved_paths[file_key(file)] = path
 
     # -- saving --------------------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..result import OutputFile, Result, _file_key, shown_path
+from .._naming import file_key
+from ..result import OutputFile, Result, shown_path
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -160,7 +161,7 @@ def _thumbnail(result: Result, file: OutputFile) -> _Thumbnail:
     """The thumbnail of ``file``, made once per size and format and kept on ``result``."""
     cache: dict[tuple[Any, ...], _Thumbnail] = result.__dict__.setdefault(_CACHE_ATTR, {})
     size, fmt = int(settings.thumbnail_size), str(settings.thumbnail_format).lower()
-    key = (*_file_key(file), size, fmt)
+    key = (*file_key(file), size, fmt)
     if key not in cache:
         cache[key] = _make_thumbnail(file.read(), size, fmt)
     return cache[key]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
+from .._naming import node_title
 from ..client import ComfyError, JobCancelled, connect
 from ..workflow import Param, ParameterError, Workflow, WorkflowError
 from ..workflow._params import (
@@ -47,7 +48,6 @@ from ..workflow._params import (
     input_specs,
     is_link,
     list_params,
-    node_title,
     resolve,
 )
 from . import display as result_display

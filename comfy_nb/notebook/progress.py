@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .._naming import node_label
 from ..client._dialects import JobStatus
 from ..client._errors import ComfyError
 
@@ -131,21 +132,6 @@ class RateLimit:
 
 
 # -- what a panel says ---------------------------------------------------------------------------
-
-
-def node_label(workflow: dict[str, Any] | None, node_id: str | None) -> str:
-    """``Title (Class)`` of a node, or its id when the workflow does not say."""
-    if node_id is None:
-        return ""
-    node = workflow.get(node_id) if isinstance(workflow, dict) else None
-    if not isinstance(node, dict):
-        return f"node {node_id}"
-    kind = str(node.get("class_type") or "")
-    meta = node.get("_meta")
-    title = meta.get("title") if isinstance(meta, dict) else None
-    if title and title != kind:
-        return f"{title} ({kind})" if kind else str(title)
-    return kind or f"node {node_id}"
 
 
 def _status_words(progress: JobProgress) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._naming import file_key
 from ..client._errors import ComfyError
 from ..result import shown_path
 from ..sweep import FAILED, MAX_JOBS
@@ -428,12 +429,11 @@ def cell_size(count: int) -> int:
 def _cell_thumbnail(result: Result, file: OutputFile, size: int) -> Any:
     """``display``'s thumbnail of ``file`` at ``size``, cached on the result like the
     gallery's (never full resolution)."""
-    from ..result import _file_key
 
     cache: dict[tuple[Any, ...], Any] = result.__dict__.setdefault(
         result_display._CACHE_ATTR, {})
     fmt = str(result_display.settings.thumbnail_format).lower()
-    key = (*_file_key(file), size, fmt)
+    key = (*file_key(file), size, fmt)
     if key not in cache:
         cache[key] = result_display._make_thumbnail(file.read(), size, fmt)
     return cache[key]
