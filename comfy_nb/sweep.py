@@ -904,7 +904,7 @@ def _progress_backend(requested: str | None) -> str:
             requested = "auto"
     if requested is None:
         return "off"
-    from .notebook.progress import choose_backend
+    from .notebook.backends import choose_backend
 
     return choose_backend(None if requested == "auto" else requested)
 

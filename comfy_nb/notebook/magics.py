@@ -37,9 +37,10 @@ from ..result import Result, folder_problem
 from ..workflow._params import parse_assignments
 from . import display as result_display
 from . import progress
+from .backends import cell_backends, choose_backend, progress_backend
 from .cell_events import cell_events
 from .cell_input import parse_cell, parse_line, workflow_from_path
-from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
+from .progress import StaticNote, follow, follow_in_background, make_panel
 
 log = logging.getLogger("comfy_nb")
 
@@ -117,7 +118,7 @@ class ComfyMagics(Magics):
                   help="Server for new connections: a URL, 'cloud' or 'emulator'. None: "
                        "COMFY_URL, COMFY_CLOUD_API_KEY, a ComfyUI on 127.0.0.1:8188, else the "
                        "emulator.")
-    progress = CaselessStrEnum(["auto", "widget", "html", "text", "off"], default_value="auto",
+    progress = CaselessStrEnum(["auto", *cell_backends()], default_value="auto",
                                config=True,
                                help="Progress display; 'auto' picks one (COMFY_NB_PROGRESS).")
     output_dir = Unicode("comfy_outputs", allow_none=True, config=True,
@@ -350,7 +351,8 @@ class ComfyMagics(Magics):
                 return job
             label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
             # a widget panel's Cancel button works in a waiting cell where its clicks can be read
-            events = cell_events() if backend == "widget" and not from_cache else None
+            clickable = progress_backend(backend).clickable and not from_cache
+            events = cell_events() if clickable else None
             hint = "" if events is not None else BLOCKING_HINT
             panel = make_panel(job, backend, hint=hint if not from_cache else label or "",
                                cancel=job.cancel if events is not None else None)
@@ -373,7 +375,7 @@ class ComfyMagics(Magics):
             raise error
         result = self._end(job, panel, save, raise_=True)
         assert result is not None
-        if backend in ("widget", "html"):
+        if progress_backend(backend).displayed:
             result_display.mark_shown(result)
         return result
 

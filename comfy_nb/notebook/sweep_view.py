@@ -29,8 +29,9 @@ from ..client._errors import ComfyError
 from ..result import shown_path
 from ..sweep import FAILED, MAX_JOBS
 from . import display as result_display
+from .backends import SWEEP, choose_backend, progress_backend
 from .cell_events import cell_events
-from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
+from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView
 
 if TYPE_CHECKING:
     from ..client._client import Client
@@ -204,14 +205,10 @@ class SweepTextPanel(SweepPanel, TextView):
 
 def make_sweep_panel(sweep: Sweep, backend: str, *, hint: str = "",
                      cancel: Callable[[], Any] | None = None) -> SweepPanel:
-    """A panel of the given back end (see :func:`.progress.choose_backend`)."""
-    if backend == "widget":
-        return SweepWidgetPanel(sweep, hint=hint, cancel=cancel)
-    if backend == "html":
-        return SweepHtmlPanel(sweep, hint=hint)
-    if backend == "text":
-        return SweepTextPanel(sweep, hint=hint)
-    return SweepPanel(sweep, hint=hint)
+    """A panel of the given back end (see :mod:`.backends`)."""
+    panel = progress_backend(backend).make(SWEEP, sweep, hint=hint, cancel=cancel)
+    assert isinstance(panel, SweepPanel)
+    return panel
 
 
 # -- following a sweep ---------------------------------------------------------------------------
@@ -242,7 +239,7 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
                          daemon=True).start()
         return panel
     # a widget panel's Cancel button works in a waiting cell where its clicks can be read
-    events = cell_events() if backend == "widget" else None
+    events = cell_events() if progress_backend(backend).clickable else None
     panel = make_sweep_panel(sweep, backend, hint="" if events is not None else BLOCKING_HINT,
                              cancel=sweep.cancel if events is not None else None)
     if events is not None:
@@ -269,7 +266,7 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
             events.close()
     sweep.wait()  # raises what broke the scheduler, if anything did
     _end(sweep, panel, save)
-    if backend in ("widget", "html"):
+    if progress_backend(backend).displayed:
         mark_shown(sweep)
     return panel
 
