@@ -36,13 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from . import _content, _saving, provenance
+from ._content import MEDIA_KINDS, OutputKind
 from ._naming import FileKey, file_key, stated_title
 from ._saving import folder_problem, safe_filename, shown_path
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["KEEP_IN_MEMORY", "FileSource", "OutputFile", "Result", "add_png_prompt",
+__all__ = ["KEEP_IN_MEMORY", "MEDIA_KINDS", "FileSource", "OutputFile", "OutputKind", "Result",
+           "add_png_prompt",
            "afetch_into", "fetch_into", "folder_problem", "safe_filename", "shown_path"]
 
 #: files up to this many bytes stay in memory after :meth:`OutputFile.read`
@@ -132,7 +134,7 @@ class OutputFile:
     subfolder: str
     type: str
     key: str
-    kind: str
+    kind: str  # an OutputKind (a str: ``file.kind == "image"`` holds too)
     mime_type: str
     animated: bool = False
     node_title: str | None = None
@@ -169,7 +171,7 @@ class OutputFile:
 
     def image(self) -> Image.Image:
         """The picture as a Pillow image (the first frame of an animation)."""
-        if self.kind != "image":
+        if self.kind != OutputKind.IMAGE:
             raise ValueError(f"{self.filename!r} is {_article(self.kind)} {self.kind} file, not an "
                              "image; use read() or save()")
         return _open_image(self.read())
@@ -294,7 +296,7 @@ class Result:
         filename = _encodable(item["filename"])
         subfolder = item.get("subfolder")
         kind, mime = _content.kind_and_mime(filename, key)
-        animated = flag or (key == "gifs" and kind in ("image", "video"))
+        animated = flag or (key == "gifs" and kind in (OutputKind.IMAGE, OutputKind.VIDEO))
         workflow = self.workflow if isinstance(self.workflow, dict) else {}
         title = stated_title(workflow.get(node_id))
         return OutputFile(
@@ -308,17 +310,17 @@ class Result:
     @property
     def images(self) -> list[OutputFile]:
         """Image files (saved outputs and temp previews; animated WebP/PNG included)."""
-        return [f for f in self.files if f.kind == "image"]
+        return [f for f in self.files if f.kind == OutputKind.IMAGE]
 
     @property
     def videos(self) -> list[OutputFile]:
         """Video files."""
-        return [f for f in self.files if f.kind == "video"]
+        return [f for f in self.files if f.kind == OutputKind.VIDEO]
 
     @property
     def audio(self) -> list[OutputFile]:
         """Audio files."""
-        return [f for f in self.files if f.kind == "audio"]
+        return [f for f in self.files if f.kind == OutputKind.AUDIO]
 
     @property
     def texts(self) -> list[str]:
@@ -362,9 +364,11 @@ class Result:
         counts: dict[str, int] = {}
         for f in self.files:
             counts[f.kind] = counts.get(f.kind, 0) + 1
-        for kind, one, many in (("image", "image", "images"), ("video", "video", "videos"),
-                                ("audio", "audio", "audio"), ("model3d", "3D model", "3D models"),
-                                ("other", "other file", "other files")):
+        for kind, one, many in ((OutputKind.IMAGE, "image", "images"),
+                                (OutputKind.VIDEO, "video", "videos"),
+                                (OutputKind.AUDIO, "audio", "audio"),
+                                (OutputKind.MODEL3D, "3D model", "3D models"),
+                                (OutputKind.OTHER, "other file", "other files")):
             if counts.get(kind):
                 parts.append(f"{counts[kind]} {one if counts[kind] == 1 else many}")
         if self.text:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._naming import file_key
 from ..client._errors import ComfyError
-from ..result import shown_path
+from ..result import OutputKind, shown_path
 from ..sweep import FAILED, MAX_JOBS
 from . import display as result_display
 from .backends import SWEEP, choose_backend, progress_backend
@@ -500,8 +500,8 @@ def _caption(item: SweepItem) -> str:
 
 def _result_html(result: Result, item: SweepItem, size: int) -> str:
     esc = html.escape
-    images = [file for file in result.files if file.kind == "image"]
-    others = [file for file in result.files if file.kind != "image"]
+    images = [file for file in result.files if file.kind == OutputKind.IMAGE]
+    others = [file for file in result.files if file.kind != OutputKind.IMAGE]
     parts: list[str] = []
     if images:
         file = images[0]
@@ -593,7 +593,7 @@ def _contact_sheet(sweep: _SweepData) -> bytes | None:
     grid = layout(sweep)
     columns = max((len(row) for row in grid.cells), default=0)
     if not columns or not any(item is not None and item.result is not None
-                              and any(f.kind == "image" for f in item.result.files)
+                              and any(f.kind == OutputKind.IMAGE for f in item.result.files)
                               for row in grid.cells for item in row):
         return None
     tile = min(grid.size, 128, max(_SHEET_WIDTH // columns, 32))
@@ -630,7 +630,7 @@ def _tile(item: SweepItem, size: int) -> Any:
     if item.result is None or item.status != "succeeded":
         return None
     for file in item.result.files:
-        if file.kind == "image":
+        if file.kind == OutputKind.IMAGE:
             try:
                 thumb = _cell_thumbnail(item.result, file, size)
                 with Image.open(io.BytesIO(thumb.still)) as image:
