@@ -381,7 +381,7 @@ class ComfyMagics(Magics):
 
     def sweep(self, workflow: Any, args: Any, overrides: dict[str, Any]) -> Any:
         """``%%comfy_run --sweep ...``: every combination, a summary panel, then the grid."""
-        from ..sweep import MAX_JOBS, job_count, parse_sweep_values
+        from ..sweeps import MAX_JOBS, job_count, parse_sweep_values
         from .sweep_view import run_sweep_in_cell
 
         try:

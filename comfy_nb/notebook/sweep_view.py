@@ -1,6 +1,6 @@
 """A sweep in a notebook: one live summary panel, then a labelled grid of thumbnails.
 
-Owns: the summary panel of a running :class:`~comfy_nb.sweep.Sweep` (done / running / queued /
+Owns: the summary panel of a running :class:`~comfy_nb.sweeps.Sweep` (done / running / queued /
 failed and one overall ``<progress>`` bar) in the three back ends of :mod:`.progress`, on its
 bases (widget: one HTML widget within the message budget of :class:`~.progress.WidgetView`;
 html: one output updated through its ``display_id``; text: status lines), the static rendering
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .._naming import file_key
 from ..client._errors import ComfyError
 from ..result import OutputKind, shown_path
-from ..sweep import FAILED, MAX_JOBS
+from ..sweeps import FAILED, MAX_JOBS
 from . import display as result_display
 from .backends import SWEEP, choose_backend, progress_backend
 from .cell_events import cell_events
@@ -36,7 +36,7 @@ from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView
 if TYPE_CHECKING:
     from ..client._client import Client
     from ..result import OutputFile, Result
-    from ..sweep import Sweep, SweepCounts, SweepItem, _SweepData
+    from ..sweeps import Sweep, SweepCounts, SweepData, SweepItem
 
 __all__ = ["GridSettings", "SweepHtmlPanel", "SweepPanel", "SweepTextPanel", "SweepWidgetPanel",
            "follow_sweep", "grid_settings", "make_sweep_panel", "render_sweep",
@@ -78,7 +78,7 @@ def _queued(counts: SweepCounts) -> int:
     return counts.waiting + counts.queued
 
 
-def summary_text(sweep: _SweepData, counts: SweepCounts | None = None) -> str:
+def summary_text(sweep: SweepData, counts: SweepCounts | None = None) -> str:
     """One line: counts, overall progress and elapsed time."""
     counts = counts or sweep.counts()
     parts = [f"comfy_nb sweep of {counts.total} jobs ({' × '.join(sweep.names)}, "
@@ -92,7 +92,7 @@ def summary_text(sweep: _SweepData, counts: SweepCounts | None = None) -> str:
     return " · ".join(parts)
 
 
-def summary_html(sweep: _SweepData, counts: SweepCounts | None = None, *, hint: str = "",
+def summary_html(sweep: SweepData, counts: SweepCounts | None = None, *, hint: str = "",
                  failures: int = 3) -> str:
     """The panel's block: the counts, one ``<progress>`` bar for the whole sweep, the latest
     finished job and the first failures (readable without CSS)."""
@@ -126,9 +126,9 @@ def summary_html(sweep: _SweepData, counts: SweepCounts | None = None, *, hint: 
 
 
 def _short_error(item: SweepItem, limit: int = _ERROR_CHARS) -> str:
-    from ..sweep import _error_text
+    from ..sweeps import error_text
 
-    text = " ".join(_error_text(item.error).split()) if item.error is not None else item.status
+    text = " ".join(error_text(item.error).split()) if item.error is not None else item.status
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -223,7 +223,7 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
     With ``wait`` this blocks: interrupting (the kernel's stop button) cancels the sweep's jobs
     on the server and re-raises; ``timeout`` cancels them and raises :class:`SweepTimeout`.
     Without ``wait`` a daemon thread follows the sweep and the panel has a Cancel button."""
-    from ..sweep import SweepTimeout
+    from ..sweeps import SweepTimeout
 
     if not wait:
         panel = make_sweep_panel(sweep, backend, cancel=sweep.cancel)
@@ -296,14 +296,14 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
                       max_jobs: int | None = MAX_JOBS) -> Sweep:
     """What ``%%comfy_run --sweep seed=1,2,3`` does: sweep ``workflow`` on ``client`` over
     ``assignments`` (``{"seed": [1, 2, 3]}``; parse the option with
-    :func:`comfy_nb.sweep.parse_sweep_values`), with ``overrides`` (``--set``) fixed for every
+    :func:`comfy_nb.sweeps.parse_sweep_values`), with ``overrides`` (``--set``) fixed for every
     job, following it in this cell with a summary panel (``backend``: ``widget``, ``html``,
     ``text``, ``off``; None chooses) that becomes the labelled grid. Returns the
-    :class:`~comfy_nb.sweep.Sweep` (already shown: as the cell's value it prints only its text
+    :class:`~comfy_nb.sweeps.Sweep` (already shown: as the cell's value it prints only its text
     summary). Failed jobs do not raise: their cells show the error (``sweep.raise_errors()``
     does raise). ``cache`` as in :meth:`Client.run` (None: the global setting); ``max_jobs``
     as in :func:`comfy_nb.sweep`."""
-    from ..sweep import sweep as run_sweep
+    from ..sweeps import sweep as run_sweep
 
     chosen = choose_backend(backend)
     return run_sweep(workflow, assignments, mode=mode, client=client, concurrency=concurrency,
@@ -314,7 +314,7 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
 # -- already on screen ---------------------------------------------------------------------------
 
 
-def mark_shown(sweep: _SweepData) -> None:
+def mark_shown(sweep: SweepData) -> None:
     """The grid of ``sweep`` is on screen (its panel became it): as this cell's value
     (IPython's displayhook) it shows nothing more, so the cell shows the grid once."""
     sweep.__dict__["_comfy_nb_shown_in"] = _execution_count()
@@ -330,7 +330,7 @@ def _execution_count() -> int | None:
     return count if isinstance(count, int) else None
 
 
-def already_on_screen(sweep: _SweepData) -> bool:
+def already_on_screen(sweep: SweepData) -> bool:
     """Whether IPython is showing ``sweep`` as the value of the cell that showed its grid."""
     marked = sweep.__dict__.get("_comfy_nb_shown_in")
     return (marked is not None and marked == _execution_count()
@@ -340,7 +340,7 @@ def already_on_screen(sweep: _SweepData) -> bool:
 # -- the grid ------------------------------------------------------------------------------------
 
 
-def render_sweep(sweep: _SweepData, include: Collection[str] | None = None,
+def render_sweep(sweep: SweepData, include: Collection[str] | None = None,
                  exclude: Collection[str] | None = None) -> dict[str, Any]:
     """The mimebundle of a sweep: ``text/plain`` (summary and table), ``text/html`` (the grid
     and the parameters → files table) and ``image/jpeg`` (a contact sheet)."""
@@ -372,12 +372,12 @@ class _Layout:
 
 
 def _axis_label(name: str, value: Any) -> str:
-    from ..sweep import format_params
+    from ..sweeps import format_params
 
     return format_params({name: value})
 
 
-def layout(sweep: _SweepData) -> _Layout:
+def layout(sweep: SweepData) -> _Layout:
     """Rows and columns of the grid: two or more parameters (product): rows are the
     combinations of all but the last one, columns the last one's values; one parameter: one
     row (wrapped after ``max_columns`` or the width); zip: the combinations, wrapped the same
@@ -440,7 +440,7 @@ _CELL_STYLE = "vertical-align:top;text-align:center;padding:4px"
 _HEAD_STYLE = "padding:4px;text-align:center"
 
 
-def _html(sweep: _SweepData) -> str:
+def _html(sweep: SweepData) -> str:
     esc = html.escape
     grid = layout(sweep)
     size = grid.size
@@ -493,7 +493,7 @@ def _cell(item: SweepItem | None, size: int) -> str:
 
 
 def _caption(item: SweepItem) -> str:
-    from ..sweep import format_params
+    from ..sweeps import format_params
 
     return format_params(item.params, " · ")
 
@@ -537,7 +537,7 @@ def _result_html(result: Result, item: SweepItem, size: int) -> str:
     return "".join(parts)
 
 
-def _rows_html(sweep: _SweepData) -> str:
+def _rows_html(sweep: SweepData) -> str:
     esc = html.escape
     rows = sweep.rows()
     names = sweep.names
@@ -563,7 +563,7 @@ def _rows_html(sweep: _SweepData) -> str:
             "</details>")
 
 
-def _plain(sweep: _SweepData) -> str:
+def _plain(sweep: SweepData) -> str:
     rows = sweep.rows()
     names = sweep.names
     table = [[*names, "status", "files / error"]]
@@ -585,7 +585,7 @@ def _plain(sweep: _SweepData) -> str:
     return "\n".join(lines)
 
 
-def _contact_sheet(sweep: _SweepData) -> bytes | None:
+def _contact_sheet(sweep: SweepData) -> bytes | None:
     """The grid as one JPEG (thumbnails and their values; failed cells say so), or None when
     no job produced an image."""
     from PIL import Image, ImageDraw

@@ -26,7 +26,7 @@ from comfy_nb.notebook.sweep_view import (
     SweepWidgetPanel,
     make_sweep_panel,
 )
-from comfy_nb.sweep import Sweep
+from comfy_nb.sweeps import Sweep
 from comfy_nb.workflows import bundled
 
 from ..factories import Clients, Emulators
