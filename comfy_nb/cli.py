@@ -181,6 +181,9 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
 
     if client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
+    # the status line's class is imported before submitting: a stop that lands after the job
+    # was queued then lands in the wait below, which cancels the job
+    status_line = progress_backend("line").panel_class(JOB)
     prompt_id = str(uuid.uuid4())  # known before submitting, so a stop meanwhile can cancel it
     try:
         job = client.submit(workflow, overrides=overrides, prompt_id=prompt_id,
@@ -195,7 +198,7 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
               file=sys.stderr)
     else:
         print(f"queued {job.id}", file=sys.stderr)
-    line = progress_backend("line").make(JOB, job, stream=sys.stderr)
+    line = status_line(job, stream=sys.stderr)
     job.on(lambda _event: line.tick())  # drawn from the client's thread as events arrive
     try:
         result = job.wait(args.timeout)
