@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     # name -> the module that defines it
     **dict.fromkeys(
-        ("AsyncClient", "AuthenticationError", "Client", "ComfyError", "DownloadTimeout",
-         "ExecutionFailed", "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobStatus",
-         "JobTimeout", "NodeError", "NotFoundError", "PaymentRequiredError", "RateLimitError",
-         "RequestError", "ServerError", "SubmissionUncertain", "TransportError",
-         "UnexpectedContent", "ValidationError", "connect"),
-        ".client"),
+        ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
+         "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NodeError",
+         "NotFoundError", "ParameterError", "PaymentRequiredError", "RateLimitError",
+         "ReplayError", "ReplayMismatch", "RequestError", "ServerError", "SubmissionUncertain",
+         "SweepTimeout", "TransportError", "UnexpectedContent", "ValidationError",
+         "WorkflowError", "WorkflowInvalid"),
+        ".errors"),
+    **dict.fromkeys(("AsyncClient", "Client", "JobStatus", "connect"), ".client"),
     "ResultCache": ".cache",
     "AsyncJob": ".job", "Job": ".job",
-    **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "ReplayError",
-                     "ReplayMismatch", "record", "replay"), ".replay"),
+    **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "record", "replay"),
+                    ".replay"),
     "OutputFile": ".result", "Result": ".result",
-    **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "SweepTimeout", "asweep", "sweep"),
-                    ".sweep"),
-    "ParameterError": ".workflow", "Workflow": ".workflow", "WorkflowError": ".workflow",
-    "WorkflowInvalid": ".workflow._errors",
+    **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "asweep", "sweep"), ".sweep"),
+    "Workflow": ".workflow",
 }
 _SUBMODULES = {"cache"}  # public modules, loaded on first use too
 # functions named like the module that defines them: the function keeps the package's name
@@ -40,10 +40,9 @@ _SHADOWED = {"replay", "sweep"}
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from . import cache
     from .cache import ResultCache
-    from .client import (
-        AsyncClient,
+    from .client import AsyncClient, Client, JobStatus, connect
+    from .errors import (
         AuthenticationError,
-        Client,
         ComfyError,
         DownloadTimeout,
         ExecutionFailed,
@@ -51,35 +50,30 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         InvalidURL,
         JobCancelled,
         JobLost,
-        JobStatus,
         JobTimeout,
         NodeError,
         NotFoundError,
+        ParameterError,
         PaymentRequiredError,
         RateLimitError,
+        ReplayError,
+        ReplayMismatch,
         RequestError,
         ServerError,
         SubmissionUncertain,
+        SweepTimeout,
         TransportError,
         UnexpectedContent,
         ValidationError,
-        connect,
+        WorkflowError,
+        WorkflowInvalid,
     )
     from .job import AsyncJob, Job
     from .notebook.interact import Interact
-    from .replay import (
-        AsyncReplayClient,
-        Recording,
-        ReplayClient,
-        ReplayError,
-        ReplayMismatch,
-        record,
-        replay,
-    )
+    from .replay import AsyncReplayClient, Recording, ReplayClient, record, replay
     from .result import OutputFile, Result
-    from .sweep import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
-    from .workflow import ParameterError, Workflow, WorkflowError
-    from .workflow._errors import WorkflowInvalid
+    from .sweep import AsyncSweep, Sweep, SweepItem, asweep, sweep
+    from .workflow import Workflow
 
 
 def __getattr__(name: str) -> Any:
@@ -88,7 +82,9 @@ def __getattr__(name: str) -> Any:
     elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     elif name == "__version__":
-        value = _version()
+        from ._version import package_version
+
+        value = package_version()
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # the next look-up does not come here
@@ -97,15 +93,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "0.0.0"
 
 
 class _Package(types.ModuleType):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ._saving import copy_into
+from ._version import package_version
 from .result import (
     FileSource,
     OutputFile,
@@ -152,17 +152,6 @@ def default_cache() -> ResultCache:
 # -- keys ----------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _version() -> str:
-    """comfy_nb's version (read once: the package metadata is parsed on every look-up)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:
-        return "0.0.0"
-
-
 def server_identity(url: str, dialect: str,
                     system_stats: Mapping[str, Any] | None = None) -> str:
     """What the cache calls a server: ``<dialect>:<normalized url>``; for the comfy_nb emulator
@@ -170,7 +159,7 @@ def server_identity(url: str, dialect: str,
     whatever its port, so notebooks on the emulator hit across kernels. Never a credential."""
     emulator = system_stats.get("emulator") if isinstance(system_stats, Mapping) else None
     if isinstance(emulator, Mapping):
-        return f"comfy_nb-emulator/{dialect}/{_version()}"
+        return f"comfy_nb-emulator/{dialect}/{package_version()}"
     parts = urllib.parse.urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -494,7 +483,8 @@ class EntryWriter:
                           "size": (self.folder / blob).stat().st_size})
         body: dict[str, Any] = {
             "format": FORMAT, "key": self.key, "prompt_id": prompt_id, "server": server,
-            "created": time.time(), "comfy_nb_version": _version(), "inputs": dict(inputs or {}),
+            "created": time.time(), "comfy_nb_version": package_version(),
+            "inputs": dict(inputs or {}),
             "outputs": clean, "workflow": dict(workflow) if workflow is not None else None,
             "provenance": _without_signed_urls(dict(provenance)) if provenance else None,
             "files": files, "size": 0}
@@ -527,7 +517,7 @@ class EntryWriter:
         return CacheEntry(
             key=self.key, directory=target, prompt_id=prompt_id, server=server,
             created=body["created"], last_used=body["created"], size=size, outputs=clean,
-            workflow=body["workflow"], files=tuple(files), comfy_nb_version=_version(),
+            workflow=body["workflow"], files=tuple(files), comfy_nb_version=package_version(),
             provenance=body["provenance"])
 
     def discard(self) -> None:

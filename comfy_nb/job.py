@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._loop import INTERRUPT_CHECK, LoopThread
 from .client._dialects import JobSnapshot, JobStatus
-from .client._errors import (
+from .errors import (
     AuthenticationError,
     ComfyError,
     ExecutionFailed,
@@ -35,7 +35,7 @@ from .client._errors import (
     ServerError,
     TransportError,
 )
-from .client._events import (
+from .events import (
     Cached,
     Event,
     Failed,

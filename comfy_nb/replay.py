@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ._config import Target
+from ._version import package_version
 from .cache import _without_signed_urls, cache_key
 from .client._client import (
     _UPLOAD_MARK,
@@ -71,8 +72,9 @@ from .client._client import (
     job_observers,
 )
 from .client._dialects import JobSnapshot, JobStatus
-from .client._errors import ComfyError, ExecutionFailed
-from .client._events import (
+from .client._uploads import upload_payload
+from .errors import ComfyError, ExecutionFailed, ReplayError, ReplayMismatch
+from .events import (
     Cached,
     Event,
     Failed,
@@ -84,7 +86,6 @@ from .client._events import (
     Started,
     Succeeded,
 )
-from .client._uploads import upload_payload
 from .job import AsyncJob
 from .provenance import public_url
 from .result import OutputFile, Result, safe_filename
@@ -114,47 +115,6 @@ _FOLDER = re.compile(r"^(\d{2,})-[0-9a-f]{8}$")
 _KEY_SPACE = "comfy_nb-replay"  # the "server" of cache_key: a recording serves any server's runs
 _NOWHERE = "http://replay.invalid"  # never contacted: every network method is replaced
 _MAX_DIFFERENCES = 8
-
-
-# -- errors --------------------------------------------------------------------------------------
-
-
-class ReplayError(ComfyError):
-    """A replay cannot do this: the recording is missing or damaged, or the call needs a
-    server (a replay makes no network request)."""
-
-
-class ReplayMismatch(ReplayError):
-    """This run was not recorded: its workflow or parameters differ from every recorded run.
-
-    ``closest`` names the recorded run most like it (its folder), ``differences`` lists what
-    differs from that one (``"KSampler.seed: recorded 42, now 7"``)."""
-
-    def __init__(self, path: str, closest: str | None, differences: list[str],
-                 recorded: int) -> None:
-        self.path = path
-        self.closest = closest
-        self.differences = differences
-        self.recorded = recorded
-        if closest is None:
-            message = f"this run is not in the recording {path!r}, which holds no runs"
-        else:
-            message = (f"this run is not in the recording {path!r}; the closest of its "
-                       f"{recorded} recorded run{'s' if recorded != 1 else ''} is {closest}: "
-                       + "; ".join(differences))
-        super().__init__(message)
-
-    def notebook_lines(self) -> list[str]:
-        if self.closest is None:
-            lines = [f"ReplayMismatch: the recording {self.path!r} holds no runs"]
-        else:
-            lines = [f"ReplayMismatch: this run is not in the recording {self.path!r} (a replay "
-                     "serves exact matches only)",
-                     f"  closest recorded run: {self.closest}, which differs in"]
-            lines += [f"    {difference}" for difference in self.differences]
-        lines.append(f"  To serve it, record it with a server: comfy_nb.record({self.path!r}) "
-                     f"(or %comfy record {self.path}), then run the notebook again.")
-        return lines
 
 
 # -- what a replayed result carries ------------------------------------------------------------
@@ -775,9 +735,7 @@ class Recording:
                                "subfolder": file.subfolder, "type": file.type,
                                "path": f"{_OUTPUTS}/{name}", "size": len(data),
                                "sha256": _sha256(data)})
-            from . import __version__
-
-            job = {"format": FORMAT, "comfy_nb": __version__, "prompt_id": capture.prompt_id,
+            job = {"format": FORMAT, "comfy_nb": package_version(), "prompt_id": capture.prompt_id,
                    "status": capture.status, "recorded": recorded, "server": capture.server,
                    "parameters": capture.parameters, "resolved_seeds": capture.resolved_seeds,
                    "random": capture.random, "inputs": capture.inputs,
@@ -818,7 +776,7 @@ class Recording:
             jobs = [entry for entry in self._index.get("jobs", []) if entry["folder"] != folder]
             jobs.append({"folder": folder, "status": capture.status})
             jobs.sort(key=lambda entry: int(str(entry["folder"]).split("-")[0]))
-            self._index = {"format": FORMAT, "comfy_nb": __version__,
+            self._index = {"format": FORMAT, "comfy_nb": package_version(),
                            "created": self._index.get("created") or recorded,
                            "server": self._index.get("server") or capture.server, "jobs": jobs}
             _write_text(self.path / INDEX, _dump(self._index))

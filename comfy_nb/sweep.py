@@ -37,10 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._loop import LoopThread
 from .client._dialects import JobStatus
-from .client._errors import ComfyError, JobCancelled
+from .errors import ComfyError, JobCancelled, ParameterError, SweepTimeout, WorkflowInvalid
 from .job import AsyncJob, Job
 from .result import Result, shown_path
-from .workflow._errors import ParameterError, WorkflowInvalid
 from .workflow._params import SEED_INPUTS, resolve
 from .workflow._values import parse_value
 
@@ -97,15 +96,6 @@ class SweepSettings:
 
 
 settings = SweepSettings()
-
-
-class SweepTimeout(ComfyError, TimeoutError):
-    """The sweep did not finish in time; its unfinished jobs were cancelled."""
-
-    def __init__(self, timeout: float, unfinished: int) -> None:
-        super().__init__(f"the sweep did not finish within {timeout:g} s; its {unfinished} "
-                         "unfinished jobs were cancelled")
-        self.timeout = timeout
 
 
 # -- combinations --------------------------------------------------------------------------------

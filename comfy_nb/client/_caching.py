@@ -29,8 +29,8 @@ from typing import Any, BinaryIO
 from .._content import check_file
 from .._loop import LoopThread
 from ..cache import CacheEntry, EntryWriter, ResultCache
+from ..errors import ComfyError
 from ..result import FileSource, OutputFile, Result
-from ._errors import ComfyError
 
 log = logging.getLogger("comfy_nb")
 

@@ -35,6 +35,8 @@ from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data, hide_secrets
 from ..cache import CacheEntry, ResultCache, cache_key, default_cache, server_identity
 from ..cache import settings as cache_settings
+from ..errors import AuthenticationError, ComfyError, JobTimeout
+from ..events import Cached, Event, Status, Succeeded
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._caching import (
@@ -51,12 +53,7 @@ from ._caching import (
 from ._connecting import identify, key_hint, start_emulator
 from ._describe import describe_connection
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus, job_path
-from ._errors import (
-    AuthenticationError,
-    ComfyError,
-    JobTimeout,
-)
-from ._events import Cached, Event, EventSocket, Status, Succeeded, WebSocketRefused
+from ._events import EventSocket, WebSocketRefused
 from ._files import ClientFiles as _Files  # (comfy_nb.replay's clients use it too)
 from ._node_definitions import (
     DefinitionStore,
@@ -72,8 +69,8 @@ from ._uploads import upload_payload
 _UPLOAD_MARK = UPLOAD_MARK  # (comfy_nb.replay matches recorded runs by these placeholders)
 
 if TYPE_CHECKING:
+    from ..errors import WorkflowInvalid
     from ..workflow import Workflow
-    from ..workflow._errors import WorkflowInvalid
     from ..workflow._models import ModelSwap
 
 log = logging.getLogger("comfy_nb")
@@ -553,8 +550,8 @@ class AsyncClient:
                         validate: bool) -> dict[str, Any]:
         """Upload the staged files (identical bytes once per client), put their server-side
         names into the workflow and ``overrides``, and validate: the dict to submit."""
+        from ..errors import WorkflowInvalid
         from ..workflow._check import validate_workflow
-        from ..workflow._errors import WorkflowInvalid
 
         names: dict[str, str] = {}
         for placeholder, (data, filename) in staged.uploads.pending.items():

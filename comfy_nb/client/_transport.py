@@ -22,7 +22,6 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -30,16 +29,9 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from .._secret import Secret, install_log_redaction, reveal_all
-from ._errors import (
-    ComfyError,
-    DownloadTimeout,
-    InvalidURL,
-    RequestError,
-    TransportError,
-    body_of,
-    error_for_status,
-    parse_retry_after,
-)
+from .._version import package_version
+from ..errors import ComfyError, DownloadTimeout, InvalidURL, RequestError, TransportError
+from ._http_errors import body_of, error_for_status, parse_retry_after
 
 __all__ = ["HttpResponse", "RetryPolicy", "Transport"]
 
@@ -124,13 +116,6 @@ class _Failure(Exception):
         self.error = error
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-def _package_version() -> str:
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:  # a source tree that was not installed
-        return "0.0.0"
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -249,7 +234,7 @@ class Transport:
         self._api_key = Secret.of(api_key, "api_key")
         self._retry = retry
         self._timeout = httpx.Timeout(timeout)
-        self._user_agent = user_agent or f"comfy-nb/{_package_version()}"
+        self._user_agent = user_agent or f"comfy-nb/{package_version()}"
         self._httpx_transport = httpx_transport
         self._sleep: Callable[[float], Awaitable[None]] = (
             sleep if sleep is not None else asyncio.sleep)

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..client._dialects import JobStatus
-from ..client._errors import ComfyError
+from ..errors import ComfyError
 
 if TYPE_CHECKING:
     from ..job import Job, JobProgress

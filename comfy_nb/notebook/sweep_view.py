@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..client._errors import ComfyError
+from ..errors import ComfyError
 from ..result import shown_path
 from ..sweep import FAILED, MAX_JOBS
 from . import display as result_display

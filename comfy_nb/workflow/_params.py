@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import ParameterError
+from ..errors import ParameterError
 from ._values import parse_value, plain_copy
 
 #: inputs that ``"random"`` turns into a random seed

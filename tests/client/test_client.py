@@ -44,7 +44,10 @@ from comfy_nb import (
     ValidationError,
     _config,
 )
-from comfy_nb.client._events import (
+from comfy_nb.client._transport import RetryPolicy
+from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.errors import WorkflowError, WorkflowInvalid
+from comfy_nb.events import (
     Event,
     Finished,
     NodeExecuted,
@@ -55,9 +58,6 @@ from comfy_nb.client._events import (
     Started,
     Succeeded,
 )
-from comfy_nb.client._transport import RetryPolicy
-from comfy_nb.emulator import RunningEmulator, serve
-from comfy_nb.workflow._errors import WorkflowError, WorkflowInvalid
 from tests import fixture_paths
 
 from ..both_clients import WAIT, Api, api_maker, load_and_save, make_client

@@ -22,7 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from comfy_nb.client._errors import (
+from comfy_nb.client._http_errors import error_for_status
+from comfy_nb.client._transport import HttpResponse, RetryPolicy, Transport
+from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.errors import (
     AuthenticationError,
     ComfyError,
     DownloadTimeout,
@@ -33,10 +36,7 @@ from comfy_nb.client._errors import (
     ServerError,
     TransportError,
     ValidationError,
-    error_for_status,
 )
-from comfy_nb.client._transport import HttpResponse, RetryPolicy, Transport
-from comfy_nb.emulator import RunningEmulator, serve
 from tests.http_server import http_server
 
 KEY = "comfyui-SECRET-transport-k3y-5f1e9c0b7d"

@@ -22,6 +22,7 @@ from comfy_nb.client import JobStatus, TransportError
 from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.emulator._object_info import recorded_object_info
+from comfy_nb.errors import WorkflowInvalid
 from comfy_nb.notebook import display as result_display
 from comfy_nb.notebook import interact as interact_module
 from comfy_nb.notebook.interact import (
@@ -37,7 +38,6 @@ from comfy_nb.notebook.interact import (
     interact_from_line,
 )
 from comfy_nb.workflow import ParameterError
-from comfy_nb.workflow._errors import WorkflowInvalid
 from comfy_nb.workflow._params import describe, input_specs
 from comfy_nb.workflows import bundled
 
