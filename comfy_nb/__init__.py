@@ -25,22 +25,24 @@ _LAZY: dict[str, str] = {
          "WorkflowError", "WorkflowInvalid"),
         ".errors"),
     **dict.fromkeys(("AsyncClient", "Client", "JobStatus", "connect"), ".client"),
+    "RetryPolicy": ".client._backoff",
     "ResultCache": ".cache",
-    "AsyncJob": ".job", "Job": ".job",
+    "AsyncJob": ".job", "Job": ".job", "JobProgress": ".job",
     **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "record", "replay"),
                     ".replay"),
     "OutputFile": ".result", "Result": ".result",
     **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "asweep", "sweep"), ".sweep"),
     "Workflow": ".workflow",
 }
-_SUBMODULES = {"cache"}  # public modules, loaded on first use too
+_SUBMODULES = {"cache", "errors", "events"}  # public modules, loaded on first use too
 # functions named like the module that defines them: the function keeps the package's name
 _SHADOWED = {"replay", "sweep"}
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from . import cache
+    from . import cache, errors, events
     from .cache import ResultCache
     from .client import AsyncClient, Client, JobStatus, connect
+    from .client._backoff import RetryPolicy
     from .errors import (
         AuthenticationError,
         ComfyError,
@@ -68,7 +70,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         WorkflowError,
         WorkflowInvalid,
     )
-    from .job import AsyncJob, Job
+    from .job import AsyncJob, Job, JobProgress
     from .notebook.interact import Interact
     from .replay import AsyncReplayClient, Recording, ReplayClient, record, replay
     from .result import OutputFile, Result
@@ -149,6 +151,7 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobLost",
+    "JobProgress",
     "JobStatus",
     "JobTimeout",
     "NodeError",
@@ -164,6 +167,7 @@ __all__ = [
     "RequestError",
     "Result",
     "ResultCache",
+    "RetryPolicy",
     "ServerError",
     "SubmissionUncertain",
     "Sweep",
@@ -179,6 +183,8 @@ __all__ = [
     "asweep",
     "cache",
     "connect",
+    "errors",
+    "events",
     "interact",
     "record",
     "replay",

@@ -39,6 +39,7 @@ from ..errors import AuthenticationError, ComfyError, JobTimeout
 from ..events import Cached, Event, Status, Succeeded
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
+from ._backoff import Backoff, RetryPolicy
 from ._caching import (
     MAX_PUBLISHING,
     UPLOAD_MARK,
@@ -63,7 +64,7 @@ from ._node_definitions import (
     version_of,
 )
 from ._submission import Submission, post_prompt
-from ._transport import DEFAULT_DOWNLOAD_TIMEOUT, RetryPolicy, Transport
+from ._transport import DEFAULT_DOWNLOAD_TIMEOUT, Transport
 from ._uploads import upload_payload
 
 _UPLOAD_MARK = UPLOAD_MARK  # (comfy_nb.replay matches recorded runs by these placeholders)
@@ -344,8 +345,8 @@ class AsyncClient:
         else:
             interval = self.poll_interval * random.uniform(0.9, 1.1)
         if failures > 0:
-            longer = interval * 2.0 ** min(failures, 32)
-            interval = min(longer, max(interval, POLL_BACKOFF_CAP)) * random.uniform(0.8, 1.0)
+            backoff = Backoff(interval, max(interval, POLL_BACKOFF_CAP), (0.8, 1.0))
+            interval = backoff.delay(failures)
         return interval
 
     # -- jobs --------------------------------------------------------------------------------

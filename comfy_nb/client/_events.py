@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,6 +39,7 @@ from ..events import (
     Text,
     Unknown,
 )
+from ._backoff import Backoff
 
 
 def _connect_function() -> Callable[..., Any]:
@@ -59,6 +59,8 @@ _ws_connect = _connect_function()
 __all__ = ["EventSocket", "WebSocketRefused", "decode"]
 
 log = logging.getLogger(__name__)
+
+RECONNECT_FIRST = 0.1  # seconds before the first reconnect; doubling after each failure
 
 # Binary frame types (first big-endian u32).
 PREVIEW_IMAGE = 1
@@ -358,7 +360,7 @@ class EventSocket:
         self._on_reconnect = on_reconnect
         self._on_state = on_state
         self._preview_metadata = preview_metadata
-        self._max_backoff = max(0.1, max_backoff)
+        self._backoff = Backoff(RECONNECT_FIRST, max(RECONNECT_FIRST, max_backoff), (0.5, 1.0))
         self._give_up_after = give_up_after
         self._open_timeout = open_timeout
         self._ws_logger = _QuietLogger(log, _secret_parts(url))
@@ -570,8 +572,7 @@ class EventSocket:
         """Try to reconnect until it works, ``give_up_after`` attempts failed, or close()."""
         failures = 0
         while not self._closing:
-            delay = min(self._max_backoff, 0.1 * 2 ** min(failures, 30))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(self._backoff.delay(failures))
             if self._closing:
                 return None
             try:

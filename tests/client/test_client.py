@@ -40,11 +40,11 @@ from comfy_nb import (
     JobTimeout,
     PaymentRequiredError,
     RateLimitError,
+    RetryPolicy,
     ServerError,
     ValidationError,
     _config,
 )
-from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.errors import WorkflowError, WorkflowInvalid
 from comfy_nb.events import (

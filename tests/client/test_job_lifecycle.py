@@ -17,9 +17,15 @@ from typing import Any
 import pytest
 
 import comfy_nb
-from comfy_nb import AsyncClient, AuthenticationError, JobStatus, ServerError, TransportError
+from comfy_nb import (
+    AsyncClient,
+    AuthenticationError,
+    JobStatus,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+)
 from comfy_nb.client._client import POLL_BACKOFF_CAP
-from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.events import Progress
 from comfy_nb.notebook.progress import status_text

@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from comfy_nb import RetryPolicy
 from comfy_nb.client._http_errors import error_for_status
-from comfy_nb.client._transport import HttpResponse, RetryPolicy, Transport
+from comfy_nb.client._transport import HttpResponse, Transport
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.errors import (
     AuthenticationError,

@@ -17,9 +17,9 @@ import ipywidgets as widgets
 import pytest
 
 import comfy_nb
+from comfy_nb import RetryPolicy
 from comfy_nb import job as job_module
 from comfy_nb.client import JobStatus, TransportError
-from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.emulator._object_info import recorded_object_info
 from comfy_nb.errors import WorkflowInvalid

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import comfy_nb
-from comfy_nb.client._transport import RetryPolicy
+from comfy_nb import RetryPolicy
 from comfy_nb.emulator import serve
 from comfy_nb.job import JobProgress
 from comfy_nb.notebook import progress
