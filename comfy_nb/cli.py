@@ -216,7 +216,7 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
 
     from .client import ComfyError, JobTimeout
 
-    if client.async_client._emulator is not None:
+    if client.emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
     line = _ProgressLine()
     prompt_id = str(uuid.uuid4())  # known before submitting, so a stop meanwhile can cancel it

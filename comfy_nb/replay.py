@@ -53,25 +53,20 @@ import re
 import secrets
 import shutil
 import threading
+import uuid
 import weakref
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._config import Target
 from ._version import package_version
 from .cache import _without_signed_urls, cache_key
-from .client._client import (
-    _UPLOAD_MARK,
-    AsyncClient,
-    Client,
-    WorkflowLike,
-    _Files,
-    _Staged,
-    job_observers,
-)
-from .client._dialects import JobSnapshot, JobStatus
+from .client._caching import UPLOAD_MARK, keyed
+from .client._client import AsyncClient, Client
+from .client._dialects import JobSnapshot, JobStatus, job_path
+from .client._runs import SubmittedRun, job_observers
+from .client._staging import Staged, Stager, WorkflowLike
 from .client._uploads import upload_payload
 from .errors import ComfyError, ExecutionFailed, ReplayError, ReplayMismatch
 from .events import (
@@ -113,7 +108,6 @@ _WORKFLOW = "workflow.json"
 _OUTPUTS = "outputs"
 _FOLDER = re.compile(r"^(\d{2,})-[0-9a-f]{8}$")
 _KEY_SPACE = "comfy_nb-replay"  # the "server" of cache_key: a recording serves any server's runs
-_NOWHERE = "http://replay.invalid"  # never contacted: every network method is replaced
 _MAX_DIFFERENCES = 8
 
 
@@ -614,16 +608,17 @@ class Recording:
 
     # -- capturing (on the client's event loop) ------------------------------------------------
 
-    def _observe(self, client: AsyncClient, job: AsyncJob, staged: _Staged,
-                 credentials: list[str]) -> Any:
+    def _observe(self, run: SubmittedRun) -> Any:
         """The client's ``job_observers`` hook: called right after each submit."""
         with self._lock:
             if not self._active:
                 return None
             index = self._next
             self._next += 1
-        _, inputs = client._keyed(staged.api)
-        return self._capture(client, job, index, inputs, sorted(staged.seeds), list(credentials))
+        if run.server_stats is not None:
+            self._stats.setdefault(run.client, run.server_stats)
+        return self._capture(run.client, run.job, index, dict(run.inputs),
+                             sorted(run.staged.seeds), list(run.credentials))
 
     async def _capture(self, client: AsyncClient, job: AsyncJob, index: int,
                        inputs: dict[str, str], random: list[str], credentials: list[str]) -> None:
@@ -656,12 +651,10 @@ class Recording:
         """The server as a recording names it: public URL, dialect, version, emulator or not."""
         stats = self._stats.get(client)
         if stats is None:
-            stats = client._stats
-            if stats is None:
-                try:
-                    stats = await client.system_stats()
-                except ComfyError:
-                    stats = {}
+            try:
+                stats = await client.system_stats()
+            except ComfyError:
+                stats = {}
             self._stats[client] = stats
         emulator = stats.get("emulator") if isinstance(stats, dict) else None
         server: dict[str, Any] = {"dialect": client.dialect, "version": client.server_version,
@@ -806,8 +799,8 @@ def _describe(value: Any) -> str:
         return f"link from node {value[0]}"
     if isinstance(value, str) and value.startswith("sha256:"):
         return f"a file with sha256 {value[7:19]}…"
-    if isinstance(value, str) and value.startswith(_UPLOAD_MARK):
-        return f"a file with sha256 {value[len(_UPLOAD_MARK):][:12]}…"
+    if isinstance(value, str) and value.startswith(UPLOAD_MARK):
+        return f"a file with sha256 {value[len(UPLOAD_MARK):][:12]}…"
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "…"
 
@@ -916,87 +909,173 @@ def _url_inputs(workflow: WorkflowLike, wanted: Mapping[str, Any],
     return found
 
 
-class AsyncReplayClient(AsyncClient):
-    """Serves the runs of a recording (see :mod:`comfy_nb.replay`) through the
-    :class:`~comfy_nb.AsyncClient` surface, with no server and no network request: ``submit``
-    and ``run`` give the recorded job (or raise :class:`ReplayMismatch`), ``queue`` is empty,
-    ``cancel`` and ``interrupt`` do nothing, ``object_info`` holds the recorded classes only, and
-    every call that needs a server raises :class:`ReplayError`."""
+def _needs_server(url: str) -> ReplayError:
+    return ReplayError(f"this needs a server, and {url} replays a recording without one (no "
+                       "network request is made); connect to a server for it")
 
-    def __init__(self, path: str | os.PathLike[str], *, _loaded: _Loaded | None = None) -> None:
-        loaded = _loaded if _loaded is not None else _load(path)
-        dialect = loaded.server.get("dialect")
-        super().__init__(_NOWHERE, dialect=dialect if dialect in ("local", "cloud") else None,
-                         websocket=False)
-        self._target = Target(None, None, "replay")  # no key, not even from the environment
-        self._api_key = None
+
+class _RecordedServer:
+    """The :class:`~comfy_nb.client._parts.Server` part of a replaying client: the recording
+    answers what it can (its runs, its files, the recorded server's version); the queue is
+    empty, cancelling does nothing, and what needs a server raises :class:`ReplayError`."""
+
+    def __init__(self, loaded: _Loaded) -> None:
         self.recording = loaded
-        self._object_info = loaded.object_info
-        self.server_version = loaded.server.get("version")
-        self._served: dict[str, int] = {}  # match key -> how many runs of it were served
-        self._serving: dict[AsyncJob, tuple[RecordedRun, dict[str, Any]]] = {}
-        self._recorded_uploads = {digest: name for run in loaded.runs
-                                  for path, digest in run.inputs.items()
-                                  if isinstance(name := _input_value(run.workflow, path), str)}
+        dialect = loaded.server.get("dialect")
+        self._dialect = dialect if dialect in ("local", "cloud") else "unknown"
+        self.client_id = uuid.uuid4().hex
+        self.poll_interval = 1.0
+        self.queue_remaining: int | None = None
+        self.server_version: str | None = loaded.server.get("version")
+        self.stats: dict[str, Any] | None = None
+        self.emulator: Any = None
+        self._closed = False
 
     @property
     def url(self) -> str:
         return f"replay:{self.recording.shown_as}"
 
     @property
-    def label(self) -> str:
-        """``replayed from <date>, <server>`` for the whole recording."""
-        return self.recording.replayed_from.label
+    def dialect(self) -> str:
+        return self._dialect
 
     @property
-    def runs(self) -> list[RecordedRun]:
-        """The recorded runs, in the order they were submitted."""
-        return list(self.recording.runs)
+    def closed(self) -> bool:
+        return self._closed
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.recording.shown_as!r}: {self.label}>"
+    def check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
 
-    async def open(self) -> AsyncReplayClient:
-        self._check_open()
-        self._opened = True
-        return self
+    async def open(self) -> None:
+        self.check_open()
 
-    async def _ready(self) -> Any:
-        raise ReplayError(f"this needs a server, and {self.url} replays a recording without one "
-                          "(no network request is made); connect to a server for it")
+    async def close(self) -> None:
+        self._closed = True
 
-    # -- jobs --------------------------------------------------------------------------------
+    async def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The recorded runs as ``{"id", "status"}`` dicts, newest first."""
+        return [{"id": run.prompt_id, "status": run.status}
+                for run in reversed(self.recording.runs)][:limit]
 
-    async def submit(self, workflow: WorkflowLike, *, prompt_id: str | None = None,
-                     extra_data: dict[str, Any] | None = None, partner_key: object = False,
-                     front: bool = False, validate: bool = True,
-                     overrides: dict[str, Any] | None = None, cache: bool | None = False,
-                     **params: Any) -> AsyncJob:
-        """The recorded job of this run, already ended (same arguments as
-        :meth:`AsyncClient.submit`; ``prompt_id``, ``extra_data``, ``partner_key``, ``front``,
-        ``validate`` and ``cache`` change nothing). Raises :class:`ReplayMismatch` if the run was
-        not recorded."""
-        self._check_open()
+    async def queue(self) -> list[dict[str, Any]]:
+        return []
+
+    async def cancel(self, prompt_id: str) -> bool:
+        return False
+
+    async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
+        return []
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        return None
+
+    async def clear_queue(self) -> None:
+        return None
+
+    async def delete(self, prompt_ids: list[str]) -> None:
+        return None
+
+    async def download(self, params: dict[str, str], to: Path | None) -> bytes | Path:
+        """A recorded output file's bytes (or the path they were written to)."""
+        for run in self.recording.runs:
+            for item in run.files:
+                if (item["filename"], item["subfolder"], item["type"]) == (
+                        params.get("filename"), params.get("subfolder", ""),
+                        params.get("type", "output")):
+                    wanted = OutputFile(str(item["node_id"]), item["filename"],
+                                        item["subfolder"], item["type"], "", "", "")
+                    data = await asyncio.to_thread(run.read, wanted)
+                    if to is None:
+                        return data
+                    await asyncio.to_thread(to.write_bytes, data)
+                    return to
+        raise ReplayError(f"{params.get('filename')!r} is not in the recording "
+                          f"{self.recording.shown_as!r}")
+
+    async def models(self, folder: str | None = "checkpoints") -> list[str]:
+        raise _needs_server(self.url)
+
+    async def system_stats(self) -> dict[str, Any]:
+        """The recorded server's version, and a ``replay`` section with the label."""
+        server = self.recording.server
+        version_key = "cloud_version" if server.get("dialect") == "cloud" else "comfyui_version"
+        stats: dict[str, Any] = {
+            "system": {version_key: server.get("version")},
+            "replay": {"path": self.recording.shown_as, "created": self.recording.created,
+                       "server": dict(server), "runs": len(self.recording.runs),
+                       "label": self.recording.replayed_from.label}}
+        if server.get("notice"):
+            stats["emulator"] = {"notice": server["notice"]}
+        return stats
+
+    async def user(self) -> dict[str, Any]:
+        return {"status": "replay (no server, no account)"}
+
+
+class _RecordedDefinitions:
+    """The node definitions of the classes the recorded runs used (never the server's own)."""
+
+    def __init__(self, loaded: _Loaded) -> None:
+        self._recording = loaded
+
+    @property
+    def confirmed(self) -> bool:
+        return False
+
+    async def get(self, refresh: bool = False) -> dict[str, Any]:
+        if self._recording.object_info is None:
+            raise ReplayError(f"the recording {self._recording.shown_as!r} holds no node "
+                              "definitions; record it again, or connect to a server")
+        return self._recording.object_info
+
+
+class _RecordedRuns:
+    """The :class:`~comfy_nb.client._parts.Runs` part of a replaying client, and the
+    :class:`~comfy_nb.client._host.JobHost` of its jobs: each run submitted is matched against
+    the recorded ones and served as a job that has already ended, as recorded."""
+
+    def __init__(self, loaded: _Loaded, server: _RecordedServer) -> None:
+        self.recording = loaded
+        self._server = server
+        self._definitions = _RecordedDefinitions(loaded)
+        self._stager = Stager(self._definitions)
+        self._upload_digests: dict[str, str] = {}  # name from upload_image -> sha256
+        self._served: dict[str, int] = {}  # match key -> how many runs of it were served
+        self._recorded_uploads = {digest: name for run in loaded.runs
+                                  for path, digest in run.inputs.items()
+                                  if isinstance(name := _input_value(run.workflow, path), str)}
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def submit(self, workflow: WorkflowLike, *, prompt_id: str | None,
+                     extra_data: dict[str, Any] | None, partner_key: object, front: bool,
+                     validate: bool, overrides: dict[str, Any] | None, cache: bool | None,
+                     params: dict[str, Any]) -> AsyncJob:
+        """The recorded job of this run, already ended (``prompt_id``, ``extra_data``,
+        ``partner_key``, ``front`` and ``cache`` change nothing). Raises
+        :class:`ReplayMismatch` if the run was not recorded."""
+        self._server.check_open()
         wanted = {**(overrides or {}), **params}
         run, staged = await self._find(workflow, wanted, validate)
-        served = self._served.get(run.key, 0)
-        self._served[run.key] = served + 1
+        self._served[run.key] = self._served.get(run.key, 0) + 1
         return self._replayed_job(run, staged, wanted)
 
     async def _find(self, workflow: WorkflowLike, wanted: dict[str, Any],
-                    validate: bool) -> tuple[RecordedRun, _Staged]:
+                    validate: bool) -> tuple[RecordedRun, Staged]:
         """The recorded run to serve for this one (the next of its kind, by submit order). A run
         that was not recorded raises :class:`ReplayMismatch`, or, when ``validate`` and the
         recorded node definitions find it invalid, the ``WorkflowInvalid`` that recording it
         raised (invalid runs never reach a server, so they are never recorded)."""
-        fetched = _url_inputs(workflow, wanted, self._object_info)
+        object_info = self.recording.object_info
+        fetched = _url_inputs(workflow, wanted, object_info)
         if fetched:
             raise ReplayError(f"{', '.join(fetched)}: a file given by URL would have to be "
                               "downloaded, and a replay makes no network request; download it "
                               "and pass the local file (or its bytes) instead")
-        staged = await self._stage(workflow, wanted, self._object_info is not None)
-        keyed, inputs = self._keyed(staged.api)
-        form = _match_form(keyed, inputs, staged.seeds)
+        staged = await self._stager.stage(workflow, wanted, object_info is not None)
+        form, inputs = keyed(staged.api, self._upload_digests)
+        form = _match_form(form, inputs, staged.seeds)
         key = _match_key(form, inputs)
         same = [run for run in self.recording.runs if run.key == key]
         if same:
@@ -1012,7 +1091,7 @@ class AsyncReplayClient(AsyncClient):
                              differences or ["the uploaded files"],
                              len(self.recording.runs))
 
-    def _validate(self, staged: _Staged) -> None:
+    def _validate(self, staged: Staged) -> None:
         """Raise ``WorkflowInvalid`` if the recorded node definitions find ``staged`` invalid;
         files uploaded while recording, or being uploaded now, count as on the server. A node
         class the recording has no definition of cannot be judged: then nothing is raised."""
@@ -1025,12 +1104,12 @@ class AsyncReplayClient(AsyncClient):
             return
         uploading = {value for node in staged.api.values() if isinstance(node, dict)
                      for value in (node.get("inputs") or {}).values()
-                     if isinstance(value, str) and value.startswith(_UPLOAD_MARK)}
+                     if isinstance(value, str) and value.startswith(UPLOAD_MARK)}
         recorded = {name.removesuffix(" [input]") for name in self._recorded_uploads.values()}
         validate_workflow(staged.api, staged.object_info,
                           known_files=(*uploading, *recorded, *self._recorded_uploads.values()))
 
-    def _replayed_job(self, run: RecordedRun, staged: _Staged,
+    def _replayed_job(self, run: RecordedRun, staged: Staged,
                       wanted: dict[str, Any]) -> AsyncJob:
         """A job that has already ended as recorded; its events retell the recorded run."""
         titles = {node_id: node.get("_meta") for node_id, node in staged.api.items()
@@ -1040,11 +1119,10 @@ class AsyncReplayClient(AsyncClient):
                     for node_id, node in run.workflow.items()}
         job = AsyncJob(self, run.prompt_id, workflow)
         job.resolved_seeds = {k: int(v) for k, v in run.resolved_seeds.items()}
-        job.parameters = {name: ("sha256:" + value[len(_UPLOAD_MARK):]
-                                 if isinstance(value, str) and value.startswith(_UPLOAD_MARK)
+        job.parameters = {name: ("sha256:" + value[len(UPLOAD_MARK):]
+                                 if isinstance(value, str) and value.startswith(UPLOAD_MARK)
                                  else value)
                           for name, value in wanted.items()}
-        self._serving[job] = (run, workflow)
         for event in self._events(run):
             job.feed(event)
         error = None
@@ -1058,8 +1136,18 @@ class AsyncReplayClient(AsyncClient):
                 traceback=[str(line) for line in details.get("traceback") or []],
                 node_title=details.get("node_title"))
         status = JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED
-        job._finish(JobSnapshot(status, outputs=run.outputs, error=error, workflow=workflow))
+        job.finish(JobSnapshot(status, outputs=run.outputs, error=error, workflow=workflow),
+                   result=self._result(run, workflow, status.value))
         return job
+
+    def _result(self, run: RecordedRun, workflow: dict[str, Any], status: str) -> Result:
+        """The Result of a replayed run, its files read from the recording."""
+        record = dict(run.provenance or {})
+        record["replayed_from"] = {"date": run.replayed_from.date,
+                                   "server": run.replayed_from.server}
+        return ReplayedResult(run.prompt_id, run.outputs, replayed_from=run.replayed_from,
+                              source=_RecordedFiles(run), workflow=workflow, status=status,
+                              server=self._server.url, provenance=record)
 
     @staticmethod
     def _events(run: RecordedRun) -> list[Event]:
@@ -1086,110 +1174,127 @@ class AsyncReplayClient(AsyncClient):
             events += [Succeeded(pid), Finished(pid)]
         return events
 
-    def _result(self, job: AsyncJob, outputs: dict[str, Any], workflow: dict[str, Any] | None,
-                status: str) -> Result:
-        run, titled = self._serving.pop(job, (None, None))
-        if run is None:  # not one of ours: cannot happen, but never reach for a server
-            raise ReplayError(f"job {job.id} is not part of {self.url}")
-        record = dict(run.provenance or {})
-        record["replayed_from"] = {"date": run.replayed_from.date,
-                                   "server": run.replayed_from.server}
-        return ReplayedResult(run.prompt_id, run.outputs, replayed_from=run.replayed_from,
-                              source=_RecordedFiles(run), workflow=titled, status=status,
-                              server=self.url, provenance=record)
+    async def prepare(self, workflow: WorkflowLike, overrides: dict[str, Any],
+                      validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
+        """The workflow as it would be submitted, checked against the recorded node
+        definitions; a file to upload raises :class:`ReplayError` (nothing is uploaded)."""
+        from .workflow._check import validate_workflow
 
-    async def cached_result(self, workflow: WorkflowLike, *,
-                            overrides: dict[str, Any] | None = None, validate: bool = True,
-                            **params: Any) -> Result | None:
+        staged = await self._stager.stage(workflow, overrides, validate)
+        if staged.uploads.pending:
+            raise _needs_server(self._server.url)
+        if validate and staged.object_info is not None:
+            validate_workflow(staged.api, staged.object_info, known_files=())
+        return staged.api, staged.seeds
+
+    async def cached_result(self, workflow: WorkflowLike, overrides: dict[str, Any],
+                            validate: bool) -> Result | None:
         """The recorded Result of this run, or None if it was not recorded."""
-        wanted = {**(overrides or {}), **params}
         try:
-            run, staged = await self._find(workflow, wanted, validate=False)
+            run, staged = await self._find(workflow, overrides, validate=False)
         except ReplayMismatch:
             return None
-        return await self._replayed_job(run, staged, wanted).wait()
+        return await self._replayed_job(run, staged, overrides).wait()
 
-    async def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The recorded runs as ``{"id", "status"}`` dicts, newest first."""
-        return [{"id": run.prompt_id, "status": run.status}
-                for run in reversed(self.recording.runs)][:limit]
+    async def follow(self, prompt_id: str) -> AsyncJob:
+        job_path(prompt_id)  # refuses an id that could address another endpoint
+        raise _needs_server(self._server.url)
 
-    async def queue(self) -> list[dict[str, Any]]:
-        return []
+    async def object_info(self, refresh: bool = False) -> dict[str, Any]:
+        """The recorded definitions of the node classes the recorded runs used."""
+        return await self._definitions.get(refresh)
 
-    async def cancel(self, prompt_id: str) -> bool:
-        return False
-
-    async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
-        return []
-
-    async def interrupt(self, prompt_id: str | None = None) -> None:
-        return None
-
-    async def clear_queue(self) -> None:
-        return None
-
-    async def delete(self, prompt_ids: list[str]) -> None:
-        return None
-
-    # -- files -------------------------------------------------------------------------------
-
-    async def upload_image(self, image: Any, *, name: str | None = None, subfolder: str = "",
-                           overwrite: bool = False, kind: str = "input") -> str:
+    async def upload_image(self, image: Any, *, name: str | None, subfolder: str,
+                           overwrite: bool, kind: str) -> str:
         """Nothing is uploaded: the name the recording's server gave these bytes (a
         placeholder naming their content if they were never uploaded while recording)."""
         _, data, _ = await asyncio.to_thread(upload_payload, image, name)
         digest = _sha256(data)
         recorded = self._recorded_uploads.get(digest)
         if recorded is None:
-            return _UPLOAD_MARK + digest
+            return UPLOAD_MARK + digest
         recorded = recorded.removesuffix(" [input]")
         self._upload_digests[recorded] = digest
         return recorded
 
-    async def download(self, file: OutputFile | dict[str, str],
-                       to: str | Path | None = None) -> bytes | Path:
-        """A recorded output file's bytes (or the path they were written to)."""
-        params = file.params() if isinstance(file, OutputFile) else dict(file)
-        for run in self.recording.runs:
-            for item in run.files:
-                if (item["filename"], item["subfolder"], item["type"]) == (
-                        params.get("filename"), params.get("subfolder", ""),
-                        params.get("type", "output")):
-                    wanted = OutputFile(str(item["node_id"]), item["filename"],
-                                        item["subfolder"], item["type"], "", "", "")
-                    data = await asyncio.to_thread(run.read, wanted)
-                    if to is None:
-                        return data
-                    await asyncio.to_thread(Path(to).write_bytes, data)
-                    return Path(to)
-        raise ReplayError(f"{params.get('filename')!r} is not in the recording "
-                          f"{self.recording.shown_as!r}")
+    async def upload_mask(self, mask: Any, original: str, *, name: str | None,
+                          subfolder: str, kind: str) -> str:
+        raise _needs_server(self._server.url)
 
-    # -- server ------------------------------------------------------------------------------
+    def settled(self, prompt_id: str, result: Result) -> bool:
+        return True  # nothing is cached or recorded from a replay
 
-    async def object_info(self, refresh: bool = False) -> dict[str, Any]:
-        """The recorded definitions of the node classes the recorded runs used."""
-        if self._object_info is None:
-            raise ReplayError(f"the recording {self.recording.shown_as!r} holds no node "
-                              "definitions; record it again, or connect to a server")
-        return self._object_info
+    async def settle(self, prompt_id: str, result: Result) -> None:
+        return None
 
-    async def system_stats(self) -> dict[str, Any]:
-        """The recorded server's version, and a ``replay`` section with the label."""
-        server = self.recording.server
-        version_key = "cloud_version" if server.get("dialect") == "cloud" else "comfyui_version"
-        stats: dict[str, Any] = {
-            "system": {version_key: server.get("version")},
-            "replay": {"path": self.recording.shown_as, "created": self.recording.created,
-                       "server": dict(server), "runs": len(self.recording.runs),
-                       "label": self.label}}
-        if server.get("notice"):
-            stats["emulator"] = {"notice": server["notice"]}
-        return stats
+    async def flush(self, timeout: float = 10.0) -> None:
+        return None
 
-    async def user(self) -> dict[str, Any]:
-        return {"status": "replay (no server, no account)"}
+    async def wind_down(self) -> None:
+        return None
+
+    # -- the host of its jobs (each one ended before it is handed out) -------------------------
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def closed(self) -> bool:
+        return self._server.closed
+
+    @property
+    def socket_connected(self) -> bool:
+        return False
+
+    @property
+    def finished_follows_outcome(self) -> bool:
+        return self._server.dialect == "local"
+
+    def poll_delay(self, *, completion_hinted: bool, unsure: bool, failures: int) -> float:
+        return self._server.poll_interval
+
+    async def snapshot(self, prompt_id: str) -> JobSnapshot:
+        raise _needs_server(self._server.url)
+
+    async def cancel(self, prompt_id: str) -> bool:
+        return False
+
+    def forget(self, job: AsyncJob) -> None:
+        return None
+
+    def make_result(self, job: AsyncJob, outputs: dict[str, Any],
+                    workflow: dict[str, Any] | None, status: str) -> Result:
+        # every replayed job ends with its Result (see _replayed_job): never reach a server
+        raise ReplayError(f"job {job.id} is not part of {self._server.url}")
+
+
+class AsyncReplayClient(AsyncClient):
+    """Serves the runs of a recording (see :mod:`comfy_nb.replay`) through the
+    :class:`~comfy_nb.AsyncClient` surface, with no server and no network request: ``submit``
+    and ``run`` give the recorded job (or raise :class:`ReplayMismatch`), ``queue`` is empty,
+    ``cancel`` and ``interrupt`` do nothing, ``object_info`` holds the recorded classes only, and
+    every call that needs a server raises :class:`ReplayError`. ``path`` is the recording's
+    folder (or the recording, read already)."""
+
+    def __init__(self, path: str | os.PathLike[str] | _Loaded) -> None:
+        loaded = path if isinstance(path, _Loaded) else _load(path)
+        server = _RecordedServer(loaded)
+        self._compose(server, _RecordedRuns(loaded, server))
+        self.recording = loaded
+
+    @property
+    def label(self) -> str:
+        """``replayed from <date>, <server>`` for the whole recording."""
+        return self.recording.replayed_from.label
+
+    @property
+    def runs(self) -> list[RecordedRun]:
+        """The recorded runs, in the order they were submitted."""
+        return list(self.recording.runs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.recording.shown_as!r}: {self.label}>"
 
 
 def _input_value(workflow: Mapping[str, Any], path: str) -> Any:
@@ -1203,14 +1308,9 @@ class ReplayClient(Client):
     """The synchronous :class:`AsyncReplayClient`: what :func:`replay` returns."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._loaded = _load(path)
-        super().__init__(None)
-
-    async def _make(self, url: str | None, options: dict[str, Any]) -> AsyncClient:
-        client = AsyncReplayClient(self._loaded.shown_as, _loaded=self._loaded)
-        client._files = _Files(client, self._loop)
-        await client.open()
-        return client
+        loaded = _load(path)
+        self._loaded = loaded
+        self._start_core(lambda: AsyncReplayClient(loaded))
 
     @property
     def replay_client(self) -> AsyncReplayClient:

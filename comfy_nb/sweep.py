@@ -615,7 +615,7 @@ class AsyncSweep(_SweepData):
 
     async def _worker(self) -> None:
         # a closed client ends the sweep: what was not submitted counts as cancelled
-        while self._pending and not self._stopping and not self.client._closed:
+        while self._pending and not self._stopping and not self.client.closed:
             await self._run_item(self._pending.popleft())
 
     async def _run_item(self, item: SweepItem) -> None:

@@ -22,7 +22,7 @@ from PIL import Image
 
 import comfy_nb
 from comfy_nb import AsyncClient, ExecutionFailed, ResultCache, WorkflowInvalid
-from comfy_nb.client import _client as client_module
+from comfy_nb.client import _runs as client_module
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.replay import (
     AsyncReplayClient,

@@ -70,7 +70,8 @@ async def test_a_retried_request_waits_by_the_rule(server: RunningEmulator,
 
 async def test_a_failing_read_of_a_job_waits_by_the_rule(asked: Asked) -> None:
     client = AsyncClient("http://127.0.0.1:9", poll_interval=0.5, websocket=False)
-    delays = [client._poll_interval(False, failures=n) for n in (0, 1, 2)]
+    delays = [client._server.poll_delay(completion_hinted=False, failures=n)
+              for n in (0, 1, 2)]
     assert [failures for _, failures in asked] == [1, 2]  # none before the first failure
     assert all(rule.cap == 10.0 and rule.spread == (0.8, 1.0) for rule, _ in asked)
     assert delays[2] > delays[0]

@@ -360,12 +360,12 @@ def test_connect_emulator_starts_the_embedded_one(shell: InteractiveShell,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     run(shell, "%comfy connect emulator")  # COMFY_URL names another server
     client = magics(shell).client
-    assert client is not None and client.async_client._emulator is not None
+    assert client is not None and client.emulator is not None
     assert client.dialect == "local"
     assert "stand-in pixels" in capsys.readouterr().out
     result = run(shell, "%comfy_run txt2img --url emulator --set steps=1")
     assert isinstance(result, comfy_nb.Result)
-    assert magics(shell)._clients["emulator"].async_client._emulator is not None
+    assert magics(shell)._clients["emulator"].emulator is not None
 
 
 def test_binder_refuses_to_ask_for_a_key(monkeypatch: pytest.MonkeyPatch,
