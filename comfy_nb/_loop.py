@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 import time
 from collections.abc import Coroutine
@@ -32,20 +33,57 @@ class LoopThread:
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    def submit(self, coroutine: Coroutine[Any, Any, T],
+               future: concurrent.futures.Future[T] | None = None
+               ) -> concurrent.futures.Future[T]:
+        """Schedule ``coroutine`` on the loop. ``future`` (a new one unless given) gets its
+        outcome; cancelling ``future`` cancels the coroutine, or keeps it from ever starting.
+
+        Where Ctrl+C must cancel the coroutine, make the future first and call this inside the
+        ``try``: the interrupt can land while this call is still scheduling, when the coroutine
+        may have started already but no returned future is stored anywhere yet."""
+        if future is None:
+            future = concurrent.futures.Future()
         if self.closed or self.loop.is_closed():
             coroutine.close()
             raise RuntimeError("this client is closed; create a new one")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        # whoever takes it first owns the coroutine: the loop starting it, or this call giving
+        # it up when interrupted before it knows whether the loop will
+        claim = threading.Lock()
+        try:
+            self.loop.call_soon_threadsafe(self._start, coroutine, future, claim)
+        except BaseException:
+            if claim.acquire(blocking=False):
+                coroutine.close()
+            raise
+        return future
+
+    def _start(self, coroutine: Coroutine[Any, Any, T], future: concurrent.futures.Future[T],
+               claim: threading.Lock) -> None:
+        if not claim.acquire(blocking=False):  # given up by submit()
+            return
+        if future.cancelled():  # interrupted before the loop got to it
+            coroutine.close()
+            return
+        task = self.loop.create_task(coroutine)
+        task.add_done_callback(functools.partial(_settle, future))
+
+        def cancel_task(done: concurrent.futures.Future[T]) -> None:
+            if done.cancelled() and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(task.cancel)
+
+        future.add_done_callback(cancel_task)
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coroutine`` on the loop and wait for its result (any thread but the loop's)."""
+        """Run ``coroutine`` on the loop and wait for its result (any thread but the loop's).
+        Ctrl+C or ``timeout`` cancels it, wherever the interrupt lands."""
         if self.in_loop_thread:
             coroutine.close()
             raise RuntimeError("a synchronous comfy_nb call was made from one of its own "
                                "callbacks; use the AsyncClient there instead")
-        future = self.submit(coroutine)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         try:
+            self.submit(coroutine, future)
             return self.wait(future, timeout)
         except (KeyboardInterrupt, concurrent.futures.TimeoutError):
             future.cancel()
@@ -88,3 +126,16 @@ class LoopThread:
                 self._thread.join(10)
         if not self.loop.is_running():
             self.loop.close()
+
+
+def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    """Give ``future`` the outcome of ``task`` (unless it was cancelled meanwhile)."""
+    if task.cancelled():
+        future.cancel()
+    if not future.set_running_or_notify_cancel():
+        return
+    error = task.exception()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(task.result())

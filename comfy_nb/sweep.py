@@ -735,12 +735,10 @@ class Sweep(_SweepData):
         """Block until every item ended. Interrupting (Ctrl+C, the kernel's stop button)
         cancels the sweep's jobs on the server, then re-raises; ``timeout`` cancels them and
         raises :class:`SweepTimeout`."""
-        future = self._loop.submit(self._core.wait(timeout))
         try:
-            LoopThread.wait(future)  # SweepTimeout, or what broke the scheduler
+            self._loop.run(self._core.wait(timeout))  # SweepTimeout, or what broke the scheduler
             return self
         except KeyboardInterrupt:
-            future.cancel()
             self.cancel()
             raise
 
@@ -839,9 +837,9 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     node definitions reject fails alone (its cell says why); interrupting the check stops it
     with nothing submitted. Then at most ``concurrency`` jobs are in flight (submitted and
     unfinished) at once; see :func:`resolve_concurrency` for the default. A failing job keeps
-    its error in its item; the others carry on. Interrupting the wait cancels every job of the
-    sweep on the server; ``timeout`` (seconds, whole sweep) does too and raises
-    :class:`SweepTimeout`.
+    its error in its item; the others carry on. Interrupting it after the check (while it
+    starts, shows its panel or waits) cancels every job of the sweep on the server; ``timeout``
+    (seconds, whole sweep) does too and raises :class:`SweepTimeout`.
     ``cache`` is :meth:`Client.run`'s: None follows the result cache's global setting, so an
     identical combination run before comes back at once (``"random"`` seeds never hit it).
 
@@ -858,24 +856,22 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
                       concurrency=resolve_concurrency(client.dialect, concurrency, tier),
                       overrides=overrides, validate=validate, cache=cache,
                       submit_options=submit_options, wrap=lambda job: Job(job, client._loop))
-    starting = client._loop.submit(_prepare_and_start(core))
     try:
-        LoopThread.wait(starting)
+        client._loop.run(_prepare_and_start(core))
+        result = Sweep(core, client._loop)
+        backend = _progress_backend(progress)
+        if backend != "off":
+            # the notebook layer, imported only when a panel is wanted
+            from .notebook.sweep_view import follow_sweep
+
+            follow_sweep(result, backend, wait=wait, timeout=timeout, save=save)
+        elif wait:
+            result.wait(timeout)
     except KeyboardInterrupt:
-        # interrupted while checking or starting: stop the check on the loop (it yields between
-        # combinations), then cancel whatever was submitted
-        starting.cancel()
+        # wherever it landed: run() has stopped the check on the loop (it yields between
+        # combinations); cancel whatever was submitted (again, if the wait did already)
         client._loop.run(core.cancel(), timeout=60)
         raise
-    result = Sweep(core, client._loop)
-    backend = _progress_backend(progress)
-    if backend != "off":
-        # the notebook layer, imported only when a panel is wanted
-        from .notebook.sweep_view import follow_sweep
-
-        follow_sweep(result, backend, wait=wait, timeout=timeout, save=save)
-    elif wait:
-        result.wait(timeout)
     return result
 
 

@@ -49,6 +49,7 @@ def runtime_python() -> str:
     return sys.executable
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_requirements_install_into_a_fresh_venv_and_run_every_notebook(tmp_path: Path) -> None:
     venv = tmp_path / "venv"

@@ -4,7 +4,6 @@ client uses the server's first one and says so, and never changes a user's own w
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,14 +14,14 @@ from comfy_nb.workflow._models import ModelSwap, fit_models
 from comfy_nb.workflows import bundled
 
 from .both_clients import WAIT, make_client
+from .factories import Emulators
 
 THEIRS = ("juggernaut_xl.safetensors", "sd_xl_base_1.0.safetensors")
 
 
 @pytest.fixture(scope="module")
-def other_server() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0, checkpoints=THEIRS) as server:
-        yield server
+def other_server(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0, checkpoints=THEIRS)
 
 
 def test_fit_models_takes_the_first_file_the_server_lists(tmp_path: object) -> None:

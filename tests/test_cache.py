@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.events import Cached, Succeeded
 from comfy_nb.workflows import bundled
 
-from .both_clients import WAIT, Api, load_and_save, make_client
+from .both_clients import WAIT, Api, load_and_save
+from .factories import Clients, Emulators
 from .wiretap import Wiretap
 
 SIGNED_URL_MARK = "X-Goog-Signature"
@@ -101,9 +102,8 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.01) as running:
-        yield running
+def server(emulators: Emulators) -> RunningEmulator:
+    return emulators(step_delay=0.01)
 
 
 @pytest.fixture
@@ -112,22 +112,15 @@ def store(tmp_path: Path) -> ResultCache:
 
 
 @pytest.fixture
-async def connect(mode: str, server: RunningEmulator, store: ResultCache
-                  ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
+def connect(mode: str, server: RunningEmulator, store: ResultCache, clients: Clients
+            ) -> Callable[..., Awaitable[Api]]:
     """Make clients (closed at the end): ``await connect()``, ``await connect(url, ...)``."""
-    made: list[Api] = []
 
     async def make(url: str | None = None, **options: Any) -> Api:
-        options.setdefault("result_cache", store)
-        options.setdefault("poll_interval", 0.2)
-        url = url or server.url
-        api = Api(mode, await make_client(mode, url, **options))
-        made.append(api)
-        return api
+        options = {"result_cache": store, "poll_interval": 0.2, **options}
+        return await clients.api(mode, server, url=url, **options)
 
-    yield make
-    for api in made:
-        await api.close()
+    return make
 
 
 @pytest.fixture
@@ -634,6 +627,7 @@ async def test_a_lookup_waits_for_the_entry_being_written(
     assert hit.from_cache and hit.prompt_id == made.prompt_id and jobs_on(server) == 1
 
 
+@pytest.mark.slow
 def test_results_being_stored_are_kept_at_exit(tmp_path: Path) -> None:
     """A script that never closes its client still leaves its results in the cache."""
     script = (

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import comfy_nb
 import comfy_nb.emulator
 from comfy_nb.emulator._object_info import recorded_object_info
@@ -116,6 +118,7 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
     assert sorted(heavy & set(loaded)) == []
 
 
+@pytest.mark.slow
 def test_public_names_load_on_first_use() -> None:
     shown = json.loads(_fresh(
         "import json\n"
@@ -139,6 +142,7 @@ def test_the_functions_keep_names_their_modules_share() -> None:
     ) == "True True Recording"
 
 
+@pytest.mark.slow
 def test_every_module_imports_first() -> None:
     """Any module of the package can be the first one a process imports."""
     modules = sorted(

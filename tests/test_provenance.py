@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflows import bundled
 from tests import fixture_paths
 
+from .factories import Clients, Emulators
+
 RUNS = fixture_paths.RUNS
 
 
@@ -26,9 +27,8 @@ def recorded_workflow(run: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[comfy_nb.Client]:
-    with serve(step_delay=0.0) as emulator, comfy_nb.connect(emulator.url) as client:
-        yield client
+def local(module_emulators: Emulators, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(module_emulators(step_delay=0.0))
 
 
 def test_a_png_carries_the_workflow_and_the_parameters(local: comfy_nb.Client,

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import comfy_nb
-from comfy_nb import AsyncClient, ExecutionFailed, ResultCache, WorkflowInvalid
+from comfy_nb import ExecutionFailed, ResultCache, WorkflowInvalid
 from comfy_nb.client import _runs as client_module
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.replay import (
@@ -35,6 +35,7 @@ from comfy_nb.replay import (
 from comfy_nb.workflows import bundled
 
 from .both_clients import WAIT, Api, load_and_save
+from .factories import Clients, Emulators
 from .notebook.nbrun import execute_notebook, notebook_problems
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "record_replay.ipynb"
@@ -137,9 +138,8 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.0) as running:
-        yield running
+def server(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.0)
 
 
 @pytest.fixture
@@ -148,20 +148,16 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def clients(mode: str, server: RunningEmulator) -> AsyncIterator[Any]:
-    """``await clients.live(**options)`` and ``await clients.replay(path)``; closed at the end."""
+async def clients(mode: str, server: RunningEmulator, clients: Clients) -> AsyncIterator[Any]:
+    """``await clients.live(**options)`` (made by the ``clients`` factory of tests/conftest.py)
+    and ``await clients.replay(path)``; closed at the end."""
     made: list[Api] = []
 
     class Make:
         @staticmethod
         async def live(url: str | None = None, **options: Any) -> Api:
-            options.setdefault("poll_interval", 0.2)
-            if mode == "sync":
-                client: Any = comfy_nb.connect(url or server.url, **options)
-            else:
-                client = await AsyncClient(url or server.url, **options).open()
-            made.append(Api(mode, client))
-            return made[-1]
+            options = {"poll_interval": 0.2, **options}
+            return await clients.api(mode, server, url=url, **options)
 
         @staticmethod
         async def replay(path: Path) -> Api:
@@ -597,6 +593,7 @@ def closed_port() -> int:
     return port
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_notebook_replays_with_the_network_closed(tmp_path: Path) -> None:
     """Run ``record_replay.ipynb`` on an emulator (it records, then replays); then run it again

@@ -122,7 +122,8 @@ def listing(directory: Path) -> list[str]:
 
 # -- every recorded history ----------------------------------------------------------------------
 
-ALL_RUNS = sorted(p.name for p in RUNS.iterdir() if (p / "history.json").exists())
+ALL_RUNS = [p.name for p in fixture_paths.listing(RUNS,
+                                                   where=lambda p: (p / "history.json").exists())]
 
 
 def test_the_fixtures_are_there() -> None:

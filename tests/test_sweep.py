@@ -19,6 +19,7 @@ import pytest
 
 import comfy_nb
 from comfy_nb import sweep as sweep_function
+from comfy_nb._loop import LoopThread
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.sweep import (
     AsyncSweep,
@@ -30,6 +31,9 @@ from comfy_nb.sweep import (
     settings,
 )
 from comfy_nb.workflows import bundled
+
+from .ctrl_c import main_thread_is_in, press_ctrl_c_when
+from .factories import Clients, Emulators
 
 WAIT = 60.0  # a safety net against hangs, never asserted on
 CLIENTS = ["sync", "async"]
@@ -205,15 +209,13 @@ async def test_a_combination_the_server_would_refuse_fails_alone_unsubmitted(api
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.002) as server:
-        yield server
+def local(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.002)
 
 
 @pytest.fixture(scope="module")
-def client(local: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.Client(local.url) as connected:
-        yield connected
+def client(local: RunningEmulator, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(local)
 
 
 def test_a_bad_name_fails_before_anything_is_submitted(local: RunningEmulator,
@@ -345,20 +347,33 @@ def test_cancel_stops_every_job_on_the_server() -> None:
 def test_interrupting_the_wait_cancels_the_sweep_on_the_server(local: RunningEmulator,
                                                                client: comfy_nb.Client) -> None:
     running = comfy_nb.sweep(txt2img(400), seed=[11, 12, 13], client=client, wait=False)
-
-    def interrupt_when_running() -> None:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if running.counts().running:
-                _thread.interrupt_main()
-                return
-            time.sleep(0.01)
-
-    threading.Thread(target=interrupt_when_running, daemon=True).start()
+    press_ctrl_c_when(lambda: running.counts().running > 0 and main_thread_is_in(LoopThread.wait))
     with pytest.raises(KeyboardInterrupt):
         running.wait(WAIT)
     assert running.done
     assert {item.status for item in running.items} == {"cancelled"}
+    assert client.queue() == []
+
+
+def test_interrupting_the_sweep_once_it_started_cancels_it_on_the_server(
+        local: RunningEmulator, client: comfy_nb.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl+C between the start and the wait (here while the progress display is chosen, which
+    imports the notebook layer the first time) cancels the submitted jobs as well."""
+    module = sys.modules["comfy_nb.sweep"]
+    choose = module._progress_backend
+    before = len(local.state.jobs)
+
+    def interrupted_while_choosing(requested: str | None) -> str:
+        deadline = time.monotonic() + WAIT
+        while len(local.state.jobs) == before and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the first job is on the server
+        _thread.interrupt_main()  # lands here, in the main thread
+        return choose(requested)
+
+    monkeypatch.setattr(module, "_progress_backend", interrupted_while_choosing)
+    with pytest.raises(KeyboardInterrupt):
+        comfy_nb.sweep(txt2img(400), seed=[14, 15, 16], client=client)
+    assert len(local.state.jobs) > before
     assert client.queue() == []
 
 
@@ -432,10 +447,14 @@ def test_a_sweep_larger_than_max_jobs_is_refused_before_connecting(
     assert len(done) == 4 and not done.errors
 
 
+@pytest.mark.parametrize("landing", ["waiting", "handing over"])
 def test_interrupting_the_preparation_stops_it_with_nothing_submitted(
-        local: RunningEmulator, client: comfy_nb.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        local: RunningEmulator, client: comfy_nb.Client, monkeypatch: pytest.MonkeyPatch,
+        landing: str) -> None:
     """Checking every combination is CPU work on the client's loop: Ctrl+C must stop it there,
-    not only in the waiting thread, and nothing may be submitted afterwards."""
+    not only in the waiting thread, and nothing may be submitted afterwards. Also when Ctrl+C
+    lands while the main thread is still handing the check over to the loop: the check runs
+    already, and the main thread holds nothing it could cancel yet."""
     import asyncio
 
     async_client = client.async_client
@@ -461,12 +480,23 @@ def test_interrupting_the_preparation_stops_it_with_nothing_submitted(
 
     monkeypatch.setattr(AsyncSweep, "prepare", watched)
 
-    def interrupt_while_checking() -> None:
-        if checking.wait(WAIT):
-            _thread.interrupt_main()
+    if landing == "waiting":
+        press_ctrl_c_when(checking.is_set)
+    else:
+        loop = client._loop.loop
+        hand_over = loop.call_soon_threadsafe
+        first_from_main: list[bool] = []
 
+        def interrupt_once_handed_over(*args: Any, **kwargs: Any) -> Any:
+            handle = hand_over(*args, **kwargs)
+            if threading.current_thread() is threading.main_thread() and not first_from_main:
+                first_from_main.append(True)
+                assert checking.wait(WAIT), "the check did not start"
+                _thread.interrupt_main()  # lands here, in the main thread, before returning
+            return handle
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", interrupt_once_handed_over)
     before = len(local.state.jobs)
-    threading.Thread(target=interrupt_while_checking, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         comfy_nb.sweep(txt2img(2), seed=list(range(900)), client=client)
     deadline = time.monotonic() + WAIT

@@ -335,30 +335,34 @@ class ComfyMagics(Magics):
         client = self.session_client(url)
         job = client.submit(workflow, overrides=overrides, validate=self.validate,
                             cache=None if cache else False)
-        self.jobs.append(job)
-        backend = "off" if quiet else choose_backend(
-            None if self.progress == "auto" else self.progress)
-        from_cache = job.done  # served from the result cache: nothing was queued
-        if not wait and not from_cache:
-            panel = make_panel(job, backend, cancel=job.cancel)
+        panel: Any = None
+        events = None
+        try:  # from here on, the stop button cancels the job wherever it lands
+            self.jobs.append(job)
+            backend = "off" if quiet else choose_backend(
+                None if self.progress == "auto" else self.progress)
+            from_cache = job.done  # served from the result cache: nothing was queued
+            if not wait and not from_cache:
+                panel = make_panel(job, backend, cancel=job.cancel)
+                panel.show()
+                follow_in_background(job, panel,
+                                     lambda: self._end(job, panel, save, raise_=False))
+                return job
+            label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
+            # a widget panel's Cancel button works in a waiting cell where its clicks can be read
+            events = cell_events() if backend == "widget" and not from_cache else None
+            hint = "" if events is not None else BLOCKING_HINT
+            panel = make_panel(job, backend, hint=hint if not from_cache else label or "",
+                               cancel=job.cancel if events is not None else None)
+            if events is not None:
+                events.watch(getattr(panel, "cancel_button", None))
             panel.show()
-            follow_in_background(job, panel, lambda: self._end(job, panel, save, raise_=False))
-            return job
-        label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
-        # a widget panel's Cancel button works in a waiting cell where its clicks can be read
-        events = cell_events() if backend == "widget" and not from_cache else None
-        hint = "" if events is not None else BLOCKING_HINT
-        panel = make_panel(job, backend, hint=hint if not from_cache else label or "",
-                           cancel=job.cancel if events is not None else None)
-        if events is not None:
-            events.watch(getattr(panel, "cancel_button", None))
-        panel.show()
-        try:
             follow(job, panel, timeout=timeout, events=events)
         except KeyboardInterrupt:
             self._cancel_quietly(job)
-            panel.finish(StaticNote(f"comfy_nb: job {job.id} was cancelled (kernel "
-                                    "interrupted)", "comfy-nb-cancelled"))
+            if panel is not None:
+                panel.finish(StaticNote(f"comfy_nb: job {job.id} was cancelled (kernel "
+                                        "interrupted)", "comfy-nb-cancelled"))
             raise
         finally:
             if events is not None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import io
 import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from comfy_nb import (
     ValidationError,
     _config,
 )
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 from comfy_nb.errors import WorkflowError, WorkflowInvalid
 from comfy_nb.events import (
     Event,
@@ -60,7 +61,8 @@ from comfy_nb.events import (
 )
 from tests import fixture_paths
 
-from ..both_clients import WAIT, Api, api_maker, load_and_save, make_client
+from ..both_clients import WAIT, Api, load_and_save, make_client
+from ..factories import Clients, Emulators
 
 FIXTURES = fixture_paths.COMFYUI
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
@@ -109,19 +111,17 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server(request: pytest.FixtureRequest, dialect: str) -> Iterator[RunningEmulator]:
+def server(request: pytest.FixtureRequest, dialect: str, emulators: Emulators) -> RunningEmulator:
     marker = request.node.get_closest_marker("emulator")
     options: dict[str, Any] = {"step_delay": 0.01, **(marker.kwargs if marker else {})}
-    with serve(dialect=dialect, **options) as running:
-        yield running
+    return emulators(dialect, **options)
 
 
 @pytest.fixture
-async def connect_api(mode: str, server: RunningEmulator
-                      ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
+def connect_api(mode: str, server: RunningEmulator, clients: Clients
+                ) -> Callable[..., Awaitable[Api]]:
     """Make clients of the server (closed at the end): ``await connect_api(websocket=False)``."""
-    async with api_maker(mode, server.url, server, retry=FAST_RETRY, poll_interval=0.2) as make:
-        yield make
+    return functools.partial(clients.api, mode, server, retry=FAST_RETRY, poll_interval=0.2)
 
 
 @pytest.fixture
@@ -772,17 +772,18 @@ def _rgb(width: int, height: int, color: tuple[int, int, int]) -> Image.Image:
     return Image.new("RGB", (width, height), color)
 
 
+def _first_pixel(path: Path) -> Any:
+    """The top left pixel of a recorded image; None without the recorded fixtures (the tests
+    that upload it then fail with the reason)."""
+    return Image.open(path).convert("RGB").getpixel((0, 0)) if path.exists() else None
+
+
+GRADIENT = FIXTURES / "inputs" / "gradient_64x48.png"
 UPLOADS: dict[str, tuple[Callable[[], Any], tuple[int, int], tuple[int, int, int]]] = {
     # source -> (the thing to upload, its size, its first pixel)
-    "path": (lambda: FIXTURES / "inputs" / "gradient_64x48.png", (64, 48),
-             Image.open(FIXTURES / "inputs" / "gradient_64x48.png").convert("RGB").getpixel(
-                 (0, 0))),
-    "str-path": (lambda: str(FIXTURES / "inputs" / "gradient_64x48.png"), (64, 48),
-                 Image.open(FIXTURES / "inputs" / "gradient_64x48.png").convert("RGB").getpixel(
-                     (0, 0))),
-    "bytes": (lambda: (FIXTURES / "inputs" / "gradient_64x48.png").read_bytes(), (64, 48),
-              Image.open(FIXTURES / "inputs" / "gradient_64x48.png").convert("RGB").getpixel(
-                  (0, 0))),
+    "path": (lambda: GRADIENT, (64, 48), _first_pixel(GRADIENT)),
+    "str-path": (lambda: str(GRADIENT), (64, 48), _first_pixel(GRADIENT)),
+    "bytes": (lambda: GRADIENT.read_bytes(), (64, 48), _first_pixel(GRADIENT)),
     "pil": (lambda: _rgb(20, 10, (10, 200, 30)), (20, 10), (10, 200, 30)),
     "uint8": (lambda: np.full((10, 20, 3), (1, 2, 3), dtype=np.uint8), (20, 10), (1, 2, 3)),
     "float": (lambda: np.full((12, 6, 3), (0.0, 0.5, 1.0), dtype=np.float32), (6, 12),

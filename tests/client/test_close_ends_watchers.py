@@ -6,23 +6,23 @@ exception was never retrieved ... this client is closed")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from comfy_nb import AsyncClient
 from comfy_nb.client._dialects import JobStatus
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 from comfy_nb.job import AsyncJob
 from comfy_nb.workflows import bundled
+
+from ..factories import Emulators
 
 WAIT = 30.0  # a safety net against hangs, never asserted on
 
 
 @pytest.fixture
-def slow_server() -> Iterator[RunningEmulator]:
-    with serve(step_delay=2) as server:  # the job runs for the whole test
-        yield server
+def slow_server(emulators: Emulators) -> RunningEmulator:
+    return emulators(step_delay=2)  # the job runs for the whole test
 
 
 async def running(job: AsyncJob) -> None:

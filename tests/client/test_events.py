@@ -11,7 +11,7 @@ import logging
 import struct
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from comfy_nb.events import (
 )
 
 from ..conformance._replay import FIXTURES, load
+from ..factories import Emulators
 
 WAIT = 20.0  # a safety net against hangs, never asserted on
 
@@ -368,21 +369,18 @@ class Target:
 
 
 @pytest.fixture(params=["local", "cloud"])
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
-    with serve(dialect=request.param, step_delay=0.01) as server:
-        yield Target(server)
+def target(request: pytest.FixtureRequest, emulators: Emulators) -> Target:
+    return Target(emulators(request.param, step_delay=0.01))
 
 
 @pytest.fixture
-def local() -> Iterator[Target]:
-    with serve(dialect="local", step_delay=0.01) as server:
-        yield Target(server)
+def local(emulators: Emulators) -> Target:
+    return Target(emulators("local", step_delay=0.01))
 
 
 @pytest.fixture
-def cloud() -> Iterator[Target]:
-    with serve(dialect="cloud", step_delay=0.01) as server:
-        yield Target(server)
+def cloud(emulators: Emulators) -> Target:
+    return Target(emulators("cloud", step_delay=0.01))
 
 
 def _kinds(events: list[Event]) -> list[tuple[str, str | None]]:

@@ -5,13 +5,12 @@ the same port; the emulator behind it keeps the job running meanwhile."""
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import contextlib
+import functools
 import math
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,14 +24,18 @@ from comfy_nb import (
     ServerError,
     TransportError,
 )
+from comfy_nb._loop import LoopThread
 from comfy_nb.client._connection import POLL_BACKOFF_CAP
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.events import Progress
+from comfy_nb.job import Job
 from comfy_nb.notebook.progress import status_text
 from comfy_nb.workflows import bundled
 
 from ..both_clients import WAIT, Api, api_maker
 from ..cable import Cable
+from ..ctrl_c import press_ctrl_c_while_in
+from ..factories import Clients, Emulators
 
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 SHORT_BOUND = 0.5  # seconds of unreachable server before a job counts as lost, in these tests
@@ -67,17 +70,9 @@ async def running_job(api: Api, steps: int) -> Any:
     return job
 
 
-def interrupt_soon() -> None:
-    """Press Ctrl+C in the main thread a moment from now (it is about to block)."""
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.daemon = True
-    timer.start()
-
-
 @pytest.fixture(params=["local", "cloud"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
-    with serve(dialect=request.param, step_delay=0.01) as running:
-        yield running
+def server(request: pytest.FixtureRequest, emulators: Emulators) -> RunningEmulator:
+    return emulators(request.param, step_delay=0.01)
 
 
 @pytest.fixture
@@ -93,11 +88,12 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def connect(mode: str, server: RunningEmulator, cable: Cable
-                  ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
-    """Make clients that reach the server through the cable (closed at the end)."""
-    async with api_maker(mode, cable.url, server, retry=FAST_RETRY, poll_interval=0.1) as make:
-        yield make
+def connect(mode: str, server: RunningEmulator, cable: Cable, clients: Clients
+            ) -> Callable[..., Awaitable[Api]]:
+    """Make clients that reach the server through the cable (closed at the end, before the
+    cable: ``clients`` comes after it)."""
+    return functools.partial(clients.api, mode, server, url=cable.url, retry=FAST_RETRY,
+                             poll_interval=0.1)
 
 
 # -- a server that goes away ----------------------------------------------------------------------
@@ -156,7 +152,8 @@ async def test_a_short_burst_of_server_errors_is_followed_on(
     assert not job.lost and job.progress().unreachable_for is None
 
 
-@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+@pytest.mark.parametrize("websocket", [pytest.param(True, marks=pytest.mark.slow), False],
+                         ids=["websocket", "polling"])
 async def test_server_errors_that_last_end_the_job(
         connect: Callable[..., Awaitable[Api]], server: RunningEmulator,
         websocket: bool) -> None:
@@ -235,16 +232,14 @@ def test_failed_reads_are_spaced_out_exponentially_up_to_a_cap() -> None:
 
 
 @pytest.fixture
-def client(server: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.connect(server.url, api_key=server.api_key, retry=FAST_RETRY,
-                          poll_interval=0.1) as connected:
-        yield connected
+def client(server: RunningEmulator, clients: Clients) -> comfy_nb.Client:
+    return clients.connect(server, retry=FAST_RETRY, poll_interval=0.1)
 
 
 def test_ctrl_c_in_wait_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
     job = client.submit(txt2img(steps=3000))
     wait_until(lambda: job.status is JobStatus.RUNNING, "the job runs")
-    interrupt_soon()
+    press_ctrl_c_while_in(LoopThread.wait)
     with pytest.raises(KeyboardInterrupt):
         job.wait(WAIT)
     wait_until(lambda: job.status is JobStatus.CANCELLED, "the job is cancelled")
@@ -254,7 +249,7 @@ def test_ctrl_c_in_wait_cancels_the_job_on_the_server(client: comfy_nb.Client) -
 def test_ctrl_c_while_iterating_cancels_the_job_on_the_server(client: comfy_nb.Client) -> None:
     job = client.submit(txt2img(steps=3000))
     wait_until(lambda: job.status is JobStatus.RUNNING, "the job runs")
-    interrupt_soon()
+    press_ctrl_c_while_in(Job._next)  # waiting for the next event
     with pytest.raises(KeyboardInterrupt):
         for _event in job:
             pass

@@ -4,13 +4,12 @@ between finds nothing and costs a round trip (history, then the queue) on every 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
 from ..both_clients import WAIT, make_client
+from ..factories import Emulators
 from ..wiretap import Wiretap
 
 SMALL = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
@@ -20,10 +19,10 @@ SMALL = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "
 
 
 @pytest.fixture
-def slow_history() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0) as server:
-        server.faults.update(history_delay=0.2)  # the gap, widened so that a read falls in it
-        yield server
+def slow_history(emulators: Emulators) -> RunningEmulator:
+    server = emulators(step_delay=0)
+    server.faults.update(history_delay=0.2)  # the gap, widened so that a read falls in it
+    return server
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -21,6 +21,7 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.errors import WorkflowInvalid
 
 from ..both_clients import WAIT, Api, load_and_save, make_client
+from ..factories import Emulators
 from ..wiretap import Wiretap
 
 
@@ -49,9 +50,8 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.0) as running:
-        yield running
+def server(emulators: Emulators) -> RunningEmulator:
+    return emulators(step_delay=0.0)
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ that ignores it (the emulator's default). Lost answers come from the emulator's
 from __future__ import annotations
 
 import copy
+import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from comfy_nb.events import Started, Succeeded
 from tests import fixture_paths
 
 from ..both_clients import Api, api_maker
+from ..factories import Clients, Emulators
 
 FAST_RETRY = RetryPolicy(backoff=0.02, max_backoff=0.1, max_retry_after=0.2)
 UNSAFE_IDS = ["../prompt", "a/../../prompt", "..", ".", "", "a/b", "a\\b", "%2e%2e",
@@ -46,16 +48,13 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server(dialect: str) -> Iterator[RunningEmulator]:
-    with serve(dialect=dialect, step_delay=0.01) as running:
-        yield running
+def server(dialect: str, emulators: Emulators) -> RunningEmulator:
+    return emulators(dialect, step_delay=0.01)
 
 
 @pytest.fixture
-async def connect(mode: str, server: RunningEmulator
-                  ) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
-    async with api_maker(mode, server.url, server, retry=FAST_RETRY, poll_interval=0.1) as make:
-        yield make
+def connect(mode: str, server: RunningEmulator, clients: Clients) -> Callable[..., Awaitable[Api]]:
+    return functools.partial(clients.api, mode, server, retry=FAST_RETRY, poll_interval=0.1)
 
 
 @pytest.fixture

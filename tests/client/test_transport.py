@@ -14,7 +14,6 @@ import logging
 import socket
 import uuid
 import zlib
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 from comfy_nb import RetryPolicy
 from comfy_nb.client._http_errors import error_for_status
 from comfy_nb.client._transport import HttpResponse, Transport
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 from comfy_nb.errors import (
     AuthenticationError,
     ComfyError,
@@ -39,6 +38,8 @@ from comfy_nb.errors import (
     ValidationError,
 )
 from tests.http_server import http_server
+
+from ..factories import Emulators
 
 KEY = "comfyui-SECRET-transport-k3y-5f1e9c0b7d"
 WRONG_KEY = "comfyui-WRONG-transport-k3y-a8d2e4f6b1"
@@ -61,16 +62,14 @@ class Sleeps(list[float]):
 
 
 @pytest.fixture(params=["local", "cloud"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
+def server(request: pytest.FixtureRequest, emulators: Emulators) -> RunningEmulator:
     options: dict[str, Any] = {"api_key": KEY} if request.param == "cloud" else {}
-    with serve(dialect=request.param, step_delay=0.01, **options) as running:
-        yield running
+    return emulators(request.param, step_delay=0.01, **options)
 
 
 @pytest.fixture
-def cloud() -> Iterator[RunningEmulator]:
-    with serve(dialect="cloud", step_delay=0.01, api_key=KEY) as running:
-        yield running
+def cloud(emulators: Emulators) -> RunningEmulator:
+    return emulators("cloud", step_delay=0.01, api_key=KEY)
 
 
 def route(server: RunningEmulator, path: str) -> str:

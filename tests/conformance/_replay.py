@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import websockets
 
-from tests.fixture_paths import COMFYUI
+from tests.fixture_paths import COMFYUI, require
 
 FIXTURES = COMFYUI
 
@@ -27,7 +27,7 @@ def fixture_files() -> list[str]:
     """Every recorded file, relative to FIXTURES (README.md excluded: it is prose)."""
     return sorted(
         p.relative_to(FIXTURES).as_posix()
-        for p in FIXTURES.rglob("*")
+        for p in require(FIXTURES).rglob("*")
         if p.is_file() and p.name != "README.md"
     )
 

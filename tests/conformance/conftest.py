@@ -7,24 +7,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
-from ._replay import FIXTURES
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not FIXTURES.is_dir():
-        raise pytest.UsageError(
-            f"recorded fixtures not found at {FIXTURES}: they are part of the repository "
-            "(tests/fixtures/); COMFY_NB_FIXTURES, when set, must name a folder laid out the "
-            "same way"
-        )
+from ..factories import Emulators
 
 
 @pytest.fixture
-def server() -> Iterator[RunningEmulator]:
-    with serve(dialect="local", step_delay=0.01) as emulator:
-        yield emulator
+def server(emulators: Emulators) -> RunningEmulator:
+    return emulators("local", step_delay=0.01)
 
 
 @pytest.fixture

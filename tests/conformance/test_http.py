@@ -28,8 +28,9 @@ from PIL import Image
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
+from ..factories import Emulators
 from ._exchanges import (
     assert_body,
     assert_exchange,
@@ -140,12 +141,12 @@ def put_recorded_inputs(input_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def inputs_server() -> Iterator[RunningEmulator]:
+def inputs_server(module_emulators: Emulators) -> RunningEmulator:
     """One emulator for the module's read-only checks, with the recorded input folder. A slower
     sampler (50 ms a step) keeps the interrupted history prompt running long enough."""
-    with serve(dialect="local", step_delay=0.05) as emulator:
-        put_recorded_inputs(Path(emulator.input_dir))
-        yield emulator
+    emulator = module_emulators("local", step_delay=0.05)
+    put_recorded_inputs(Path(emulator.input_dir))
+    return emulator
 
 
 HISTORY = load("http/GET_history.json")["response"]["body"]

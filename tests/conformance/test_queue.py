@@ -5,14 +5,14 @@ websocket frames those produce."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
+from ..factories import Emulators
 from ._replay import SocketRecorder, finished, load, send, wait_history
 from .deviations import EXECUTION_SPEED, NUMBERS, PROMPT_IDS, SET_ORDER, TIMESTAMPS
 
@@ -22,9 +22,8 @@ NODE_DELAY = 0.25  # EXECUTION_SPEED: keeps the recorded 1024² blur prompts run
 
 
 @pytest.fixture
-def slow_server() -> Iterator[RunningEmulator]:
-    with serve(dialect="local", step_delay=0.01, node_delay=NODE_DELAY) as emulator:
-        yield emulator
+def slow_server(emulators: Emulators) -> RunningEmulator:
+    return emulators("local", step_delay=0.01, node_delay=NODE_DELAY)
 
 
 def _post(http: httpx.Client, step: dict[str, Any], client_id: str) -> dict[str, Any]:
@@ -58,6 +57,7 @@ def _events(messages: list[dict[str, Any]], ids: dict[str, str]) -> list[tuple[s
     return out
 
 
+@pytest.mark.slow
 def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> None:
     steps_file = load("queue/queue_delete_interrupt_steps.json")
     ws_file = load("queue/queue_delete_interrupt_ws.json")
@@ -131,6 +131,7 @@ def test_delete_pending_then_interrupt_running(slow_server: RunningEmulator) -> 
     assert _events(messages, labels) == _events(recorded_messages, recorded_labels)
 
 
+@pytest.mark.slow
 def test_front_and_number_priorities(slow_server: RunningEmulator) -> None:
     recorded = load("queue/queue_front_number_steps.json")
     steps = recorded["steps"]

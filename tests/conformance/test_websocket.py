@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 
+from ..factories import Emulators
 from ._replay import SocketRecorder, finished, load, shape
 from .deviations import CLIENT_IDS, EXECUTION_SPEED
 
@@ -21,10 +21,9 @@ RELIES_ON = (CLIENT_IDS, EXECUTION_SPEED)
 
 
 @pytest.fixture
-def slow_server() -> Iterator[RunningEmulator]:
+def slow_server(emulators: Emulators) -> RunningEmulator:
     # EXECUTION_SPEED: the recorded 1024² blurs took about a second per node.
-    with serve(dialect="local", step_delay=0.01, node_delay=0.3) as emulator:
-        yield emulator
+    return emulators("local", step_delay=0.01, node_delay=0.3)
 
 
 def _summary(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -62,6 +61,7 @@ def _post(http: httpx.Client, body: dict[str, Any], client_id: str) -> str:
     return prompt_id
 
 
+@pytest.mark.slow
 def test_reconnect_with_same_client_id_mid_run(slow_server: RunningEmulator) -> None:
     recorded = load("ws/ws_reconnect_same_clientId_mid_run.json")
     body = recorded["post"]["request"]["body"]

@@ -36,6 +36,8 @@ from websockets.exceptions import InvalidStatus
 from comfy_nb.emulator import RunningEmulator, serve
 from tests import fixture_paths
 
+from ..factories import Emulators
+
 SPEC_PATH = fixture_paths.CLOUD_SPEC
 RUNS = fixture_paths.RUNS
 ERRORS = fixture_paths.COMFYUI / "errors"
@@ -247,9 +249,8 @@ def first_image(client: httpx.Client, prompt_id: str, node: str = "3") -> dict[s
 
 
 @pytest.fixture
-def cloud() -> Iterator[RunningEmulator]:
-    with serve(dialect="cloud", step_delay=0.01) as emulator:
-        yield emulator
+def cloud(emulators: Emulators) -> RunningEmulator:
+    return emulators("cloud", step_delay=0.01)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ an execution_error that says so."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,12 +16,12 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflows import bundled
 
 from ..conformance._replay import SocketRecorder, finished, wait_history
+from ..factories import Emulators
 
 
 @pytest.fixture
-def server() -> Iterator[RunningEmulator]:
-    with serve(dialect="local", step_delay=0.0) as emulator:
-        yield emulator
+def server(emulators: Emulators) -> RunningEmulator:
+    return emulators("local", step_delay=0.0)
 
 
 def _txt2img(seed: int, text: str = "a lighthouse", steps: int = 3) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,14 +16,14 @@ import websockets
 from comfy_nb.emulator import RunningEmulator, serve
 
 from ..conformance._replay import SocketRecorder, finished, load, wait_history
+from ..factories import Emulators
 
 WORKFLOW = load("runs/empty_invert_save/post_prompt.json")["request"]["body"]["prompt"]
 
 
 @pytest.fixture
-def server() -> Iterator[RunningEmulator]:
-    with serve(dialect="local", step_delay=0.01) as emulator:
-        yield emulator
+def server(emulators: Emulators) -> RunningEmulator:
+    return emulators("local", step_delay=0.01)
 
 
 def _run(http: httpx.Client, client_id: str | None = None) -> str:

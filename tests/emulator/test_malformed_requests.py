@@ -21,7 +21,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
+
+from ..factories import Emulators
 
 SWEEP = settings(max_examples=120, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -30,9 +32,8 @@ RECORDED_CRASH = "500 Internal Server Error\n\nServer got itself in trouble"
 
 
 @pytest.fixture(scope="module", params=["local", "cloud"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
-    with serve(dialect=request.param, step_delay=0) as running:
-        yield running
+def server(request: pytest.FixtureRequest, module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(request.param, step_delay=0)
 
 
 @pytest.fixture(scope="module")

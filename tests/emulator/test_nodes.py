@@ -25,8 +25,6 @@ FIXTURES = fixture_paths.COMFYUI
 RUNS = FIXTURES / "runs"
 TEMP_NAME = re.compile(r"^ComfyUI_temp_[a-z]{5}_(\d{5})_\.(png|flac)$")
 
-assert RUNS.is_dir(), f"recorded fixtures not found at {RUNS}"
-
 
 # -- helpers -------------------------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ from typing import Any
 import comm
 import pytest
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 from comfy_nb.notebook import progress
 
+from ..factories import Emulators
 from .browser_support import CHROMIUM, CHROMIUM_ARGS, TIMEOUT, JupyterLab, jupyter_lab
 from .comms import FakeHandle, Message, RecordingComm
 
@@ -26,17 +27,15 @@ LAB_STEP_DELAY = 0.1  # seconds per sampler step: a 40-step job runs long enough
 
 
 @pytest.fixture(scope="module")
-def notebook_emulator() -> Iterator[RunningEmulator]:
+def notebook_emulator(module_emulators: Emulators) -> RunningEmulator:
     """A fast local-ComfyUI emulator for notebooks run by nbclient."""
-    with serve(step_delay=0.01) as emulator:
-        yield emulator
+    return module_emulators(step_delay=0.01)
 
 
 @pytest.fixture(scope="module")
-def lab_emulator() -> Iterator[RunningEmulator]:
+def lab_emulator(module_emulators: Emulators) -> RunningEmulator:
     """The emulator the JupyterLab kernels reach through ``COMFY_URL``."""
-    with serve(step_delay=LAB_STEP_DELAY) as emulator:
-        yield emulator
+    return module_emulators(step_delay=LAB_STEP_DELAY)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from comfy_nb.emulator import RunningEmulator
 
 from .nbrun import execute_notebook, notebook_problems, unfinished_panels
 
+pytestmark = pytest.mark.slow  # each test reads a notebook run in a kernel (seconds: `executed`)
+
 CELLS = [
     "%load_ext comfy_nb",
     "%%comfy_run out --file txt2img --set KSampler.seed=1\n# the bundled workflow",

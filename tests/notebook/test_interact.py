@@ -42,6 +42,7 @@ from comfy_nb.workflow._params import describe, input_specs
 from comfy_nb.workflows import bundled
 
 from ..cable import Cable
+from ..factories import Clients, Emulators
 from .browser_support import JupyterLab, open_notebook, poll, run_all_cells, stderr_outputs
 from .browser_support import write_notebook as write_lab_notebook
 from .comms import Message, most_in_one_second
@@ -54,15 +55,13 @@ RECORDED = recorded_object_info()
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.01) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.01)
 
 
 @pytest.fixture(scope="module")
-def client(emulator: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.connect(emulator.url) as connected:
-        yield connected
+def client(emulator: RunningEmulator, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(emulator)
 
 
 @pytest.fixture(autouse=True)
@@ -416,6 +415,7 @@ def test_a_new_run_cancels_the_one_in_flight(client: comfy_nb.Client, emulator: 
     assert [entry.job_id for entry in ui.history] == [result.prompt_id]  # no cancelled entry
 
 
+@pytest.mark.slow
 def test_auto_mode_runs_once_after_the_changes_settle(client: comfy_nb.Client,
                                                      emulator: RunningEmulator,
                                                      made: list[Interact]) -> None:
@@ -548,6 +548,7 @@ def test_close_cancels_the_run_in_flight(client: comfy_nb.Client,
 # -- the message budget --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_widget_messages_stay_within_10_a_second(client: comfy_nb.Client,
                                                  comms: list[Message],
                                                  made: list[Interact]) -> None:

@@ -37,6 +37,7 @@ from comfy_nb.client import (
 from comfy_nb.emulator import RunningEmulator, serve
 
 from ..both_clients import WAIT
+from ..factories import Emulators
 from ..wiretap import Wiretap
 from .nbrun import execute_notebook, notebook_problems
 from .test_notebooks import NOTEBOOK_DIR, NOTEBOOKS
@@ -52,6 +53,7 @@ logging.basicConfig(filename={log!r}, level=logging.DEBUG, force=True,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_canary_key_appears_nowhere(tmp_path: Path) -> None:
     workdir = tmp_path / "notebooks"
@@ -91,20 +93,18 @@ def run_and_download(client: comfy_nb.Client) -> None:
 
 
 @pytest.fixture
-def local_tap() -> Iterator[Wiretap]:
+def local_tap(emulators: Emulators) -> Iterator[Wiretap]:
     """A local-ComfyUI emulator behind a proxy that records what clients send it."""
-    with serve(step_delay=0.0) as local:
-        tap = Wiretap(local.url).start()
-        try:
-            yield tap
-        finally:
-            tap.close()
+    tap = Wiretap(emulators(step_delay=0.0).url).start()
+    try:
+        yield tap
+    finally:
+        tap.close()
 
 
 @pytest.fixture
-def cloud() -> Iterator[RunningEmulator]:
-    with serve(dialect="cloud", api_key=CANARY, step_delay=0.0) as running:
-        yield running
+def cloud(emulators: Emulators) -> RunningEmulator:
+    return emulators("cloud", api_key=CANARY, step_delay=0.0)
 
 
 def test_a_local_server_never_receives_the_key(local_tap: Wiretap, shell: InteractiveShell,

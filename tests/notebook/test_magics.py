@@ -23,15 +23,15 @@ from comfy_nb.notebook.magics import ComfyMagics
 from comfy_nb.notebook.progress import StaticNote
 from comfy_nb.workflows import bundled
 
+from ..factories import Emulators
 from .samples import FAILING
 
 TXT2IMG = json.dumps(bundled("txt2img"), indent=1)
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.02) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.02)
 
 
 @pytest.fixture
@@ -211,8 +211,32 @@ def test_stopping_the_kernel_cancels_the_job_on_the_server(shell: InteractiveShe
     assert client.queue() == []
 
 
+def test_stopping_the_kernel_while_the_panel_appears_cancels_the_job(
+        shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop button pressed between the submission and the wait (here while the progress
+    panel is made) cancels the job too: it must not run on unwatched."""
+    from comfy_nb.notebook import magics as magics_module
+
+    make = magics_module.make_panel
+
+    def interrupted_while_making(job: comfy_nb.Job, *args: Any, **kwargs: Any) -> Any:
+        assert wait_for(lambda: job.status is comfy_nb.JobStatus.RUNNING)
+        _thread.interrupt_main()  # lands here, in the main thread
+        return make(job, *args, **kwargs)
+
+    monkeypatch.setattr(magics_module, "make_panel", interrupted_while_making)
+    error = fails(shell, "%comfy_run txt2img --set steps=400 --set seed=229")
+    assert isinstance(error, KeyboardInterrupt)
+    job = magics(shell).jobs[-1]
+    client = magics(shell).session_client()
+    assert wait_for(lambda: client.job(job.id).status is comfy_nb.JobStatus.CANCELLED)
+    assert client.queue() == []
+
+
 def test_timeout_cancels_the_job(shell: InteractiveShell) -> None:
-    error = fails(shell, "%comfy_run txt2img --set steps=400 --timeout 0.5")
+    # a seed of its own: the emulator, as ComfyUI does, answers a prompt identical to the last
+    # one it finished from its cache at once (if a test before ran this one to the end)
+    error = fails(shell, "%comfy_run txt2img --set steps=400 --set seed=214 --timeout 0.5")
     assert isinstance(error, comfy_nb.JobTimeout)
     job = magics(shell).jobs[-1]
     assert wait_for(lambda: job.status is comfy_nb.JobStatus.CANCELLED)

@@ -35,6 +35,7 @@ def test_committed_without_outputs(path: Path) -> None:
     assert "widgets" not in nb.metadata, f"{path.name}: saved widget state"
 
 
+@pytest.mark.slow
 @each_notebook
 @pytest.mark.parametrize("progress", ["auto", "widget"])
 @pytest.mark.timeout(600)

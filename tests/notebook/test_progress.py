@@ -18,7 +18,6 @@ import pytest
 
 import comfy_nb
 from comfy_nb import RetryPolicy
-from comfy_nb.emulator import serve
 from comfy_nb.job import JobProgress
 from comfy_nb.notebook import progress
 from comfy_nb.notebook.progress import (
@@ -38,16 +37,17 @@ from comfy_nb.notebook.progress import (
 )
 from comfy_nb.workflows import bundled
 
+from ..factories import Clients, Emulators
 from .comms import FakeHandle, Message, most_in_one_second, update_times
 from .samples import FAILING
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[comfy_nb.Client]:
-    with serve(step_delay=0.002) as emulator, comfy_nb.connect(emulator.url) as connected:
-        yield connected
+def client(module_emulators: Emulators, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(module_emulators(step_delay=0.002))
 
 
+@pytest.mark.slow
 def test_a_1000_step_job_stays_within_10_widget_messages_a_second(
         client: comfy_nb.Client, comms: list[Message], handles: list[FakeHandle]) -> None:
     job = client.submit(bundled("txt2img"), overrides={"KSampler.steps": 1000})

@@ -8,13 +8,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
+
+from ..factories import Emulators
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -25,15 +26,15 @@ def python_snippets() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.001) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.001)
 
 
 def test_there_are_python_snippets() -> None:
     assert len(python_snippets()) >= 4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_python_snippet_runs_as_written(emulator: RunningEmulator, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch,

@@ -33,6 +33,7 @@ from comfy_nb.notebook.sweep_view import (
 from comfy_nb.sweep import parse_sweep_values
 from comfy_nb.workflows import bundled
 
+from ..factories import Clients, Emulators
 from .comms import FakeHandle, Message, most_in_one_second, update_times
 
 WAIT = 60.0
@@ -55,15 +56,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0.002) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0.002)
 
 
 @pytest.fixture(scope="module")
-def client(emulator: RunningEmulator) -> Iterator[comfy_nb.Client]:
-    with comfy_nb.connect(emulator.url) as connected:
-        yield connected
+def client(emulator: RunningEmulator, module_clients: Clients) -> comfy_nb.Client:
+    return module_clients.connect(emulator)
 
 
 def thumbnails(markup: str) -> list[Image.Image]:
@@ -75,6 +74,7 @@ def thumbnails(markup: str) -> list[Image.Image]:
 # -- the summary panel ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_sweep_panel_stays_within_10_widget_messages_a_second(
         comms: list[Message], handles: list[FakeHandle]) -> None:
     # 5 jobs at once, each sending a progress event and a preview per step
@@ -217,6 +217,7 @@ def test_zip_cells_wrap_with_their_values_as_captions(client: comfy_nb.Client) -
     assert "seed=3 · cfg=6.0" in render_sweep(done)["text/html"]
 
 
+@pytest.mark.slow
 def test_fifty_jobs_stay_readable(client: comfy_nb.Client) -> None:
     done = comfy_nb.sweep(txt2img(1), seed=list(range(6)), cfg=[3.0 + i for i in range(9)],
                           client=client, concurrency=4, timeout=WAIT)

@@ -21,13 +21,14 @@ from comfy_nb.workflow._check import Problem, WorkflowInvalid, check_workflow, v
 from tests import fixture_paths
 
 FIXTURES = fixture_paths.COMFYUI
-ERROR_CASES = sorted((FIXTURES / "errors").glob("POST_prompt_*.json"))
+ERROR_CASES = fixture_paths.listing(FIXTURES / "errors", "POST_prompt_*.json")
 # the cases the server answered with an error body (the others crashed it: a 500, no message)
-ANSWERED_CASES = [path for path in ERROR_CASES
-                  if json.loads(path.read_text(encoding="utf-8"))["response"]["status"] == 400
-                  and isinstance(json.loads(path.read_text(encoding="utf-8"))["response"]
-                                 .get("body"), dict)]
-RUNS = sorted(path for path in (FIXTURES / "runs").iterdir() if path.is_dir())
+ANSWERED_CASES = fixture_paths.listing(
+    FIXTURES / "errors", "POST_prompt_*.json",
+    where=lambda path: (json.loads(path.read_text(encoding="utf-8"))["response"]["status"] == 400
+                        and isinstance(json.loads(path.read_text(encoding="utf-8"))["response"]
+                                       .get("body"), dict)))
+RUNS = fixture_paths.listing(FIXTURES / "runs", where=Path.is_dir)
 FILE_INPUTS = {"LoadImage": "image", "LoadImageMask": "image", "LoadAudio": "audio",
                "LoadVideo": "file"}
 

@@ -23,7 +23,7 @@ from tests import fixture_paths
 
 FIXTURES = fixture_paths.ROOT
 PAIRS_DIR = FIXTURES / "ui2api"
-PAIRS = sorted(p.name for p in PAIRS_DIR.iterdir() if p.is_dir()) if PAIRS_DIR.is_dir() else []
+PAIRS = [p.name for p in fixture_paths.listing(PAIRS_DIR, where=Path.is_dir)]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from tests import fixture_paths
 from tests.workflow.test_convert import KS_VALUES, checkpoint, ksampler, link, node, workflow
 
 PAIRS_DIR = fixture_paths.UI2API_FE158
-PAIRS = sorted(p.name for p in PAIRS_DIR.iterdir() if p.is_dir()) if PAIRS_DIR.is_dir() else []
+PAIRS = [p.name for p in fixture_paths.listing(PAIRS_DIR, where=lambda p: p.is_dir())]
 
 
 @pytest.fixture(scope="module")

@@ -628,6 +628,7 @@ _sources = (_json | _nodes | _ui | st.builds(lambda n: {"prompt": n}, _nodes)
             | (_json | _nodes).map(json.dumps) | _pngs | _webps | st.binary(max_size=30))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_sources)
 def test_load_only_raises_workflow_error(source: Any) -> None:

@@ -23,12 +23,14 @@ from PIL.PngImagePlugin import PngInfo
 import comfy_nb
 from comfy_nb import ComfyError
 from comfy_nb.cli import main
-from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.emulator import RunningEmulator
 from comfy_nb.sweep import parse_sweep_values
 from comfy_nb.workflow import ParameterError, Workflow, WorkflowError
 from comfy_nb.workflow._params import parse_assignments
 from comfy_nb.workflow._values import MAX_DEPTH, parse_value, problem
 from comfy_nb.workflows import bundled
+
+from ..factories import Emulators
 
 
 def nested(depth: int) -> list[Any]:
@@ -207,9 +209,8 @@ def test_cli_refuses_an_empty_or_null_workflow(workflow: str, tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    with serve(step_delay=0) as running:
-        yield running
+def emulator(module_emulators: Emulators) -> RunningEmulator:
+    return module_emulators(step_delay=0)
 
 
 def nothing_reached(emulator: RunningEmulator) -> bool:
