@@ -29,17 +29,17 @@ _LAZY: dict[str, str] = {
     "ResultCache": ".cache",
     "AsyncJob": ".job", "Job": ".job", "JobProgress": ".job",
     **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "record", "replay"),
-                    ".replay"),
+                    ".recordings"),
     "OutputFile": ".result", "Result": ".result",
     **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "asweep", "sweep"), ".sweep"),
     "Workflow": ".workflow",
 }
-_SUBMODULES = {"cache", "errors", "events"}  # public modules, loaded on first use too
-# functions named like the module that defines them: the function keeps the package's name
-_SHADOWED = {"replay", "sweep"}
+_SUBMODULES = {"cache", "errors", "events", "recordings"}  # public modules, loaded on first use too
+# a function named like the module that defines it: the function keeps the package's name
+_SHADOWED = {"sweep"}
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from . import cache, errors, events
+    from . import cache, errors, events, recordings
     from .cache import ResultCache
     from .client import AsyncClient, Client, JobStatus, connect
     from .client._backoff import RetryPolicy
@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     )
     from .job import AsyncJob, Job, JobProgress
     from .notebook.interact import Interact
-    from .replay import AsyncReplayClient, Recording, ReplayClient, record, replay
+    from .recordings import AsyncReplayClient, Recording, ReplayClient, record, replay
     from .result import OutputFile, Result
     from .sweep import AsyncSweep, Sweep, SweepItem, asweep, sweep
     from .workflow import Workflow
@@ -98,8 +98,8 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """The package's module type: importing ``comfy_nb.replay`` (or ``.sweep``) as a module
-    must not replace the function of that name the package exports."""
+    """The package's module type: importing ``comfy_nb.sweep`` as a module must not replace the
+    function of that name the package exports."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SHADOWED and isinstance(value, types.ModuleType):
@@ -187,6 +187,7 @@ __all__ = [
     "events",
     "interact",
     "record",
+    "recordings",
     "replay",
     "sweep",
 ]

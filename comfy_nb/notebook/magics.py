@@ -143,7 +143,7 @@ class ComfyMagics(Magics):
         self.client: Client | None = None
         self._clients: dict[str, Client] = {}  # other servers named by --url
         self.jobs: list[Job] = []
-        self.recording: Any = None  # a comfy_nb.replay.Recording while %comfy record runs
+        self.recording: Any = None  # a comfy_nb.recordings.Recording while %comfy record runs
         self._apply_display_settings()
         ComfyError.short_tracebacks = self.short_errors
 
@@ -535,7 +535,7 @@ class ComfyMagics(Magics):
         self.connect(target, api_key=api_key)
 
     def _comfy_record(self, args: Any) -> None:
-        from ..replay import record
+        from ..recordings import record
 
         if len(args.values) > 1:
             raise UsageError("%comfy record [PATH] (or %comfy record --stop)")
@@ -554,7 +554,7 @@ class ComfyMagics(Magics):
                          f"%comfy replay {path})", "comfy-nb-banner"))
 
     def _comfy_replay(self, args: Any) -> None:
-        from ..replay import ReplayError, replay
+        from ..recordings import ReplayError, replay
 
         if len(args.values) > 1:
             raise UsageError("%comfy replay [PATH]")
@@ -697,7 +697,7 @@ def _check_flags(args: Any) -> None:
 
 
 def _is_replay(client: Client) -> bool:
-    from ..replay import ReplayClient
+    from ..recordings import ReplayClient
 
     return isinstance(client, ReplayClient)
 

@@ -503,7 +503,7 @@ def test_sweep_from_a_cell(shell: InteractiveShell) -> None:
 
 def test_record_then_replay_with_no_server(shell: InteractiveShell, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from comfy_nb.replay import ReplayMismatch
+    from comfy_nb.recordings import ReplayMismatch
 
     run(shell, "%comfy record rec")
     first = run(shell, "%comfy_run txt2img --set steps=2 --seed 5")
@@ -635,7 +635,7 @@ def record_one_run(ip: InteractiveShell, path: Path) -> None:
 @pytest.mark.parametrize("damage", ["delete", "overwrite"])
 def test_a_damaged_recording_fails_the_cell(shell: InteractiveShell, tmp_path: Path,
                                             damage: str) -> None:
-    from comfy_nb.replay import ReplayError
+    from comfy_nb.recordings import ReplayError
 
     record_one_run(shell, tmp_path / "rec")
     (png,) = (tmp_path / "rec").glob("01-*/outputs/node9-1.png")
