@@ -8,7 +8,7 @@ import re
 
 import comfy_nb
 from comfy_nb import errors, events
-from comfy_nb.client._events import decode
+from comfy_nb.client._frames import decode
 
 
 def drawn_tree() -> dict[str, str | None]:

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from comfy_nb.client._events import EventSocket, WebSocketRefused, decode
+from comfy_nb.client._events import EventSocket, WebSocketRefused
+from comfy_nb.client._frames import decode
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.errors import TransportError
 from comfy_nb.events import (
