@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReplayError
-from ..result import OutputFile, Result
+from ..result import FileSource, OutputFile, Result
 from ._layout import (
     FORMAT,
     INDEX,
@@ -40,8 +40,13 @@ class ReplayedResult(Result):
     where it was recorded, and every rendering of it says so too."""
 
     def __init__(self, prompt_id: str, outputs: dict[str, Any], *,
-                 replayed_from: ReplayedFrom, **options: Any) -> None:
-        super().__init__(prompt_id, outputs, **options)
+                 replayed_from: ReplayedFrom, source: FileSource | None,
+                 workflow: dict[str, Any] | None = None, cache_dir: Path | None = None,
+                 status: str = "succeeded", server: str | None = None,
+                 provenance: dict[str, Any] | None = None) -> None:
+        super().__init__(prompt_id, outputs, source=source, workflow=workflow,
+                         cache_dir=cache_dir, status=status, server=server,
+                         provenance=provenance)
         #: the recording's date and server (``result.replayed_from.label`` for a caption)
         self.replayed_from = replayed_from
 

@@ -17,6 +17,7 @@ from PIL import Image
 import comfy_nb
 from comfy_nb import AsyncClient, AsyncReplayClient, Client, ReplayClient, ReplayError
 from comfy_nb.emulator import serve
+from comfy_nb.recordings import ReplayedResult
 from comfy_nb.workflows import bundled
 
 #: AsyncClient methods whose twin has another name (the sync client connects when it is made)
@@ -69,9 +70,9 @@ def test_known_options_are_named_not_swallowed() -> None:
                         if parameter.kind is inspect.Parameter.VAR_KEYWORD]
             assert variadic == (["params"] if name in ("submit", "run", "cached_result")
                                 else []), name
-    for function in (comfy_nb.connect, Client, AsyncClient):
+    for function in (comfy_nb.connect, Client, AsyncClient, ReplayedResult, comfy_nb.Result):
         assert all(parameter.kind is not inspect.Parameter.VAR_KEYWORD
-                   for parameter in inspect.signature(function).parameters.values())
+                   for parameter in inspect.signature(function).parameters.values()), function
 
 
 # -- the replaying clients ----------------------------------------------------------------------
