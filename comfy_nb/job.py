@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._loop import INTERRUPT_CHECK, LoopThread
-from .client._dialects import JobSnapshot, JobStatus
-from .client._host import JobHost
+from .client._host import JobHost, JobSnapshot, JobStatus
 from .errors import (
     AuthenticationError,
     ComfyError,

@@ -240,3 +240,19 @@ def test_the_workflow_layer_reads_no_emulator_file() -> None:
     offenders = [str(path.relative_to(PACKAGE)) for path in (PACKAGE / "workflow").rglob("*.py")
                  if '"emulator"' in path.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+def test_a_job_knows_its_host_not_the_client() -> None:
+    """An AsyncJob asks the :class:`~comfy_nb.client._host.JobHost` protocol and nothing else of
+    the client: ``job.py`` imports only ``client._host`` from the client package (not even for
+    type checking), and loading it loads neither the client, its connection nor its run
+    pipeline. The client imports the job, never the other way round: no cycle."""
+    from_client = {name for _, name in _imported_names(PACKAGE / "job.py")
+                   if name.startswith("comfy_nb.client")}
+    assert {".".join(name.split(".")[:3]) for name in from_client} == {"comfy_nb.client._host"}
+    loaded = json.loads(_fresh(
+        "import json, sys\n"
+        "import comfy_nb.job\n"
+        "print(json.dumps(sorted(sys.modules)))\n"))
+    assert [name for name in loaded if name.startswith("comfy_nb.client.")] == [
+        "comfy_nb.client._dialects", "comfy_nb.client._host"]

@@ -4,19 +4,22 @@ An :class:`~comfy_nb.job.AsyncJob` is a state machine fed by events; to confirm 
 its reads out, end it and hand over its Result it asks its host, and nothing else. A live client's
 run pipeline hosts the jobs it submits (their state read from the server, their Results cached);
 a replaying client hosts the jobs of a recording (ended before they are handed out, their Results
-read from files). This module only draws the line: it imports neither side.
+read from files). This module only draws the line: it imports neither side, and hands the job
+the words of that interface (:class:`JobSnapshot`, :class:`JobStatus`, defined with the dialects
+that produce them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._dialects import JobSnapshot, JobStatus
+
 if TYPE_CHECKING:
     from ..job import AsyncJob
     from ..result import Result
-    from ._dialects import JobSnapshot
 
-__all__ = ["JobHost"]
+__all__ = ["JobHost", "JobSnapshot", "JobStatus"]
 
 
 class JobHost(Protocol):

@@ -244,7 +244,7 @@ class Transport:
                       ok_statuses: Collection[int] = ()) -> HttpResponse:
         """Send one API request and read the whole answer.
 
-        Raises a :class:`~comfy_nb.client._errors.RequestError` subclass for a status >= 400
+        Raises a :class:`~comfy_nb.errors.RequestError` subclass for a status >= 400
         not in ``ok_statuses`` and :class:`TransportError` when the server cannot be reached;
         3xx answers are returned as they are. Idempotent methods are retried on network
         failures and 500/502/503/504, other methods only with ``retry_unsafe=True`` (when the
