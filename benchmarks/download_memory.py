@@ -147,7 +147,9 @@ def main() -> None:
                 out.mkdir()
                 answer = subprocess.run(
                     [sys.executable, __file__, "--measure", method, "--url", url, "--out",
-                     str(out)], capture_output=True, text=True, check=True)
+                     str(out)], capture_output=True, text=True)
+                if answer.returncode != 0:
+                    raise SystemExit(f"measuring {method!r} failed:\n{answer.stderr.strip()}")
                 rows[method] = json.loads(answer.stdout.strip().splitlines()[-1])
         finally:
             process.terminate()

@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     "OutputFile": ".result", "Result": ".result",
     **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "asweep", "sweep"), ".sweep"),
     "Workflow": ".workflow",
+    "WorkflowFunction": ".workflow_function", "use": ".workflow_function",
 }
 _SUBMODULES = {"cache", "errors", "events", "recordings"}  # public modules, loaded on first use too
 # a function named like the module that defines it: the function keeps the package's name
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .result import OutputFile, Result
     from .sweep import AsyncSweep, Sweep, SweepItem, asweep, sweep
     from .workflow import Workflow
+    from .workflow_function import WorkflowFunction, use
 
 
 def __getattr__(name: str) -> Any:
@@ -178,6 +180,7 @@ __all__ = [
     "ValidationError",
     "Workflow",
     "WorkflowError",
+    "WorkflowFunction",
     "WorkflowInvalid",
     "__version__",
     "asweep",
@@ -190,4 +193,5 @@ __all__ = [
     "recordings",
     "replay",
     "sweep",
+    "use",
 ]

@@ -42,6 +42,7 @@ from .job import AsyncJob, Job
 from .result import Result, shown_path
 from .workflow._params import SEED_INPUTS, resolve
 from .workflow._values import parse_value
+from .workflow_function import sweep_arguments
 
 if TYPE_CHECKING:
     from .client._client import AsyncClient, Client
@@ -795,6 +796,8 @@ async def asweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = Non
                  max_jobs: int | None = MAX_JOBS, **named: Sequence[Any]) -> AsyncSweep:
     """:func:`sweep` for an :class:`~comfy_nb.AsyncClient` (``client`` is required). Cancelling
     the awaiting task cancels the sweep's jobs on the server."""
+    workflow, values, named, overrides, client = sweep_arguments(workflow, values, named,
+                                                                 overrides, client)
     axes = _axes(values, named, mode, max_jobs)  # before connecting
     await client.open()
     core = AsyncSweep(client, workflow, axes, mode,
@@ -849,6 +852,8 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     full-size files are saved (``save``, default the notebook's ``output_dir``) and the panel
     becomes the labelled grid. ``wait=False`` returns at once (the sweep runs on).
     """
+    workflow, values, named, overrides, client = sweep_arguments(workflow, values, named,
+                                                                 overrides, client)
     axes = _axes(values, named, mode, max_jobs)
     client = client if client is not None else _default_client()
     async_client = client.async_client
