@@ -4,9 +4,10 @@ An :class:`~comfy_nb.job.AsyncJob` is a state machine fed by events; to confirm 
 its reads out, end it and hand over its Result it asks its host, and nothing else. A live client's
 run pipeline hosts the jobs it submits (their state read from the server, their Results cached);
 a replaying client hosts the jobs of a recording (ended before they are handed out, their Results
-read from files). This module only draws the line: it imports neither side, and hands the job
-the words of that interface (:class:`JobSnapshot`, :class:`JobStatus`, defined with the dialects
-that produce them).
+read from files). This module draws the line, and hands the job the words of that interface
+(:class:`JobSnapshot`, :class:`JobStatus`, defined with the dialects that produce them).
+
+Must not: import either side (the job, the client, its connection or run pipeline, recordings).
 """
 
 from __future__ import annotations
