@@ -7,8 +7,6 @@ The embedded emulator lives in :mod:`comfy_nb.emulator`.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 # Public names are loaded on first use (PEP 562), so ``import comfy_nb`` costs next to nothing and
@@ -17,34 +15,33 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     # name -> the module that defines it
     **dict.fromkeys(
-        ("AsyncClient", "AuthenticationError", "Client", "ComfyError", "DownloadTimeout",
-         "ExecutionFailed", "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobStatus",
-         "JobTimeout", "NodeError", "NotFoundError", "PaymentRequiredError", "RateLimitError",
-         "RequestError", "ServerError", "SubmissionUncertain", "TransportError",
-         "UnexpectedContent", "ValidationError", "connect"),
-        ".client"),
+        ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
+         "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NodeError",
+         "NotFoundError", "ParameterError", "PaymentRequiredError", "RateLimitError",
+         "ReplayError", "ReplayMismatch", "RequestError", "ServerError", "SubmissionUncertain",
+         "SweepTimeout", "TransportError", "UnexpectedContent", "ValidationError",
+         "WorkflowError", "WorkflowInvalid"),
+        ".errors"),
+    **dict.fromkeys(("AsyncClient", "Client", "JobStatus", "connect"), ".client"),
+    "RetryPolicy": ".client._backoff",
     "ResultCache": ".cache",
-    "AsyncJob": ".job", "Job": ".job",
-    **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "ReplayError",
-                     "ReplayMismatch", "record", "replay"), ".replay"),
+    "AsyncJob": ".job", "Job": ".job", "JobProgress": ".job",
+    **dict.fromkeys(("AsyncReplayClient", "Recording", "ReplayClient", "record", "replay"),
+                    ".recordings"),
     "OutputFile": ".result", "Result": ".result",
-    **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "SweepTimeout", "asweep", "sweep"),
-                    ".sweeps"),
-    "ParameterError": ".workflow", "Workflow": ".workflow", "WorkflowError": ".workflow",
-    "WorkflowInvalid": ".workflow._errors",
+    **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "asweep", "sweep"), ".sweeps"),
+    "Workflow": ".workflow",
     "WorkflowFunction": ".workflow_function", "use": ".workflow_function",
 }
-_SUBMODULES = {"cache", "sweeps"}  # public modules, loaded on first use too
-# functions named like the module that defines them: the function keeps the package's name
-_SHADOWED = {"replay"}
+_SUBMODULES = {"cache", "errors", "events", "recordings", "sweeps"}  # loaded on first use too
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from . import cache, sweeps
+    from . import cache, errors, events, recordings, sweeps
     from .cache import ResultCache
-    from .client import (
-        AsyncClient,
+    from .client import AsyncClient, Client, JobStatus, connect
+    from .client._backoff import RetryPolicy
+    from .errors import (
         AuthenticationError,
-        Client,
         ComfyError,
         DownloadTimeout,
         ExecutionFailed,
@@ -52,35 +49,30 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         InvalidURL,
         JobCancelled,
         JobLost,
-        JobStatus,
         JobTimeout,
         NodeError,
         NotFoundError,
+        ParameterError,
         PaymentRequiredError,
         RateLimitError,
+        ReplayError,
+        ReplayMismatch,
         RequestError,
         ServerError,
         SubmissionUncertain,
+        SweepTimeout,
         TransportError,
         UnexpectedContent,
         ValidationError,
-        connect,
+        WorkflowError,
+        WorkflowInvalid,
     )
-    from .job import AsyncJob, Job
+    from .job import AsyncJob, Job, JobProgress
     from .notebook.interact import Interact
-    from .replay import (
-        AsyncReplayClient,
-        Recording,
-        ReplayClient,
-        ReplayError,
-        ReplayMismatch,
-        record,
-        replay,
-    )
+    from .recordings import AsyncReplayClient, Recording, ReplayClient, record, replay
     from .result import OutputFile, Result
-    from .sweeps import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
-    from .workflow import ParameterError, Workflow, WorkflowError
-    from .workflow._errors import WorkflowInvalid
+    from .sweeps import AsyncSweep, Sweep, SweepItem, asweep, sweep
+    from .workflow import Workflow
     from .workflow_function import WorkflowFunction, use
 
 
@@ -90,7 +82,9 @@ def __getattr__(name: str) -> Any:
     elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     elif name == "__version__":
-        value = _version()
+        from ._version import package_version
+
+        value = package_version()
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # the next look-up does not come here
@@ -99,28 +93,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "0.0.0"
-
-
-class _Package(types.ModuleType):
-    """The package's module type: importing ``comfy_nb.replay`` as a module must not replace
-    the function of that name the package exports."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return  # the module stays in sys.modules; the package's name keeps the function
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def load_ipython_extension(shell: Any) -> None:
@@ -164,6 +136,7 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobLost",
+    "JobProgress",
     "JobStatus",
     "JobTimeout",
     "NodeError",
@@ -179,6 +152,7 @@ __all__ = [
     "RequestError",
     "Result",
     "ResultCache",
+    "RetryPolicy",
     "ServerError",
     "SubmissionUncertain",
     "Sweep",
@@ -195,8 +169,11 @@ __all__ = [
     "asweep",
     "cache",
     "connect",
+    "errors",
+    "events",
     "interact",
     "record",
+    "recordings",
     "replay",
     "sweep",
     "sweeps",

@@ -7,28 +7,17 @@ are hashed from. Must not: touch the disk, or ever put a credential into a key.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FORMAT", "cache_key", "canonical_json", "package_version", "server_identity",
-           "without_signed_urls"]
+from ._version import package_version
+
+__all__ = ["FORMAT", "cache_key", "canonical_json", "server_identity", "without_signed_urls"]
 
 FORMAT = 1  # of entry.json and of the key; a new format never reads old entries
-
-
-@functools.lru_cache(maxsize=1)
-def package_version() -> str:
-    """comfy_nb's version (read once: the package metadata is parsed on every look-up)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def server_identity(url: str, dialect: str,

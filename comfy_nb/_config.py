@@ -23,7 +23,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from ._secret import Secret
-from .client._errors import InvalidURL
+from .errors import InvalidURL
 
 CLOUD_URL = "https://cloud.comfy.org"
 LOCAL_URL = "http://127.0.0.1:8188"

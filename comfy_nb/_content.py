@@ -194,7 +194,7 @@ def check(filename: str, kind: str, head: bytes) -> None:
     found = problem(filename, kind, head[:HEAD_BYTES])
     if found is not None:
         # imported here: the result layer is loaded before the client package
-        from .client._errors import UnexpectedContent
+        from .errors import UnexpectedContent
 
         raise UnexpectedContent(filename, *found)
 

@@ -48,11 +48,11 @@ from ._cache_keys import (
     FORMAT,
     cache_key,
     canonical_json,
-    package_version,
     server_identity,
     without_signed_urls,
 )
 from ._naming import file_key
+from ._version import package_version
 from .result import (
     FileSource,
     OutputFile,
@@ -74,9 +74,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("comfy_nb")
-
-# recordings strip signed URLs from what they store the same way (comfy_nb.replay imports it)
-_without_signed_urls = without_signed_urls
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 ENABLE_VARIABLE = "COMFY_NB_CACHE"

@@ -179,7 +179,7 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     from .client import ComfyError, JobTimeout
     from .notebook.backends import JOB, progress_backend
 
-    if client.async_client._emulator is not None:
+    if client.emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
     # the status line's class is imported before submitting: a stop that lands after the job
     # was queued then lands in the wait below, which cancels the job

@@ -6,7 +6,9 @@ a dropped socket never loses a result. No job is followed for ever: it is lost w
 forgets it, when the server refuses to show it (401/403: at once, with an
 :class:`AuthenticationError`), or when its state cannot be read for :data:`UNREACHABLE_AFTER`
 seconds (the server unreachable, or answering errors); failed reads are repeated less and less
-often. This module never speaks HTTP itself: it asks its client.
+often. This module never speaks HTTP itself: it asks its host (:class:`~comfy_nb.client._host.
+JobHost`: the run pipeline of a live client, or a replaying client), and knows nothing else of
+the client.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ._loop import INTERRUPT_CHECK, LoopThread
-from .client._dialects import JobSnapshot, JobStatus
-from .client._errors import (
+from ._naming import stated_title
+from .client._host import JobHost, JobSnapshot, JobStatus
+from .errors import (
     AuthenticationError,
     ComfyError,
     ExecutionFailed,
@@ -35,7 +38,7 @@ from .client._errors import (
     ServerError,
     TransportError,
 )
-from .client._events import (
+from .events import (
     Cached,
     Event,
     Failed,
@@ -50,9 +53,6 @@ from .client._events import (
     Succeeded,
 )
 from .result import Result
-
-if TYPE_CHECKING:
-    from .client._client import AsyncClient
 
 log = logging.getLogger("comfy_nb")
 
@@ -88,24 +88,18 @@ OUTCOME_GRACE = 1.0  # seconds an announced outcome waits for its Finished befor
 SOCKET_CHECK = 0.5  # seconds between looks at the websocket while waiting for the next poll
 
 
-def _title(workflow: dict[str, Any] | None, node_id: str) -> str | None:
-    node = workflow.get(node_id) if isinstance(workflow, dict) else None
-    meta = node.get("_meta") if isinstance(node, dict) else None
-    title = meta.get("title") if isinstance(meta, dict) else None
-    return title if isinstance(title, str) else None
-
-
 class AsyncJob:
     """One job on the server. Created by :meth:`AsyncClient.submit`; await :meth:`wait`.
+    ``host`` is whoever serves it (see :class:`~comfy_nb.client._host.JobHost`).
 
     ``unreachable_after`` (default :data:`UNREACHABLE_AFTER`) is how many seconds the job's
     state may stay unreadable before the job counts as lost: the server unreachable (while its
     websocket is down too), or answering its job endpoints with errors; ``math.inf`` follows it
     for ever."""
 
-    def __init__(self, client: AsyncClient, prompt_id: str,
+    def __init__(self, host: JobHost, prompt_id: str,
                  workflow: dict[str, Any] | None) -> None:
-        self._client = client
+        self._host = host
         self.id = prompt_id
         self.workflow = workflow
         self.number: float | None = None
@@ -141,7 +135,7 @@ class AsyncJob:
         self._watcher: asyncio.Future[None] | None = None
         self._stopped = False  # stop_watching was called: the client closed
         self._previews = 0
-        self._state_lock = threading.Lock()  # feed/_finish (loop thread) vs progress() readers
+        self._state_lock = threading.Lock()  # feed/finish (loop thread) vs progress() readers
 
     @property
     def prompt_id(self) -> str:
@@ -226,7 +220,7 @@ class AsyncJob:
                 error=self.error, unreachable_for=self.unreachable_for, lost=self._lost)
 
     def feed(self, event: Event) -> None:
-        """Take one websocket event of this job (called by the client)."""
+        """Take one websocket event of this job (called by its host)."""
         if self.done:
             return
         with self._state_lock:
@@ -236,7 +230,7 @@ class AsyncJob:
             # a local ComfyUI writes the history after announcing the outcome, just before
             # Finished: read it then (a read in between finds nothing and costs round trips)
             self._awaiting_finish = (not isinstance(event, Finished)
-                                     and self._client.dialect == "local")
+                                     and self._host.finished_follows_outcome)
             self._wake.set()
         self._publish(event)
 
@@ -302,7 +296,7 @@ class AsyncJob:
 
     def removed_from_queue(self) -> None:
         """The client deleted this job from the queue: if the server forgets it, it was
-        cancelled, not lost (the client calls this)."""
+        cancelled, not lost (its host calls this)."""
         self._cancel_requested = True
         self._awaiting_finish = False
         self._wake.set()
@@ -311,7 +305,7 @@ class AsyncJob:
 
     async def refresh(self) -> JobSnapshot:
         """Read the job's state from the server (the authority) and apply it."""
-        snapshot = await self._client._snapshot(self.id)
+        snapshot = await self._host.snapshot(self.id)
         if snapshot.status is JobStatus.UNKNOWN and self._cancel_requested:
             # removed from the queue by us: a local server keeps no record of it
             snapshot = JobSnapshot(JobStatus.CANCELLED)
@@ -324,10 +318,15 @@ class AsyncJob:
         if snapshot.status is JobStatus.RUNNING:
             self._set_running()
         if snapshot.status.terminal:
-            self._finish(snapshot)
+            self.finish(snapshot)
         return snapshot
 
-    def _finish(self, snapshot: JobSnapshot) -> None:
+    def finish(self, snapshot: JobSnapshot, result: Result | None = None) -> None:
+        """End the job as ``snapshot`` says (a terminal status). Its Result is ``result`` when
+        given, else made by its host from the snapshot's outputs. The job calls this when the
+        server reports the end; a host calls it for a job that ended before it was handed out
+        (a run served by the result cache, or replayed). A job ends once: later calls change
+        nothing."""
         if self.done:
             return
         with self._state_lock:
@@ -339,10 +338,13 @@ class AsyncJob:
                     prompt_id=self.id, node_id="", node_type="", exception_type="",
                     exception_message="the job failed (the server gave no details)")
                 if self.error.node_title is None:
-                    self.error.node_title = _title(self.workflow, self.error.node_id)
-        workflow = snapshot.workflow or self.workflow
-        self._result = self._client._result(self, snapshot.outputs, workflow,
+                    self.error.node_title = stated_title(
+                        (self.workflow or {}).get(self.error.node_id))
+        if result is None:
+            result = self._host.make_result(self, snapshot.outputs,
+                                            snapshot.workflow or self.workflow,
                                             self.status.value)
+        self._result = result
         for inbox in self._subscribers:
             inbox.put_nowait(_END)
 
@@ -356,7 +358,7 @@ class AsyncJob:
         return self._result
 
     def start_watching(self) -> None:
-        """Follow the job in the background until it ends (the client calls this)."""
+        """Follow the job in the background until it ends (its host calls this)."""
         if self._watcher is None:
             self._watcher = asyncio.ensure_future(self._watch())
 
@@ -382,7 +384,7 @@ class AsyncJob:
             # a read the closing client cut short ("this client is closed"): the watch is over
         finally:
             if self.done or self._lost:
-                self._client._forget(self)
+                self._host.forget(self)
 
     async def _pause(self) -> None:
         """Wait until woken or the next poll is due. A websocket that goes down meanwhile
@@ -403,11 +405,11 @@ class AsyncJob:
                 deadline = min(deadline, time.monotonic() + OUTCOME_GRACE)
 
     def _next_poll(self) -> float:
-        """Seconds until the next read: the client's interval, but never past the moment an
+        """Seconds until the next read: the host's interval, but never past the moment an
         unreachable server would make the job lost."""
-        interval = self._client._poll_interval(self._hint_done and not self._awaiting_finish,
-                                               unsure=self._unknown > 0,
-                                               failures=self._failures)
+        interval = self._host.poll_delay(
+            completion_hinted=self._hint_done and not self._awaiting_finish,
+            unsure=self._unknown > 0, failures=self._failures)
         if self._awaiting_finish:  # its Finished has not come yet: see _pause
             interval = min(interval, OUTCOME_GRACE)
         if self._unreachable_since is None:
@@ -429,7 +431,7 @@ class AsyncJob:
             await asyncio.wait_for(self.refresh(), max(limit, 0.0))
         except asyncio.TimeoutError:  # cut short: the last failure, if any, still says why
             self._read_failed(started, self._last_failure or TransportError(
-                f"no answer from {self._client.url} within {limit:g} s"), unreachable=True)
+                f"no answer from {self._host.url} within {limit:g} s"), unreachable=True)
         except ComfyError as exc:
             if isinstance(exc, RequestError) and exc.status in REFUSED_STATUSES:
                 self._refuse(exc)
@@ -473,8 +475,7 @@ class AsyncJob:
         self._lose()
 
     def _websocket_connected(self) -> bool:
-        socket = self._client._socket
-        return socket is not None and socket.connected
+        return self._host.socket_connected
 
     def _unreachable_too_long(self) -> bool:
         since = self._unreachable_since
@@ -511,7 +512,7 @@ class AsyncJob:
                     f"({seconds:.0f} s){failure}. {advice}", status=last.status)
 
     def stop_watching(self) -> None:
-        """Stop following the job (the client calls this as it closes). The watcher ends even
+        """Stop following the job (its host calls this as it closes). The watcher ends even
         if the cancellation is lost: before Python 3.12, ``asyncio.wait_for`` drops one that
         arrives just as what it waits for completes, and a watcher running on would read the
         job from a closed client and fail with nobody left to hear it."""
@@ -535,7 +536,7 @@ class AsyncJob:
             raise JobTimeout(self.id, timeout or 0.0) from None
         except asyncio.CancelledError:
             # the watcher was stopped (the client closed), not this wait
-            if self._watcher.cancelled() and not self.done and self._client._closed:
+            if self._watcher.cancelled() and not self.done and self._host.closed:
                 raise self._closed_while_waiting() from None
             raise
         if self._lost:
@@ -556,7 +557,7 @@ class AsyncJob:
         """Remove the job from the queue, or interrupt it if it runs. True if it was live."""
         if self.done:
             return False
-        cancelled = await self._client.cancel(self.id)
+        cancelled = await self._host.cancel(self.id)
         with contextlib.suppress(ComfyError):
             await self.refresh()
         return cancelled

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import _saving
+from ._version import package_version
 
 SIDECAR_SUFFIX = ".comfy_nb.json"
 CHUNK_KEY = "comfy_nb"
@@ -46,10 +47,8 @@ def record(*, prompt_id: str, server_url: str | None, dialect: str | None,
            resolved_seeds: dict[str, int] | None) -> dict[str, Any]:
     """The provenance of one job's outputs (without the workflow, which travels as
     ``prompt``)."""
-    from . import __version__
-
     return {
-        "comfy_nb": __version__,
+        "comfy_nb": package_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "prompt_id": prompt_id,
         "server": {"url": public_url(server_url), "dialect": dialect, "version": server_version},

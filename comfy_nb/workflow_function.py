@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .errors import ParameterError, WorkflowError
 from .workflow import Workflow
-from .workflow._errors import ParameterError, WorkflowError
 from .workflow._function_inputs import (
     FunctionInput,
     app_mode,

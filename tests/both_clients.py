@@ -12,8 +12,8 @@ from typing import Any
 
 import comfy_nb
 from comfy_nb import AsyncClient, Result
-from comfy_nb.client._events import Event
 from comfy_nb.emulator import RunningEmulator
+from comfy_nb.events import Event
 
 WAIT = 30.0  # a safety net against hangs, never asserted on
 

@@ -35,8 +35,8 @@ from comfy_nb.cache import (
     server_identity,
     settings,
 )
-from comfy_nb.client._events import Cached, Succeeded
 from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.events import Cached, Succeeded
 from comfy_nb.workflows import bundled
 
 from .both_clients import WAIT, Api, load_and_save

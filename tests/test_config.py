@@ -157,12 +157,12 @@ def test_connect_emulator_starts_it_whatever_runs(clean_env: pytest.MonkeyPatch,
                                                   bystander: list[str]) -> None:
     for dialect in (None, "cloud"):
         with comfy_nb.connect("emulator", dialect=dialect) as client:
-            assert client.async_client._emulator is not None
+            assert client.emulator is not None
             assert client.dialect == (dialect or "local")
             assert "stand-in pixels" in client.describe()
     clean_env.setenv("COMFY_URL", "emulator")
     with comfy_nb.connect() as client:
-        assert client.async_client._emulator is not None
+        assert client.emulator is not None
     assert bystander == []
 
 
@@ -171,7 +171,7 @@ def test_a_local_comfyui_is_found_at_the_probed_address(clean_env: pytest.Monkey
         clean_env.setenv("COMFY_NB_LOCAL_URL", local.url)
         with comfy_nb.connect() as client:
             assert (client.url, client.dialect) == (local.url, "local")
-            assert client.async_client._emulator is None
+            assert client.emulator is None
 
 
 def test_connect_dialect_cloud_without_a_key_is_the_cloud_emulator(
@@ -179,7 +179,7 @@ def test_connect_dialect_cloud_without_a_key_is_the_cloud_emulator(
         caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="comfy_nb"), \
             comfy_nb.connect(dialect="cloud") as client:
-        assert client.dialect == "cloud" and client.async_client._emulator is not None
+        assert client.dialect == "cloud" and client.emulator is not None
         assert client.run("txt2img", steps=1, timeout=30).images
     notice = " ".join(r.getMessage() for r in caplog.records)
     assert "no COMFY_CLOUD_API_KEY" in notice and "emulator of Comfy Cloud" in notice
@@ -194,7 +194,7 @@ def test_connect_dialect_cloud_with_a_key_is_comfy_cloud(clean_env: pytest.Monke
         clean_env.setenv("COMFY_CLOUD_API_KEY", cloud.api_key)
         with comfy_nb.connect(dialect="cloud") as client:
             assert (client.url, client.dialect) == (cloud.url, "cloud")
-            assert client.async_client._emulator is None
+            assert client.emulator is None
             assert client.user()  # the key was accepted
     assert bystander == []
 

@@ -113,7 +113,7 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
         "import comfy_nb\n"
         "print(json.dumps(sorted(sys.modules)))\n"))
     heavy = {"httpx", "websockets", "asyncio", "PIL", "numpy", "IPython", "ipywidgets",
-             "importlib.metadata", "comfy_nb.cache", "comfy_nb.replay", "comfy_nb.sweeps",
+             "importlib.metadata", "comfy_nb.cache", "comfy_nb.recordings", "comfy_nb.sweeps",
              "comfy_nb.workflow", "comfy_nb.client", "comfy_nb.notebook", "comfy_nb.job"}
     assert sorted(heavy & set(loaded)) == []
 
@@ -135,12 +135,34 @@ def test_the_functions_keep_names_their_modules_share() -> None:
     """``comfy_nb.replay`` and ``comfy_nb.sweep`` are functions, even once the modules that
     define them were imported as modules; ``comfy_nb.sweep.settings`` is the sweeps' settings."""
     assert _fresh(
-        "import comfy_nb.replay, comfy_nb.sweeps\n"
-        "from comfy_nb.replay import Recording\n"
+        "import comfy_nb.recordings, comfy_nb.sweeps\n"
+        "from comfy_nb.recordings import Recording, replay\n"
         "import comfy_nb\n"
-        "print(callable(comfy_nb.replay), callable(comfy_nb.sweep), Recording.__name__,\n"
-        "      comfy_nb.sweep.settings is comfy_nb.sweeps.settings)"
-    ) == "True True Recording True"
+        "print(callable(comfy_nb.replay), callable(comfy_nb.sweep), comfy_nb.replay is replay,"
+        " Recording.__name__, comfy_nb.sweep.settings is comfy_nb.sweeps.settings)"
+    ) == "True True True Recording True"
+
+
+def test_replay_is_a_function_not_a_module() -> None:
+    """Recordings live in ``comfy_nb.recordings``: no module is named like the function
+    ``comfy_nb.replay``, so nothing can shadow it."""
+    assert _fresh(
+        "import importlib.util\n"
+        "import comfy_nb\n"
+        "print(importlib.util.find_spec('comfy_nb.replay'), callable(comfy_nb.replay),"
+        " comfy_nb.recordings.__name__)"
+    ) == "None True comfy_nb.recordings"
+
+
+def test_sweep_is_a_function_not_a_module() -> None:
+    """Sweeps live in ``comfy_nb.sweeps``: no module is named like the function
+    ``comfy_nb.sweep``."""
+    assert _fresh(
+        "import importlib.util\n"
+        "import comfy_nb\n"
+        "print(importlib.util.find_spec('comfy_nb.sweep'), callable(comfy_nb.sweep),"
+        " comfy_nb.sweeps.__name__)"
+    ) == "None True comfy_nb.sweeps"
 
 
 @pytest.mark.slow
@@ -229,3 +251,19 @@ def test_the_workflow_layer_reads_no_emulator_file() -> None:
     offenders = [str(path.relative_to(PACKAGE)) for path in (PACKAGE / "workflow").rglob("*.py")
                  if '"emulator"' in path.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+def test_a_job_knows_its_host_not_the_client() -> None:
+    """An AsyncJob asks the :class:`~comfy_nb.client._host.JobHost` protocol and nothing else of
+    the client: ``job.py`` imports only ``client._host`` from the client package (not even for
+    type checking), and loading it loads neither the client, its connection nor its run
+    pipeline. The client imports the job, never the other way round: no cycle."""
+    from_client = {name for _, name in _imported_names(PACKAGE / "job.py")
+                   if name.startswith("comfy_nb.client")}
+    assert {".".join(name.split(".")[:3]) for name in from_client} == {"comfy_nb.client._host"}
+    loaded = json.loads(_fresh(
+        "import json, sys\n"
+        "import comfy_nb.job\n"
+        "print(json.dumps(sorted(sys.modules)))\n"))
+    assert [name for name in loaded if name.startswith("comfy_nb.client.")] == [
+        "comfy_nb.client._dialects", "comfy_nb.client._host"]

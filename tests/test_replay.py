@@ -1,4 +1,4 @@
-"""comfy_nb.replay: recording the jobs of a process against the emulator over real sockets, and
+"""comfy_nb.recordings: recording the jobs of a process against the emulator over real sockets, and
 replaying them with no server and no network request — through the synchronous and the async
 clients (the ``mode`` fixture), in the magics, and in ``notebooks/record_replay.ipynb`` run in a
 kernel whose network is closed.
@@ -22,9 +22,9 @@ from PIL import Image
 
 import comfy_nb
 from comfy_nb import ExecutionFailed, ResultCache, WorkflowInvalid
-from comfy_nb.client import _client as client_module
+from comfy_nb.client import _runs as client_module
 from comfy_nb.emulator import RunningEmulator, serve
-from comfy_nb.replay import (
+from comfy_nb.recordings import (
     AsyncReplayClient,
     Recording,
     ReplayClient,

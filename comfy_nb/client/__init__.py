@@ -1,6 +1,6 @@
 """The API client for local ComfyUI servers and Comfy Cloud: :func:`connect` /
-:class:`Client` (synchronous) and :class:`AsyncClient`, with the error tree of
-:mod:`comfy_nb.client._errors`.
+:class:`Client` (synchronous) and :class:`AsyncClient`, with the errors they raise (the tree
+of :mod:`comfy_nb.errors`).
 
 Names load on first use, so importing one module of the package (the errors, the dialects) does
 not load the client, nor httpx and websockets."""
@@ -16,12 +16,10 @@ _ERRORS = ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFai
            "ServerError", "SubmissionUncertain", "TransportError", "UnexpectedContent",
            "ValidationError")
 _LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._client",
-         "JobStatus": "._dialects", **dict.fromkeys(_ERRORS, "._errors")}
+         "JobStatus": "._dialects", **dict.fromkeys(_ERRORS, "..errors")}
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient, Client, connect
-    from ._dialects import JobStatus
-    from ._errors import (
+    from ..errors import (
         AuthenticationError,
         ComfyError,
         DownloadTimeout,
@@ -42,6 +40,8 @@ if TYPE_CHECKING:
         UnexpectedContent,
         ValidationError,
     )
+    from ._client import AsyncClient, Client, connect
+    from ._dialects import JobStatus
 
 
 def __getattr__(name: str) -> Any:

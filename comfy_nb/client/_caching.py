@@ -1,4 +1,5 @@
-"""The result cache's side of the client: what a run is keyed by, and storing a finished run.
+"""The result cache's side of the client: what a run is keyed by, looking it up
+(:class:`RunCache`), and storing a finished run.
 
 A file to upload first stands in the workflow as a placeholder naming its content
 (:class:`DeferredUploads`), so the key of a run (:func:`keyed`) is known before anything is
@@ -24,13 +25,18 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .._content import check_file
 from .._loop import LoopThread
-from ..cache import CacheEntry, EntryWriter, ResultCache
+from ..cache import CacheEntry, EntryWriter, ResultCache, cache_key, default_cache, server_identity
+from ..cache import settings as cache_settings
+from ..errors import ComfyError
 from ..result import FileSource, OutputFile, Result
-from ._errors import ComfyError
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._files import ClientFiles
 
 log = logging.getLogger("comfy_nb")
 
@@ -292,3 +298,122 @@ def _copy(handle: BinaryIO, path: Path) -> None:
     with handle, open(path, "r+b") as writer:
         writer.truncate(0)
         shutil.copyfileobj(handle, writer, CHUNK)
+
+
+# -- one client's runs and the cache -------------------------------------------------------------
+
+
+class RunCache:
+    """The result cache as one client's runs use it: the :class:`Ticket` of a run, looking it
+    up, and storing the Result of a job that succeeded (its files fetched through ``files``)."""
+
+    def __init__(self, connection: Connection, files: ClientFiles,
+                 result_cache: ResultCache | None) -> None:
+        self._connection = connection
+        self._files = files
+        self._result_cache = result_cache
+        self._identity: str | None = None  # the server as the result cache names it
+        self._tickets: dict[str, Ticket] = {}  # prompt id -> where its result is cached
+        self._storing: dict[str, asyncio.Task[CacheEntry | None]] = {}  # key -> store running
+
+    async def _server_identity(self) -> str:
+        if self._identity is None:
+            connection = self._connection
+            stats = connection.stats
+            if stats is None:  # the dialect was given, so the server was not asked yet
+                try:
+                    stats = await connection.system_stats()
+                except ComfyError:
+                    stats = {}
+            self._identity = server_identity(connection.url, connection.dialect, stats)
+        return self._identity
+
+    async def ticket(self, api: dict[str, Any], upload_digests: dict[str, str],
+                     cache: bool | None) -> Ticket | None:
+        """Where the run of ``api`` is looked up and stored; None when not caching (``cache``
+        None follows ``comfy_nb.cache.settings.enabled``)."""
+        if not (cache_settings.enabled if cache is None else cache):
+            return None
+        store = self._result_cache if self._result_cache is not None else default_cache()
+        server = await self._server_identity()
+        form, inputs = keyed(api, upload_digests)
+        try:
+            key = cache_key(server, form, inputs)
+        except (TypeError, ValueError):  # values JSON cannot hold: the server would refuse too
+            return None
+        return Ticket(store, key, server, inputs)
+
+    async def lookup(self, ticket: Ticket, workflow: dict[str, Any]) -> Result | None:
+        """The cached Result for the ticket, after any store of the same key in progress."""
+        storing = self._storing.get(ticket.key)
+        if storing is not None:
+            await asyncio.wait([storing])
+        if not ticket.cache.may_hold(ticket.key):  # the common miss, without a thread
+            return None
+        return await asyncio.to_thread(ticket.cache.get, ticket.key, fallback=self._files,
+                                       server=self._connection.url, workflow=workflow)
+
+    def keep(self, prompt_id: str, ticket: Ticket) -> None:
+        """Cache the result of job ``prompt_id`` under ``ticket`` if it succeeds."""
+        self._tickets[prompt_id] = ticket
+
+    def drop(self, prompt_id: str) -> None:
+        """Job ``prompt_id`` was lost: nothing to cache."""
+        self._tickets.pop(prompt_id, None)
+
+    def ended(self, prompt_id: str, result: Result, status: str) -> None:
+        """Job ``prompt_id`` ended with ``result``: cached if it succeeded and was to be."""
+        ticket = self._tickets.pop(prompt_id, None)
+        if ticket is not None and status == "succeeded":
+            self._start_store(ticket, result)
+
+    def _start_store(self, ticket: Ticket, result: Result) -> None:
+        """Cache a succeeded job's result in the background: its files are downloaded once,
+        into the new entry, and read from there (from the server, through the download cache,
+        if they could not be cached)."""
+        try:
+            writer = ticket.cache.writer(ticket.key)
+        except OSError as exc:
+            log.warning("comfy_nb: the result cache at %s cannot be written (%s); results are "
+                        "not cached", ticket.cache.directory, exc)
+            return
+        store = ResultStore(ticket, writer, result)
+        result.source = StoringFiles(self._files, store, self._files.loop)
+        downloads, result.cache_dir = result.cache_dir, None  # the entry serves the files
+        task = asyncio.ensure_future(store.run(self._download_to))
+        self._storing[ticket.key] = task
+
+        def ended(task: asyncio.Task[CacheEntry | None]) -> None:
+            if self._storing.get(ticket.key) is task:
+                del self._storing[ticket.key]
+            failed = task.cancelled() or task.exception() is not None
+            if failed or task.result() is None:
+                result.cache_dir = downloads
+
+        task.add_done_callback(ended)
+
+    async def _download_to(self, file: OutputFile, path: Path) -> None:
+        await self._connection.download(file.params(), path)
+
+    def settled(self, result: Result) -> bool:
+        """Whether :meth:`hand_over` has nothing to wait for (callable from any thread)."""
+        if isinstance(result.source, StoringFiles) and not result.source.store.downloaded.done():
+            return False
+        return len(self._storing) <= MAX_PUBLISHING
+
+    async def hand_over(self, result: Result) -> None:
+        """Wait until a result being cached has its files in the new entry (publishing the
+        entry goes on in the background), and, while this client has more than
+        :data:`MAX_PUBLISHING` results being stored, for the oldest ones."""
+        if isinstance(result.source, StoringFiles):
+            await asyncio.wrap_future(result.source.store.downloaded)
+        while len(self._storing) > MAX_PUBLISHING:
+            await asyncio.wait([next(iter(self._storing.values()))])
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Let the results being cached finish (up to ``timeout`` seconds); the late ones
+        are given up."""
+        if self._storing:
+            _, late = await asyncio.wait(list(self._storing.values()), timeout=timeout)
+            for task in late:
+                task.cancel()

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._config import CLOUD_URL_VARIABLE, KEY_VARIABLE, Target, cloud_url, local_url
 from .._secret import Secret
-from ._errors import AuthenticationError, NotFoundError, RequestError, TransportError
+from ..errors import AuthenticationError, NotFoundError, RequestError, TransportError
 from ._transport import HttpResponse, Transport
 
 log = logging.getLogger("comfy_nb")

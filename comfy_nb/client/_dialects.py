@@ -16,7 +16,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._errors import ExecutionFailed, InvalidJobId, NotFoundError
+from ..errors import ExecutionFailed, InvalidJobId, NotFoundError
 
 SUBMISSION_MARK = "comfy_nb_submission"  # extra_data key naming one submission (Cloud)
 LOOKUP_WINDOW = 20  # newest jobs of the account searched for a lost submission (Cloud)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._events import (
+from ..events import (
     Cached,
     Event,
     Failed,

@@ -1,8 +1,8 @@
-"""The event websocket: typed events, the frame decoder and one reconnecting socket.
+"""The event websocket: one reconnecting socket whose frames become the events of
+:mod:`comfy_nb.events` (decoded by :mod:`comfy_nb.client._frames`).
 
-This module owns ComfyUI's websocket protocol (JSON text frames and the big-endian binary
-preview/text frames) and the lifetime of one socket: feature negotiation, reading, reconnecting
-with backoff, and clean shutdown. It knows nothing about jobs: attributing events to jobs,
+This module owns the lifetime of one socket: feature negotiation, reading, reconnecting with
+backoff, and clean shutdown. It knows nothing about jobs: attributing events to jobs,
 REST calls and fallbacks to polling belong to the client. It must never log, repr or raise
 anything containing the socket URL, because on Comfy Cloud the URL carries the API key
 (``token=``); only ``host:port`` may appear.
@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import json
 import logging
-import random
-import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ._errors import TransportError
-
-if TYPE_CHECKING:
-    from PIL import Image as PILImage
+from ..errors import TransportError
+from ..events import (
+    Event,
+    Finished,
+    NodeStarted,
+    Progress,
+    Started,
+    Status,
+)
+from ._backoff import Backoff
+from ._frames import FEATURE_FLAGS_MESSAGE, decode
 
 
 def _connect_function() -> Callable[..., Any]:
@@ -42,385 +44,11 @@ def _connect_function() -> Callable[..., Any]:
 
 _ws_connect = _connect_function()
 
-__all__ = [
-    "Cached",
-    "Event",
-    "EventSocket",
-    "Failed",
-    "FeatureFlags",
-    "Finished",
-    "Interrupted",
-    "NodeExecuted",
-    "NodeStarted",
-    "Preview",
-    "Progress",
-    "ProgressState",
-    "Queued",
-    "Started",
-    "Status",
-    "Succeeded",
-    "Text",
-    "Unknown",
-    "WebSocketRefused",
-    "decode",
-]
+__all__ = ["EventSocket", "WebSocketRefused"]
 
 log = logging.getLogger(__name__)
 
-# Binary frame types (first big-endian u32).
-PREVIEW_IMAGE = 1
-TEXT = 3
-PREVIEW_IMAGE_WITH_METADATA = 4
-_IMAGE_FORMATS = {1: "image/jpeg", 2: "image/png"}
-FEATURE_FLAGS_MESSAGE = json.dumps(
-    {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
-)
-
-
-# -- events -------------------------------------------------------------------------------------
-
-
-class Event:
-    """Base class of every event. ``prompt_id`` is None when the message carries none.
-
-    ``str(event)`` (what ``print`` shows) is one short line: the class, the job's first eight
-    characters and what happened (``Progress(job 1f0c9a2e: node 3, step 12/20)``); ``repr``
-    shows every field."""
-
-    __slots__ = ()
-    prompt_id: str | None
-    raw: dict[str, Any] | None
-
-    def __str__(self) -> str:
-        from ._event_text import one_line
-
-        return one_line(self)
-
-
-@dataclass(frozen=True)
-class Queued(Event):
-    """Emitted by the client itself when a submit succeeded (not a server message)."""
-
-    prompt_id: str | None
-    number: int | float | None
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Status(Event):
-    """``status``: the server's queue length (Cloud: this account's). ``sid`` only on connect."""
-
-    prompt_id: str | None
-    queue_remaining: int
-    sid: str | None = None
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Started(Event):
-    """``execution_start``."""
-
-    prompt_id: str | None
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Cached(Event):
-    """``execution_cached``: nodes served from the cache (they get no NodeStarted)."""
-
-    prompt_id: str | None
-    nodes: tuple[str, ...]
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class NodeStarted(Event):
-    """``executing`` with a node. After a reconnect the server sends it without prompt_id."""
-
-    prompt_id: str | None
-    node_id: str
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Progress(Event):
-    """``progress``: ``value`` of ``max`` steps of one node (a sampler, for instance)."""
-
-    prompt_id: str | None
-    node_id: str
-    value: int | float
-    max: int | float
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class ProgressState(Event):
-    """``progress_state``: per-node state so far, ``{node_id: {value, max, state, ...}}``."""
-
-    prompt_id: str | None
-    nodes: dict[str, Any]
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class NodeExecuted(Event):
-    """``executed``: an output node's UI output (``{"images": [...]}``, ``{"text": [...]}``)."""
-
-    prompt_id: str | None
-    node_id: str
-    output: dict[str, Any]
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Succeeded(Event):
-    """``execution_success``. Locally the history may not be written yet: wait for Finished."""
-
-    prompt_id: str | None
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Failed(Event):
-    """``execution_error``: a node raised."""
-
-    prompt_id: str | None
-    node_id: str | None
-    node_type: str | None
-    exception_type: str
-    exception_message: str
-    traceback: tuple[str, ...]
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Interrupted(Event):
-    """``execution_interrupted``."""
-
-    prompt_id: str | None
-    node_id: str | None
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Finished(Event):
-    """``executing`` with ``node: null``: the last message of a prompt, sent (locally) after
-    its history entry was written."""
-
-    prompt_id: str | None
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Preview(Event):
-    """A binary preview image (type 1, or type 4 with metadata). Type 1 frames carry no ids:
-    they are attributed to the node last seen executing, which is ambiguous on Cloud when
-    several jobs run at once."""
-
-    prompt_id: str | None
-    node_id: str | None
-    mime: str
-    data: bytes = field(repr=False)
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def image(self) -> PILImage.Image:
-        """The preview decoded as a PIL image (decoded on every access)."""
-        from PIL import Image
-
-        image = Image.open(io.BytesIO(self.data))
-        image.load()
-        return image
-
-    def __repr__(self) -> str:
-        return (f"Preview(prompt_id={self.prompt_id!r}, node_id={self.node_id!r}, "
-                f"mime={self.mime!r}, {len(self.data)} bytes)")
-
-
-@dataclass(frozen=True)
-class Text(Event):
-    """Binary type 3: progress text a node sent (``GetImageSize`` does)."""
-
-    prompt_id: str | None
-    node_id: str
-    text: str
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class FeatureFlags(Event):
-    """``feature_flags``: the server's answer to ours."""
-
-    prompt_id: str | None
-    flags: dict[str, Any]
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Unknown(Event):
-    """Anything else: an unknown type, malformed JSON, or a binary frame we cannot read
-    (``type`` is then ``"binary"`` or ``"binary:<n>"`` and ``data`` the whole frame)."""
-
-    prompt_id: str | None
-    type: str
-    data: Any
-    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-# -- decoding -----------------------------------------------------------------------------------
-
-
-def sniff_mime(data: bytes) -> str:
-    """The image type from magic bytes, or ``application/octet-stream``."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return "application/octet-stream"
-
-
-def _opt_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(value)
-
-
-def _number(value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("not a number")
-    return value
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError("not an object")
-    return value
-
-
-def _decode_json(message: dict[str, Any]) -> Event:
-    kind = message["type"]
-    data = _dict(message["data"])
-    pid = _opt_str(data.get("prompt_id"))
-    if kind == "status":
-        info = _dict(_dict(data["status"])["exec_info"])
-        remaining = _number(info["queue_remaining"])
-        return Status(pid, int(remaining), _opt_str(data.get("sid")), raw=message)
-    if kind == "execution_start":
-        return Started(pid, raw=message)
-    if kind == "execution_cached":
-        nodes = data.get("nodes") or []
-        if not isinstance(nodes, list):
-            raise TypeError("nodes is not a list")
-        return Cached(pid, tuple(str(n) for n in nodes), raw=message)
-    if kind == "executing":
-        node = data.get("node")
-        if node is None:
-            return Finished(pid, raw=message)
-        return NodeStarted(pid, str(node), raw=message)
-    if kind == "progress":
-        return Progress(pid, str(data["node"]), _number(data["value"]), _number(data["max"]),
-                        raw=message)
-    if kind == "progress_state":
-        return ProgressState(pid, _dict(data.get("nodes") or {}), raw=message)
-    if kind == "executed":
-        return NodeExecuted(pid, str(data["node"]), _dict(data.get("output") or {}), raw=message)
-    if kind == "execution_success":
-        return Succeeded(pid, raw=message)
-    if kind == "execution_error":
-        trace = data.get("traceback") or []
-        if isinstance(trace, str):
-            trace = [trace]
-        return Failed(
-            pid,
-            node_id=_opt_str(data.get("node_id")),
-            node_type=_opt_str(data.get("node_type")),
-            exception_type=str(data.get("exception_type") or ""),
-            exception_message=str(data.get("exception_message") or ""),
-            traceback=tuple(str(line) for line in trace),
-            raw=message,
-        )
-    if kind == "execution_interrupted":
-        return Interrupted(pid, _opt_str(data.get("node_id")), raw=message)
-    if kind == "feature_flags":
-        return FeatureFlags(pid, data, raw=message)
-    return Unknown(pid, str(kind), data, raw=message)
-
-
-def _decode_text(message: str) -> Event:
-    try:
-        parsed = json.loads(message)
-    except ValueError:
-        return Unknown(None, "invalid_json", message)
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
-        return Unknown(None, "invalid_message", parsed)
-    try:
-        return _decode_json(parsed)
-    except (KeyError, TypeError, ValueError):
-        data = parsed.get("data")
-        pid = data.get("prompt_id") if isinstance(data, dict) else None
-        return Unknown(_opt_str(pid), parsed["type"], data, raw=parsed)
-
-
-def _decode_binary(frame: bytes, last_prompt_id: str | None, last_node_id: str | None) -> Event:
-    if len(frame) < 8:
-        return Unknown(last_prompt_id, "binary", frame)
-    event_type, second = struct.unpack_from(">II", frame)
-    if event_type == PREVIEW_IMAGE:
-        image = frame[8:]
-        if not image:
-            return Unknown(last_prompt_id, "binary", frame)
-        mime = _IMAGE_FORMATS.get(second) or sniff_mime(image)
-        return Preview(last_prompt_id, last_node_id, mime, image)
-    if event_type == PREVIEW_IMAGE_WITH_METADATA:
-        end = 8 + second
-        if end > len(frame):
-            return Unknown(last_prompt_id, "binary", frame)
-        try:
-            metadata = json.loads(frame[8:end].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return Unknown(last_prompt_id, "binary", frame)
-        if not isinstance(metadata, dict):
-            return Unknown(last_prompt_id, "binary", frame)
-        image = frame[end:]
-        if not image:
-            return Unknown(last_prompt_id, "binary", frame)
-        image_type = metadata.get("image_type")
-        if not isinstance(image_type, str) or not image_type.startswith("image/"):
-            image_type = sniff_mime(image)
-        return Preview(_opt_str(metadata.get("prompt_id")), _opt_str(metadata.get("node_id")),
-                       image_type, image, raw=metadata)
-    if event_type == TEXT:
-        end = 8 + second
-        if end > len(frame):
-            return Unknown(last_prompt_id, "binary", frame)
-        try:
-            node_id = frame[8:end].decode("utf-8")
-            text = frame[end:].decode("utf-8")
-        except UnicodeDecodeError:
-            return Unknown(last_prompt_id, "binary", frame)
-        return Text(last_prompt_id, node_id, text)
-    return Unknown(last_prompt_id, f"binary:{event_type}", frame)
-
-
-def decode(message: str | bytes, *, last_prompt_id: str | None = None,
-           last_node_id: str | None = None) -> Event:
-    """Turn one websocket frame into an :class:`Event`; never raises.
-
-    Text frames are JSON ``{"type", "data"}``. Binary frames are big-endian: type 1
-    ``[1][1=JPEG|2=PNG][image]`` (no ids: ``last_prompt_id``/``last_node_id`` attribute it),
-    type 4 ``[4][len][metadata JSON][image]``, type 3 ``[3][len][node_id][UTF-8 text]`` (the
-    prompt is ``last_prompt_id``). Anything unreadable becomes :class:`Unknown`.
-    """
-    if isinstance(message, str):
-        return _decode_text(message)
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        return _decode_binary(bytes(message), last_prompt_id, last_node_id)
-    return Unknown(None, "invalid_frame", message)
-
+RECONNECT_FIRST = 0.1  # seconds before the first reconnect; doubling after each failure
 
 # -- the socket ---------------------------------------------------------------------------------
 
@@ -555,7 +183,7 @@ class EventSocket:
         self._on_reconnect = on_reconnect
         self._on_state = on_state
         self._preview_metadata = preview_metadata
-        self._max_backoff = max(0.1, max_backoff)
+        self._backoff = Backoff(RECONNECT_FIRST, max(RECONNECT_FIRST, max_backoff), (0.5, 1.0))
         self._give_up_after = give_up_after
         self._open_timeout = open_timeout
         self._ws_logger = _QuietLogger(log, _secret_parts(url))
@@ -767,8 +395,7 @@ class EventSocket:
         """Try to reconnect until it works, ``give_up_after`` attempts failed, or close()."""
         failures = 0
         while not self._closing:
-            delay = min(self._max_backoff, 0.1 * 2 ** min(failures, 30))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(self._backoff.delay(failures))
             if self._closing:
                 return None
             try:

@@ -16,7 +16,7 @@ from .._loop import LoopThread
 from ..result import OutputFile
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient
+    from ._connection import Connection
 
 T = TypeVar("T")
 
@@ -25,8 +25,8 @@ class ClientFiles:
     """The client as a :class:`~comfy_nb.result.FileSource`: ``/view`` (or Cloud's signed URL),
     into memory (``fetch``) or streamed into a file (``fetch_to``)."""
 
-    def __init__(self, client: AsyncClient, loop: LoopThread | None) -> None:
-        self._client = client
+    def __init__(self, connection: Connection, loop: LoopThread | None) -> None:
+        self._connection = connection
         self.loop = loop  # the synchronous Client's loop thread; None for an AsyncClient
 
     def _blocking(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -44,17 +44,17 @@ class ClientFiles:
         return await coroutine
 
     def fetch(self, file: OutputFile) -> bytes:
-        data = self._blocking(self._client.download(file))
+        data = self._blocking(self._connection.download(file.params(), None))
         assert isinstance(data, bytes)
         return data
 
     async def afetch(self, file: OutputFile) -> bytes:
-        data = await self._on_loop(self._client.download(file))
+        data = await self._on_loop(self._connection.download(file.params(), None))
         assert isinstance(data, bytes)
         return data
 
     def fetch_to(self, file: OutputFile, path: Path) -> None:
-        self._blocking(self._client.download(file, to=path))
+        self._blocking(self._connection.download(file.params(), path))
 
     async def afetch_to(self, file: OutputFile, path: Path) -> None:
-        await self._on_loop(self._client.download(file, to=path))
+        await self._on_loop(self._connection.download(file.params(), path))

@@ -7,13 +7,16 @@ its dialect and its version, and lives in ``<cache folder>/node-definitions/<has
 cache folder is the result cache's: ``COMFY_NB_CACHE_DIR`` or the platform's cache folder). Copies
 are written whole to a temporary file and renamed into place, so kernels sharing the folder
 never read half a copy; a copy whose text would contain one of the client's keys is not written.
-The client decides when a copy is too old or wrong (see :meth:`AsyncClient.object_info`).
+:class:`NodeDefinitions` holds one client's definitions and decides when a copy is too old or
+may be wrong.
 
-Must not: speak HTTP (the client fetches), or keep anything but the definitions and their key.
+Must not: speak HTTP (the connection fetches), or keep anything but the definitions and their
+key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -22,15 +25,24 @@ import os
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ComfyError
+
+if TYPE_CHECKING:
+    from ..cache import ResultCache
+    from ..errors import WorkflowInvalid
+    from ._connection import Connection
 
 log = logging.getLogger("comfy_nb")
 
 FORMAT = 1
 FOLDER = "node-definitions"
+#: seconds after which node definitions read from disk are refreshed in the background
+REFRESH_AFTER = 600.0
 
 
 def server_key(url: str, dialect: str, version: str | None) -> str:
@@ -139,3 +151,109 @@ class DefinitionStore:
         """Forget the copy filed under ``key``."""
         with contextlib.suppress(OSError):
             self._path(key).unlink()
+
+
+class NodeDefinitions:
+    """One client's node definitions (:meth:`get`): read once from the server; with the cache
+    on (:mod:`comfy_nb.cache`), a new client of the same server (a kernel restarted) starts from
+    the copy on disk, refreshed in the background when older than :data:`REFRESH_AFTER`
+    seconds; a workflow problem such a copy may be wrong about (an unknown node class, a value
+    not in a list) is checked again against the server's own (:meth:`checked`)."""
+
+    def __init__(self, connection: Connection, result_cache: ResultCache | None) -> None:
+        self._connection = connection
+        self._result_cache = result_cache
+        self._object_info: dict[str, Any] | None = None
+        self._confirmed = False  # _object_info came from the server, not a copy
+        self._fetched = 0.0  # time.monotonic() when the server gave them
+        self._background: set[asyncio.Future[Any]] = set()  # definitions fetched or written
+
+    @property
+    def confirmed(self) -> bool:
+        return self._confirmed
+
+    async def get(self, refresh: bool = False) -> dict[str, Any]:
+        """The definitions: those held, else the copy on disk, else the server's; ``refresh``
+        asks the server now."""
+        await self._connection.ready()
+        if self._object_info is None and not refresh:
+            stored = await self._stored()
+            if stored is not None:
+                self._object_info = stored.object_info
+                if stored.age > REFRESH_AFTER:
+                    self._in_background(self._fetch())
+                return self._object_info
+        if self._object_info is None or refresh:
+            return await self._fetch()
+        return self._object_info
+
+    async def _fetch(self) -> dict[str, Any]:
+        info = await self._connection.object_info()
+        self._object_info = info
+        self._confirmed = True
+        self._fetched = time.monotonic()
+        store = self._store()
+        key = await self._key() if store is not None else None
+        if store is not None and key is not None:
+            api_key = self._connection.api_key
+            credentials = [api_key.reveal()] if api_key else []
+            self._in_background(asyncio.to_thread(store.save, key, info,
+                                                  credentials=credentials))
+        return info
+
+    async def _stored(self) -> StoredDefinitions | None:
+        store = self._store()
+        key = await self._key() if store is not None else None
+        if store is None or key is None:
+            return None
+        return await asyncio.to_thread(store.load, key)
+
+    def _store(self) -> DefinitionStore | None:
+        """Where node definitions are kept on disk: beside the result cache; None when the
+        cache is switched off."""
+        from ..cache import default_cache
+        from ..cache import settings as cache_settings
+
+        if not cache_settings.enabled:
+            return None
+        cache = self._result_cache if self._result_cache is not None else default_cache()
+        return DefinitionStore.beside(cache.directory)
+
+    async def _key(self) -> str | None:
+        """The key of this server's node definitions; None when its version is unknown."""
+        connection = self._connection
+        if connection.server_version is None and connection.stats is None:
+            with contextlib.suppress(ComfyError):
+                stats = await connection.system_stats()
+                connection.stats = stats if isinstance(stats, dict) else None
+                connection.server_version = version_of(stats)
+        if connection.server_version is None:
+            return None
+        return server_key(connection.url, connection.dialect, connection.server_version)
+
+    async def checked(self, problems: WorkflowInvalid,
+                      used: dict[str, Any]) -> dict[str, Any] | None:
+        """The server's node definitions, asked again when ``used`` may be why ``problems``
+        were found (see :func:`may_be_stale`); else None."""
+        confirmed_for = time.monotonic() - self._fetched if self._confirmed else None
+        if not may_be_stale(problems.problems, used, confirmed_for):
+            return None
+        return await self.get(refresh=True)
+
+    def _in_background(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` (definitions fetched or written) without waiting for it; a failure is
+        logged. :meth:`wind_down` lets it finish."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+
+        def ended(task: asyncio.Future[Any]) -> None:
+            self._background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("comfy_nb: background work failed: %s", task.exception())
+
+        task.add_done_callback(ended)
+
+    async def wind_down(self, timeout: float = 10.0) -> None:
+        """Let definitions being fetched or written finish (up to ``timeout`` seconds)."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)

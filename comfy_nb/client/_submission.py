@@ -39,15 +39,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ComfyError, RequestError, ServerError, SubmissionUncertain, TransportError
+from ._backoff import RetryPolicy
 from ._dialects import SUBMISSION_MARK, Dialect, Requester, job_path
-from ._errors import (
-    ComfyError,
-    RequestError,
-    ServerError,
-    SubmissionUncertain,
-    TransportError,
-)
-from ._transport import RetryPolicy
 
 REFUSED = frozenset({503})  # 5xx answers that say the request was not handled
 GATEWAY = frozenset({502, 504})  # the server behind may have taken it; a repeat may succeed

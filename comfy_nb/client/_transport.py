@@ -22,7 +22,6 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -30,18 +29,12 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from .._secret import Secret, install_log_redaction, reveal_all
-from ._errors import (
-    ComfyError,
-    DownloadTimeout,
-    InvalidURL,
-    RequestError,
-    TransportError,
-    body_of,
-    error_for_status,
-    parse_retry_after,
-)
+from .._version import package_version
+from ..errors import ComfyError, DownloadTimeout, InvalidURL, RequestError, TransportError
+from ._backoff import RetryPolicy
+from ._http_errors import body_of, error_for_status, parse_retry_after
 
-__all__ = ["HttpResponse", "RetryPolicy", "Transport"]
+__all__ = ["HttpResponse", "Transport"]
 
 log = logging.getLogger("comfy_nb")
 
@@ -58,6 +51,7 @@ DEFAULT_DOWNLOAD_TIMEOUT = 1800.0  # seconds for a whole download, retries inclu
 #: a compressed answer may inflate to this many times the bytes received (beyond the allowance)
 MAX_INFLATION = 100
 INFLATION_ALLOWANCE = 64 * 1024 * 1024
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -86,35 +80,6 @@ class HttpResponse:
             return self.content.decode("utf-8", errors="replace")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry a request that may succeed when tried again."""
-
-    attempts: int = 4  # total tries for a retryable failure
-    backoff: float = 0.5  # first wait; doubles each retry: min(backoff * 2**n, max_backoff)
-    max_backoff: float = 16.0
-    max_retry_after: float = 30.0  # cap on a server's Retry-After
-    jitter: float = 0.25  # +/- fraction of random jitter on each wait
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
-        if min(self.backoff, self.max_backoff, self.max_retry_after) < 0:
-            raise ValueError("RetryPolicy waits must be >= 0")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("RetryPolicy.jitter must be in [0, 1)")
-
-    def delay(self, retry: int, retry_after: float | None = None,
-              rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (0 for the first retry). A server's
-        ``Retry-After`` wins (capped at ``max_retry_after``, no jitter, never shortened)."""
-        if retry_after is not None:
-            return min(max(0.0, retry_after), self.max_retry_after)
-        base = min(self.backoff * 2.0 ** retry, self.max_backoff)
-        spread = (rng if rng is not None else random).uniform(-self.jitter, self.jitter)
-        return max(0.0, base * (1.0 + spread))
-
-
 class _Failure(Exception):
     """One failed attempt: the error to raise if it is the last, and whether to try again."""
 
@@ -124,13 +89,6 @@ class _Failure(Exception):
         self.error = error
         self.retryable = retryable
         self.retry_after = retry_after
-
-
-def _package_version() -> str:
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:  # a source tree that was not installed
-        return "0.0.0"
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -229,7 +187,7 @@ class Transport:
 
     def __init__(self, base_url: str, *, api_key: str | Secret | None = None,
                  timeout: float = 30.0,
-                 retry: RetryPolicy = RetryPolicy(), user_agent: str | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY, user_agent: str | None = None,
                  httpx_transport: Any = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None,
                  download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT) -> None:
@@ -249,7 +207,7 @@ class Transport:
         self._api_key = Secret.of(api_key, "api_key")
         self._retry = retry
         self._timeout = httpx.Timeout(timeout)
-        self._user_agent = user_agent or f"comfy-nb/{_package_version()}"
+        self._user_agent = user_agent or f"comfy-nb/{package_version()}"
         self._httpx_transport = httpx_transport
         self._sleep: Callable[[float], Awaitable[None]] = (
             sleep if sleep is not None else asyncio.sleep)
@@ -286,7 +244,7 @@ class Transport:
                       ok_statuses: Collection[int] = ()) -> HttpResponse:
         """Send one API request and read the whole answer.
 
-        Raises a :class:`~comfy_nb.client._errors.RequestError` subclass for a status >= 400
+        Raises a :class:`~comfy_nb.errors.RequestError` subclass for a status >= 400
         not in ``ok_statuses`` and :class:`TransportError` when the server cannot be reached;
         3xx answers are returned as they are. Idempotent methods are retried on network
         failures and 500/502/503/504, other methods only with ``retry_unsafe=True`` (when the

@@ -1,14 +1,20 @@
 """Turning what a user has — a path, bytes, a PIL image or a numpy array — into a file to upload:
-its bytes, a file name and a content type. Nothing here speaks HTTP."""
+its bytes, a file name and a content type; and one client's uploads (:class:`Uploads`): each
+content once, and the names it got. Nothing here speaks HTTP (the connection posts)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import json
 import mimetypes
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._connection import Connection
 
 
 def upload_payload(image: Any, name: str | None = None) -> tuple[str, bytes, str]:
@@ -89,3 +95,56 @@ def _array_like(value: Any) -> bool:
     """Whether numpy can read ``value`` as an array of pixels (arrays, tensors, nested lists)."""
     return (isinstance(value, (list, tuple)) or hasattr(value, "__array__")
             or hasattr(value, "__array_interface__"))
+
+
+class Uploads:
+    """The files one client uploads through ``connection``: each content once (by its sha256),
+    the names it uploaded (they exist on the server, though node definitions read earlier
+    predate them), and what each name returned by ``upload_image`` holds (the result cache keys
+    a run by content, not by name)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._uploaded: dict[str, str] = {}  # sha256 of uploaded bytes -> server-side name
+        self.known_files: set[str] = set()  # names this client uploaded
+        self.digests: dict[str, str] = {}  # name from upload_image -> sha256 of its bytes
+
+    async def image(self, image: Any, *, name: str | None = None, subfolder: str = "",
+                    overwrite: bool = False, kind: str = "input") -> str:
+        """Upload an image (or any input file); the name to put into a LoadImage input."""
+        return await self._upload("/api/upload/image", image, name, subfolder, overwrite, kind,
+                                  digest="")
+
+    async def mask(self, mask: Any, original: str, *, name: str | None = None,
+                   subfolder: str = "", kind: str = "input") -> str:
+        """Upload a mask for an uploaded image (its name as :meth:`image` returned it)."""
+        folder, _, filename = original.rpartition("/")
+        ref = json.dumps({"filename": filename, "subfolder": folder, "type": kind})
+        return await self._upload("/api/upload/mask", mask, name, subfolder, False, kind,
+                                  {"original_ref": ref})
+
+    async def content(self, data: bytes, filename: str | None, digest: str) -> str:
+        """The server-side name of a run's file whose sha256 (``digest``) is known: uploaded
+        the first time, the same name after that."""
+        if digest not in self._uploaded:
+            self._uploaded[digest] = await self._upload("/api/upload/image", data, filename,
+                                                        "", False, "input", digest=digest)
+        return self._uploaded[digest]
+
+    async def _upload(self, path: str, image: Any, name: str | None, subfolder: str,
+                      overwrite: bool, kind: str, extra: dict[str, str] | None = None,
+                      digest: str | None = None) -> str:
+        """Upload; with ``digest`` (the sha256 of the bytes, or "" to compute it) the result
+        cache keys the name returned by that content from now on."""
+        await self._connection.ready()
+        filename, data, content_type = await asyncio.to_thread(upload_payload, image, name)
+        fields = {"type": kind, "subfolder": subfolder, "overwrite": "true" if overwrite else "",
+                  **(extra or {})}
+        answer = await self._connection.upload(path, filename, data, content_type, fields)
+        stored = str(answer.get("name", filename))
+        folder = str(answer.get("subfolder") or "")
+        name = f"{folder}/{stored}" if folder and self._connection.dialect == "local" else stored
+        self.known_files.add(name)
+        if digest is not None:  # the result cache keys this name by the content it now has
+            self.digests[name] = digest or hashlib.sha256(data).hexdigest()
+        return name

@@ -99,7 +99,7 @@ def comfy_connect(magics: ComfyMagics, args: Any) -> None:
     magics.connect(target, api_key=api_key)
 
 def comfy_record(magics: ComfyMagics, args: Any) -> None:
-    from ..replay import record
+    from ..recordings import record
 
     if len(args.values) > 1:
         raise UsageError("%comfy record [PATH] (or %comfy record --stop)")
@@ -118,7 +118,7 @@ def comfy_record(magics: ComfyMagics, args: Any) -> None:
                      f"%comfy replay {path})", "comfy-nb-banner"))
 
 def comfy_replay(magics: ComfyMagics, args: Any) -> None:
-    from ..replay import ReplayError, replay
+    from ..recordings import ReplayError, replay
 
     if len(args.values) > 1:
         raise UsageError("%comfy replay [PATH]")
@@ -235,7 +235,7 @@ def matches(pattern: str, text: str) -> bool:
 
 def is_replay(client: Client) -> bool:
     """Whether ``client`` replays a recording (it runs no jobs)."""
-    from ..replay import ReplayClient
+    from ..recordings import ReplayClient
 
     return isinstance(client, ReplayClient)
 

@@ -94,7 +94,7 @@ def save_for_notebook(result: Result,
 
     Returns the paths in the order of ``result.files``. With no directory at all nothing is
     written. Every file is downloaded (streamed to disk) before the first is named: a download
-    that fails (a :class:`~comfy_nb.replay.ReplayError` for a damaged recording, an HTML page
+    that fails (a :class:`~comfy_nb.errors.ReplayError` for a damaged recording, an HTML page
     sent for an image) raises and writes nothing, and so does a folder that cannot hold files
     (``OSError``). A file already there with the same content is kept, not copied again.
     """

@@ -95,7 +95,7 @@ class ComfyMagics(Magics):
         self.client: Client | None = None
         self._clients: dict[str, Client] = {}  # other servers named by --url
         self.jobs: list[Job] = []
-        self.recording: Any = None  # a comfy_nb.replay.Recording while %comfy record runs
+        self.recording: Any = None  # a comfy_nb.recordings.Recording while %comfy record runs
         self._apply_display_settings()
         ComfyError.short_tracebacks = self.short_errors
 

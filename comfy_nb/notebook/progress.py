@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .._naming import node_label
 from ..client._dialects import JobStatus
-from ..client._errors import ComfyError
+from ..errors import ComfyError
 from .backends import JOB, progress_backend
 
 if TYPE_CHECKING:

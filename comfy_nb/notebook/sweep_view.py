@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._naming import file_key
-from ..client._errors import ComfyError
+from ..errors import ComfyError
 from ..result import OutputKind, shown_path
 from ..sweeps import FAILED, MAX_JOBS
 from . import display as result_display

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..client._dialects import JobStatus
-from ..client._errors import ComfyError
+from ..errors import ComfyError, WorkflowInvalid
 from ..result import shown_path
-from ..workflow._errors import WorkflowInvalid
 from ._values import format_params
 
 if TYPE_CHECKING:

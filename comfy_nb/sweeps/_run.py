@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._loop import LoopThread
-from ..client._errors import ComfyError, JobCancelled
-from ..workflow._errors import ParameterError, WorkflowInvalid
+from ..errors import JobCancelled, ParameterError, SweepTimeout, WorkflowInvalid
 from ..workflow._params import SEED_INPUTS, resolve
 from ._items import CANCELLED, FAILED, SUCCEEDED, SweepData, SweepItem, SweepState
 from ._values import combinations
@@ -34,15 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncSweep", "Sweep", "SweepTimeout"]
 
 log = logging.getLogger("comfy_nb")
-
-
-class SweepTimeout(ComfyError, TimeoutError):
-    """The sweep did not finish in time; its unfinished jobs were cancelled."""
-
-    def __init__(self, timeout: float, unfinished: int) -> None:
-        super().__init__(f"the sweep did not finish within {timeout:g} s; its {unfinished} "
-                         "unfinished jobs were cancelled")
-        self.timeout = timeout
 
 
 class AsyncSweep(SweepData):
@@ -144,7 +134,7 @@ class AsyncSweep(SweepData):
 
     async def _worker(self) -> None:
         # a closed client ends the sweep: what was not submitted counts as cancelled
-        while self._pending and not self._stopping and not self.client._closed:
+        while self._pending and not self._stopping and not self.client.closed:
             await self._run_item(self._pending.popleft())
 
     async def _run_item(self, item: SweepItem) -> None:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from ..workflow._errors import ParameterError
+from ..errors import ParameterError
 from ..workflow._values import parse_value
 
 __all__ = ["MAX_JOBS", "MODES", "combinations", "format_params", "job_count",

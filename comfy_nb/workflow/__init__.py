@@ -3,7 +3,7 @@ dicts, JSON, files and the metadata of images ComfyUI saved, and sets parameters
 
 from __future__ import annotations
 
-from ._errors import ParameterError, WorkflowError
+from ..errors import ParameterError, WorkflowError
 from ._model import Workflow, WorkflowSource
 from ._params import Param
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._comfyui.validation import FILE_CHECKS, validate_prompt
-from ._errors import Problem, WorkflowError, WorkflowInvalid
+from ..errors import Problem, WorkflowError, WorkflowInvalid
 from ._inputs import pending_uploads
 from ._params import combo_choices, input_specs
 

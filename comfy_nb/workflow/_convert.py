@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import BrokenLinkError, UnknownNodeTypes, WorkflowError
 from ._editor_graph import (
     Graph,
     LiveInput,
@@ -48,7 +49,6 @@ from ._editor_widgets import (
     migrate_widget_values,
     unknown_node_widgets,
 )
-from ._errors import BrokenLinkError, UnknownNodeTypes, WorkflowError
 from ._group_nodes import convert_group_nodes
 
 __all__ = ["FRONTEND_ONLY_TYPES", "is_ui_format", "ui_to_api"]

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ParameterError, WorkflowError
 from ._editor_meta import default_title
-from ._errors import ParameterError, WorkflowError
 from ._inputs import file_inputs
 from ._params import (
     Param,

@@ -28,7 +28,7 @@ from typing import Any
 
 from .._comfyui.definitions import recorded_object_info
 from ..client._uploads import sniff_suffix, upload_payload
-from ._errors import WorkflowError
+from ..errors import WorkflowError
 
 __all__ = ["FILE_INPUTS", "file_inputs", "pending_uploads", "upload_inputs"]
 

@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Any, Literal, Union
 
 from .. import provenance
+from ..errors import ParameterError, WorkflowError
 from . import _values
-from ._errors import ParameterError, WorkflowError
 from ._models import ModelSwap, fit_models
 from ._params import Param, list_params, node_id_key, set_value
 

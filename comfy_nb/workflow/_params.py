@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._naming import node_title
-from ._errors import ParameterError
+from ..errors import ParameterError
 from ._values import parse_value, plain_copy
 
 #: inputs that ``"random"`` turns into a random seed

@@ -41,11 +41,14 @@ from comfy_nb import (
     JobTimeout,
     PaymentRequiredError,
     RateLimitError,
+    RetryPolicy,
     ServerError,
     ValidationError,
     _config,
 )
-from comfy_nb.client._events import (
+from comfy_nb.emulator import RunningEmulator
+from comfy_nb.errors import WorkflowError, WorkflowInvalid
+from comfy_nb.events import (
     Event,
     Finished,
     NodeExecuted,
@@ -56,9 +59,6 @@ from comfy_nb.client._events import (
     Started,
     Succeeded,
 )
-from comfy_nb.client._transport import RetryPolicy
-from comfy_nb.emulator import RunningEmulator
-from comfy_nb.workflow._errors import WorkflowError, WorkflowInvalid
 from tests import fixture_paths
 
 from ..both_clients import WAIT, Api, load_and_save, make_client

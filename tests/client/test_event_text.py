@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import comfy_nb
-from comfy_nb.client._events import (
+from comfy_nb.emulator import serve
+from comfy_nb.events import (
     Cached,
     Failed,
     FeatureFlags,
@@ -15,7 +16,6 @@ from comfy_nb.client._events import (
     Text,
     Unknown,
 )
-from comfy_nb.emulator import serve
 
 JOB = "1f0c9a2e-5b7d-4c3e-9a1b-2c3d4e5f6a7b"
 

@@ -19,11 +19,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from comfy_nb.client._errors import TransportError
-from comfy_nb.client._events import (
+from comfy_nb.client._events import EventSocket, WebSocketRefused
+from comfy_nb.client._frames import decode
+from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.errors import TransportError
+from comfy_nb.events import (
     Cached,
     Event,
-    EventSocket,
     Failed,
     FeatureFlags,
     Finished,
@@ -39,10 +41,7 @@ from comfy_nb.client._events import (
     Succeeded,
     Text,
     Unknown,
-    WebSocketRefused,
-    decode,
 )
-from comfy_nb.emulator import RunningEmulator, serve
 
 from ..conformance._replay import FIXTURES, load
 from ..factories import Emulators

@@ -4,8 +4,8 @@ order to listeners that arrive late."""
 from __future__ import annotations
 
 from comfy_nb import connect
-from comfy_nb.client._events import Finished, Queued, Started, Succeeded
 from comfy_nb.emulator import serve
+from comfy_nb.events import Finished, Queued, Started, Succeeded
 
 WORKFLOW = {
     "1": {"class_type": "EmptyImage",

@@ -16,12 +16,18 @@ from typing import Any
 import pytest
 
 import comfy_nb
-from comfy_nb import AsyncClient, AuthenticationError, JobStatus, ServerError, TransportError
+from comfy_nb import (
+    AsyncClient,
+    AuthenticationError,
+    JobStatus,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+)
 from comfy_nb._loop import LoopThread
-from comfy_nb.client._client import POLL_BACKOFF_CAP
-from comfy_nb.client._events import Progress
-from comfy_nb.client._transport import RetryPolicy
+from comfy_nb.client._connection import POLL_BACKOFF_CAP
 from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.events import Progress
 from comfy_nb.job import Job
 from comfy_nb.notebook.progress import status_text
 from comfy_nb.workflows import bundled
@@ -212,14 +218,14 @@ async def test_a_gateway_error_that_lasts_counts_as_unreachable(
 
 def test_failed_reads_are_spaced_out_exponentially_up_to_a_cap() -> None:
     client = AsyncClient("http://127.0.0.1:9", poll_interval=0.5, websocket=False)
-    hinted = [client._poll_interval(True, failures=n) for n in range(12)]
-    polled = [client._poll_interval(False, failures=n) for n in range(12)]
+    hinted = [client._server.poll_delay(completion_hinted=True, failures=n) for n in range(12)]
+    polled = [client._server.poll_delay(completion_hinted=False, failures=n) for n in range(12)]
     for waits, first in ((hinted, 0.1), (polled, 0.5)):
         assert first * 0.8 <= waits[0] <= first * 1.1
         assert all(wait <= POLL_BACKOFF_CAP for wait in waits)
         assert waits[3] >= first * 2 ** 3 * 0.8 * 0.9  # doubled per failure (with jitter)
         assert waits[-1] >= POLL_BACKOFF_CAP * 0.8  # then capped
-    assert client._poll_interval(False, failures=10_000) <= POLL_BACKOFF_CAP
+    assert client._server.poll_delay(completion_hinted=False, failures=10_000) <= POLL_BACKOFF_CAP
 
 
 # -- Ctrl+C and cancellation ----------------------------------------------------------------------

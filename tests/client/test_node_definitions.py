@@ -18,7 +18,7 @@ from comfy_nb.cache import ResultCache, settings
 from comfy_nb.client import _node_definitions as node_definitions
 from comfy_nb.client._node_definitions import FOLDER
 from comfy_nb.emulator import RunningEmulator, serve
-from comfy_nb.workflow._errors import WorkflowInvalid
+from comfy_nb.errors import WorkflowInvalid
 
 from ..both_clients import WAIT, Api, load_and_save, make_client
 from ..factories import Emulators

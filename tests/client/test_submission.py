@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from comfy_nb import InvalidJobId, JobStatus, ServerError, SubmissionUncertain
+from comfy_nb import InvalidJobId, JobStatus, RetryPolicy, ServerError, SubmissionUncertain
 from comfy_nb.client._dialects import job_path
-from comfy_nb.client._events import Started, Succeeded
-from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
+from comfy_nb.events import Started, Succeeded
 from tests import fixture_paths
 
 from ..both_clients import Api, api_maker

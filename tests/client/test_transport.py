@@ -21,7 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
-from comfy_nb.client._errors import (
+from comfy_nb import RetryPolicy
+from comfy_nb.client._http_errors import error_for_status
+from comfy_nb.client._transport import HttpResponse, Transport
+from comfy_nb.emulator import RunningEmulator
+from comfy_nb.errors import (
     AuthenticationError,
     ComfyError,
     DownloadTimeout,
@@ -32,10 +36,7 @@ from comfy_nb.client._errors import (
     ServerError,
     TransportError,
     ValidationError,
-    error_for_status,
 )
-from comfy_nb.client._transport import HttpResponse, RetryPolicy, Transport
-from comfy_nb.emulator import RunningEmulator
 from tests.http_server import http_server
 
 from ..factories import Emulators

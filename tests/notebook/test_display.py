@@ -404,7 +404,7 @@ def test_save_for_notebook_raises_when_a_download_fails_and_writes_nothing(
 
 
 def test_save_for_notebook_lets_a_replay_error_through(isolated: Path) -> None:
-    from comfy_nb.replay import ReplayError
+    from comfy_nb.recordings import ReplayError
 
     damaged = ReplayError("recording/01-x/outputs/node9-1.png is missing from the recording")
     result, _ = make_result({"a.png": damaged})

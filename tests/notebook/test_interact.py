@@ -17,11 +17,12 @@ import ipywidgets as widgets
 import pytest
 
 import comfy_nb
+from comfy_nb import RetryPolicy
 from comfy_nb import job as job_module
 from comfy_nb.client import JobStatus, TransportError
-from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.emulator._object_info import recorded_object_info
+from comfy_nb.errors import WorkflowInvalid
 from comfy_nb.notebook import display as result_display
 from comfy_nb.notebook.controls import (
     SAFE_INTEGER,
@@ -35,7 +36,6 @@ from comfy_nb.notebook.controls import (
 from comfy_nb.notebook.interact import Interact, default_client, interact_from_line
 from comfy_nb.notebook.interact_history import close_tree
 from comfy_nb.workflow import ParameterError
-from comfy_nb.workflow._errors import WorkflowInvalid
 from comfy_nb.workflow._params import describe, input_specs
 from comfy_nb.workflows import bundled
 

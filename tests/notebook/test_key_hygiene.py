@@ -206,7 +206,7 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
     ip.run_line_magic("load_ext", "comfy_nb")
     ip.run_line_magic("xmode", "Verbose")
     ip.run_line_magic("config", "ComfyMagics.short_errors = False")
-    ip.run_cell(f"import comfy_nb\nfrom comfy_nb.client._transport import RetryPolicy\n"
+    ip.run_cell(f"import comfy_nb\nfrom comfy_nb import RetryPolicy\n"
                 f"KEYFILE = {str(tmp_path / 'key.txt')!r}\n")
     yield ip
     ip.run_line_magic("unload_ext", "comfy_nb")

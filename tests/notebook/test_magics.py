@@ -384,12 +384,12 @@ def test_connect_emulator_starts_the_embedded_one(shell: InteractiveShell,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     run(shell, "%comfy connect emulator")  # COMFY_URL names another server
     client = magics(shell).client
-    assert client is not None and client.async_client._emulator is not None
+    assert client is not None and client.emulator is not None
     assert client.dialect == "local"
     assert "stand-in pixels" in capsys.readouterr().out
     result = run(shell, "%comfy_run txt2img --url emulator --set steps=1")
     assert isinstance(result, comfy_nb.Result)
-    assert magics(shell)._clients["emulator"].async_client._emulator is not None
+    assert magics(shell)._clients["emulator"].emulator is not None
 
 
 def test_binder_refuses_to_ask_for_a_key(monkeypatch: pytest.MonkeyPatch,
@@ -503,7 +503,7 @@ def test_sweep_from_a_cell(shell: InteractiveShell) -> None:
 
 def test_record_then_replay_with_no_server(shell: InteractiveShell, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from comfy_nb.replay import ReplayMismatch
+    from comfy_nb.recordings import ReplayMismatch
 
     run(shell, "%comfy record rec")
     first = run(shell, "%comfy_run txt2img --set steps=2 --seed 5")
@@ -635,7 +635,7 @@ def record_one_run(ip: InteractiveShell, path: Path) -> None:
 @pytest.mark.parametrize("damage", ["delete", "overwrite"])
 def test_a_damaged_recording_fails_the_cell(shell: InteractiveShell, tmp_path: Path,
                                             damage: str) -> None:
-    from comfy_nb.replay import ReplayError
+    from comfy_nb.recordings import ReplayError
 
     record_one_run(shell, tmp_path / "rec")
     (png,) = (tmp_path / "rec").glob("01-*/outputs/node9-1.png")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import comfy_nb
-from comfy_nb.client._transport import RetryPolicy
+from comfy_nb import RetryPolicy
 from comfy_nb.job import JobProgress
 from comfy_nb.notebook import backends, progress
 from comfy_nb.notebook.backends import choose_backend
@@ -90,7 +90,7 @@ def test_preview_frames_are_spaced_from_when_they_are_sent(
         monkeypatch: pytest.MonkeyPatch, comms: list[Message]) -> None:
     """Decoding a frame takes time: the next frame waits 0.25 s from the moment the last one
     was sent, not from the tick that began decoding it."""
-    from comfy_nb.client._events import Preview
+    from comfy_nb.events import Preview
 
     clock = [0.0]
     decode_times = iter([0.2] + [0.0] * 20)  # the first decode is slow, on a busy machine

@@ -83,11 +83,11 @@ def test_a_script_runs_the_line_magic_as_the_readme_says(emulator: RunningEmulat
 
 
 def test_the_event_classes_it_names_are_the_real_ones() -> None:
-    from comfy_nb.client import _events
+    from comfy_nb import events
 
     text = README.read_text(encoding="utf-8")
     paragraph = text[text.index("A job's events"):].split("\n\n", 1)[0]
     named = re.findall(r"`([A-Z][A-Za-z]+)`", paragraph)
     assert len(named) >= 10
     assert [name for name in named
-            if not issubclass(getattr(_events, name, object), _events.Event)] == []
+            if not issubclass(getattr(events, name, object), events.Event)] == []

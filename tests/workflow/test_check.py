@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from comfy_nb.client._errors import ComfyError
+from comfy_nb._problem_table import TABLE_WIDTH, wrap
+from comfy_nb.errors import ComfyError, WorkflowError
 from comfy_nb.workflow._check import Problem, WorkflowInvalid, check_workflow, validate_workflow
-from comfy_nb.workflow._errors import TABLE_WIDTH, WorkflowError, _wrap
 from tests import fixture_paths
 
 FIXTURES = fixture_paths.COMFYUI
@@ -409,7 +409,7 @@ def test_messages_are_the_servers_own(path: Path, object_info: dict[str, Any]) -
 
 @given(text=st.text(st.sampled_from("ab_-.,/ Cx…'"), max_size=80), width=st.integers(1, 30))
 def test_wrapping_keeps_every_character(text: str, width: int) -> None:
-    lines = _wrap(text, width)
+    lines = wrap(text, width)
     assert all(len(line) <= width for line in lines)
     assert _squeezed("".join(lines)) == _squeezed(text)
     assert all(len(word) > width or any(word in line for line in lines)

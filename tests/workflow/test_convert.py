@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from comfy_nb.client._errors import ComfyError
+from comfy_nb.errors import BrokenLinkError, ComfyError, UnknownNodeTypes, WorkflowError
 from comfy_nb.workflow._convert import is_ui_format, ui_to_api
-from comfy_nb.workflow._errors import BrokenLinkError, UnknownNodeTypes, WorkflowError
 from tests import fixture_paths
 
 FIXTURES = fixture_paths.ROOT

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from comfy_nb.errors import BrokenLinkError
 from comfy_nb.workflow._check import check_workflow
 from comfy_nb.workflow._convert import ui_to_api
-from comfy_nb.workflow._errors import BrokenLinkError
 from tests import fixture_paths
 from tests.workflow.test_convert import KS_VALUES, checkpoint, ksampler, link, node, workflow
 
@@ -626,9 +626,9 @@ def test_workflow_with_an_unknown_type_converts_and_validation_names_it(
         object_info: dict[str, Any]) -> None:
     # the converter no longer refuses such a workflow; validation (what run/submit do before
     # sending) says which node it is and why
+    from comfy_nb.errors import WorkflowInvalid
     from comfy_nb.workflow import Workflow
     from comfy_nb.workflow._check import validate_workflow
-    from comfy_nb.workflow._errors import WorkflowInvalid
 
     with (fixture_paths.UI2API / "hb_missing_node_type" / "ui.json").open() as f:
         wf = Workflow.load(json.load(f), object_info=object_info)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from comfy_nb._comfyui.definitions import recorded_object_info
+from comfy_nb.errors import WorkflowError
 from comfy_nb.workflow import Workflow
-from comfy_nb.workflow._errors import WorkflowError
 from comfy_nb.workflow._function_inputs import (
     address,
     app_mode,

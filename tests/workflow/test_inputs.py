@@ -19,8 +19,8 @@ from PIL import Image
 
 from comfy_nb import AsyncClient, Result
 from comfy_nb.emulator import serve
+from comfy_nb.errors import WorkflowError
 from comfy_nb.workflow._check import check_workflow
-from comfy_nb.workflow._errors import WorkflowError
 from comfy_nb.workflow._inputs import (
     FILE_INPUTS,
     file_inputs,
