@@ -459,14 +459,14 @@ def test_interrupting_the_preparation_stops_it_with_nothing_submitted(
 
     async_client = client.async_client
     checking = threading.Event()
-    original_prepare = async_client._prepare
+    original_prepare = async_client.prepare
 
     async def slow_prepare(*args: Any, **kwargs: Any) -> Any:
         checking.set()
         time.sleep(0.01)  # CPU-bound, as a real check of a large sweep is: never yields
         return await original_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(async_client, "_prepare", slow_prepare)
+    monkeypatch.setattr(async_client, "prepare", slow_prepare)
     outcome: list[str] = []
     original = AsyncSweep.prepare
 
@@ -483,7 +483,7 @@ def test_interrupting_the_preparation_stops_it_with_nothing_submitted(
     if landing == "waiting":
         press_ctrl_c_when(checking.is_set)
     else:
-        loop = client._loop.loop
+        loop = client.loop.loop
         hand_over = loop.call_soon_threadsafe
         first_from_main: list[bool] = []
 

@@ -16,7 +16,8 @@ _ERRORS = ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFai
            "ServerError", "SubmissionUncertain", "TransportError", "UnexpectedContent",
            "ValidationError")
 _LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._client",
-         "JobStatus": "._dialects", **dict.fromkeys(_ERRORS, "..errors")}
+         "JobStatus": "._dialects", "PreparedPrompt": "._runs",
+         **dict.fromkeys(_ERRORS, "..errors")}
 
 if TYPE_CHECKING:
     from ..errors import (
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     )
     from ._client import AsyncClient, Client, connect
     from ._dialects import JobStatus
+    from ._runs import PreparedPrompt
 
 
 def __getattr__(name: str) -> Any:
@@ -72,6 +74,7 @@ __all__ = [
     "NodeError",
     "NotFoundError",
     "PaymentRequiredError",
+    "PreparedPrompt",
     "RateLimitError",
     "RequestError",
     "ServerError",

@@ -33,7 +33,7 @@ from ..result import OutputFile, Result
 from ._backoff import RetryPolicy
 from ._connection import Connection
 from ._describe import describe_connection
-from ._runs import RunPipeline
+from ._runs import PreparedPrompt, RunPipeline
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
 
 if TYPE_CHECKING:
@@ -267,11 +267,16 @@ class AsyncClient:
         return await self._runs.cached_result(workflow, {**(overrides or {}), **params},
                                               validate)
 
-    async def _prepare(self, workflow: WorkflowLike, overrides: dict[str, Any],
-                       validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
-        """The API-format dict to submit: converted, overridden, uploaded and checked; plus the
-        seeds ``"random"`` resolved to (what a sweep checks each combination with)."""
-        return await self._runs.prepare(workflow, overrides, validate)
+    async def prepare(self, workflow: WorkflowLike, *,
+                      overrides: dict[str, Any] | None = None, validate: bool = True,
+                      **params: Any) -> PreparedPrompt:
+        """What :meth:`submit` would send, without sending it: the API-format prompt converted,
+        overridden, with its files uploaded (their server-side names in place) and checked
+        against the server's node definitions, and the seeds ``"random"`` resolved to. A sweep
+        checks each of its combinations this way before submitting any."""
+        prompt, seeds = await self._runs.prepare(workflow, {**(overrides or {}), **params},
+                                                 validate)
+        return PreparedPrompt(prompt, seeds)
 
     async def job(self, prompt_id: str) -> AsyncJob:
         """Follow a job submitted earlier (by this or another client)."""
@@ -447,6 +452,12 @@ class Client:
         return self._async
 
     @property
+    def loop(self) -> LoopThread:
+        """The background event-loop thread this client's coroutines run on: code that drives
+        :attr:`async_client` itself (sweeps) runs its coroutines there too."""
+        return self._loop
+
+    @property
     def emulator(self) -> Any:
         """The embedded emulator this client started, or None."""
         return self._async.emulator
@@ -523,6 +534,14 @@ class Client:
         """The cached Result of this run, or None (see :meth:`AsyncClient.cached_result`)."""
         return self._run(self._async.cached_result(workflow, overrides=overrides,
                                                    validate=validate, **params))
+
+    def prepare(self, workflow: WorkflowLike, *,
+                overrides: dict[str, Any] | None = None, validate: bool = True,
+                **params: Any) -> PreparedPrompt:
+        """What :meth:`submit` would send, without sending it (see
+        :meth:`AsyncClient.prepare`)."""
+        return self._run(self._async.prepare(workflow, overrides=overrides, validate=validate,
+                                             **params))
 
     def job(self, prompt_id: str) -> Job:
         """Follow a job submitted earlier (by this or another client)."""

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import provenance
 from .._secret import Secret, hide_extra_data
@@ -40,6 +40,13 @@ if TYPE_CHECKING:
     from ..events import Event
     from ._client import AsyncClient
     from ._connection import Connection
+
+
+class PreparedPrompt(NamedTuple):
+    """What :meth:`~comfy_nb.AsyncClient.prepare` gives: the prompt as it would be sent."""
+
+    prompt: dict[str, Any]  #: the API-format workflow, files uploaded and named
+    seeds: dict[str, int]  #: the seeds ``"random"`` was resolved to, by input
 
 log = logging.getLogger("comfy_nb")
 

@@ -99,10 +99,10 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     core = AsyncSweep(async_client, workflow, axes, mode,
                       concurrency=resolve_concurrency(client.dialect, concurrency, tier),
                       overrides=overrides, validate=validate, cache=cache,
-                      submit_options=submit_options, wrap=lambda job: Job(job, client._loop))
+                      submit_options=submit_options, wrap=lambda job: Job(job, client.loop))
     try:
-        client._loop.run(_prepare_and_start(core))
-        result = Sweep(core, client._loop)
+        client.loop.run(_prepare_and_start(core))
+        result = Sweep(core, client.loop)
         backend = _progress_backend(progress)
         if backend != "off":
             # the notebook layer, imported only when a panel is wanted
@@ -114,7 +114,7 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     except KeyboardInterrupt:
         # wherever it landed: run() has stopped the check on the loop (it yields between
         # combinations); cancel whatever was submitted (again, if the wait did already)
-        client._loop.run(core.cancel(), timeout=60)
+        client.loop.run(core.cancel(), timeout=60)
         raise
     return result
 
@@ -156,7 +156,7 @@ def _default_client() -> Client:
         if magics is not None:
             session: Client = magics.session_client()
             return session
-    if _shared_client is None or _shared_client._loop.closed:
+    if _shared_client is None or _shared_client.loop.closed:
         from ..client._client import connect
 
         _shared_client = connect()

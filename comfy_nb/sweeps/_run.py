@@ -71,7 +71,8 @@ class AsyncSweep(SweepData):
         the first :class:`WorkflowInvalid` is raised. Cancelling the awaiting task stops it
         between two combinations."""
         client = self.client
-        base, _ = await client._prepare(self.workflow, dict(self.overrides), False)
+        base = (await client.prepare(self.workflow, overrides=dict(self.overrides),
+                                     validate=False)).prompt
         object_info = await client.object_info()
         paths: dict[str, str] = {}
         for name, _ in self.axes:
@@ -82,7 +83,7 @@ class AsyncSweep(SweepData):
                 raise ParameterError(f"{name!r} and {clash!r} are the same input ({path}); "
                                      "sweep it once")
             paths[name] = path
-        for name in self.overrides:  # _prepare above raised for names that do not resolve
+        for name in self.overrides:  # prepare above raised for names that do not resolve
             node_id, input_name = resolve(base, name, object_info)
             if f"{node_id}.{input_name}" in paths.values():
                 raise ParameterError(f"{name!r} is both swept and fixed (overrides); "
@@ -95,7 +96,8 @@ class AsyncSweep(SweepData):
             await asyncio.sleep(0)  # checking is CPU work: let a cancellation in between
             item = SweepItem(index, position, dict(params), dict(params))
             try:
-                _, seeds = await client._prepare(base, dict(params), self.validate)
+                seeds = (await client.prepare(base, overrides=dict(params),
+                                              validate=self.validate)).seeds
             except WorkflowInvalid as exc:
                 item._end(FAILED, error=exc)
                 rejected.append(exc)

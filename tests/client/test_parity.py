@@ -61,14 +61,14 @@ def test_the_clients_take_the_same_options_as_connect() -> None:
 
 
 def test_known_options_are_named_not_swallowed() -> None:
-    """Options whose names are known are keyword arguments: only ``submit``, ``run`` and
-    ``cached_result`` take ``**params`` (the workflow's own inputs, by name)."""
+    """Options whose names are known are keyword arguments: only ``submit``, ``run``,
+    ``cached_result`` and ``prepare`` take ``**params`` (the workflow's own inputs, by name)."""
     for cls in (AsyncClient, Client):
         for name, method in public_methods(cls).items():
             variadic = [parameter.name for parameter in
                         inspect.signature(method).parameters.values()
                         if parameter.kind is inspect.Parameter.VAR_KEYWORD]
-            assert variadic == (["params"] if name in ("submit", "run", "cached_result")
+            assert variadic == (["params"] if name in ("submit", "run", "cached_result", "prepare")
                                 else []), name
     for function in (comfy_nb.connect, Client, AsyncClient, ReplayedResult, comfy_nb.Result):
         assert all(parameter.kind is not inspect.Parameter.VAR_KEYWORD
@@ -105,6 +105,7 @@ def calls(recorded: Recorded) -> dict[str, tuple[Any, ...]]:
     image = Image.new("RGB", (4, 4), (1, 2, 3))
     return {
         "open": (), "submit": (tiny(),), "run": (tiny(),), "cached_result": (tiny(),),
+        "prepare": (tiny(),),
         "job": (prompt_id,), "jobs": (), "queue": (), "cancel": (prompt_id,),
         "cancel_many": ([prompt_id],), "interrupt": (), "clear_queue": (), "delete": ([],),
         "upload_image": (image,), "upload_mask": (image, "a.png"), "download": (file,),
