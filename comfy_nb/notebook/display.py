@@ -103,7 +103,7 @@ def save_for_notebook(result: Result,
         return []
     folder = Path(target)
     resolved = folder.resolve()
-    paths: list[Path | None] = [_saved(result, file) for file in result.files]
+    paths: list[Path | None] = [saved_file(result, file) for file in result.files]
     missing = [index for index, path in enumerate(paths)
                if path is None or path.resolve().parent != resolved]
     if missing:
@@ -123,10 +123,10 @@ def mark_shown(result: Result) -> None:
 def already_on_screen(result: Result) -> bool:
     """Whether IPython is showing ``result`` as a cell's value while its gallery is on screen
     already (see :func:`mark_shown`)."""
-    return result in _shown and _inside_displayhook()
+    return result in _shown and inside_displayhook()
 
 
-def _inside_displayhook() -> bool:
+def inside_displayhook() -> bool:
     """Whether IPython's displayhook (the cell's ``Out[n]``) is formatting right now."""
     frame = sys._getframe(1)
     for _ in range(30):
@@ -148,7 +148,7 @@ def forget_shown(*_args: object) -> None:
 
 
 @dataclass(frozen=True)
-class _Thumbnail:
+class Thumbnail:
     still: bytes  # PNG or JPEG, the first frame
     mime: str  # "image/png" or "image/jpeg"
     width: int
@@ -156,17 +156,19 @@ class _Thumbnail:
     gif: bytes | None = None  # the animation, downscaled, for the HTML
 
 
-def _thumbnail(result: Result, file: OutputFile) -> _Thumbnail:
-    """The thumbnail of ``file``, made once per size and format and kept on ``result``."""
-    cache: dict[tuple[Any, ...], _Thumbnail] = result.__dict__.setdefault(_CACHE_ATTR, {})
-    size, fmt = int(settings.thumbnail_size), str(settings.thumbnail_format).lower()
+def thumbnail(result: Result, file: OutputFile, size: int | None = None) -> Thumbnail:
+    """The thumbnail of ``file`` (``size`` pixels, else the gallery's), made once per size and
+    format and kept on ``result``; never full resolution."""
+    cache: dict[tuple[Any, ...], Thumbnail] = result.__dict__.setdefault(_CACHE_ATTR, {})
+    size = int(settings.thumbnail_size if size is None else size)
+    fmt = str(settings.thumbnail_format).lower()
     key = (*file_key(file), size, fmt)
     if key not in cache:
-        cache[key] = _make_thumbnail(file.read(), size, fmt)
+        cache[key] = make_thumbnail(file.read(), size, fmt)
     return cache[key]
 
 
-def _make_thumbnail(data: bytes, size: int, fmt: str) -> _Thumbnail:
+def make_thumbnail(data: bytes, size: int, fmt: str) -> Thumbnail:
     from PIL import Image
 
     size = max(size, 8)
@@ -184,7 +186,7 @@ def _make_thumbnail(data: bytes, size: int, fmt: str) -> _Thumbnail:
     else:
         still.convert("RGB").save(buffer, "JPEG", quality=85)
         mime = "image/jpeg"
-    return _Thumbnail(buffer.getvalue(), mime, still.width, still.height, gif)
+    return Thumbnail(buffer.getvalue(), mime, still.width, still.height, gif)
 
 
 def _downscaled(frame: Image.Image, size: int) -> Image.Image:
@@ -212,12 +214,12 @@ def _animated_gif(image: Image.Image, size: int, frames: int) -> bytes:
     return buffer.getvalue()
 
 
-def _first_thumbnail(result: Result) -> _Thumbnail | None:
+def _first_thumbnail(result: Result) -> Thumbnail | None:
     """The thumbnail of the first image shown inline that can be decoded."""
     for file in [f for f in result.files if f.kind in MEDIA_KINDS][:max(settings.max_items, 1)]:
         if file.kind == OutputKind.IMAGE:
             try:
-                return _thumbnail(result, file)
+                return thumbnail(result, file)
             except Exception:
                 continue
     return None
@@ -243,7 +245,7 @@ def _plain(result: Result) -> str:
     if result.from_cache:
         lines.append(f"  {cache_note(result)}")
     for file in result.files[:_TEXT_FILES]:
-        path = _saved(result, file)
+        path = saved_file(result, file)
         where = f" -> {shown_path(path)}" if path is not None else ""
         lines.append(f"  {_label(result, file.node_id)}/{file.filename}{where}")
     if len(result.files) > _TEXT_FILES:
@@ -291,12 +293,12 @@ def _html(result: Result) -> str:
 
 def _figure(result: Result, file: OutputFile) -> str:
     """One ``<figure>``: the thumbnail or player, then the node and the file name."""
-    path = _saved(result, file)
+    path = saved_file(result, file)
     try:
         body, path = _media_html(result, file, path)
         problem = ""
     except Exception as exc:
-        body, problem = "", f"<br><em>could not be shown: {html.escape(_reason(exc))}</em>"
+        body, problem = "", f"<br><em>could not be shown: {html.escape(error_reason(exc))}</em>"
     name = _name(file, path)
     caption = f"{html.escape(_label(result, file.node_id))}<br>{name}{problem}"
     return (f'<figure style="margin:0 0 8px 0">{body}\n'
@@ -306,11 +308,11 @@ def _figure(result: Result, file: OutputFile) -> str:
 def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[str, Path | None]:
     """The HTML showing ``file`` and its path on disk (a large video/audio file gets saved)."""
     if file.kind == OutputKind.IMAGE:
-        thumb = _thumbnail(result, file)
+        thumb = thumbnail(result, file)
         mime, data = (thumb.mime, thumb.still) if thumb.gif is None else ("image/gif", thumb.gif)
         img = (f'<img src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}" '
                f'width="{thumb.width}" height="{thumb.height}" alt="{html.escape(file.filename)}">')
-        return (f'<a href="{_href(path)}">{img}</a>' if path is not None else img), path
+        return (f'<a href="{href(path)}">{img}</a>' if path is not None else img), path
     from IPython.display import Audio, Video
 
     if path is not None:
@@ -333,24 +335,24 @@ def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[st
         return (f"<div>not embedded ({size / 1e6:.1f} MB &gt; embed_limit); save it with "
                 "result.save(dir)</div>"), None
     if file.kind == OutputKind.VIDEO:
-        return Video(url=_href(path), width=max(settings.thumbnail_size, 320))._repr_html_(), path
-    return Audio(url=_href(path), embed=False)._repr_html_(), path
+        return Video(url=href(path), width=max(settings.thumbnail_size, 320))._repr_html_(), path
+    return Audio(url=href(path), embed=False)._repr_html_(), path
 
 
 def _other_line(result: Result, file: OutputFile) -> str:
-    name = _name(file, _saved(result, file))
+    name = _name(file, saved_file(result, file))
     kind = "3D model" if file.kind == OutputKind.MODEL3D else "file"
     return (f'<div class="comfy-nb-file">{html.escape(_label(result, file.node_id))}: {name} '
             f"({kind}, {html.escape(file.mime_type)})</div>")
 
 
 def _more_line(result: Result, rest: list[OutputFile]) -> str:
-    paths = [p for p in (_saved(result, f) for f in rest) if p is not None]
+    paths = [p for p in (saved_file(result, f) for f in rest) if p is not None]
     folders = {shown_path(p.parent) for p in paths}
     where = f" in {html.escape(folders.pop())}" if len(folders) == 1 else ""
     line = f"… and {len(rest)} more file{'' if len(rest) == 1 else 's'}{where}"
     if paths:
-        links = ", ".join(f'<a href="{_href(p)}">{html.escape(p.name)}</a>' for p in paths)
+        links = ", ".join(f'<a href="{href(p)}">{html.escape(p.name)}</a>' for p in paths)
         line += f": {links}"
     else:
         line += " (not shown; save them with result.save(dir))"
@@ -376,16 +378,16 @@ def _name(file: OutputFile, path: Path | None) -> str:
     on the server."""
     if path is None:
         return html.escape(file.filename)
-    return f'<a href="{_href(path)}">{html.escape(path.name)}</a>'
+    return f'<a href="{href(path)}">{html.escape(path.name)}</a>'
 
 
-def _saved(result: Result, file: OutputFile) -> Path | None:
+def saved_file(result: Result, file: OutputFile) -> Path | None:
     """Where ``file`` was saved, if that file still exists."""
     path = result.saved_path(file)
     return path if path is not None and path.is_file() else None
 
 
-def _href(path: Path) -> str:
+def href(path: Path) -> str:
     """A link to ``path`` relative to the current directory (the notebook's), URL-quoted."""
     try:
         relative = os.path.relpath(path, os.getcwd())
@@ -394,6 +396,6 @@ def _href(path: Path) -> str:
     return quote(Path(relative).as_posix())
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
     return text if len(text) <= 200 else text[:199] + "…"

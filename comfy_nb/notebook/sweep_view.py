@@ -24,7 +24,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._naming import file_key
 from ..errors import ComfyError
 from ..result import OutputKind, shown_path
 from ..sweeps import FAILED, MAX_JOBS
@@ -35,7 +34,7 @@ from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView
 
 if TYPE_CHECKING:
     from ..client._client import Client
-    from ..result import OutputFile, Result
+    from ..result import Result
     from ..sweeps import Sweep, SweepCounts, SweepData, SweepItem
 
 __all__ = ["GridSettings", "SweepHtmlPanel", "SweepPanel", "SweepTextPanel", "SweepWidgetPanel",
@@ -334,7 +333,7 @@ def already_on_screen(sweep: SweepData) -> bool:
     """Whether IPython is showing ``sweep`` as the value of the cell that showed its grid."""
     marked = sweep.__dict__.get("_comfy_nb_shown_in")
     return (marked is not None and marked == _execution_count()
-            and result_display._inside_displayhook())
+            and result_display.inside_displayhook())
 
 
 # -- the grid ------------------------------------------------------------------------------------
@@ -423,19 +422,6 @@ def cell_size(count: int) -> int:
     return max(min(size, int(result_display.settings.thumbnail_size)), 16)
 
 
-def _cell_thumbnail(result: Result, file: OutputFile, size: int) -> Any:
-    """``display``'s thumbnail of ``file`` at ``size``, cached on the result like the
-    gallery's (never full resolution)."""
-
-    cache: dict[tuple[Any, ...], Any] = result.__dict__.setdefault(
-        result_display._CACHE_ATTR, {})
-    fmt = str(result_display.settings.thumbnail_format).lower()
-    key = (*file_key(file), size, fmt)
-    if key not in cache:
-        cache[key] = result_display._make_thumbnail(file.read(), size, fmt)
-    return cache[key]
-
-
 _CELL_STYLE = "vertical-align:top;text-align:center;padding:4px"
 _HEAD_STYLE = "padding:4px;text-align:center"
 
@@ -505,25 +491,25 @@ def _result_html(result: Result, item: SweepItem, size: int) -> str:
     parts: list[str] = []
     if images:
         file = images[0]
-        path = result_display._saved(result, file)
+        path = result_display.saved_file(result, file)
         try:
-            thumb = _cell_thumbnail(result, file, size)
+            thumb = result_display.thumbnail(result, file, size)
         except Exception as exc:
             parts.append(f"<div><em>{esc(file.filename)} could not be shown: "
-                         f"{esc(result_display._reason(exc))}</em></div>")
+                         f"{esc(result_display.error_reason(exc))}</em></div>")
         else:
             data = base64.b64encode(thumb.still).decode("ascii")
             img = (f'<img src="data:{thumb.mime};base64,{data}" width="{thumb.width}" '
                    f'height="{thumb.height}" alt="{esc(_caption(item))}">')
-            parts.append(f'<a href="{result_display._href(path)}">{img}</a>'
+            parts.append(f'<a href="{result_display.href(path)}">{img}</a>'
                          if path is not None else img)
         if len(images) > 1:
             parts.append(f"<div><small>+{len(images) - 1} more image"
                          f"{'' if len(images) == 2 else 's'}</small></div>")
     for file in others[:3]:
-        path = result_display._saved(result, file)
+        path = result_display.saved_file(result, file)
         name = esc(file.filename)
-        parts.append(f'<div><small><a href="{result_display._href(path)}">{name}</a></small>'
+        parts.append(f'<div><small><a href="{result_display.href(path)}">{name}</a></small>'
                      "</div>" if path is not None else f"<div><small>{name}</small></div>")
     if len(others) > 3:
         parts.append(f"<div><small>+{len(others) - 3} more files</small></div>")
@@ -547,10 +533,10 @@ def _rows_html(sweep: SweepData) -> str:
         files = []
         if item.result is not None:
             for file in item.result.files:
-                path = result_display._saved(item.result, file)
+                path = result_display.saved_file(item.result, file)
                 text = esc(shown_path(path) if path is not None
                            else file.filename)
-                files.append(f'<a href="{result_display._href(path)}">{text}</a>'
+                files.append(f'<a href="{result_display.href(path)}">{text}</a>'
                              if path is not None else text)
         error = esc(_short_error(item, 200)) if item.error is not None else ""
         cells = [esc(str(row[name])) for name in names]
@@ -632,7 +618,7 @@ def _tile(item: SweepItem, size: int) -> Any:
     for file in item.result.files:
         if file.kind == OutputKind.IMAGE:
             try:
-                thumb = _cell_thumbnail(item.result, file, size)
+                thumb = result_display.thumbnail(item.result, file, size)
                 with Image.open(io.BytesIO(thumb.still)) as image:
                     return image.convert("RGB")
             except Exception:

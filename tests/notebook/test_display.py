@@ -208,13 +208,13 @@ def test_an_animated_webp_becomes_a_gif_with_a_still_fallback() -> None:
 
 def test_thumbnails_are_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[int] = []
-    original = display._make_thumbnail
+    original = display.make_thumbnail
 
     def counting(data: bytes, size: int, fmt: str) -> Any:
         made.append(size)
         return original(data, size, fmt)
 
-    monkeypatch.setattr(display, "_make_thumbnail", counting)
+    monkeypatch.setattr(display, "make_thumbnail", counting)
     result, source = make_result({"a.png": small_png(), "b.png": small_png((0, 0, 255))})
     first = render_result(result)
     assert render_result(result) == first
