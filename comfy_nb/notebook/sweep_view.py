@@ -281,7 +281,7 @@ def _end(sweep: Sweep, panel: SweepPanel, save: str | None) -> None:
             result_display.save_for_notebook(item.result, save)
         except (ComfyError, OSError) as exc:
             finished_at = item.finished_at
-            item._end(FAILED, result=item.result, error=exc)  # the Result stays on the item
+            item.end(FAILED, result=item.result, error=exc)  # the Result stays on the item
             item.finished_at = finished_at
     panel.finish(sweep)
 

@@ -95,8 +95,9 @@ class SweepItem:
         part = progress.node_value / progress.node_max if progress.node_max > 0 else 0.0
         return min((progress.nodes_done + min(part, 1.0)) / progress.nodes_total, 0.99)
 
-    def _end(self, status: str, *, result: Result | None = None,
-             error: BaseException | None = None) -> None:
+    def end(self, status: str, *, result: Result | None = None,
+            error: BaseException | None = None) -> None:
+        """Record the item's outcome (the sweep's run loop calls this once per item)."""
         self.result = result
         self.error = error
         self.finished_at = time.monotonic()

@@ -99,7 +99,7 @@ class AsyncSweep(SweepData):
                 seeds = (await client.prepare(base, overrides=dict(params),
                                               validate=self.validate)).seeds
             except WorkflowInvalid as exc:
-                item._end(FAILED, error=exc)
+                item.end(FAILED, error=exc)
                 rejected.append(exc)
             else:
                 for name, value in params.items():  # "random" seeds: run what was checked
@@ -149,7 +149,7 @@ class AsyncSweep(SweepData):
                                                validate=False, cache=self.cache,
                                                **self.submit_options)
             except Exception as exc:  # refused, unreachable, a closed client: this item only
-                item._end(FAILED, error=exc)
+                item.end(FAILED, error=exc)
                 return
             item.async_job = job
             item.job = self._wrap(job)
@@ -158,23 +158,23 @@ class AsyncSweep(SweepData):
             try:
                 result = await job.wait()
             except JobCancelled as exc:
-                item._end(CANCELLED, error=exc if not self._stopping else None)
+                item.end(CANCELLED, error=exc if not self._stopping else None)
             except Exception as exc:  # ExecutionFailed, JobLost, the client closed meanwhile
-                item._end(FAILED, error=exc)
+                item.end(FAILED, error=exc)
             else:
-                item._end(SUCCEEDED, result=result)
+                item.end(SUCCEEDED, result=result)
         except asyncio.CancelledError:
             if item.async_job is not None and not item.async_job.done:
                 await asyncio.shield(self._cancel_job(item.async_job))
             if not item.done:
-                item._end(CANCELLED)
+                item.end(CANCELLED)
             raise
         finally:
             self._in_flight -= 1
 
     def _cancel_waiting(self) -> None:
         while self._pending:
-            self._pending.popleft()._end(CANCELLED)
+            self._pending.popleft().end(CANCELLED)
 
     async def _cancel_job(self, job: AsyncJob) -> None:
         try:
