@@ -30,7 +30,7 @@ function render({ model, el: root }) {
   const table = el("div", "comfy-nb-grid-pages");
   const overlay = el("div", "comfy-nb-grid-overlay");
   overlay.hidden = true;
-  root.append(bar, message, table, overlay);
+  root.append(bar, message, overlay, table);
 
   function applyZoom() {
     const transform = `translate(${view.tx}px, ${view.ty}px) scale(${view.scale})`;
@@ -56,6 +56,7 @@ function render({ model, el: root }) {
   function showOverlay(content) {
     overlay.replaceChildren(content);
     overlay.hidden = false;
+    overlay.scrollIntoView?.({ block: "nearest" });
   }
 
   overlay.addEventListener("click", (event) => {
@@ -99,7 +100,7 @@ function render({ model, el: root }) {
       clip();
     });
     box.append(stage, swipe, toggle,
-      el("div", "comfy-nb-grid-caption", `A: ${a.caption}  |  B: ${b.caption}`),
+      el("div", "comfy-nb-grid-caption", `A: ${a.caption} | B: ${b.caption}`),
       el("button", "comfy-nb-grid-close", "close"));
     showOverlay(box);
   }
