@@ -577,13 +577,14 @@ class SweepGrid:
         return target
 
     def show(self, *, wait: bool = False, timeout: float | None = None,
-             backend: str | None = None, save: str | None = None) -> SweepGrid:
+             backend: str | None = None, save: str | None = None) -> None:
         """Display the grid in this cell and keep it current while the sweep runs (``wait``:
-        block until it ends; interrupting cancels the sweep)."""
+        block until it ends; interrupting cancels the sweep). ``backend``: ``widget``,
+        ``html``, ``text`` or ``off`` (None chooses as the progress panels do); ``save``: the
+        folder for full-size files (default ``display.settings.output_dir``)."""
         from ._grid_widget import show_grid
 
         show_grid(self, wait=wait, timeout=timeout, backend=backend, save=save)
-        return self
 
     def _ipython_display_(self) -> None:
         self.show()

@@ -249,7 +249,8 @@ def test_the_html_grid_fills_in_while_the_sweep_runs(
     slow = module_clients.connect(module_emulators(step_delay=0.02))
     running = comfy_nb.sweep(txt2img(15), seed=[1, 2], cfg=[4.0, 150.0], client=slow,
                              progress="off", wait=False)
-    grid = running.grid("seed", "cfg").show(wait=True, timeout=WAIT, backend="html")
+    grid = running.grid("seed", "cfg")
+    grid.show(wait=True, timeout=WAIT, backend="html")
     (handle,) = handles
     shown = [handle.shown, *(obj for _, obj in handle.updates)]
     filled = [len(images(bundle["text/html"])) for bundle in shown]
@@ -272,7 +273,8 @@ def test_the_widget_grid_fills_in_within_its_message_budget(
     slow = module_clients.connect(module_emulators(step_delay=0.02))
     running = comfy_nb.sweep(txt2img(10), seed=[1, 2, 3], cfg=[4.0], client=slow,
                              progress="off", wait=False, concurrency=1)
-    grid = running.grid("seed", "cfg").show(wait=True, timeout=WAIT, backend="widget")
+    grid = running.grid("seed", "cfg")
+    grid.show(wait=True, timeout=WAIT, backend="widget")
     view = grid.view
     assert isinstance(view, _grid_widget.GridWidgetView)
     (handle,) = handles
@@ -331,7 +333,8 @@ def test_comfy_run_sweep_with_a_grid(shell: InteractiveShell,
 
 def test_a_grid_of_a_finished_sweep_shows_at_once(finished: comfy_nb.Sweep,
                                                   handles: list[FakeHandle]) -> None:
-    grid = SweepGrid(finished, "seed", "cfg", "steps").show(backend="html")
+    grid = SweepGrid(finished, "seed", "cfg", "steps")
+    grid.show(backend="html")
     (handle,) = handles
     assert len(images(handle.shown["text/html"])) == 6
     assert grid.view is not None and grid.view.finished and handle.updates == []
