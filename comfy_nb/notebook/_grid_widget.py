@@ -40,6 +40,7 @@ __all__ = ["GridHtmlView", "GridStaticView", "GridView", "GridWidgetView", "show
 log = logging.getLogger("comfy_nb")
 
 INTERVAL = 0.25  # seconds between two looks at the sweep (the widget: at most 4 updates a second)
+CELLS_PER_SECOND = 200  # a larger grid is sent less often (each update sends every cell)
 HTML_INTERVAL = 0.5  # seconds between two redraws of the html view (each sends the whole grid)
 LARGE_SIZE = 768  # longest side of an enlarged cell, px
 
@@ -163,7 +164,9 @@ class GridWidgetView(GridHtmlView):
 
     def tick(self) -> None:
         with self._lock:
-            if not self.finished:
+            interval = max(INTERVAL, len(self._cells) / CELLS_PER_SECOND)
+            if not self.finished and time.monotonic() - self._last >= interval:
+                self._last = time.monotonic()
                 self._push()
 
     def finish(self) -> None:

@@ -22,6 +22,7 @@ library: without anywidget every view here still works as HTML.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -236,7 +237,7 @@ class Thumbnail:
     width: int
     height: int
 
-    @property
+    @functools.cached_property
     def data_uri(self) -> str:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
@@ -488,7 +489,10 @@ class SweepGrid:
         self.sweep = sweep
         self.axes = check_axes(sweep.axes, sweep.mode, x, y, z)
         count = len(sweep.items)
-        self.size = int(size) if size is not None else 256 if count <= 6 else \
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or not 16 <= size <= 1024):
+            raise GridError(f"size is the thumbnails' side in pixels, 16 to 1024, not {size!r}")
+        self.size = size if size is not None else 256 if count <= 6 else \
             160 if count <= 24 else 112
         self.controls = controls
         self.thumbnails = Thumbnails()

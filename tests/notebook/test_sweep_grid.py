@@ -152,6 +152,18 @@ def test_the_static_grid_has_thumbnails_labels_and_errors_and_no_script(
     assert len(markup) < 60_000  # small thumbnails: the saved notebook stays light
 
 
+def test_values_are_text_in_the_grid_never_markup(client: comfy_nb.Client) -> None:
+    swept = comfy_nb.sweep(txt2img(), {"Positive Prompt.text": ["<b>a fox</b>", "a cat"]},
+                           client=client, progress="off", timeout=WAIT)
+    grid = swept.grid()
+    markup = grid.html()
+    assert "<b>a fox</b>" not in markup and "Positive Prompt.text=&lt;b&gt;a fox&lt;/b&gt;" in \
+        markup
+    assert grid.cells()[0]["set_line"] == "--set 'Positive Prompt.text=<b>a fox</b>'"
+    with pytest.raises(GridError, match="16 to 1024, not 4"):
+        swept.grid(size=4)
+
+
 def test_the_static_grid_links_the_saved_files(client: comfy_nb.Client) -> None:
     swept = comfy_nb.sweep(txt2img(), seed=[1, 2], client=client, progress="off", timeout=WAIT)
     for result in swept.results:
