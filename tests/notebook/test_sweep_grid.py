@@ -277,6 +277,29 @@ def test_the_html_grid_fills_in_while_the_sweep_runs(
     assert grid.view is not None and grid.view.finished
 
 
+def test_a_grid_that_times_out_cancels_the_sweep(
+        module_emulators: Emulators, module_clients: Clients,
+        handles: list[FakeHandle]) -> None:
+    slow = module_clients.connect(module_emulators(step_delay=0.02))
+    running = comfy_nb.sweep(txt2img(500), seed=[1, 2, 3], client=slow, progress="off",
+                             wait=False)
+    with pytest.raises(comfy_nb.SweepTimeout, match=r"within 0\.5 s"):
+        running.grid().show(wait=True, timeout=0.5, backend="html")
+    assert {item.status for item in running.items} == {"cancelled"}
+    assert slow.queue() == []
+    (handle,) = handles
+    final = handle.updates[-1][1]["text/html"]
+    assert final.count("comfy-nb-cancelled") == 3 and "<i>cancelled</i>" in final
+
+
+def test_the_text_back_end_shows_the_grid_once_at_the_end(
+        finished: comfy_nb.Sweep, handles: list[FakeHandle]) -> None:
+    finished.grid("seed", "cfg", "steps").show(backend="text")
+    (handle,) = handles
+    assert handle.shown["text/plain"].startswith("<SweepGrid x: seed · y: cfg · z: steps;")
+    assert handle.updates == []
+
+
 def test_the_widget_grid_fills_in_within_its_message_budget(
         module_emulators: Emulators, module_clients: Clients, handles: list[FakeHandle],
         monkeypatch: pytest.MonkeyPatch) -> None:
