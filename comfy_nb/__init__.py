@@ -29,17 +29,17 @@ _LAZY: dict[str, str] = {
                      "ReplayMismatch", "record", "replay"), ".replay"),
     "OutputFile": ".result", "Result": ".result",
     **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "SweepTimeout", "asweep", "sweep"),
-                    ".sweep"),
+                    ".sweeps"),
     "ParameterError": ".workflow", "Workflow": ".workflow", "WorkflowError": ".workflow",
     "WorkflowInvalid": ".workflow._errors",
     "WorkflowFunction": ".workflow_function", "use": ".workflow_function",
 }
-_SUBMODULES = {"cache"}  # public modules, loaded on first use too
+_SUBMODULES = {"cache", "sweeps"}  # public modules, loaded on first use too
 # functions named like the module that defines them: the function keeps the package's name
-_SHADOWED = {"replay", "sweep"}
+_SHADOWED = {"replay"}
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from . import cache
+    from . import cache, sweeps
     from .cache import ResultCache
     from .client import (
         AsyncClient,
@@ -78,7 +78,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         replay,
     )
     from .result import OutputFile, Result
-    from .sweep import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
+    from .sweeps import AsyncSweep, Sweep, SweepItem, SweepTimeout, asweep, sweep
     from .workflow import ParameterError, Workflow, WorkflowError
     from .workflow._errors import WorkflowInvalid
     from .workflow_function import WorkflowFunction, use
@@ -111,8 +111,8 @@ def _version() -> str:
 
 
 class _Package(types.ModuleType):
-    """The package's module type: importing ``comfy_nb.replay`` (or ``.sweep``) as a module
-    must not replace the function of that name the package exports."""
+    """The package's module type: importing ``comfy_nb.replay`` as a module must not replace
+    the function of that name the package exports."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SHADOWED and isinstance(value, types.ModuleType):
@@ -199,5 +199,6 @@ __all__ = [
     "record",
     "replay",
     "sweep",
+    "sweeps",
     "use",
 ]

@@ -1,4 +1,5 @@
-"""What an output file is: its kind and MIME type from its name (:func:`kind_and_mime`), and
+"""What an output file is: its kind (:class:`OutputKind`) and MIME type from its name
+(:func:`kind_and_mime`), and
 whether what was downloaded is what its name says: the first bytes of an image, a video or an
 audio file against the signatures of its format (from the extension; from the kind alone when
 the extension is unknown), and the error naming what came back instead
@@ -7,9 +8,9 @@ the extension is unknown), and the error naming what came back instead
 A proxy in front of a server often answers ``200 text/html`` (its login page) for any path; such
 a page must never be saved as ``a.png`` or handed to Pillow.
 
-Owns: the extension tables, the format signatures and the check. Must not: read more than
-:data:`HEAD_BYTES` of a file, speak HTTP, or judge files of other kinds (3D models, latents,
-text), which have no one signature.
+Owns: the kinds of output files, the extension tables, the format signatures and the check.
+Must not: read more than :data:`HEAD_BYTES` of a file, speak HTTP, or judge files of other kinds
+(3D models, latents, text), which have no one signature.
 """
 
 from __future__ import annotations
@@ -17,76 +18,100 @@ from __future__ import annotations
 import mimetypes
 import os
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
-__all__ = ["HEAD_BYTES", "check", "check_file", "kind_and_mime", "problem"]
+__all__ = ["HEAD_BYTES", "MEDIA_KINDS", "OutputKind", "check", "check_file", "kind_and_mime",
+           "problem"]
+
+
+class OutputKind(str, Enum):
+    """What an output file is. Members are strings (``OutputKind.IMAGE == "image"``), so a
+    kind compares, hashes, formats and serializes as its value."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    MODEL3D = "model3d"  # glTF, OBJ, STL...
+    OTHER = "other"  # latents, JSON, text files, anything else
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:  # as the plain string it stands for, in reprs of files
+        return repr(self.value)
+
+
+#: the kinds a notebook shows inline (a gallery item, a player)
+MEDIA_KINDS = frozenset({OutputKind.IMAGE, OutputKind.VIDEO, OutputKind.AUDIO})
 
 #: how many leading bytes the check reads
 HEAD_BYTES = 512
 
 #: extension -> (kind, MIME type); checked before :mod:`mimetypes`, whose tables vary by system.
-_KINDS: dict[str, tuple[str, str]] = {
-    ".png": ("image", "image/png"),
-    ".apng": ("image", "image/png"),
-    ".jpg": ("image", "image/jpeg"),
-    ".jpeg": ("image", "image/jpeg"),
-    ".webp": ("image", "image/webp"),
-    ".gif": ("image", "image/gif"),
-    ".bmp": ("image", "image/bmp"),
-    ".tif": ("image", "image/tiff"),
-    ".tiff": ("image", "image/tiff"),
-    ".avif": ("image", "image/avif"),
-    ".mp4": ("video", "video/mp4"),
-    ".m4v": ("video", "video/mp4"),
-    ".webm": ("video", "video/webm"),
-    ".mov": ("video", "video/quicktime"),
-    ".mkv": ("video", "video/x-matroska"),
-    ".avi": ("video", "video/x-msvideo"),
-    ".flac": ("audio", "audio/flac"),
-    ".mp3": ("audio", "audio/mpeg"),
-    ".opus": ("audio", "audio/ogg"),
-    ".ogg": ("audio", "audio/ogg"),
-    ".wav": ("audio", "audio/wav"),
-    ".m4a": ("audio", "audio/mp4"),
-    ".aac": ("audio", "audio/aac"),
-    ".glb": ("model3d", "model/gltf-binary"),
-    ".gltf": ("model3d", "model/gltf+json"),
-    ".obj": ("model3d", "model/obj"),
-    ".stl": ("model3d", "model/stl"),
-    ".fbx": ("model3d", "application/octet-stream"),
-    ".usdz": ("model3d", "model/vnd.usdz+zip"),
-    ".ply": ("model3d", "application/octet-stream"),
-    ".latent": ("other", "application/octet-stream"),
-    ".json": ("other", "application/json"),
-    ".txt": ("other", "text/plain"),
+_KINDS: dict[str, tuple[OutputKind, str]] = {
+    ".png": (OutputKind.IMAGE, "image/png"),
+    ".apng": (OutputKind.IMAGE, "image/png"),
+    ".jpg": (OutputKind.IMAGE, "image/jpeg"),
+    ".jpeg": (OutputKind.IMAGE, "image/jpeg"),
+    ".webp": (OutputKind.IMAGE, "image/webp"),
+    ".gif": (OutputKind.IMAGE, "image/gif"),
+    ".bmp": (OutputKind.IMAGE, "image/bmp"),
+    ".tif": (OutputKind.IMAGE, "image/tiff"),
+    ".tiff": (OutputKind.IMAGE, "image/tiff"),
+    ".avif": (OutputKind.IMAGE, "image/avif"),
+    ".mp4": (OutputKind.VIDEO, "video/mp4"),
+    ".m4v": (OutputKind.VIDEO, "video/mp4"),
+    ".webm": (OutputKind.VIDEO, "video/webm"),
+    ".mov": (OutputKind.VIDEO, "video/quicktime"),
+    ".mkv": (OutputKind.VIDEO, "video/x-matroska"),
+    ".avi": (OutputKind.VIDEO, "video/x-msvideo"),
+    ".flac": (OutputKind.AUDIO, "audio/flac"),
+    ".mp3": (OutputKind.AUDIO, "audio/mpeg"),
+    ".opus": (OutputKind.AUDIO, "audio/ogg"),
+    ".ogg": (OutputKind.AUDIO, "audio/ogg"),
+    ".wav": (OutputKind.AUDIO, "audio/wav"),
+    ".m4a": (OutputKind.AUDIO, "audio/mp4"),
+    ".aac": (OutputKind.AUDIO, "audio/aac"),
+    ".glb": (OutputKind.MODEL3D, "model/gltf-binary"),
+    ".gltf": (OutputKind.MODEL3D, "model/gltf+json"),
+    ".obj": (OutputKind.MODEL3D, "model/obj"),
+    ".stl": (OutputKind.MODEL3D, "model/stl"),
+    ".fbx": (OutputKind.MODEL3D, "application/octet-stream"),
+    ".usdz": (OutputKind.MODEL3D, "model/vnd.usdz+zip"),
+    ".ply": (OutputKind.MODEL3D, "application/octet-stream"),
+    ".latent": (OutputKind.OTHER, "application/octet-stream"),
+    ".json": (OutputKind.OTHER, "application/json"),
+    ".txt": (OutputKind.OTHER, "text/plain"),
 }
 
 #: output key -> kind, used only when the extension says nothing.
-_KIND_BY_KEY = {"audio": "audio", "video": "video", "videos": "video", "gifs": "video",
-                "3d": "model3d"}
+_KIND_BY_KEY = {"audio": OutputKind.AUDIO, "video": OutputKind.VIDEO, "videos": OutputKind.VIDEO,
+                "gifs": OutputKind.VIDEO, "3d": OutputKind.MODEL3D}
 
 _OCTET = "application/octet-stream"
 
 
-def kind_and_mime(filename: str, key: str) -> tuple[str, str]:
+def kind_and_mime(filename: str, key: str) -> tuple[OutputKind, str]:
     """``(kind, MIME type)`` of an output file from its extension, else from its output key
-    (``image``, ``video``, ``audio``, ``model3d`` or ``other``)."""
+    (an :class:`OutputKind`)."""
     ext = os.path.splitext(filename)[1].lower()
     if ext in _KINDS:
         return _KINDS[ext]
     mime, _ = mimetypes.guess_type("x" + ext, strict=False) if ext else (None, None)
     if mime:
-        for prefix, kind in (("image/", "image"), ("video/", "video"), ("audio/", "audio"),
-                             ("model/", "model3d")):
+        for prefix, kind in (("image/", OutputKind.IMAGE), ("video/", OutputKind.VIDEO),
+                             ("audio/", OutputKind.AUDIO), ("model/", OutputKind.MODEL3D)):
             if mime.startswith(prefix):
                 return kind, mime
-        return "other", mime
-    return _KIND_BY_KEY.get(key, "other"), _OCTET
+        return OutputKind.OTHER, mime
+    return _KIND_BY_KEY.get(key, OutputKind.OTHER), _OCTET
 
 
 # -- signatures ----------------------------------------------------------------------------------
 
-_MEDIA_KINDS = {"image": "an image", "video": "a video", "audio": "an audio file"}
+_MEDIA_KINDS: dict[str, str] = {OutputKind.IMAGE: "an image", OutputKind.VIDEO: "a video",
+                OutputKind.AUDIO: "an audio file"}
 _ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
 

@@ -16,8 +16,10 @@ out before its entry is written. Every reader of a cache in this process (:meth:
 published, so it never sees the cache without them; the writer thread finishes its work before
 the interpreter exits.
 
-Owns: the on-disk layout, keys, LRU eviction, the global switch (:data:`settings`,
-``COMFY_NB_CACHE=off``, ``COMFY_NB_CACHE_DIR``) and :class:`Result` objects read back from disk.
+Owns: the on-disk layout, writing and publishing entries, LRU eviction and the global switch
+(:data:`settings`, ``COMFY_NB_CACHE=off``, ``COMFY_NB_CACHE_DIR``). The keys are made by
+:mod:`comfy_nb._cache_keys`, an entry is read back (as a :class:`Result`) by
+:mod:`comfy_nb._cache_entry`; their public names are exported here.
 Must not: speak HTTP (the client downloads into :meth:`ResultCache.writer`), touch widgets, or
 ever write an API key, a signed URL or ``extra_data`` into an entry.
 
@@ -27,12 +29,8 @@ is keyed by its name only; if that file is replaced on the server, the cache can
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
-import functools
-import hashlib
-import json
 import logging
 import os
 import re
@@ -41,19 +39,24 @@ import shutil
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._saving import copy_into
+from ._cache_entry import ENTRY_FILE, CacheEntry, load_entry
+from ._cache_keys import (
+    FORMAT,
+    cache_key,
+    canonical_json,
+    package_version,
+    server_identity,
+    without_signed_urls,
+)
+from ._naming import file_key
 from .result import (
     FileSource,
     OutputFile,
     Result,
-    afetch_into,
-    fetch_into,
     safe_filename,
 )
 
@@ -72,11 +75,12 @@ __all__ = [
 
 log = logging.getLogger("comfy_nb")
 
+# recordings strip signed URLs from what they store the same way (comfy_nb.replay imports it)
+_without_signed_urls = without_signed_urls
+
 DEFAULT_MAX_BYTES = 2 * 1024**3
 ENABLE_VARIABLE = "COMFY_NB_CACHE"
 DIRECTORY_VARIABLE = "COMFY_NB_CACHE_DIR"
-FORMAT = 1  # of entry.json and of the key; a new format never reads old entries
-_ENTRY = "entry.json"
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _STALE_STAGING = 24 * 3600.0  # seconds before an abandoned staging folder is removed
 _OFF = {"0", "off", "false", "no", "disabled"}
@@ -149,202 +153,6 @@ def default_cache() -> ResultCache:
     return _default
 
 
-# -- keys ----------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _version() -> str:
-    """comfy_nb's version (read once: the package metadata is parsed on every look-up)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("comfy-nb")
-    except PackageNotFoundError:
-        return "0.0.0"
-
-
-def server_identity(url: str, dialect: str,
-                    system_stats: Mapping[str, Any] | None = None) -> str:
-    """What the cache calls a server: ``<dialect>:<normalized url>``; for the comfy_nb emulator
-    (its system stats have an ``emulator`` section) ``comfy_nb-emulator/<dialect>/<version>``,
-    whatever its port, so notebooks on the emulator hit across kernels. Never a credential."""
-    emulator = system_stats.get("emulator") if isinstance(system_stats, Mapping) else None
-    if isinstance(emulator, Mapping):
-        return f"comfy_nb-emulator/{dialect}/{_version()}"
-    parts = urllib.parse.urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    return f"{dialect}:{scheme}://{host}{parts.path.rstrip('/')}"
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def cache_key(server: str, workflow: Mapping[str, Any],
-              inputs: Mapping[str, str] | None = None) -> str:
-    """SHA-256 (hex) of the canonical JSON of the server identity, the API workflow without
-    node ``_meta`` and ``inputs`` (``{"<node>.<input>": sha256 of the uploaded bytes}``).
-    Raises TypeError for values JSON cannot hold."""
-    nodes = {str(node_id): ({k: v for k, v in node.items() if k != "_meta"}
-                            if isinstance(node, Mapping) else node)
-             for node_id, node in workflow.items()}
-    body = {"format": FORMAT, "server": server, "workflow": nodes,
-            "inputs": dict(sorted((inputs or {}).items()))}
-    return hashlib.sha256(_canonical(body).encode("utf-8")).hexdigest()
-
-
-def _without_signed_urls(value: Any) -> Any:
-    """``value`` without mapping entries holding an http(s) URL with a query (signed storage
-    URLs): the entry serves the bytes itself and must not keep a credential."""
-    if isinstance(value, Mapping):
-        return {k: _without_signed_urls(v) for k, v in value.items()
-                if not (isinstance(v, str) and v.lower().startswith(("http://", "https://"))
-                        and "?" in v)}
-    if isinstance(value, list):
-        return [_without_signed_urls(v) for v in value]
-    return value
-
-
-# -- entries -------------------------------------------------------------------------------------
-
-
-def _file_key(file: OutputFile) -> tuple[str, str, str, str]:
-    return (file.node_id, file.filename, file.subfolder, file.type)
-
-
-class _EntryFiles:
-    """An entry's folder as the :class:`FileSource` of a cached Result; ``fallback`` (the
-    client) serves a file whose entry was removed meanwhile."""
-
-    def __init__(self, entry: CacheEntry, fallback: FileSource | None) -> None:
-        self._entry = entry
-        self._fallback = fallback
-
-    def _missing(self, file: OutputFile) -> FileNotFoundError:
-        return FileNotFoundError(f"{file.filename!r} is gone from the result cache (entry "
-                                 f"{self._entry.key[:12]}… was removed); run the workflow again")
-
-    def fetch(self, file: OutputFile) -> bytes:
-        try:
-            return self._entry.read(file)
-        except FileNotFoundError:
-            if self._fallback is None:
-                raise self._missing(file) from None
-        return self._fallback.fetch(file)
-
-    async def afetch(self, file: OutputFile) -> bytes:
-        try:
-            return await asyncio.to_thread(self._entry.read, file)
-        except FileNotFoundError:
-            if self._fallback is None:
-                raise self._missing(file) from None
-        return await self._fallback.afetch(file)
-
-    def fetch_to(self, file: OutputFile, path: Path) -> None:
-        try:
-            self._entry.copy_to(file, path)
-            return
-        except FileNotFoundError:
-            if self._fallback is None:
-                raise self._missing(file) from None
-        fetch_into(self._fallback, file, path)
-
-    async def afetch_to(self, file: OutputFile, path: Path) -> None:
-        try:
-            await asyncio.to_thread(self._entry.copy_to, file, path)
-            return
-        except FileNotFoundError:
-            if self._fallback is None:
-                raise self._missing(file) from None
-        await afetch_into(self._fallback, file, path)
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One stored run, as read from its ``entry.json``."""
-
-    key: str
-    directory: Path
-    prompt_id: str
-    server: str
-    created: float  # seconds since the epoch
-    last_used: float
-    size: int  # bytes on disk, entry.json included
-    outputs: dict[str, Any]
-    workflow: dict[str, Any] | None
-    files: tuple[dict[str, Any], ...]  # node_id, filename, subfolder, type, blob, size
-    comfy_nb_version: str
-    provenance: dict[str, Any] | None = None  # of the run that made it (comfy_nb.provenance)
-
-    def _blob(self, file: OutputFile) -> Path:
-        for item in self.files:
-            if (item["node_id"], item["filename"], item["subfolder"], item["type"]) \
-                    == _file_key(file):
-                return self.directory / item["blob"]
-        raise FileNotFoundError(f"{file.filename!r} is not part of cache entry {self.key[:12]}…")
-
-    def read(self, file: OutputFile) -> bytes:
-        """The stored bytes of one output file (FileNotFoundError if the entry is gone)."""
-        return self._blob(file).read_bytes()
-
-    def open(self, file: OutputFile) -> BinaryIO:
-        """The stored bytes of one output file, open for reading (FileNotFoundError if the
-        entry is gone)."""
-        return open(self._blob(file), "rb")
-
-    def copy_to(self, file: OutputFile, path: Path) -> None:
-        """Copy the stored bytes of one output file into the existing file ``path``, a chunk
-        at a time (FileNotFoundError if the entry is gone)."""
-        copy_into(self._blob(file), path)
-
-    def result(self, *, fallback: FileSource | None = None, server: str | None = None,
-               workflow: dict[str, Any] | None = None) -> Result:
-        """The stored run as a :class:`Result` (``from_cache=True``) reading from this entry.
-        ``workflow`` replaces the stored one's node titles (``_meta``) where node ids match."""
-        stored = self.workflow
-        if stored is not None and workflow:
-            stored = {node_id: _with_title(node, workflow.get(node_id))
-                      for node_id, node in stored.items()}
-        return Result(self.prompt_id, self.outputs, source=_EntryFiles(self, fallback),
-                      workflow=stored, status="succeeded", server=server,
-                      provenance=self.provenance, from_cache=True, cached_at=self.created)
-
-
-def _with_title(node: Any, current: Any) -> Any:
-    """``node`` with the ``_meta`` (title) of ``current``, the node as submitted now."""
-    if isinstance(node, dict) and isinstance(current, dict) and "_meta" in current:
-        return {**node, "_meta": current["_meta"]}
-    return node
-
-
-def _load_entry(key: str, folder: Path) -> CacheEntry:
-    """The entry in ``folder``; ValueError if it is malformed or incomplete, OSError if it
-    cannot be read (FileNotFoundError: it vanished)."""
-    path = folder / _ENTRY
-    data = json.loads(path.read_text("utf-8"))
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
-        raise ValueError("not an entry of this format")
-    files = data["files"]
-    if not isinstance(files, list) or not isinstance(data["outputs"], dict):
-        raise ValueError("malformed entry")
-    for item in files:
-        blob = folder / str(item["blob"])
-        if blob.parent != folder / "files" or blob.stat().st_size != int(item["size"]):
-            raise ValueError(f"file {item['blob']} is damaged")
-    workflow = data.get("workflow")
-    record = data.get("provenance")
-    return CacheEntry(
-        key=key, directory=folder, prompt_id=str(data["prompt_id"]), server=str(data["server"]),
-        created=float(data["created"]), last_used=path.stat().st_mtime, size=int(data["size"]),
-        outputs=data["outputs"], workflow=workflow if isinstance(workflow, dict) else None,
-        files=tuple(files), comfy_nb_version=str(data.get("comfy_nb_version", "")),
-        provenance=record if isinstance(record, dict) else None)
-
-
 # -- entries being published in the background ---------------------------------------------------
 
 _Publishing = concurrent.futures.Future  # of CacheEntry | None
@@ -399,11 +207,11 @@ class EntryWriter:
 
     def file_path(self, file: OutputFile) -> Path:
         """Where to write ``file``'s bytes (a new path for each file)."""
-        blob = self._blobs.get(_file_key(file))
+        blob = self._blobs.get(file_key(file))
         if blob is None:
             suffix = os.path.splitext(safe_filename(file.filename))[1][:16]
             blob = f"files/{len(self._blobs):04d}{suffix}"
-            self._blobs[_file_key(file)] = blob
+            self._blobs[file_key(file)] = blob
         return self.folder / blob
 
     def write(self, file: OutputFile, data: bytes) -> None:
@@ -414,7 +222,7 @@ class EntryWriter:
         """``file``'s bytes as written so far, open for reading, wherever they are now: in the
         staging folder, or in the entry once published (FileNotFoundError once discarded, or
         if the file was not written)."""
-        blob = self._blobs.get(_file_key(file))
+        blob = self._blobs.get(file_key(file))
         if blob is None:
             raise FileNotFoundError(f"{file.filename!r} was not written to the entry")
         with self._moving:
@@ -483,10 +291,10 @@ class EntryWriter:
                 workflow: Mapping[str, Any] | None, server: str,
                 inputs: Mapping[str, str] | None, provenance: Mapping[str, Any] | None,
                 credentials: Iterable[str]) -> CacheEntry | None:
-        clean = _without_signed_urls(dict(outputs))
+        clean = without_signed_urls(dict(outputs))
         files: list[dict[str, Any]] = []
         for file in Result(prompt_id, clean, source=None).files:
-            blob = self._blobs.get(_file_key(file))
+            blob = self._blobs.get(file_key(file))
             if blob is None or not (self.folder / blob).is_file():
                 raise FileNotFoundError(f"{file.filename!r} was not written to the entry")
             files.append({"node_id": file.node_id, "filename": file.filename,
@@ -494,11 +302,12 @@ class EntryWriter:
                           "size": (self.folder / blob).stat().st_size})
         body: dict[str, Any] = {
             "format": FORMAT, "key": self.key, "prompt_id": prompt_id, "server": server,
-            "created": time.time(), "comfy_nb_version": _version(), "inputs": dict(inputs or {}),
+            "created": time.time(), "comfy_nb_version": package_version(),
+            "inputs": dict(inputs or {}),
             "outputs": clean, "workflow": dict(workflow) if workflow is not None else None,
-            "provenance": _without_signed_urls(dict(provenance)) if provenance else None,
+            "provenance": without_signed_urls(dict(provenance)) if provenance else None,
             "files": files, "size": 0}
-        text = _canonical(body)
+        text = canonical_json(body)
         if any(secret in text for secret in credentials if secret):
             log.warning("comfy_nb: a result was not cached because it contains a credential")
             return None
@@ -508,7 +317,7 @@ class EntryWriter:
                      "not cached", size, self.cache.max_bytes)
             return None
         body["size"] = size
-        (self.folder / _ENTRY).write_text(_canonical(body), "utf-8")
+        (self.folder / ENTRY_FILE).write_text(canonical_json(body), "utf-8")
         target = self.cache._folder(self.key)
         for _ in range(2):
             try:
@@ -527,7 +336,7 @@ class EntryWriter:
         return CacheEntry(
             key=self.key, directory=target, prompt_id=prompt_id, server=server,
             created=body["created"], last_used=body["created"], size=size, outputs=clean,
-            workflow=body["workflow"], files=tuple(files), comfy_nb_version=_version(),
+            workflow=body["workflow"], files=tuple(files), comfy_nb_version=package_version(),
             provenance=body["provenance"])
 
     def discard(self) -> None:
@@ -585,9 +394,9 @@ class ResultCache:
     def _read_entry(self, key: str) -> CacheEntry | None:
         folder = self._folder(key)
         try:
-            return _load_entry(key, folder)
+            return load_entry(key, folder)
         except FileNotFoundError:
-            if (folder / _ENTRY).exists():  # a blob is missing
+            if (folder / ENTRY_FILE).exists():  # a blob is missing
                 self._drop(folder)
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -605,7 +414,7 @@ class ResultCache:
         if entry is None:
             return None
         with contextlib.suppress(OSError):
-            os.utime(entry.directory / _ENTRY)
+            os.utime(entry.directory / ENTRY_FILE)
         return entry.result(fallback=fallback, server=server, workflow=workflow)
 
     def __contains__(self, key: object) -> bool:
@@ -696,7 +505,7 @@ class ResultCache:
         folder = os.fspath(self.directory)
         for key in keys:
             try:
-                stat = os.stat(os.path.join(folder, key, _ENTRY))
+                stat = os.stat(os.path.join(folder, key, ENTRY_FILE))
             except OSError:
                 continue
             identity = (stat.st_ino, stat.st_dev)

@@ -1,5 +1,6 @@
 """The ``comfy-nb`` command: ``emulator`` serves the emulator; ``run`` runs a workflow (the
-bundled text-to-image graph by default) with a progress line and saves its outputs; ``queue``
+bundled text-to-image graph by default) with a progress line (the ``line`` back end of
+:mod:`comfy_nb.notebook.backends`) and saves its outputs; ``queue``
 and ``cancel`` manage the server's queue. ``--url`` takes a URL, ``cloud`` or ``emulator``
 (``--emulator`` is the same as ``--url emulator``); without --url/--cloud/--emulator the server
 is found as :func:`comfy_nb.connect` finds it.
@@ -103,45 +104,6 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         yield client
 
 
-class _ProgressLine:
-    """One terminal line showing a job's progress (read from the job's own state, which it
-    keeps from submission on), rewritten in place on stderr; one line per node elsewhere."""
-
-    def __init__(self) -> None:
-        self.job: Any = None
-        self.last_node: str | None = None
-        self.tty = sys.stderr.isatty()
-
-    def update(self, event: Any) -> None:
-        job = self.job
-        if job is None:
-            return
-        node = job.current_node
-        if not self.tty and node == self.last_node:
-            return  # in logs, one line per node
-        self.last_node = node
-        workflow = job.workflow or {}  # the API form the job submitted
-        done = len(job.nodes_done | job.nodes_cached)
-        total = len(workflow) or 1
-        filled = int(min(1.0, done / total) * 20)
-        text = f"[{'#' * filled}{'-' * (20 - filled)}] {done}/{total} nodes"
-        if node:
-            spec = workflow.get(node, {})
-            text += f" | {spec.get('_meta', {}).get('title') or spec.get('class_type', node)}"
-            step = job.node_progress.get(node)
-            if step:
-                text += f" {step[0]:g}/{step[1]:g}"
-        text += f" | {job.elapsed:.1f}s"
-        if self.tty:
-            print("\r" + text.ljust(79), end="", file=sys.stderr, flush=True)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     from .client import ComfyError, InvalidURL
     from .result import folder_problem
@@ -215,10 +177,13 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
     import uuid
 
     from .client import ComfyError, JobTimeout
+    from .notebook.backends import JOB, progress_backend
 
     if client.async_client._emulator is not None:
         print(f"comfy-nb run: on the embedded emulator ({STAND_IN_NOTICE})", file=sys.stderr)
-    line = _ProgressLine()
+    # the status line's class is imported before submitting: a stop that lands after the job
+    # was queued then lands in the wait below, which cancels the job
+    status_line = progress_backend("line").panel_class(JOB)
     prompt_id = str(uuid.uuid4())  # known before submitting, so a stop meanwhile can cancel it
     try:
         job = client.submit(workflow, overrides=overrides, prompt_id=prompt_id,
@@ -233,16 +198,16 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
               file=sys.stderr)
     else:
         print(f"queued {job.id}", file=sys.stderr)
-    line.job = job
-    job.on(line.update)  # drawn from the client's thread as events arrive
+    line = status_line(job, stream=sys.stderr)
+    job.on(lambda _event: line.tick())  # drawn from the client's thread as events arrive
     try:
         result = job.wait(args.timeout)
     except KeyboardInterrupt as stop:  # job.wait() has cancelled the job on the server
-        line.close()
+        line.finish(None)
         print(f"comfy-nb run: {_stopped(stop)}; job {job.id} was cancelled", file=sys.stderr)
         return _stopped_status(stop)
     except JobTimeout as exc:
-        line.close()
+        line.finish(None)
         try:
             live = client.cancel(job.id)
         except ComfyError:
@@ -255,10 +220,10 @@ def _run_with(client: Any, workflow: Any, overrides: dict[str, Any],
                   file=sys.stderr)
         return 1
     except ComfyError as exc:
-        line.close()
+        line.finish(None)
         print(f"comfy-nb run: {exc}", file=sys.stderr)
         return 1
-    line.close()
+    line.finish(None)
     try:
         files = result.save(args.out)
     except OSError as exc:

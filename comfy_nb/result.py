@@ -36,12 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from . import _content, _saving, provenance
+from ._content import MEDIA_KINDS, OutputKind
+from ._naming import FileKey, file_key, stated_title
 from ._saving import folder_problem, safe_filename, shown_path
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["KEEP_IN_MEMORY", "FileSource", "OutputFile", "Result", "add_png_prompt",
+__all__ = ["KEEP_IN_MEMORY", "MEDIA_KINDS", "FileSource", "OutputFile", "OutputKind", "Result",
+           "add_png_prompt",
            "afetch_into", "fetch_into", "folder_problem", "safe_filename", "shown_path"]
 
 #: files up to this many bytes stay in memory after :meth:`OutputFile.read`
@@ -131,7 +134,7 @@ class OutputFile:
     subfolder: str
     type: str
     key: str
-    kind: str
+    kind: str  # an OutputKind (a str: ``file.kind == "image"`` holds too)
     mime_type: str
     animated: bool = False
     node_title: str | None = None
@@ -168,7 +171,7 @@ class OutputFile:
 
     def image(self) -> Image.Image:
         """The picture as a Pillow image (the first frame of an animation)."""
-        if self.kind != "image":
+        if self.kind != OutputKind.IMAGE:
             raise ValueError(f"{self.filename!r} is {_article(self.kind)} {self.kind} file, not an "
                              "image; use read() or save()")
         return _open_image(self.read())
@@ -228,13 +231,6 @@ class _TemporaryFile(io.FileIO):
 
 # -- the result ----------------------------------------------------------------------------------
 
-_FileKey = tuple[str, str, str, str]
-
-
-def _file_key(file: OutputFile) -> _FileKey:
-    return (file.node_id, file.filename, file.subfolder, file.type)
-
-
 class Result:
     """Everything one prompt produced: files (lazily downloaded) and text.
 
@@ -263,24 +259,18 @@ class Result:
         self.from_cache = from_cache
         #: when the cached run was stored (seconds since the epoch); None unless from_cache
         self.cached_at = cached_at
-        self._memory: dict[_FileKey, bytes] = {}  # bytes read() kept (small files only)
+        self._memory: dict[FileKey, bytes] = {}  # bytes read() kept (small files only)
         self._lock = threading.Lock()
-        #: where each file was last written by a save method, keyed like ``_file_key``
-        self.saved_paths: dict[_FileKey, Path] = {}
+        #: where each file was last written by a save method, keyed by its ``file_key``
+        self.saved_paths: dict[FileKey, Path] = {}
         self.files: list[OutputFile] = []
         self.text: dict[str, list[str]] = {}
         self._parse(outputs if isinstance(outputs, dict) else {})
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def _title(self, node_id: str) -> str | None:
-        node = self.workflow.get(node_id) if isinstance(self.workflow, dict) else None
-        meta = node.get("_meta") if isinstance(node, dict) else None
-        title = meta.get("title") if isinstance(meta, dict) else None
-        return title if isinstance(title, str) else None
-
     def _parse(self, outputs: dict[str, Any]) -> None:
-        seen: set[_FileKey] = set()
+        seen: set[FileKey] = set()
         for node_key, node_output in outputs.items():
             if not isinstance(node_output, dict):
                 continue
@@ -298,37 +288,39 @@ class Result:
                         self.text.setdefault(node_id, []).extend(strings)
                 for index, item in enumerate(files):
                     file = self._make_file(node_id, key, item, _animated(flags, index, len(files)))
-                    if _file_key(file) not in seen:
-                        seen.add(_file_key(file))
+                    if file_key(file) not in seen:
+                        seen.add(file_key(file))
                         self.files.append(file)
 
     def _make_file(self, node_id: str, key: str, item: dict[str, Any], flag: bool) -> OutputFile:
         filename = _encodable(item["filename"])
         subfolder = item.get("subfolder")
         kind, mime = _content.kind_and_mime(filename, key)
-        animated = flag or (key == "gifs" and kind in ("image", "video"))
+        animated = flag or (key == "gifs" and kind in (OutputKind.IMAGE, OutputKind.VIDEO))
+        workflow = self.workflow if isinstance(self.workflow, dict) else {}
+        title = stated_title(workflow.get(node_id))
         return OutputFile(
             node_id=_encodable(node_id), filename=filename,
             subfolder="" if subfolder is None else _encodable(str(subfolder)),
             type=_encodable(str(item.get("type") or "output")), key=key, kind=kind,
-            mime_type=mime, animated=animated, node_title=self._title(node_id), _result=self)
+            mime_type=mime, animated=animated, node_title=title, _result=self)
 
     # -- views ---------------------------------------------------------------------------------
 
     @property
     def images(self) -> list[OutputFile]:
         """Image files (saved outputs and temp previews; animated WebP/PNG included)."""
-        return [f for f in self.files if f.kind == "image"]
+        return [f for f in self.files if f.kind == OutputKind.IMAGE]
 
     @property
     def videos(self) -> list[OutputFile]:
         """Video files."""
-        return [f for f in self.files if f.kind == "video"]
+        return [f for f in self.files if f.kind == OutputKind.VIDEO]
 
     @property
     def audio(self) -> list[OutputFile]:
         """Audio files."""
-        return [f for f in self.files if f.kind == "audio"]
+        return [f for f in self.files if f.kind == OutputKind.AUDIO]
 
     @property
     def texts(self) -> list[str]:
@@ -372,9 +364,11 @@ class Result:
         counts: dict[str, int] = {}
         for f in self.files:
             counts[f.kind] = counts.get(f.kind, 0) + 1
-        for kind, one, many in (("image", "image", "images"), ("video", "video", "videos"),
-                                ("audio", "audio", "audio"), ("model3d", "3D model", "3D models"),
-                                ("other", "other file", "other files")):
+        for kind, one, many in ((OutputKind.IMAGE, "image", "images"),
+                                (OutputKind.VIDEO, "video", "videos"),
+                                (OutputKind.AUDIO, "audio", "audio"),
+                                (OutputKind.MODEL3D, "3D model", "3D models"),
+                                (OutputKind.OTHER, "other file", "other files")):
             if counts.get(kind):
                 parts.append(f"{counts[kind]} {one if counts[kind] == 1 else many}")
         if self.text:
@@ -402,12 +396,12 @@ class Result:
 
     def _in_memory(self, file: OutputFile) -> bytes | None:
         with self._lock:
-            return self._memory.get(_file_key(file))
+            return self._memory.get(file_key(file))
 
     def _keep(self, file: OutputFile, data: bytes) -> None:
         if len(data) <= KEEP_IN_MEMORY:
             with self._lock:
-                self._memory[_file_key(file)] = data
+                self._memory[file_key(file)] = data
 
     @staticmethod
     def _check(file: OutputFile, path: Path) -> None:
@@ -527,11 +521,11 @@ class Result:
 
     def saved_path(self, file: OutputFile) -> Path | None:
         """Where ``file`` was last written by a save method of this result, or None."""
-        return self.saved_paths.get(_file_key(file))
+        return self.saved_paths.get(file_key(file))
 
     def _remember(self, file: OutputFile, path: Path) -> None:
         with self._lock:
-            self.saved_paths[_file_key(file)] = path
+            self.saved_paths[file_key(file)] = path
 
     # -- saving --------------------------------------------------------------------------------
 

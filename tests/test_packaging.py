@@ -113,7 +113,7 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
         "import comfy_nb\n"
         "print(json.dumps(sorted(sys.modules)))\n"))
     heavy = {"httpx", "websockets", "asyncio", "PIL", "numpy", "IPython", "ipywidgets",
-             "importlib.metadata", "comfy_nb.cache", "comfy_nb.replay", "comfy_nb.sweep",
+             "importlib.metadata", "comfy_nb.cache", "comfy_nb.replay", "comfy_nb.sweeps",
              "comfy_nb.workflow", "comfy_nb.client", "comfy_nb.notebook", "comfy_nb.job"}
     assert sorted(heavy & set(loaded)) == []
 
@@ -132,14 +132,15 @@ def test_public_names_load_on_first_use() -> None:
 
 
 def test_the_functions_keep_names_their_modules_share() -> None:
-    """``comfy_nb.replay`` and ``comfy_nb.sweep`` are functions, even once their modules were
-    imported as modules."""
+    """``comfy_nb.replay`` and ``comfy_nb.sweep`` are functions, even once the modules that
+    define them were imported as modules; ``comfy_nb.sweep.settings`` is the sweeps' settings."""
     assert _fresh(
-        "import comfy_nb.replay, comfy_nb.sweep\n"
+        "import comfy_nb.replay, comfy_nb.sweeps\n"
         "from comfy_nb.replay import Recording\n"
         "import comfy_nb\n"
-        "print(callable(comfy_nb.replay), callable(comfy_nb.sweep), Recording.__name__)"
-    ) == "True True Recording"
+        "print(callable(comfy_nb.replay), callable(comfy_nb.sweep), Recording.__name__,\n"
+        "      comfy_nb.sweep.settings is comfy_nb.sweeps.settings)"
+    ) == "True True Recording True"
 
 
 @pytest.mark.slow

@@ -24,8 +24,10 @@ import comfy_nb
 from comfy_nb import ComfyError, DownloadTimeout, TransportError, UnexpectedContent, provenance
 from comfy_nb.emulator import serve
 from comfy_nb.result import (
+    MEDIA_KINDS,
     FileSource,
     OutputFile,
+    OutputKind,
     Result,
     add_png_prompt,
     folder_problem,
@@ -153,6 +155,23 @@ def test_saved_image() -> None:
     assert result.text == {}
     assert [im.size for im in result.pil_images()] == [(64, 64)]
     assert repr(result) == "<Result cfc07378… 1 image>"
+
+
+def test_kinds_are_an_enum_that_reads_as_the_strings_it_stands_for() -> None:
+    outputs = {"3": {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}],
+                     "gifs": [{"filename": "b.mp4", "subfolder": "", "type": "output"}],
+                     "audio": [{"filename": "c.flac", "subfolder": "", "type": "output"}],
+                     "3d": [{"filename": "d.glb", "subfolder": "", "type": "output"}],
+                     "latents": [{"filename": "e.latent", "subfolder": "", "type": "output"}]}}
+    files = Result("p", outputs, source=None).files
+    assert [f.kind for f in files] == [OutputKind.IMAGE, OutputKind.VIDEO, OutputKind.AUDIO,
+                                       OutputKind.MODEL3D, OutputKind.OTHER]
+    assert [f.kind for f in files] == ["image", "video", "audio", "model3d", "other"]
+    assert all(isinstance(f.kind, OutputKind) for f in files)
+    assert {f.kind for f in files} & MEDIA_KINDS == {"image", "video", "audio"}
+    assert f"{files[0].kind}" == str(files[0].kind) == "image"
+    assert json.dumps({files[1].kind: files[1].kind}) == '{"video": "video"}'
+    assert "kind='image'" in repr(files[0])  # a file's repr reads as before
 
 
 def test_temp_previews() -> None:

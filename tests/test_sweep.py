@@ -21,7 +21,7 @@ import comfy_nb
 from comfy_nb import sweep as sweep_function
 from comfy_nb._loop import LoopThread
 from comfy_nb.emulator import RunningEmulator, serve
-from comfy_nb.sweep import (
+from comfy_nb.sweeps import (
     AsyncSweep,
     Sweep,
     SweepTimeout,
@@ -359,7 +359,7 @@ def test_interrupting_the_sweep_once_it_started_cancels_it_on_the_server(
         local: RunningEmulator, client: comfy_nb.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl+C between the start and the wait (here while the progress display is chosen, which
     imports the notebook layer the first time) cancels the submitted jobs as well."""
-    module = sys.modules["comfy_nb.sweep"]
+    module = sys.modules["comfy_nb.sweeps._entry"]
     choose = module._progress_backend
     before = len(local.state.jobs)
 

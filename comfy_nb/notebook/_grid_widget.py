@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client._errors import ComfyError
 from . import display as result_display
-from .progress import choose_backend
+from .backends import choose_backend
 
 if TYPE_CHECKING:
     from .sweep_grid import SweepGrid
@@ -223,8 +223,8 @@ def show_grid(grid: SweepGrid, *, wait: bool = False, timeout: float | None = No
     """Show ``grid`` in this cell (``backend``: ``widget``, ``html``, ``text`` or ``off``; None
     chooses as the progress panels do) and follow its sweep until it ends: with ``wait`` in
     this cell (interrupting cancels the sweep and re-raises; ``timeout`` cancels it and raises
-    :class:`~comfy_nb.sweep.SweepTimeout`), else from a daemon thread."""
-    from ..sweep import SweepTimeout
+    :class:`~comfy_nb.sweeps.SweepTimeout`), else from a daemon thread."""
+    from ..sweeps import SweepTimeout
 
     view = _make_view(grid, choose_backend(backend))
     grid.view = view

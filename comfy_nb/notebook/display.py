@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..result import OutputFile, Result, _file_key, shown_path
+from .._naming import file_key
+from ..result import MEDIA_KINDS, OutputFile, OutputKind, Result, shown_path
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -59,7 +60,6 @@ _MAX_FRAMES = 48  # frames of an animated thumbnail
 _TEXT_FILES = 10  # files listed in text/plain
 _TEXT_CHARS = 20_000  # characters of one text output in the HTML
 _CACHE_ATTR = "_comfy_nb_thumbnails"
-_MEDIA = ("image", "video", "audio")
 _GALLERY_STYLE = "display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start"
 _shown: weakref.WeakSet[Result] = weakref.WeakSet()  # galleries already on screen this cell
 
@@ -160,7 +160,7 @@ def _thumbnail(result: Result, file: OutputFile) -> _Thumbnail:
     """The thumbnail of ``file``, made once per size and format and kept on ``result``."""
     cache: dict[tuple[Any, ...], _Thumbnail] = result.__dict__.setdefault(_CACHE_ATTR, {})
     size, fmt = int(settings.thumbnail_size), str(settings.thumbnail_format).lower()
-    key = (*_file_key(file), size, fmt)
+    key = (*file_key(file), size, fmt)
     if key not in cache:
         cache[key] = _make_thumbnail(file.read(), size, fmt)
     return cache[key]
@@ -214,8 +214,8 @@ def _animated_gif(image: Image.Image, size: int, frames: int) -> bytes:
 
 def _first_thumbnail(result: Result) -> _Thumbnail | None:
     """The thumbnail of the first image shown inline that can be decoded."""
-    for file in [f for f in result.files if f.kind in _MEDIA][:max(settings.max_items, 1)]:
-        if file.kind == "image":
+    for file in [f for f in result.files if f.kind in MEDIA_KINDS][:max(settings.max_items, 1)]:
+        if file.kind == OutputKind.IMAGE:
             try:
                 return _thumbnail(result, file)
             except Exception:
@@ -270,8 +270,8 @@ def _html(result: Result) -> str:
         parts.append(f'<div class="comfy-nb-status"><strong>Status: '
                      f"{html.escape(result.status)}</strong></div>")
     limit = max(settings.max_items, 0)
-    media = [f for f in result.files if f.kind in _MEDIA]
-    others = [f for f in result.files if f.kind not in _MEDIA]
+    media = [f for f in result.files if f.kind in MEDIA_KINDS]
+    others = [f for f in result.files if f.kind not in MEDIA_KINDS]
     if media[:limit]:
         figures = "\n".join(_figure(result, f) for f in media[:limit])
         parts.append(f'<div class="comfy-nb-gallery" style="{_GALLERY_STYLE}">\n{figures}\n</div>')
@@ -305,7 +305,7 @@ def _figure(result: Result, file: OutputFile) -> str:
 
 def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[str, Path | None]:
     """The HTML showing ``file`` and its path on disk (a large video/audio file gets saved)."""
-    if file.kind == "image":
+    if file.kind == OutputKind.IMAGE:
         thumb = _thumbnail(result, file)
         mime, data = (thumb.mime, thumb.still) if thumb.gif is None else ("image/gif", thumb.gif)
         img = (f'<img src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}" '
@@ -320,7 +320,7 @@ def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[st
             size = handle.seek(0, os.SEEK_END)
     if size <= settings.embed_limit:
         data = path.read_bytes() if path is not None else file.read()
-        if file.kind == "video":
+        if file.kind == OutputKind.VIDEO:
             width = max(settings.thumbnail_size, 320)
             return Video(data=data, embed=True, mimetype=file.mime_type,
                          width=width)._repr_html_(), path
@@ -332,14 +332,14 @@ def _media_html(result: Result, file: OutputFile, path: Path | None) -> tuple[st
     if path is None:
         return (f"<div>not embedded ({size / 1e6:.1f} MB &gt; embed_limit); save it with "
                 "result.save(dir)</div>"), None
-    if file.kind == "video":
+    if file.kind == OutputKind.VIDEO:
         return Video(url=_href(path), width=max(settings.thumbnail_size, 320))._repr_html_(), path
     return Audio(url=_href(path), embed=False)._repr_html_(), path
 
 
 def _other_line(result: Result, file: OutputFile) -> str:
     name = _name(file, _saved(result, file))
-    kind = "3D model" if file.kind == "model3d" else "file"
+    kind = "3D model" if file.kind == OutputKind.MODEL3D else "file"
     return (f'<div class="comfy-nb-file">{html.escape(_label(result, file.node_id))}: {name} '
             f"({kind}, {html.escape(file.mime_type)})</div>")
 

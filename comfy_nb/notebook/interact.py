@@ -3,12 +3,12 @@ workflow (their kind and range from the server's node definitions), a Run button
 runs on change, the live progress of the current job, its result, and a strip of earlier results
 that put their values back into the controls when clicked.
 
-Owns: the control of each input type (:func:`build_control`), the runs of one :class:`Interact`
-(a worker thread per Interact submits, cancels the previous job, follows the current one and
-shows its outcome), the Interact's widget traffic within one message budget (at most 10
-messages in any second, previews at most 4 a second: :class:`~.progress.RateLimit`,
-:class:`~.progress.LiveStatus`, :class:`~.progress.LivePreview`), and
-:func:`interact_from_line` for ``%comfy_interact``.
+Owns: the runs of one :class:`Interact` (a worker thread per Interact submits, cancels the
+previous job, follows the current one and shows its outcome), the Interact's widget traffic
+within one message budget (at most 10 messages in any second, previews at most 4 a second:
+:class:`~.progress.RateLimit`, :class:`~.progress.LiveStatus`, :class:`~.progress.LivePreview`),
+and :func:`interact_from_line` for ``%comfy_interact``. The controls are built by
+:mod:`.controls`, the strip of earlier results by :mod:`.interact_history`.
 
 Must not: speak HTTP (the client does), block the kernel in widget callbacks (they only queue
 work for the worker: the kernel handles widget events only while idle), call ``display()``
@@ -21,36 +21,22 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import html
-import json
 import logging
-import math
 import queue
 import re
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import ipywidgets as widgets
-from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ..client import ComfyError, JobCancelled, connect
-from ..workflow import Param, ParameterError, Workflow, WorkflowError
-from ..workflow._params import (
-    DEFAULT_SEED_MAX,
-    SEED_INPUTS,
-    describe,
-    input_specs,
-    is_link,
-    list_params,
-    node_title,
-    resolve,
-)
+from ..workflow import ParameterError, Workflow, WorkflowError
 from . import display as result_display
+from .controls import Control, SeedControl, build_control, build_controls, parse_override
+from .interact_history import HistoryEntry, HistoryStrip, close_tree, short_text
 from .progress import MAX_WIDGET_MESSAGES, LivePreview, LiveStatus, RateLimit, status_html
 
 if TYPE_CHECKING:
@@ -63,16 +49,6 @@ __all__ = ["Control", "HistoryEntry", "Interact", "SeedControl", "build_control"
 
 log = logging.getLogger("comfy_nb")
 
-#: input types that get a control of their own (others are links between nodes)
-SUPPORTED_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-#: the largest integer a browser's number holds exactly: text boxes are bounded by it
-SAFE_INTEGER = 2**53 - 1
-#: a range with more steps than this gets a bounded text box instead of a slider
-SLIDER_POSITIONS = 10_000
-#: what a seed becomes after each run, as in ComfyUI's editor ("control after generate")
-SEED_MODES = ("fixed", "increment", "randomize")
-#: slider step of a FLOAT input whose definition gives none
-DEFAULT_FLOAT_STEP = 0.01
 #: earlier results kept (and shown in the strip)
 HISTORY_SIZE = 12
 #: seconds between looks at the running job (the pacing decides what is actually sent)
@@ -81,338 +57,10 @@ TICK = 0.05
 #: moment after its slot is taken and no second of sending times may hold more than the limit
 BUDGET_WINDOW = 1.1
 
-_DESCRIPTION_STYLE = {"description_width": "160px"}
-_WIDE = "min(100%, 640px)"
 _STOP = ("stop", None)
 
 
-# -- controls ------------------------------------------------------------------------------------
-
-
-class Control:
-    """The widget of one input: ``widget`` is what is shown, ``value_widget`` holds the value
-    (the same widget except for seeds), ``value`` is the input's value (floats rounded the way
-    the node definition says), ``path`` is the input's ``"<node id>.<input>"``."""
-
-    def __init__(self, name: str, widget: Any, *, param: Param | None = None,
-                 value_widget: Any = None, decimals: int | None = None) -> None:
-        self.name = name
-        self.param = param
-        self.path = param.path if param is not None else name
-        self.widget = widget
-        self.value_widget = value_widget if value_widget is not None else widget
-        self.decimals = decimals
-
-    @property
-    def value(self) -> Any:
-        value = self.value_widget.value
-        if self.decimals is not None and isinstance(value, float):
-            value = round(value, self.decimals)
-        if isinstance(value, tuple):  # SelectMultiple
-            value = list(value)
-        return value
-
-    @value.setter
-    def value(self, value: Any) -> None:
-        self.value_widget.value = self.widget_value(value)
-
-    def widget_value(self, value: Any) -> Any:
-        """``value`` as the value widget holds it."""
-        return tuple(value) if isinstance(value, list) else value
-
-    def observe(self, callback: Callable[[Control], object]) -> None:
-        """Call ``callback(self)`` when the value changes."""
-        self.value_widget.observe(lambda _change: callback(self), names="value")
-
-    def next_value(self) -> Any:
-        """The value after a run (seeds: "increment" / "randomize"); None keeps it."""
-        return None
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name}={self.value!r} {type(self.widget).__name__}>"
-
-
-class SeedControl(Control):
-    """A seed: an integer box, the editor's "fixed / increment / randomize" after each run, and a
-    🎲 button for a new random seed now."""
-
-    def __init__(self, name: str, box: Any, *, param: Param | None = None,
-                 mode: str = "fixed") -> None:
-        if mode not in SEED_MODES:
-            raise ParameterError(f"a seed control is one of {', '.join(SEED_MODES)}, "
-                                 f"not {mode!r}")
-        self.mode_widget = widgets.Dropdown(
-            options=SEED_MODES, value=mode, tooltip="what the seed becomes after each run",
-            layout=widgets.Layout(width="110px"), _dom_classes=("comfy-nb-seed-mode",))
-        self.dice = widgets.Button(description="🎲", tooltip="a new random seed",
-                                   layout=widgets.Layout(width="42px"),
-                                   _dom_classes=("comfy-nb-dice",))
-        self.dice.on_click(lambda _button: self.randomize())
-        super().__init__(name, widgets.HBox([box, self.mode_widget, self.dice]), param=param,
-                         value_widget=box)
-
-    @property
-    def mode(self) -> str:
-        mode: str = self.mode_widget.value
-        return mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self.mode_widget.value = mode
-
-    @property
-    def low(self) -> int:
-        return int(getattr(self.value_widget, "min", 0))
-
-    @property
-    def high(self) -> int:
-        return int(getattr(self.value_widget, "max", DEFAULT_SEED_MAX))
-
-    def random_value(self) -> int:
-        """A random seed in the box's range."""
-        low, high = self.low, max(self.low, self.high)
-        return low + secrets.randbelow(high - low + 1)
-
-    def randomize(self) -> int:
-        """Put a new random seed into the box now (the 🎲 button)."""
-        self.value_widget.value = value = self.random_value()
-        return value
-
-    def next_value(self) -> int | None:
-        mode = self.mode
-        if mode == "increment":
-            value = int(self.value_widget.value) + 1
-            return self.low if value > self.high else value
-        if mode == "randomize":
-            return self.random_value()
-        return None
-
-
-def _options(spec: Sequence[Any] | None) -> Mapping[str, Any]:
-    if spec and len(spec) > 1 and isinstance(spec[1], Mapping):
-        return spec[1]
-    return {}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _decimals(step: Any) -> int | None:
-    """Decimal places of a step or rounding (``0.01`` → 2, ``1e-06`` → 6, ``1`` → 0)."""
-    number = _number(step)
-    if number is None or number <= 0:
-        return None
-    try:
-        exponent = Decimal(repr(float(number))).normalize().as_tuple().exponent
-    except InvalidOperation:
-        return None
-    return min(max(0, -exponent), 12) if isinstance(exponent, int) else None
-
-
-def _is_seed(param: Param, spec: Sequence[Any] | None) -> bool:
-    return param.type == "INT" and (param.name in SEED_INPUTS
-                                    or _options(spec).get("control_after_generate") is True)
-
-
-def _tooltip(param: Param, spec: Sequence[Any] | None) -> str:
-    where = f"{param.title} ({param.class_type})" if param.title != param.class_type \
-        else param.class_type
-    text = f"{where} · node {param.node_id} · input {param.name}"
-    note = _options(spec).get("tooltip")
-    return f"{text}\n{note}" if isinstance(note, str) and note else text
-
-
-def _unsupported(param: Param, label: str) -> ParameterError:
-    return ParameterError(
-        f"{label!r} ({param.title}.{param.name}) is a {param.type} input: a connection from "
-        "another node's output, not a value typed into the node. interact() has controls for "
-        f"{', '.join(SUPPORTED_TYPES[:-1])} and combo (list) inputs")
-
-
-def _as_int(value: Any, fallback: int, label: str) -> int:
-    if value is None:
-        return fallback
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value):
-        raise ParameterError(f"{label!r} holds {value!r}, not a whole number")
-    return int(value)
-
-
-def _as_float(value: Any, fallback: float, label: str) -> float:
-    if value is None:
-        return fallback
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(f"{label!r} holds {value!r}, not a number")
-    return float(value)
-
-
-def _clamp(value: float, low: float, high: float) -> Any:
-    return min(max(value, low), high)
-
-
-def build_control(param: Param, override: Any = None, *, name: str | None = None,
-                  spec: Sequence[Any] | None = None, seed_mode: str = "fixed") -> Control:
-    """The control of one input, from its :class:`~comfy_nb.workflow.Param` (``wf.params()``)
-    and its object_info ``spec`` (``[type, {options}]``; needed to recognise seeds and FLOAT
-    rounding):
-
-    - INT: an ``IntSlider`` with the definition's min, max and step; a ``BoundedIntText`` when
-      the range has more than 10 000 steps (bounded by what a browser holds exactly);
-      seeds (``seed``, ``noise_seed`` or ``control_after_generate``) get a :class:`SeedControl`;
-    - FLOAT: a ``FloatSlider`` with the step, shown and rounded to the definition's ``round``
-      (else the step's) decimals; a ``BoundedFloatText`` for huge ranges;
-    - combo: a ``Dropdown`` of the choices (model and file lists included; the workflow's value
-      is kept even when the server does not list it); STRING: ``Text``, or ``Textarea`` when
-      multiline; BOOLEAN: ``Checkbox``.
-
-    ``override`` replaces the automatic choice: a widget (used as it is), a ``(min, max)`` or
-    ``(min, max, step)`` tuple (a slider) or a list of choices (a dropdown). Links (MODEL,
-    IMAGE...) raise :class:`ParameterError`.
-    """
-    label = name or param.path
-    value = param.value if param.value is not None else param.default
-    common: dict[str, Any] = {"description": label, "tooltip": _tooltip(param, spec),
-                              "style": dict(_DESCRIPTION_STYLE)}
-    if override is not None:
-        return _override_control(param, override, label, value, common)
-    kind = param.type
-    if kind == "INT" and _is_seed(param, spec):
-        return SeedControl(label, _int_widget(param, label, value, common, seed=True),
-                           param=param, mode=seed_mode)
-    if kind == "INT":
-        return Control(label, _int_widget(param, label, value, common), param=param)
-    if kind == "FLOAT":
-        widget, decimals = _float_widget(param, spec, label, value, common)
-        return Control(label, widget, param=param, decimals=decimals)
-    if kind == "COMBO":
-        return _combo_control(param, spec, label, value, common)
-    if kind == "STRING":
-        text = "" if value is None else str(value)
-        multiline = param.multiline if param.multiline is not None else "\n" in text
-        if multiline:
-            return Control(label, widgets.Textarea(value=text, rows=4, continuous_update=False,
-                                                   layout=widgets.Layout(width=_WIDE),
-                                                   **common), param=param)
-        return Control(label, widgets.Text(value=text, continuous_update=False,
-                                           layout=widgets.Layout(width=_WIDE), **common),
-                       param=param)
-    if kind == "BOOLEAN":
-        return Control(label, widgets.Checkbox(value=bool(value), **common), param=param)
-    raise _unsupported(param, label)
-
-
-def _int_widget(param: Param, label: str, value: Any, common: dict[str, Any], *,
-                seed: bool = False) -> Any:
-    low, high = _number(param.min), _number(param.max)
-    step = max(1, int(param.step)) if param.step is not None and param.step >= 1 else 1
-    if (not seed and low is not None and high is not None and high >= low
-            and max(abs(low), abs(high)) <= SAFE_INTEGER
-            and (high - low) / step <= SLIDER_POSITIONS):
-        lo, hi = math.ceil(low), math.floor(high)
-        return widgets.IntSlider(value=_clamp(_as_int(value, lo, label), lo, hi), min=lo,
-                                 max=hi, step=step, continuous_update=False,
-                                 layout=widgets.Layout(width=_WIDE), **common)
-    if low is None and high is None and not seed:
-        return widgets.IntText(value=_as_int(value, 0, label), step=step,
-                               continuous_update=False, **common)
-    lo = max(math.ceil(low), -SAFE_INTEGER) if low is not None else (0 if seed else -SAFE_INTEGER)
-    hi = min(math.floor(high), SAFE_INTEGER) if high is not None else SAFE_INTEGER
-    hi = max(hi, lo)
-    return widgets.BoundedIntText(value=_clamp(_as_int(value, lo, label), lo, hi), min=lo,
-                                  max=hi, step=step, continuous_update=False, **common)
-
-
-def _float_widget(param: Param, spec: Sequence[Any] | None, label: str, value: Any,
-                  common: dict[str, Any]) -> tuple[Any, int | None]:
-    low, high = _number(param.min), _number(param.max)
-    step = _number(param.step) if param.step is not None and param.step > 0 else None
-    rounding = _options(spec).get("round")
-    decimals = _decimals(rounding) if _number(rounding) else None
-    if decimals is None:
-        decimals = _decimals(step if step is not None else DEFAULT_FLOAT_STEP)
-    slider_step = step if step is not None else DEFAULT_FLOAT_STEP
-    if low is not None and high is not None and high >= low \
-            and (high - low) / slider_step <= SLIDER_POSITIONS:
-        readout = f".{decimals}f" if decimals is not None else ".2f"
-        return widgets.FloatSlider(value=_clamp(_as_float(value, low, label), low, high),
-                                   min=low, max=high, step=slider_step, readout_format=readout,
-                                   continuous_update=False, layout=widgets.Layout(width=_WIDE),
-                                   **common), decimals
-    if low is None and high is None:
-        return widgets.FloatText(value=_as_float(value, 0.0, label), step=step,
-                                 continuous_update=False, **common), decimals
-    lo = low if low is not None else -1e300
-    hi = high if high is not None else 1e300
-    return widgets.BoundedFloatText(value=_clamp(_as_float(value, max(lo, 0.0), label), lo, hi),
-                                    min=lo, max=hi, step=step, continuous_update=False,
-                                    **common), decimals
-
-
-def _combo_control(param: Param, spec: Sequence[Any] | None, label: str, value: Any,
-                   common: dict[str, Any]) -> Control:
-    choices = list(param.choices or ())
-    if _options(spec).get("multiselect") is True:
-        chosen = list(value) if isinstance(value, (list, tuple)) else \
-            ([] if value is None else [value])
-        choices += [c for c in chosen if c not in choices]
-        return Control(label, widgets.SelectMultiple(
-            options=[(str(c), c) for c in choices], value=tuple(chosen), **common), param=param)
-    if value is not None and value not in choices:
-        choices.append(value)  # the workflow's value, even if this server does not list it
-    if value is None and choices:
-        value = choices[0]
-    return Control(label, widgets.Dropdown(options=[(str(c), c) for c in choices], value=value,
-                                           **common), param=param)
-
-
-def _override_control(param: Param, override: Any, label: str, value: Any,
-                      common: dict[str, Any]) -> Control:
-    if isinstance(override, widgets.ValueWidget):
-        return Control(label, override, param=param)
-    if isinstance(override, tuple) and len(override) in (2, 3) \
-            and all(_number(v) is not None for v in override):
-        low, high = override[0], override[1]
-        step = override[2] if len(override) == 3 else None
-        if high < low:
-            raise ParameterError(f"the range for {label!r} is ({low}, {high}): min > max")
-        integer = param.type == "INT" or (param.type != "FLOAT"
-                                          and all(isinstance(v, int) for v in override))
-        if integer:
-            lo, hi = math.ceil(low), math.floor(high)
-            return Control(label, widgets.IntSlider(
-                value=_clamp(_as_int(value, lo, label), lo, hi), min=lo, max=hi,
-                step=max(1, int(step or 1)), continuous_update=False,
-                layout=widgets.Layout(width=_WIDE), **common), param=param)
-        slider_step = float(step or param.step or (high - low) / 100 or DEFAULT_FLOAT_STEP)
-        decimals = _decimals(slider_step)
-        return Control(label, widgets.FloatSlider(
-            value=_clamp(_as_float(value, low, label), low, high), min=low, max=high,
-            step=slider_step, readout_format=f".{decimals if decimals is not None else 2}f",
-            continuous_update=False, layout=widgets.Layout(width=_WIDE), **common),
-            param=param, decimals=decimals)
-    if isinstance(override, list) and override:
-        chosen = value if value in override else override[0]
-        return Control(label, widgets.Dropdown(options=[(str(c), c) for c in override],
-                                               value=chosen, **common), param=param)
-    raise ParameterError(f"the control for {label!r} is a widget, a (min, max) or (min, max, "
-                         f"step) tuple or a non-empty list of choices, not {override!r}")
-
-
 # -- the interact --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One finished run: its number, the control values that made it and its Result."""
-
-    number: int
-    values: dict[str, Any]
-    result: Result
-    job_id: str
-    seconds: float
 
 
 def default_client() -> tuple[Client, bool]:
@@ -458,23 +106,6 @@ def _flatten(names: Sequence[Any]) -> list[str]:
     return flat
 
 
-def _caption(values: dict[str, Any]) -> str:
-    """The values of a history entry, one a line, wrapping between words (a long prompt is cut
-    after 60 characters; hovering shows every value in full)."""
-    lines = "".join(f"<div><b>{html.escape(name)}</b>: {html.escape(_short(value, 60))}</div>"
-                    for name, value in values.items())
-    full = html.escape("\n".join(f"{name}: {_short(value, 10_000)}"
-                                  for name, value in values.items()), quote=True)
-    return (f'<div class="comfy-nb-history-values" title="{full}" style="line-height:1.3;'
-            f'white-space:normal;overflow-wrap:anywhere">{lines}</div>')
-
-
-def _short(value: Any, width: int = 24) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 class Interact:
     """Controls for chosen inputs of a workflow, one displayed widget (see :func:`interact`).
 
@@ -503,8 +134,9 @@ class Interact:
                 object_info = self.client.object_info()
             self.object_info: Mapping[str, Any] = object_info
             self.workflow = _load_workflow(workflow, object_info)
-            self.controls: dict[str, Control] = self._build_controls(
-                _flatten(names), dict(controls or {}), seed_control)
+            self.controls: dict[str, Control] = build_controls(
+                self.workflow.to_api(), object_info, _flatten(names), dict(controls or {}),
+                seed_control)
         except BaseException:
             if self._owns_client and self._client is not None:
                 self._client.close()  # a connection opened for nothing
@@ -527,52 +159,9 @@ class Interact:
         self._outcome: Result | BaseException | None = None
         self._runs = 0
         self._history: list[HistoryEntry] = []
-        self._entry_boxes: dict[int, Any] = {}
         self._build_widgets(auto)
 
     # -- construction ---------------------------------------------------------------------------
-
-    def _build_controls(self, names: list[str], overrides: dict[str, Any],
-                        seed_mode: str) -> dict[str, Control]:
-        api = self.workflow.to_api()
-        info = self.object_info
-        params = {p.path: p for p in list_params(api, info)}
-        order = names + [n for n in overrides if n not in names]
-        if not order:
-            order = [self._friendly_name(api, p) for p in params.values()
-                     if p.type in SUPPORTED_TYPES]
-        built: dict[str, Control] = {}
-        paths: dict[str, str] = {}
-        for name in order:
-            node_id, input_name = resolve(api, name, info)
-            path = f"{node_id}.{input_name}"
-            if path in paths:
-                raise ParameterError(f"{name!r} and {paths[path]!r} are the same input ({path})")
-            node = api[node_id]
-            current = node["inputs"].get(input_name)
-            if is_link(current):
-                raise ParameterError(
-                    f"{name!r} ({node_title(node)}.{input_name}) is fed by the output of node "
-                    f"{current[0]}: interact() controls values typed into nodes, not the "
-                    "connections between them")
-            spec = input_specs(info, node.get("class_type", "")).get(input_name)
-            param = params.get(path) or describe(node_id, node, spec, input_name,
-                                                 _options(spec).get("default"))
-            built[name] = build_control(param, overrides.get(name), name=name, spec=spec,
-                                        seed_mode=seed_mode)
-            paths[path] = name
-        return built
-
-    @staticmethod
-    def _friendly_name(api: dict[str, Any], param: Param) -> str:
-        """``Title.input`` when that names this input unambiguously, else ``id.input``."""
-        candidate = f"{param.title}.{param.name}"
-        try:
-            if resolve(api, candidate) == (param.node_id, param.name):
-                return candidate
-        except ParameterError:
-            pass
-        return param.path
 
     def _build_widgets(self, auto: bool) -> None:
         self._run_button = widgets.Button(description="Run", icon="play", button_style="primary",
@@ -591,16 +180,7 @@ class Interact:
         self._status = self._live_status.widget
         self._preview = self._live_preview.widget
         self._result_view = widgets.HTML(value="", _dom_classes=("comfy-nb-latest",))
-        self._strip = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"),
-                                   _dom_classes=("comfy-nb-history",))
-        # shared by every history entry, so an entry costs three widgets, not nine
-        self._thumb_layout = widgets.Layout(width="128px")
-        self._entry_layout = widgets.Layout(width="168px", margin="0 8px 8px 0",
-                                            align_items="center")
-        self._caption_layout = widgets.Layout(width="168px")
-        self._caption_style = HTMLStyle(font_size="12px")
-        self._button_layout = widgets.Layout(width="128px")
-        self._button_style = widgets.ButtonStyle()
+        self._strip = HistoryStrip(self._pacer, lambda entry: self._send(("restore", entry)))
         for control in self.controls.values():
             control.observe(self._changed)
         self._run_button.on_click(lambda _button: self.run())
@@ -610,7 +190,8 @@ class Interact:
         controls = widgets.VBox([c.widget for c in self.controls.values()],
                                 _dom_classes=("comfy-nb-controls",))
         self.widget = widgets.VBox(
-            [controls, toolbar, self._status, self._preview, self._result_view, self._strip],
+            [controls, toolbar, self._status, self._preview, self._result_view,
+             self._strip.widget],
             _dom_classes=("comfy-nb-interact",))
 
     # -- public ---------------------------------------------------------------------------------
@@ -736,15 +317,13 @@ class Interact:
         for future in self._waiters:
             future.set_exception(RuntimeError("the interact was closed"))
         self._waiters = []
-        _close_tree(self.widget)
-        for layout in (self._thumb_layout, self._entry_layout, self._caption_layout,
-                       self._caption_style, self._button_layout, self._button_style):
-            layout.close()
+        close_tree(self.widget)
+        self._strip.close_shared()
         if self._owns_client and self._client is not None:
             self._client.close()
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={_short(value, 30)}" for name, value in self.values.items())
+        shown = ", ".join(f"{name}={short_text(value, 30)}" for name, value in self.values.items())
         state = "closed" if self._closed else f"{len(self._history)} results"
         return f"<comfy_nb Interact: {shown}; {state}>"
 
@@ -997,34 +576,11 @@ class Interact:
                   f"<code>{html.escape(entry.job_id[:8])}</code>: {html.escape(what)}</div>")
 
     def _add_to_strip(self, entry: HistoryEntry) -> None:
-        """A thumbnail, the values and a restore button at the front of the history strip."""
-        thumbs = result_display.render_result(entry.result, include=("image/jpeg", "image/png"))
-        children: list[Any] = []
-        self._pacer.take_blocking(3 + bool(thumbs))
-        for mime, data in thumbs.items():
-            children.append(widgets.Image(value=data, format=mime.split("/")[1],
-                                          layout=self._thumb_layout))
-            break
-        children.append(widgets.HTML(value=_caption(entry.values), layout=self._caption_layout,
-                                     style=self._caption_style))
-        button = widgets.Button(description=f"↺ run #{entry.number}",
-                                tooltip="put these values back and show this result",
-                                layout=self._button_layout, style=self._button_style,
-                                _dom_classes=("comfy-nb-restore",))
-        button.on_click(lambda _button: self._send(("restore", entry)))
-        children.append(button)
-        box = widgets.VBox(children, layout=self._entry_layout)
-        self._entry_boxes[entry.number] = box
+        """Put ``entry`` at the front of the history strip; the runs beyond ``history_size``
+        leave it (and :attr:`history`)."""
         dropped = self._history[:-self.history_size]
         del self._history[:-self.history_size]
-        kept = [self._entry_boxes[e.number] for e in reversed(self._history)]
-        self._pacer.take_blocking()
-        self._strip.children = tuple(kept)
-        for old in dropped:
-            old_box = self._entry_boxes.pop(old.number, None)
-            if old_box is not None:
-                self._pacer.take_blocking(1 + len(old_box.children))
-                _close_tree(old_box, shared=False)
+        self._strip.add(entry, list(reversed(self._history)), dropped)
 
     def _set_values(self, changes: Mapping[str, Any], done: concurrent.futures.Future[None]
                     ) -> None:
@@ -1047,18 +603,6 @@ class Interact:
         if self._job is None:
             self._outcome = entry.result
         self._show(entry, restored=True)
-
-
-def _close_tree(widget: Any, *, shared: bool = True) -> None:
-    """Close a widget and its children (and, with ``shared``, their layouts and styles)."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child, shared=shared)
-    if shared:
-        for name in ("layout", "style"):
-            part = getattr(widget, name, None)
-            if isinstance(part, widgets.Widget):
-                part.close()
-    widget.close()
 
 
 # -- entry points --------------------------------------------------------------------------------
@@ -1093,33 +637,6 @@ def interact(workflow: Any, *names: str, client: Client | None = None, auto: boo
                     validate=validate, history_size=history_size)
 
 
-def _parse_override(name: str, text: str) -> Any:
-    def number(part: str) -> float | int:
-        try:
-            value = json.loads(part)
-        except ValueError:
-            value = None
-        if _number(value) is None:
-            raise ParameterError(f"{name}={text}: {part!r} is not a number")
-        return value
-
-    if ":" in text:
-        parts = text.split(":")
-        if len(parts) not in (2, 3):
-            raise ParameterError(f"{name}={text}: a range is MIN:MAX or MIN:MAX:STEP")
-        return tuple(number(part) for part in parts)
-    if "," in text:
-        choices: list[Any] = []
-        for part in (p.strip() for p in text.split(",")):
-            try:
-                choices.append(json.loads(part))
-            except ValueError:
-                choices.append(part)
-        return choices
-    raise ParameterError(f"{name}={text}: give a range ({name}=1:12 or {name}=1:12:0.5) or "
-                         f"choices ({name}=a,b,c); fixed values go in with --set")
-
-
 def interact_from_line(client: Client | None, workflow: Any, names: Sequence[str],
                        **options: Any) -> Interact:
     """What ``%comfy_interact`` calls: ``names`` are the line's input names, each optionally
@@ -1135,5 +652,5 @@ def interact_from_line(client: Client | None, workflow: Any, names: Sequence[str
             raise ParameterError(f"{token!r} names no input")
         plain.append(name)
         if separator:
-            controls[name] = _parse_override(name, text.strip())
+            controls[name] = parse_override(name, text.strip())
     return Interact(workflow, plain, client=client, controls=controls, **options)

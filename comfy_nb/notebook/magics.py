@@ -7,20 +7,16 @@ Cancel button works while the cell waits, :mod:`.cell_events`), replace it by th
 error) when the job ends, store the result in a variable.
 
 Must not: speak HTTP (the client does), read cell bodies (:mod:`.cell_input`), draw panels
-(:mod:`.progress`) or render results (:mod:`.display`).
+(:mod:`.progress`), render results (:mod:`.display`) or carry out the ``%comfy`` commands
+(:mod:`.commands` does, given the session).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import getpass
-import html
 import keyword
 import logging
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -29,7 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe
 from traitlets import validate as validate_trait  # the class has a trait named validate
 
-from .._config import KEY_VARIABLE, normalize_url, on_binder
+from .._config import normalize_url
 from .._secret import Secret
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
 from ..job import Job
@@ -37,49 +33,15 @@ from ..result import Result, folder_problem
 from ..workflow._params import parse_assignments
 from . import display as result_display
 from . import progress
+from .backends import cell_backends, choose_backend, progress_backend
 from .cell_events import cell_events
 from .cell_input import parse_cell, parse_line, workflow_from_path
-from .progress import StaticNote, choose_backend, follow, follow_in_background, make_panel
+from .commands import COMMANDS, banner, show
+from .progress import StaticNote, follow, follow_in_background, make_panel
 
 log = logging.getLogger("comfy_nb")
 
 BLOCKING_HINT = "interrupt the kernel (■ stop) to cancel this job"
-
-
-# -- small displays ------------------------------------------------------------------------------
-
-
-class Table:
-    """Rows shown as text and as an HTML table."""
-
-    def __init__(self, columns: list[str], rows: list[list[Any]], caption: str = "") -> None:
-        self.columns = columns
-        self.rows = [[str(cell) for cell in row] for row in rows]
-        self.caption = caption
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
-                          **kwargs: Any) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": self._html()}
-
-    def __repr__(self) -> str:
-        if not self.rows:
-            return self.caption
-        rows = [self.columns, *self.rows]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(self.columns))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(([self.caption] if self.caption else []) + lines)
-
-    def _html(self) -> str:
-        esc = html.escape
-        head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
-                       for row in self.rows)
-        caption = f"<div>{esc(self.caption)}</div>" if self.caption else ""
-        if not self.rows:
-            return caption
-        return f"{caption}<table class=\"comfy-nb-table\"><tr>{head}</tr>{body}</table>"
 
 
 class _EmulatorNoticeInBanner(logging.Filter):
@@ -96,16 +58,6 @@ class _EmulatorNoticeInBanner(logging.Filter):
         log.removeFilter(self)
 
 
-def _show(obj: Any) -> None:
-    from IPython.display import display
-
-    display(obj)
-
-
-def _banner(client: Client) -> StaticNote:
-    return StaticNote(client.describe(), "comfy-nb-banner")
-
-
 # -- the magics ----------------------------------------------------------------------------------
 
 
@@ -117,7 +69,7 @@ class ComfyMagics(Magics):
                   help="Server for new connections: a URL, 'cloud' or 'emulator'. None: "
                        "COMFY_URL, COMFY_CLOUD_API_KEY, a ComfyUI on 127.0.0.1:8188, else the "
                        "emulator.")
-    progress = CaselessStrEnum(["auto", "widget", "html", "text", "off"], default_value="auto",
+    progress = CaselessStrEnum(["auto", *cell_backends()], default_value="auto",
                                config=True,
                                help="Progress display; 'auto' picks one (COMFY_NB_PROGRESS).")
     output_dir = Unicode("comfy_outputs", allow_none=True, config=True,
@@ -197,7 +149,7 @@ class ComfyMagics(Magics):
         if self.client is not None:
             self.client.close()
         self.client = client
-        _show(_banner(client))
+        show(banner(client))
         return client
 
     def session_client(self, url: str | None = None) -> Client:
@@ -352,7 +304,8 @@ class ComfyMagics(Magics):
                 return job
             label = getattr(client, "label", None)  # a replay: "replayed from <date>, <server>"
             # a widget panel's Cancel button works in a waiting cell where its clicks can be read
-            events = cell_events() if backend == "widget" and not from_cache else None
+            clickable = progress_backend(backend).clickable and not from_cache
+            events = cell_events() if clickable else None
             hint = "" if events is not None else BLOCKING_HINT
             panel = make_panel(job, backend, hint=hint if not from_cache else label or "",
                                cancel=job.cancel if events is not None else None)
@@ -375,13 +328,13 @@ class ComfyMagics(Magics):
             raise error
         result = self._end(job, panel, save, raise_=True)
         assert result is not None
-        if backend in ("widget", "html"):
+        if progress_backend(backend).displayed:
             result_display.mark_shown(result)
         return result
 
     def sweep(self, workflow: Any, args: Any, overrides: dict[str, Any]) -> Any:
         """``%%comfy_run --sweep ...``: every combination, a summary panel, then the grid."""
-        from ..sweep import MAX_JOBS, job_count, parse_sweep_values
+        from ..sweeps import MAX_JOBS, job_count, parse_sweep_values
         from .sweep_view import run_sweep_in_cell
 
         try:
@@ -524,158 +477,8 @@ class ComfyMagics(Magics):
         args = parse_line(self.comfy, line)
         if args.help:
             return self._help(self.comfy)
-        handler = getattr(self, f"_comfy_{args.command}")
-        return handler(args)
+        return COMMANDS[args.command](self, args)
 
-    def _comfy_connect(self, args: Any) -> None:
-        if len(args.values) != 1:
-            raise UsageError("%comfy connect URL|cloud|emulator (e.g. %comfy connect "
-                             "http://127.0.0.1:8188)")
-        target = args.values[0]
-        api_key = None
-        if target.lower() == "cloud" and not os.environ.get(KEY_VARIABLE):
-            if on_binder():
-                raise UsageError("this is a public Binder session: do not enter an API key "
-                                 "here. Run the notebook on your own machine for Comfy Cloud.")
-            # typed in, and straight into a Secret: no frame ever holds it in the clear
-            api_key = Secret.of(
-                getpass.getpass("Comfy Cloud API key (not stored in the notebook): ").strip())
-            if not api_key:
-                raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
-        self.connect(target, api_key=api_key)
-
-    def _comfy_record(self, args: Any) -> None:
-        from ..replay import record
-
-        if len(args.values) > 1:
-            raise UsageError("%comfy record [PATH] (or %comfy record --stop)")
-        if self.recording is not None:
-            self.recording.stop()
-            self.recording = None
-        if args.stop:
-            _show(StaticNote("comfy_nb: recording stopped", "comfy-nb-banner"))
-            return
-        path = args.values[0] if args.values else "recording"
-        try:
-            self.recording = record(path)
-        except OSError as exc:  # a file, a folder of other files, or nowhere to write
-            raise UsageError(str(exc)) from None
-        _show(StaticNote(f"comfy_nb: recording every job into {path}/ (replay it with "
-                         f"%comfy replay {path})", "comfy-nb-banner"))
-
-    def _comfy_replay(self, args: Any) -> None:
-        from ..replay import ReplayError, replay
-
-        if len(args.values) > 1:
-            raise UsageError("%comfy replay [PATH]")
-        try:
-            client = replay(args.values[0] if args.values else "recording")
-        except ReplayError as exc:
-            raise UsageError(str(exc)) from None
-        if self.client is not None:
-            self.client.close()
-        self.client = client
-        _show(_banner(client))
-
-    def _comfy_status(self, args: Any) -> None:
-        connected = self.client is not None
-        client = self.session_client()  # connecting shows the banner
-        if connected:
-            _show(_banner(client))
-        queue = client.queue()
-        running = sum(1 for entry in queue if entry["running"])
-        rows = [[job.id, job.status.value, f"{job.elapsed:.1f} s"] for job in self.jobs[-10:]]
-        caption = (f"queue: {running} running, {len(queue) - running} pending · "
-                   f"jobs from this {self._session_word()}: {len(self.jobs)}")
-        _show(Table(["job", "status", "time"], rows, caption))
-
-    def _session_word(self) -> str:
-        """What the jobs of this session come from: a kernel (notebooks, consoles) or a shell
-        (terminal IPython)."""
-        return "kernel" if getattr(self.shell, "kernel", None) is not None else "shell"
-
-    def _comfy_queue(self, args: Any) -> None:
-        entries = self.session_client().queue()
-        rows = [[e["id"], "running" if e["running"] else f"pending #{e['position']}"]
-                for e in entries]
-        _show(Table(["job", "state"], rows, "the queue is empty" if not rows else ""))
-
-    def _comfy_cancel(self, args: Any) -> None:
-        client = self.session_client()
-        if args.all:
-            if _is_replay(client):
-                _show(StaticNote("comfy_nb: this session replays a recording and runs no jobs: "
-                                 "there is nothing to cancel", "comfy-nb-banner"))
-                return
-            client.clear_queue()
-            client.interrupt()
-            _show(StaticNote("comfy_nb: cleared the queue and interrupted the running job",
-                             "comfy-nb-cancelled"))
-            return
-        ids = list(args.values)
-        if not ids:
-            live = [job for job in self.jobs if not job.done]
-            if not live:
-                raise UsageError(f"no job of this {self._session_word()} is running; name one: "
-                                 "%comfy cancel ID (or --all)")
-            ids = [live[-1].id]
-        done = client.cancel_many(ids)  # pending ones first: none starts in between
-        missing = [job_id for job_id in ids if job_id not in done]
-        lines = [f"comfy_nb: cancelled {job_id}" for job_id in done]
-        lines += [f"comfy_nb: {job_id} is neither queued nor running" for job_id in missing]
-        _show(StaticNote("\n".join(lines), "comfy-nb-cancelled"))
-
-    def _comfy_interrupt(self, args: Any) -> None:
-        client = self.session_client()
-        if _is_replay(client):
-            _show(StaticNote("comfy_nb: this session replays a recording and runs no jobs: "
-                             "there is nothing to interrupt", "comfy-nb-banner"))
-            return
-        client.interrupt()
-        _show(StaticNote("comfy_nb: interrupted the running job", "comfy-nb-cancelled"))
-
-    def _comfy_upload(self, args: Any) -> str:
-        if len(args.values) != 1:
-            raise UsageError("%comfy upload PATH")
-        path = Path(args.values[0])
-        if path.is_dir():
-            raise UsageError(f"{str(path)!r} is a folder; upload one image from it: "
-                             f"%comfy upload {path / 'NAME.png'}")
-        if not path.is_file():
-            raise UsageError(f"no file {str(path)!r}")
-        return self.session_client().upload_image(path)
-
-    def _comfy_nodes(self, args: Any) -> None:
-        pattern = " ".join(args.values).strip().lower()
-        info = self.session_client().object_info()
-        found = []
-        for name, node in sorted(info.items()):
-            fields = [name, str(node.get("display_name", "")), str(node.get("category", ""))]
-            if not pattern or any(_matches(pattern, field.lower()) for field in fields):
-                found.append((name, node))
-        rows = []
-        for name, node in found[:50]:
-            inputs = node.get("input", {})
-            names = [n for section in ("required", "optional")
-                     for n in (inputs.get(section) or {})]
-            rows.append([name, node.get("display_name") or name, node.get("category") or "",
-                         ", ".join(names)])
-        more = f" (first 50 of {len(found)})" if len(found) > 50 else ""
-        _show(Table(["class", "name", "category", "inputs"], rows,
-                    f"{len(found)} node types match {pattern!r}{more}" if pattern
-                    else f"{len(found)} node types{more}"))
-
-    def _comfy_models(self, args: Any) -> list[str]:
-        if len(args.values) > 1:
-            raise UsageError("%comfy models [FOLDER] (e.g. %comfy models checkpoints; no folder "
-                             "lists the folders)")
-        return self.session_client().models(args.values[0] if args.values else None)
-
-
-def _matches(pattern: str, text: str) -> bool:
-    if any(char in pattern for char in "*?["):
-        return fnmatch.fnmatch(text, pattern)
-    return pattern in text
 
 
 def _seed(text: str) -> int:
@@ -718,12 +521,6 @@ def _grid_axes(option: str | None, values: Any, mode: str) -> tuple[str | None, 
     except GridError as exc:
         raise UsageError(str(exc)) from None
     return axes
-
-
-def _is_replay(client: Client) -> bool:
-    from ..replay import ReplayClient
-
-    return isinstance(client, ReplayClient)
 
 
 # -- the extension -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
   nbconvert, front ends without widgets);
 - ``text``: status lines on stdout (terminal IPython, scripts, papermill logs); ``off``: nothing.
 
-The back end is chosen from the environment, ``COMFY_NB_PROGRESS=widget|html|text|off`` wins.
+Which back end a cell gets, and which panel class each back end makes, is :mod:`.backends`'s
+business (``COMFY_NB_PROGRESS=widget|html|text|off`` wins).
 Panels never react to events directly: they read :meth:`AsyncJob.progress` snapshots on their
 own schedule, so the traffic they make (at most 10 widget messages a second, previews at most
 4 frames a second, latest frame wins) does not depend on how fast the server sends events.
@@ -28,22 +29,20 @@ from __future__ import annotations
 import collections
 import html
 import io
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .._naming import node_label
 from ..client._dialects import JobStatus
 from ..client._errors import ComfyError
+from .backends import JOB, progress_backend
 
 if TYPE_CHECKING:
     from ..job import Job, JobProgress
     from .cell_events import CellEvents
-
-ENV_VARIABLE = "COMFY_NB_PROGRESS"
-BACKENDS = ("widget", "html", "text", "off")
 
 MAX_WIDGET_MESSAGES = 10  # per panel, in any window of one second
 STATUS_INTERVAL = 0.25  # seconds between status redraws (widget and html)
@@ -51,39 +50,6 @@ PREVIEW_INTERVAL = 0.25  # seconds between preview frames (at most 4 frames a se
 HTML_PREVIEW_INTERVAL = 1.0  # previews travel as base64 in html updates: fewer of them
 TEXT_INTERVAL = 5.0  # seconds between "still running" lines without a tty
 PREVIEW_SIDE = 320  # longest side of a preview frame, in pixels
-
-
-# -- choosing a back end -------------------------------------------------------------------------
-
-
-def _shell_name() -> str:
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None) if ipython is not None else None
-    shell = get() if get is not None else None
-    return type(shell).__name__ if shell is not None else ""
-
-
-def _widget_front_end() -> bool:
-    """Whether something will draw widgets: a kernel started by a Jupyter server (JupyterLab,
-    Notebook, Binder, JupyterHub) or VS Code or Colab. nbclient and papermill set none of these,
-    and there the html back end keeps the saved notebook readable."""
-    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID")
-                or "google.colab" in sys.modules)
-
-
-def choose_backend(requested: str | None = None) -> str:
-    """``requested`` (or ``$COMFY_NB_PROGRESS``) if given, else the best back end here."""
-    value = (requested or os.environ.get(ENV_VARIABLE) or "auto").strip().lower()
-    if value not in (*BACKENDS, "auto"):
-        raise ValueError(f"progress back end {value!r} is unknown: use one of "
-                         f"{', '.join(BACKENDS)} or auto ({ENV_VARIABLE})")
-    if value != "auto":
-        return value
-    shell = _shell_name()
-    if shell != "ZMQInteractiveShell" or os.environ.get("QT_API") or any(
-            name.startswith("SPYDER") for name in os.environ):
-        return "text"
-    return "widget" if _widget_front_end() else "html"
 
 
 # -- pacing --------------------------------------------------------------------------------------
@@ -131,21 +97,6 @@ class RateLimit:
 
 
 # -- what a panel says ---------------------------------------------------------------------------
-
-
-def node_label(workflow: dict[str, Any] | None, node_id: str | None) -> str:
-    """``Title (Class)`` of a node, or its id when the workflow does not say."""
-    if node_id is None:
-        return ""
-    node = workflow.get(node_id) if isinstance(workflow, dict) else None
-    if not isinstance(node, dict):
-        return f"node {node_id}"
-    kind = str(node.get("class_type") or "")
-    meta = node.get("_meta")
-    title = meta.get("title") if isinstance(meta, dict) else None
-    if title and title != kind:
-        return f"{title} ({kind})" if kind else str(title)
-    return kind or f"node {node_id}"
 
 
 def _status_words(progress: JobProgress) -> str:
@@ -635,14 +586,10 @@ class TextPanel(Panel, TextView):
 
 def make_panel(job: Job, backend: str, *, hint: str = "",
                cancel: Callable[[], Any] | None = None) -> Panel:
-    """A panel of the given back end (see :func:`choose_backend`)."""
-    if backend == "widget":
-        return WidgetPanel(job, hint=hint, cancel=cancel)
-    if backend == "html":
-        return HtmlPanel(job, hint=hint)
-    if backend == "text":
-        return TextPanel(job, hint=hint)
-    return Panel(job, hint=hint)
+    """A panel of the given back end (see :mod:`.backends`)."""
+    panel = progress_backend(backend).make(JOB, job, hint=hint, cancel=cancel)
+    assert isinstance(panel, Panel)
+    return panel
 
 
 # -- following a job -----------------------------------------------------------------------------

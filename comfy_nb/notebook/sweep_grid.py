@@ -7,7 +7,7 @@ pages, cells no combination fills), the state of one cell (status, caption, erro
 per item, the static HTML of the grid (a table per page with axis labels and thumbnails, no
 JavaScript: what nbconvert, GitHub and Binder readers see), the labelled contact sheet
 (:meth:`SweepGrid.save` of ``.png``/``.jpg``/``.webp``), the standalone page (``.html``), "pick"
-(:meth:`SweepGrid.pick`), and :class:`SweepGrid`, what :meth:`comfy_nb.sweep.Sweep.grid`
+(:meth:`SweepGrid.pick`), and :class:`SweepGrid`, what :meth:`comfy_nb.sweeps.Sweep.grid`
 returns, shown live by :mod:`._grid_widget`.
 
 Pick means: the cell's swept values become ``grid.picked`` (and ``sweep.picked``), its ``--set``
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..result import Result
-    from ..sweep import Sweep, SweepItem
+    from ..sweeps import Sweep, SweepItem
 
 __all__ = ["GridAxis", "GridError", "GridLayout", "SweepGrid", "Thumbnails", "cell_state",
            "check_axes", "contact_sheet", "grid_layout", "parse_grid_option", "set_line",
@@ -191,13 +191,9 @@ def set_line(params: Mapping[str, Any]) -> str:
 
 
 def _error_text(item: SweepItem, limit: int) -> str:
-    error = item.error
-    if error is None:
-        text = item.status
-    else:
-        text = str(error) or type(error).__name__
-        text = " ".join((text if isinstance(error, ComfyError)
-                         else f"{type(error).__name__}: {text}").split())
+    from ..sweeps import error_text
+
+    text = " ".join(error_text(item.error).split()) if item.error is not None else item.status
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -478,7 +474,7 @@ def _write_atomically(path: Path, write: Callable[[io.BufferedWriter], object]) 
 
 
 class SweepGrid:
-    """The comparison grid of a sweep (:meth:`comfy_nb.sweep.Sweep.grid`). Shown as a cell's
+    """The comparison grid of a sweep (:meth:`comfy_nb.sweeps.Sweep.grid`). Shown as a cell's
     value, it fills in while the sweep runs (:mod:`._grid_widget`: an anywidget where widgets
     are drawn, HTML updated in place elsewhere); :meth:`save` writes a contact sheet or a page;
     :meth:`pick` chooses a cell."""

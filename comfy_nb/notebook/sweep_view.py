@@ -1,6 +1,6 @@
 """A sweep in a notebook: one live summary panel, then a labelled grid of thumbnails.
 
-Owns: the summary panel of a running :class:`~comfy_nb.sweep.Sweep` (done / running / queued /
+Owns: the summary panel of a running :class:`~comfy_nb.sweeps.Sweep` (done / running / queued /
 failed and one overall ``<progress>`` bar) in the three back ends of :mod:`.progress`, on its
 bases (widget: one HTML widget within the message budget of :class:`~.progress.WidgetView`;
 html: one output updated through its ``display_id``; text: status lines), the static rendering
@@ -24,17 +24,19 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._naming import file_key
 from ..client._errors import ComfyError
-from ..result import shown_path
-from ..sweep import FAILED, MAX_JOBS
+from ..result import OutputKind, shown_path
+from ..sweeps import FAILED, MAX_JOBS
 from . import display as result_display
+from .backends import SWEEP, choose_backend, progress_backend
 from .cell_events import cell_events
-from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView, choose_backend
+from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView
 
 if TYPE_CHECKING:
     from ..client._client import Client
     from ..result import OutputFile, Result
-    from ..sweep import Sweep, SweepCounts, SweepItem, _SweepData
+    from ..sweeps import Sweep, SweepCounts, SweepData, SweepItem
 
 __all__ = ["GridSettings", "SweepHtmlPanel", "SweepPanel", "SweepTextPanel", "SweepWidgetPanel",
            "follow_sweep", "grid_settings", "make_sweep_panel", "render_sweep",
@@ -76,7 +78,7 @@ def _queued(counts: SweepCounts) -> int:
     return counts.waiting + counts.queued
 
 
-def summary_text(sweep: _SweepData, counts: SweepCounts | None = None) -> str:
+def summary_text(sweep: SweepData, counts: SweepCounts | None = None) -> str:
     """One line: counts, overall progress and elapsed time."""
     counts = counts or sweep.counts()
     parts = [f"comfy_nb sweep of {counts.total} jobs ({' × '.join(sweep.names)}, "
@@ -90,7 +92,7 @@ def summary_text(sweep: _SweepData, counts: SweepCounts | None = None) -> str:
     return " · ".join(parts)
 
 
-def summary_html(sweep: _SweepData, counts: SweepCounts | None = None, *, hint: str = "",
+def summary_html(sweep: SweepData, counts: SweepCounts | None = None, *, hint: str = "",
                  failures: int = 3) -> str:
     """The panel's block: the counts, one ``<progress>`` bar for the whole sweep, the latest
     finished job and the first failures (readable without CSS)."""
@@ -124,9 +126,9 @@ def summary_html(sweep: _SweepData, counts: SweepCounts | None = None, *, hint: 
 
 
 def _short_error(item: SweepItem, limit: int = _ERROR_CHARS) -> str:
-    from ..sweep import _error_text
+    from ..sweeps import error_text
 
-    text = " ".join(_error_text(item.error).split()) if item.error is not None else item.status
+    text = " ".join(error_text(item.error).split()) if item.error is not None else item.status
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -203,14 +205,10 @@ class SweepTextPanel(SweepPanel, TextView):
 
 def make_sweep_panel(sweep: Sweep, backend: str, *, hint: str = "",
                      cancel: Callable[[], Any] | None = None) -> SweepPanel:
-    """A panel of the given back end (see :func:`.progress.choose_backend`)."""
-    if backend == "widget":
-        return SweepWidgetPanel(sweep, hint=hint, cancel=cancel)
-    if backend == "html":
-        return SweepHtmlPanel(sweep, hint=hint)
-    if backend == "text":
-        return SweepTextPanel(sweep, hint=hint)
-    return SweepPanel(sweep, hint=hint)
+    """A panel of the given back end (see :mod:`.backends`)."""
+    panel = progress_backend(backend).make(SWEEP, sweep, hint=hint, cancel=cancel)
+    assert isinstance(panel, SweepPanel)
+    return panel
 
 
 # -- following a sweep ---------------------------------------------------------------------------
@@ -225,7 +223,7 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
     With ``wait`` this blocks: interrupting (the kernel's stop button) cancels the sweep's jobs
     on the server and re-raises; ``timeout`` cancels them and raises :class:`SweepTimeout`.
     Without ``wait`` a daemon thread follows the sweep and the panel has a Cancel button."""
-    from ..sweep import SweepTimeout
+    from ..sweeps import SweepTimeout
 
     if not wait:
         panel = make_sweep_panel(sweep, backend, cancel=sweep.cancel)
@@ -241,7 +239,7 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
                          daemon=True).start()
         return panel
     # a widget panel's Cancel button works in a waiting cell where its clicks can be read
-    events = cell_events() if backend == "widget" else None
+    events = cell_events() if progress_backend(backend).clickable else None
     panel = make_sweep_panel(sweep, backend, hint="" if events is not None else BLOCKING_HINT,
                              cancel=sweep.cancel if events is not None else None)
     if events is not None:
@@ -268,7 +266,7 @@ def follow_sweep(sweep: Sweep, backend: str, *, wait: bool = True, timeout: floa
             events.close()
     sweep.wait()  # raises what broke the scheduler, if anything did
     _end(sweep, panel, save)
-    if backend in ("widget", "html"):
+    if progress_backend(backend).displayed:
         mark_shown(sweep)
     return panel
 
@@ -298,14 +296,14 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
                       max_jobs: int | None = MAX_JOBS) -> Sweep:
     """What ``%%comfy_run --sweep seed=1,2,3`` does: sweep ``workflow`` on ``client`` over
     ``assignments`` (``{"seed": [1, 2, 3]}``; parse the option with
-    :func:`comfy_nb.sweep.parse_sweep_values`), with ``overrides`` (``--set``) fixed for every
+    :func:`comfy_nb.sweeps.parse_sweep_values`), with ``overrides`` (``--set``) fixed for every
     job, following it in this cell with a summary panel (``backend``: ``widget``, ``html``,
     ``text``, ``off``; None chooses) that becomes the labelled grid. Returns the
-    :class:`~comfy_nb.sweep.Sweep` (already shown: as the cell's value it prints only its text
+    :class:`~comfy_nb.sweeps.Sweep` (already shown: as the cell's value it prints only its text
     summary). Failed jobs do not raise: their cells show the error (``sweep.raise_errors()``
     does raise). ``cache`` as in :meth:`Client.run` (None: the global setting); ``max_jobs``
     as in :func:`comfy_nb.sweep`."""
-    from ..sweep import sweep as run_sweep
+    from ..sweeps import sweep as run_sweep
 
     chosen = choose_backend(backend)
     return run_sweep(workflow, assignments, mode=mode, client=client, concurrency=concurrency,
@@ -316,7 +314,7 @@ def run_sweep_in_cell(client: Client, workflow: Any, assignments: Mapping[str, S
 # -- already on screen ---------------------------------------------------------------------------
 
 
-def mark_shown(sweep: _SweepData) -> None:
+def mark_shown(sweep: SweepData) -> None:
     """The grid of ``sweep`` is on screen (its panel became it): as this cell's value
     (IPython's displayhook) it shows nothing more, so the cell shows the grid once."""
     sweep.__dict__["_comfy_nb_shown_in"] = _execution_count()
@@ -332,7 +330,7 @@ def _execution_count() -> int | None:
     return count if isinstance(count, int) else None
 
 
-def already_on_screen(sweep: _SweepData) -> bool:
+def already_on_screen(sweep: SweepData) -> bool:
     """Whether IPython is showing ``sweep`` as the value of the cell that showed its grid."""
     marked = sweep.__dict__.get("_comfy_nb_shown_in")
     return (marked is not None and marked == _execution_count()
@@ -342,7 +340,7 @@ def already_on_screen(sweep: _SweepData) -> bool:
 # -- the grid ------------------------------------------------------------------------------------
 
 
-def render_sweep(sweep: _SweepData, include: Collection[str] | None = None,
+def render_sweep(sweep: SweepData, include: Collection[str] | None = None,
                  exclude: Collection[str] | None = None) -> dict[str, Any]:
     """The mimebundle of a sweep: ``text/plain`` (summary and table), ``text/html`` (the grid
     and the parameters → files table) and ``image/jpeg`` (a contact sheet)."""
@@ -374,12 +372,12 @@ class _Layout:
 
 
 def _axis_label(name: str, value: Any) -> str:
-    from ..sweep import format_params
+    from ..sweeps import format_params
 
     return format_params({name: value})
 
 
-def layout(sweep: _SweepData) -> _Layout:
+def layout(sweep: SweepData) -> _Layout:
     """Rows and columns of the grid: two or more parameters (product): rows are the
     combinations of all but the last one, columns the last one's values; one parameter: one
     row (wrapped after ``max_columns`` or the width); zip: the combinations, wrapped the same
@@ -428,12 +426,11 @@ def cell_size(count: int) -> int:
 def _cell_thumbnail(result: Result, file: OutputFile, size: int) -> Any:
     """``display``'s thumbnail of ``file`` at ``size``, cached on the result like the
     gallery's (never full resolution)."""
-    from ..result import _file_key
 
     cache: dict[tuple[Any, ...], Any] = result.__dict__.setdefault(
         result_display._CACHE_ATTR, {})
     fmt = str(result_display.settings.thumbnail_format).lower()
-    key = (*_file_key(file), size, fmt)
+    key = (*file_key(file), size, fmt)
     if key not in cache:
         cache[key] = result_display._make_thumbnail(file.read(), size, fmt)
     return cache[key]
@@ -443,7 +440,7 @@ _CELL_STYLE = "vertical-align:top;text-align:center;padding:4px"
 _HEAD_STYLE = "padding:4px;text-align:center"
 
 
-def _html(sweep: _SweepData) -> str:
+def _html(sweep: SweepData) -> str:
     esc = html.escape
     grid = layout(sweep)
     size = grid.size
@@ -496,15 +493,15 @@ def _cell(item: SweepItem | None, size: int) -> str:
 
 
 def _caption(item: SweepItem) -> str:
-    from ..sweep import format_params
+    from ..sweeps import format_params
 
     return format_params(item.params, " · ")
 
 
 def _result_html(result: Result, item: SweepItem, size: int) -> str:
     esc = html.escape
-    images = [file for file in result.files if file.kind == "image"]
-    others = [file for file in result.files if file.kind != "image"]
+    images = [file for file in result.files if file.kind == OutputKind.IMAGE]
+    others = [file for file in result.files if file.kind != OutputKind.IMAGE]
     parts: list[str] = []
     if images:
         file = images[0]
@@ -540,7 +537,7 @@ def _result_html(result: Result, item: SweepItem, size: int) -> str:
     return "".join(parts)
 
 
-def _rows_html(sweep: _SweepData) -> str:
+def _rows_html(sweep: SweepData) -> str:
     esc = html.escape
     rows = sweep.rows()
     names = sweep.names
@@ -566,7 +563,7 @@ def _rows_html(sweep: _SweepData) -> str:
             "</details>")
 
 
-def _plain(sweep: _SweepData) -> str:
+def _plain(sweep: SweepData) -> str:
     rows = sweep.rows()
     names = sweep.names
     table = [[*names, "status", "files / error"]]
@@ -588,7 +585,7 @@ def _plain(sweep: _SweepData) -> str:
     return "\n".join(lines)
 
 
-def _contact_sheet(sweep: _SweepData) -> bytes | None:
+def _contact_sheet(sweep: SweepData) -> bytes | None:
     """The grid as one JPEG (thumbnails and their values; failed cells say so), or None when
     no job produced an image."""
     from PIL import Image, ImageDraw
@@ -596,7 +593,7 @@ def _contact_sheet(sweep: _SweepData) -> bytes | None:
     grid = layout(sweep)
     columns = max((len(row) for row in grid.cells), default=0)
     if not columns or not any(item is not None and item.result is not None
-                              and any(f.kind == "image" for f in item.result.files)
+                              and any(f.kind == OutputKind.IMAGE for f in item.result.files)
                               for row in grid.cells for item in row):
         return None
     tile = min(grid.size, 128, max(_SHEET_WIDTH // columns, 32))
@@ -633,7 +630,7 @@ def _tile(item: SweepItem, size: int) -> Any:
     if item.result is None or item.status != "succeeded":
         return None
     for file in item.result.files:
-        if file.kind == "image":
+        if file.kind == OutputKind.IMAGE:
             try:
                 thumb = _cell_thumbnail(item.result, file, size)
                 with Image.open(io.BytesIO(thumb.still)) as image:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._naming import node_title
 from ._errors import ParameterError
 from ._values import parse_value, plain_copy
 
@@ -77,17 +78,6 @@ def node_id_key(node_id: str) -> tuple[tuple[int, int, str], ...]:
 def sorted_node_ids(nodes: Mapping[str, Any]) -> list[str]:
     """The node ids of an API-format workflow in numeric-aware order."""
     return sorted(nodes, key=node_id_key)
-
-
-def node_title(node: Mapping[str, Any]) -> str:
-    """The title of a node: ``_meta.title`` when set, else its class type."""
-    meta = node.get("_meta")
-    if isinstance(meta, Mapping):
-        title = meta.get("title")
-        if isinstance(title, str) and title:
-            return title
-    class_type = node.get("class_type")
-    return class_type if isinstance(class_type, str) else ""
 
 
 def _inputs(node: Any) -> dict[str, Any]:

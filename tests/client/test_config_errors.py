@@ -137,6 +137,14 @@ def test_verbose_tracebacks_never_show_the_key(url: str, env_key: str,
         assert "InvalidURL" in full and "url" in full and env_key not in full
 
 
+def _colourless_verbose_tb() -> VerboseTB:
+    """IPython's Verbose traceback formatter without colours (IPython 9 names it a theme)."""
+    try:
+        return VerboseTB(theme_name="nocolor")  # type: ignore[call-arg, unused-ignore]
+    except TypeError:  # IPython 8
+        return VerboseTB(color_scheme="NoColor")
+
+
 @pytest.mark.parametrize("url", MALFORMED)
 def test_verbose_tb_of_the_error_shows_locals_but_no_key(url: str, env_key: str) -> None:
     for attempt in (lambda: _config.resolve(url), lambda: AsyncClient(url),
@@ -144,8 +152,7 @@ def test_verbose_tb_of_the_error_shows_locals_but_no_key(url: str, env_key: str)
         with pytest.raises(InvalidURL) as caught:
             attempt()
         below_this_test = caught.tb.tb_next
-        text = VerboseTB(color_scheme="NoColor").text(caught.type, caught.value,
-                                                      below_this_test)
+        text = _colourless_verbose_tb().text(caught.type, caught.value, below_this_test)
         assert "url = " in text  # frame locals are shown...
         assert env_key not in text  # ...but none of them holds the key
 

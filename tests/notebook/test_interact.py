@@ -23,19 +23,17 @@ from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.emulator._object_info import recorded_object_info
 from comfy_nb.notebook import display as result_display
-from comfy_nb.notebook import interact as interact_module
-from comfy_nb.notebook.interact import (
+from comfy_nb.notebook.controls import (
     SAFE_INTEGER,
     SEED_MODES,
     SLIDER_POSITIONS,
     SUPPORTED_TYPES,
     Control,
-    Interact,
     SeedControl,
     build_control,
-    default_client,
-    interact_from_line,
 )
+from comfy_nb.notebook.interact import Interact, default_client, interact_from_line
+from comfy_nb.notebook.interact_history import close_tree
 from comfy_nb.workflow import ParameterError
 from comfy_nb.workflow._errors import WorkflowInvalid
 from comfy_nb.workflow._params import describe, input_specs
@@ -88,7 +86,7 @@ def eventually(condition: Callable[[], bool], what: str, timeout: float = 15.0) 
 
 
 def close(control: Control) -> None:
-    interact_module._close_tree(control.widget)
+    close_tree(control.widget)
 
 
 # -- controls from the real object_info ----------------------------------------------------------
@@ -365,7 +363,7 @@ def test_run_shows_the_result_and_keeps_a_history(client: comfy_nb.Client,
     assert second.workflow["6"]["inputs"]["text"] == "a red fox"
     assert ui.results == [first, second]
     assert [entry.values["cfg"] for entry in ui.history] == [5.5, 8.0]
-    strip = ui._strip.children
+    strip = ui._strip.widget.children
     assert len(strip) == 2 and strip[0].children[-1].description == "↺ run #2"  # newest first
     assert isinstance(strip[0].children[0], widgets.Image)
     caption = strip[0].children[1].value
@@ -386,7 +384,7 @@ def test_clicking_an_earlier_result_restores_its_values(client: comfy_nb.Client,
     ui.set_values(cfg=9.0, steps=5)
     ui.run(wait=True)
     jobs = len(emulator.state.jobs)
-    oldest = ui._strip.children[-1]
+    oldest = ui._strip.widget.children[-1]
     oldest.children[-1].click()  # "↺ run #1"
     eventually(lambda: ui.values == {"cfg": 3.0, "steps": 3}, "the values are restored")
     eventually(lambda: "showing run #1" in ui._status.value, "run #1 is shown")
@@ -566,7 +564,7 @@ def test_widget_messages_stay_within_10_a_second(client: comfy_nb.Client,
     for cfg in (6.5, 7.0):  # more entries than the strip keeps: old ones are closed
         ui.set_values(cfg=cfg, steps=5)
         ui.run(wait=True)
-    ui._strip.children[-1].children[-1].click()
+    ui._strip.widget.children[-1].children[-1].click()
     eventually(lambda: "showing run" in ui._status.value, "the restore is shown")
     elapsed = time.monotonic() - start
 
@@ -580,7 +578,7 @@ def test_widget_messages_stay_within_10_a_second(client: comfy_nb.Client,
     assert len(times) >= 20 and frames and closes  # it did show progress, previews, history
     assert most_in_one_second(frames) <= 4
     assert len(times) <= math.ceil(elapsed + 1) * 10
-    assert len(ui._strip.children) == 2 and len(ui.history) == 2
+    assert len(ui._strip.widget.children) == 2 and len(ui.history) == 2
 
 
 # -- in a real JupyterLab ------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import pytest
 import comfy_nb
 from comfy_nb.client._transport import RetryPolicy
 from comfy_nb.job import JobProgress
-from comfy_nb.notebook import progress
+from comfy_nb.notebook import backends, progress
+from comfy_nb.notebook.backends import choose_backend
 from comfy_nb.notebook.progress import (
     MAX_WIDGET_MESSAGES,
     HtmlPanel,
@@ -29,7 +30,6 @@ from comfy_nb.notebook.progress import (
     StaticNote,
     TextPanel,
     WidgetPanel,
-    choose_backend,
     follow,
     follow_in_background,
     status_html,
@@ -274,11 +274,11 @@ def test_auto_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMFY_NB_PROGRESS", raising=False)
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.delenv("VSCODE_PID", raising=False)
-    monkeypatch.setattr(progress, "_shell_name", lambda: "TerminalInteractiveShell")
+    monkeypatch.setattr(backends, "_shell_name", lambda: "TerminalInteractiveShell")
     assert choose_backend() == "text"
-    monkeypatch.setattr(progress, "_shell_name", lambda: "ZMQInteractiveShell")
+    monkeypatch.setattr(backends, "_shell_name", lambda: "ZMQInteractiveShell")
     assert choose_backend() == "html"  # a kernel nobody draws widgets for (nbclient)
     monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/x.ipynb")
     assert choose_backend() == "widget"  # a kernel started by JupyterLab
-    monkeypatch.setattr(progress, "_shell_name", lambda: "")
+    monkeypatch.setattr(backends, "_shell_name", lambda: "")
     assert choose_backend() == "text"  # plain Python

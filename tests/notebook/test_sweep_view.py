@@ -30,7 +30,7 @@ from comfy_nb.notebook.sweep_view import (
     render_sweep,
     run_sweep_in_cell,
 )
-from comfy_nb.sweep import parse_sweep_values
+from comfy_nb.sweeps import parse_sweep_values
 from comfy_nb.workflows import bundled
 
 from ..factories import Clients, Emulators

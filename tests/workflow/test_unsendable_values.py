@@ -24,7 +24,7 @@ import comfy_nb
 from comfy_nb import ComfyError
 from comfy_nb.cli import main
 from comfy_nb.emulator import RunningEmulator
-from comfy_nb.sweep import parse_sweep_values
+from comfy_nb.sweeps import parse_sweep_values
 from comfy_nb.workflow import ParameterError, Workflow, WorkflowError
 from comfy_nb.workflow._params import parse_assignments
 from comfy_nb.workflow._values import MAX_DEPTH, parse_value, problem

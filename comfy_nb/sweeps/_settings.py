@@ -1,0 +1,68 @@
+"""How many jobs a sweep keeps in flight: :data:`settings` (``comfy_nb.sweep.settings``) and
+:func:`resolve_concurrency`, which weighs the arguments, the settings, the Comfy Cloud plan and
+the kind of server.
+
+Owns: the plan limits of Comfy Cloud (:data:`TIER_CONCURRENCY`) and ``$COMFY_CLOUD_TIER``.
+Must not: connect or run anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TIER_CONCURRENCY", "TIER_VARIABLE", "SweepSettings", "resolve_concurrency",
+           "settings"]
+
+#: jobs Comfy Cloud runs at once, by plan
+TIER_CONCURRENCY = {"standard": 1, "creator": 3, "pro": 5}
+TIER_VARIABLE = "COMFY_CLOUD_TIER"
+
+
+@dataclass
+class SweepSettings:
+    """How many jobs a sweep keeps in flight when ``concurrency=`` is not given."""
+
+    #: every sweep keeps this many jobs in flight (None: decided by the server, below)
+    concurrency: int | None = None
+    #: your Comfy Cloud plan, when you know it: "standard" (1), "creator" (3) or "pro" (5);
+    #: None reads ``$COMFY_CLOUD_TIER``
+    tier: str | None = None
+    #: Comfy Cloud with an unknown plan (Creator's limit: on Standard, 2 jobs wait in the queue)
+    cloud_concurrency: int = 3
+    #: a local ComfyUI (it runs one job at a time; one more waits so the GPU never idles)
+    local_concurrency: int = 2
+
+
+settings = SweepSettings()
+
+
+def resolve_concurrency(dialect: str, concurrency: int | None = None,
+                        tier: str | None = None) -> int:
+    """How many jobs a sweep keeps in flight, the first that is given of: ``concurrency``; on
+    Comfy Cloud the limit of the plan ``tier`` names; ``settings.concurrency``; on Comfy Cloud
+    the plan in ``settings.tier`` or ``$COMFY_CLOUD_TIER``, else ``settings.cloud_concurrency``;
+    on a local server ``settings.local_concurrency``."""
+
+    def plan_limit(plan: str) -> int:
+        key = plan.strip().lower()
+        if key not in TIER_CONCURRENCY:
+            raise ValueError(f"unknown Comfy Cloud tier {plan!r}: use one of "
+                             f"{', '.join(TIER_CONCURRENCY)}")
+        return TIER_CONCURRENCY[key]
+
+    cloud = dialect == "cloud"
+    chosen: Any = concurrency
+    if chosen is None and tier is not None:
+        limit = plan_limit(tier)
+        chosen = limit if cloud else None
+    if chosen is None:
+        chosen = settings.concurrency
+    if chosen is None:
+        plan = (settings.tier or os.environ.get(TIER_VARIABLE) or None) if cloud else None
+        chosen = (plan_limit(plan) if plan else settings.cloud_concurrency) if cloud \
+            else settings.local_concurrency
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        raise ValueError(f"concurrency must be a whole number of at least 1, not {chosen!r}")
+    return chosen
