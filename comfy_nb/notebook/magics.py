@@ -205,6 +205,8 @@ class ComfyMagics(Magics):
               help="--sweep: jobs in flight at once (default: what the server allows)")
     @argument("--max-jobs", type=int, metavar="N",
               help="--sweep: run up to N jobs (default: 1000; a larger sweep is refused)")
+    @argument("--grid", metavar="X[,Y[,Z]]",
+              help="--sweep: show the comparison grid (X along, Y down, Z as pages) as it fills")
     @argument("--no-cache", action="store_true",
               help="run on the server even if this exact run is in the result cache")
     @argument("-q", "--quiet", action="store_true", help="no progress panel")
@@ -349,17 +351,25 @@ class ComfyMagics(Magics):
         if count > limit:
             raise UsageError(f"--sweep would run {count} jobs, more than the limit of {limit}; "
                              f"add --max-jobs {count} to run them all (or sweep fewer values)")
+        grid_axes = _grid_axes(args.grid, values, "zip" if args.zip else "product")
         self._check_save_folder(args.save)
         result = run_sweep_in_cell(
             self.session_client(args.url), workflow, values,
             mode="zip" if args.zip else "product", overrides=overrides,
             concurrency=args.concurrency,
-            backend="off" if args.quiet else (None if self.progress == "auto" else self.progress),
-            wait=not args.no_wait,
+            backend="off" if args.quiet or grid_axes else (
+                None if self.progress == "auto" else self.progress),
+            wait=not args.no_wait and not (grid_axes and not args.quiet),
             timeout=args.timeout if args.timeout is not None else self.timeout,
             save=args.save, validate=self.validate,
             cache=None if self.cache and not args.no_cache else False, max_jobs=limit)
         self.jobs.extend(item.job for item in result.items if isinstance(item.job, Job))
+        if grid_axes and not args.quiet:
+            from .sweep_grid import show_sweep_grid
+
+            show_sweep_grid(result, grid_axes, wait=not args.no_wait, timeout=args.timeout
+                            if args.timeout is not None else self.timeout, save=args.save,
+                            backend=None if self.progress == "auto" else self.progress)
         return result
 
     def _end(self, job: Job, panel: Any, save: str | None, *, raise_: bool) -> Result | None:
@@ -491,12 +501,26 @@ def _check_flags(args: Any) -> None:
         if value is not None and value < 1:
             raise UsageError(f"{flag} takes a whole number of at least 1, not {value}")
     if not args.sweep:
-        alone = [flag for flag, given in (("--zip", args.zip),
+        alone = [flag for flag, given in (("--zip", args.zip), ("--grid", args.grid is not None),
                                           ("--concurrency", args.concurrency is not None),
                                           ("--max-jobs", args.max_jobs is not None)) if given]
         if alone:
             raise UsageError(f"{' and '.join(alone)} only go{'es' if len(alone) == 1 else ''} "
                              "with --sweep (e.g. --sweep seed=1,2,3)")
+
+
+def _grid_axes(option: str | None, values: Any, mode: str) -> tuple[str | None, ...]:
+    """``--grid X,Y,Z`` checked against the swept names (None: no grid)."""
+    if option is None:
+        return ()
+    from .sweep_grid import GridError, check_axes, parse_grid_option
+
+    try:
+        axes = parse_grid_option(option)
+        check_axes(list(values.items()), mode, *axes)
+    except GridError as exc:
+        raise UsageError(str(exc)) from None
+    return axes
 
 
 # -- the extension -------------------------------------------------------------------------------

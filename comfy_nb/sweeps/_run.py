@@ -234,6 +234,8 @@ class Sweep(SweepData):
         self._core = core
         self._loop = loop
         self._state = core._state
+        #: the values of the grid cell picked last (:meth:`grid`), None before any pick
+        self.picked: dict[str, Any] | None = None
 
     @property
     def max_in_flight(self) -> int:
@@ -266,6 +268,15 @@ class Sweep(SweepData):
     def cancel(self) -> int:
         """Cancel everything not finished (see :meth:`AsyncSweep.cancel`)."""
         return self._loop.run(self._core.cancel(), timeout=60)
+
+    def grid(self, x: str | None = None, y: str | None = None, z: str | None = None, *,
+             size: int | None = None, controls: Any = None) -> Any:
+        """The comparison grid: ``x`` along the columns, ``y`` down the rows, ``z`` as pages
+        (inputs not given fill the free axes). Shown, it fills in while the sweep runs; see
+        :class:`comfy_nb.notebook.sweep_grid.SweepGrid` (``save("grid.png")``, ``pick``)."""
+        from ..notebook.sweep_grid import SweepGrid
+
+        return SweepGrid(self, x, y, z, size=size, controls=controls)
 
     def save(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Save every result's files into ``directory``; :meth:`rows` then lists the paths."""
