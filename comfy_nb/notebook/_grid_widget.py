@@ -27,7 +27,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..client._errors import ComfyError
+from ..errors import ComfyError
 from . import display as result_display
 from .backends import choose_backend
 

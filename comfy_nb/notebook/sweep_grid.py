@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from ..client._errors import ComfyError
+from ..errors import ComfyError
 
 if TYPE_CHECKING:
     from PIL import Image
