@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -267,3 +268,17 @@ def test_a_job_knows_its_host_not_the_client() -> None:
         "print(json.dumps(sorted(sys.modules)))\n"))
     assert [name for name in loaded if name.startswith("comfy_nb.client.")] == [
         "comfy_nb.client._dialects", "comfy_nb.client._host"]
+
+
+def test_the_architecture_map_names_only_what_exists() -> None:
+    """ARCHITECTURE.md is the map: every module or package it names exists, and every package
+    of comfy_nb is on it."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"([\w/]+\.py|\b[a-z_]+/)", text))
+    root = PACKAGE.parent
+    missing = [name for name in sorted(named) if not (root / name).exists()
+               and not any(folder.glob(f"**/{name.rstrip('/')}")
+                           for folder in (PACKAGE, root / "tests"))]
+    assert missing == []
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert {name for name in packages if f"{name}/" not in text} == set()
