@@ -277,7 +277,7 @@ def test_the_architecture_map_names_only_what_exists() -> None:
     named = set(re.findall(r"([\w/]+\.py|\b[a-z_]+/)", text))
     root = PACKAGE.parent
     missing = [name for name in sorted(named) if not (root / name).exists()
-               and not any(folder.glob(f"**/{name.rstrip('/')}")
+               and not any(next(folder.glob(f"**/{name.rstrip('/')}"), None)
                            for folder in (PACKAGE, root / "tests"))]
     assert missing == []
     packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
