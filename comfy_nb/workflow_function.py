@@ -21,12 +21,12 @@ import inspect
 import logging
 import math
 import numbers
-import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._session import shared_client
 from .errors import ParameterError, WorkflowError
 from .workflow import Workflow
 from .workflow._function_inputs import (
@@ -362,26 +362,10 @@ _INTERACT_OPTIONS = frozenset({"auto", "debounce", "seed_control", "validate", "
 
 # -- making one ------------------------------------------------------------------------------------
 
-_shared_client: Client | None = None
-
-
 def default_client() -> Client:
-    """The notebook session's client (``%load_ext comfy_nb``), else one shared
-    :func:`comfy_nb.connect` client of this module."""
-    global _shared_client
-    if "IPython" in sys.modules:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        magics = getattr(shell, "_comfy_nb_magics", None) if shell is not None else None
-        if magics is not None:
-            session: Client = magics.session_client()
-            return session
-    if _shared_client is None:
-        from .client import connect
-
-        _shared_client = connect()
-    return _shared_client
+    """The notebook session's client (``%load_ext comfy_nb``), else the process's shared
+    :func:`comfy_nb.connect` client."""
+    return shared_client()
 
 
 def _name_of(source: Any, workflow: Workflow) -> str:

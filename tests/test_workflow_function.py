@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 import comfy_nb
-from comfy_nb import workflow_function
+from comfy_nb import _session, workflow_function
 from comfy_nb.emulator import RunningEmulator
 from comfy_nb.notebook import display as result_display
 from comfy_nb.workflow import ParameterError, WorkflowError
@@ -311,14 +311,14 @@ def test_without_a_client_it_connects_as_connect_does(
         emulators: Emulators, monkeypatch: pytest.MonkeyPatch) -> None:
     server = emulators(step_delay=0.0)
     monkeypatch.setenv("COMFY_URL", server.url)
-    monkeypatch.setattr(workflow_function, "_shared_client", None)
+    monkeypatch.setattr(_session, "_shared", None)
     try:
         f = use("txt2img")
         result = f(seed=1, steps=1, timeout=WAIT)
         assert result.prompt_id in history_ids(server)
-        assert f.client is workflow_function.default_client()
+        assert f.client is workflow_function.default_client() is _session.shared_client()
     finally:
-        shared = workflow_function._shared_client
+        shared = _session._shared
         if shared is not None:
             shared.close()
 

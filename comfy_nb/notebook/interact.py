@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import ipywidgets as widgets
 
+from .._session import session_client
 from ..client import ComfyError, JobCancelled, connect
 from ..workflow import ParameterError, Workflow, WorkflowError
 from . import display as result_display
@@ -66,15 +67,9 @@ _STOP = ("stop", None)
 def default_client() -> tuple[Client, bool]:
     """The client for ``client=None``: the notebook session's when ``%load_ext comfy_nb`` is
     loaded, else a new :func:`comfy_nb.connect` (the second item says it is a new one)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # no IPython at all
-        shell = None
-    else:
-        shell = get_ipython()
-    magics = getattr(shell, "_comfy_nb_magics", None) if shell is not None else None
-    if magics is not None:
-        return magics.session_client(), False
+    session = session_client()
+    if session is not None:
+        return session, False
     return connect(), True
 
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._session import shared_client
 from ..job import Job
 from ..workflow_function import sweep_arguments
 from ._run import AsyncSweep, Sweep
@@ -94,7 +95,7 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     workflow, values, named, overrides, client = sweep_arguments(workflow, values, named,
                                                                  overrides, client)
     axes = sweep_axes(values, named, mode, max_jobs)
-    client = client if client is not None else _default_client()
+    client = client if client is not None else shared_client()
     async_client = client.async_client
     core = AsyncSweep(async_client, workflow, axes, mode,
                       concurrency=resolve_concurrency(client.dialect, concurrency, tier),
@@ -140,24 +141,3 @@ def _progress_backend(requested: str | None) -> str:
     from ..notebook.backends import choose_backend
 
     return choose_backend(None if requested == "auto" else requested)
-
-
-_shared_client: Client | None = None
-
-
-def _default_client() -> Client:
-    """The notebook session's client (``%load_ext comfy_nb``), else one shared connection."""
-    global _shared_client
-    if "IPython" in sys.modules:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        magics = getattr(shell, "_comfy_nb_magics", None) if shell is not None else None
-        if magics is not None:
-            session: Client = magics.session_client()
-            return session
-    if _shared_client is None or _shared_client.loop.closed:
-        from ..client._client import connect
-
-        _shared_client = connect()
-    return _shared_client
