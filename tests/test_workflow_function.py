@@ -224,9 +224,11 @@ def test_the_docstring_gives_ranges_choices_and_the_node_each_name_sets(
 
 
 def test_jupyter_shows_the_signature_and_the_docstring(txt2img: WorkflowFunction) -> None:
-    from IPython.core.oinspect import Inspector
+    from IPython.core.interactiveshell import InteractiveShell
 
-    info = Inspector().info(txt2img, "txt2img")  # what f? shows
+    shell = InteractiveShell.instance()
+    shell.user_ns["txt2img"] = txt2img
+    info = shell.object_inspect("txt2img")  # what f? shows
     assert info["definition"].startswith("txt2img(\n    *,\n    positive_prompt: str = ")
     assert "    seed: int = 42,\n" in info["definition"]
     assert "steps : int, default 20" in info["docstring"]
