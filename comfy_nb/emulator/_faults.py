@@ -57,6 +57,10 @@ class Faults:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def file_faults_armed(self) -> bool:
+        """Whether file routes answer other than normally (see :func:`faulty_file`)."""
+        return self.html_view or self.truncate_view or self.trickle_view > 0
+
     def take_lost_answer(self) -> bool:
         """Consume one armed ``lose_prompt_answers``, if any."""
         with self._lock:
