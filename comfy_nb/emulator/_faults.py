@@ -36,6 +36,10 @@ class Faults:
     rate_limited: bool = False  # cloud: POST /api/prompt answers 429 with Retry-After
     lose_prompt_answers: int = 0  # queue the next N prompts, then drop the connection unanswered
     history_delay: float = 0.0  # seconds between execution_success and the history being written
+    # v2: the races of comfy-api-proxy 0.1.6, as recorded
+    expired_race: float = 0.0  # > 0: a job that ended less than N s ago reads as "expired"
+    sse_stall: float = 0.0  # > 0: event streams miss N s of live events, then reconcile
+    cancel_noop: bool = False  # cancel answers canceling/queued but the job runs on
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()

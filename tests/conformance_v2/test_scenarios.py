@@ -1,0 +1,84 @@
+"""Every recorded v2 scenario replayed against the v2 emulator over real sockets, each answer
+compared with the recorded one (``_replay.compare``; what it relaxes is in ``deviations.py``).
+
+Jobs run slowly enough (``node_delay``, ``step_delay``) that the recorded passing states can be
+seen; the scenarios that recorded one of the proxy's races or its no-op cancel turn on the fault
+that reproduces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests import fixture_paths
+
+from ..factories import Emulators
+from . import deviations as dev
+from ._replay import compare, exchanges, replay
+
+pytestmark = pytest.mark.conformance
+
+TOKEN = "v2-conformance-token"
+SLOW_JOBS: dict[str, Any] = {"node_delay": 0.1, "step_delay": 0.15}
+# what a scenario needs of the server besides slow jobs, and the scenarios replayed before it
+SETUP: dict[str, dict[str, Any]] = {
+    "10_sdk_cancel_running_txt2img": {"faults": {"cancel_noop": True}},  # dev.CANCEL_NOOP
+    "22_queued_position_and_cancel_queued": {"faults": {"cancel_noop": True}},
+    "23_two_sse_streams_same_job": {"sse_heartbeat": 1.0},  # dev.STALL_LENGTH
+    "90_race_poll_expired_webp": {"faults": {"expired_race": 30.0}},  # dev.RACE_FAULTS
+    "91_race_sse_stall_15s": {"faults": {"sse_stall": 1.0}},  # dev.STALL_LENGTH
+}
+PRELUDE = {"19_raw_job_list": ("21_raw_invert_poll", "13_sdk_execution_error")}  # JOB_LIST_CONTENT
+NOT_EMULATED = {"07_sdk_latent_emptylatentaudio"}  # dev.NO_LATENT_AUDIO
+SCENARIOS = [path.name for path in fixture_paths.listing(
+    fixture_paths.COMFY_API_V2, where=lambda path: path.is_dir())]
+
+
+def server_options(scenario: str) -> dict[str, Any]:
+    return {**SLOW_JOBS, **SETUP.get(scenario, {})}
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s not in NOT_EMULATED])
+def test_scenario_is_answered_as_recorded(emulators: Emulators, scenario: str) -> None:
+    server = emulators("v2", token=TOKEN, **server_options(scenario))
+    observations = replay(server.url, scenario, TOKEN, PRELUDE.get(scenario, ()))
+    recorded = exchanges(scenario)
+    assert [obs.seq for obs in observations] == [exchange["seq"] for exchange in recorded]
+    for exchange, obs in zip(recorded, observations, strict=True):
+        compare(exchange, obs)
+
+
+def test_a_graph_with_nodes_not_emulated_is_accepted_and_fails(emulators: Emulators) -> None:
+    """dev.NO_LATENT_AUDIO: 07's graph is queued as recorded, then fails naming its first
+    node that is not emulated."""
+    import httpx
+
+    server = emulators("v2", token=TOKEN)
+    submit = exchanges("07_sdk_latent_emptylatentaudio")[0]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+        created = http.post("/api/v2/jobs", json=submit["request"]["body"]["json"])
+        assert created.status_code == submit["response"]["status"] == 201
+        job: dict[str, Any] = created.json()
+        for _ in range(3000):
+            job = http.get(f"/api/v2/jobs/{job['id']}").json()
+            if job["status"] not in ("queued", "running"):
+                break
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "node_execution_error"
+    assert job["error"]["class_type"] == "EmptyLatentAudio"
+    assert "not emulated" in job["error"]["message"]
+
+
+def test_every_deviation_is_used() -> None:
+    """Each declared deviation is named by the code that relaxes a check for it."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    text = "".join(p.read_text("utf-8") for p in here.glob("*.py") if p.name != "deviations.py")
+    names = [name for name, value in vars(dev).items() if isinstance(value, str)
+             and value in dev.DEVIATIONS]
+    unused = [name for name in names if name not in text]
+    assert not unused, f"deviations named nowhere: {unused}"
