@@ -6,8 +6,7 @@ compared with the recording, as the emulator's are in ``test_scenarios``: that s
 and its comparisons hold for the real implementation, not only for the emulator.
 
 90 and 91 are left out: they record races the proxy cannot be made to lose on purpose
-(``deviations.RACE_FAULTS``). 07 runs a node neither emulator has (``deviations.NO_LATENT_AUDIO``):
-both servers are compared with each other only.
+(``deviations.RACE_FAULTS``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pytest
 from ..factories import Emulators
 from ._proxy import comfy_api_proxy
 from ._replay import compare, exchanges, observation_shape, replay
-from .test_scenarios import NOT_EMULATED, PRELUDE, SCENARIOS, SLOW_JOBS, TOKEN, server_options
+from .test_scenarios import PRELUDE, SCENARIOS, SLOW_JOBS, TOKEN, server_options
 
 pytestmark = pytest.mark.conformance
 
@@ -35,9 +34,8 @@ def test_proxy_and_emulator_answer_alike(emulators: Emulators, scenario: str) ->
     v2 = emulators("v2", token=TOKEN, **server_options(scenario))
     from_emulator = replay(v2.url, scenario, TOKEN, PRELUDE.get(scenario, ()))
     recorded = exchanges(scenario)
-    if scenario not in NOT_EMULATED:
-        for exchange, obs in zip(recorded, from_proxy, strict=True):
-            compare(exchange, obs)
+    for exchange, obs in zip(recorded, from_proxy, strict=True):
+        compare(exchange, obs)
     for exchange, proxy_obs, emulator_obs in zip(recorded, from_proxy, from_emulator,
                                                  strict=True):
         assert observation_shape(emulator_obs) == observation_shape(proxy_obs), (

@@ -31,7 +31,6 @@ SETUP: dict[str, dict[str, Any]] = {
     "91_race_sse_stall_15s": {"faults": {"sse_stall": 1.0}},  # dev.STALL_LENGTH
 }
 PRELUDE = {"19_raw_job_list": ("21_raw_invert_poll", "13_sdk_execution_error")}  # JOB_LIST_CONTENT
-NOT_EMULATED = {"07_sdk_latent_emptylatentaudio"}  # dev.NO_LATENT_AUDIO
 SCENARIOS = [path.name for path in fixture_paths.listing(
     fixture_paths.COMFY_API_V2, where=lambda path: path.is_dir())]
 
@@ -40,7 +39,7 @@ def server_options(scenario: str) -> dict[str, Any]:
     return {**SLOW_JOBS, **SETUP.get(scenario, {})}
 
 
-@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s not in NOT_EMULATED])
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario_is_answered_as_recorded(emulators: Emulators, scenario: str) -> None:
     server = emulators("v2", token=TOKEN, **server_options(scenario))
     observations = replay(server.url, scenario, TOKEN, PRELUDE.get(scenario, ()))
@@ -48,28 +47,6 @@ def test_scenario_is_answered_as_recorded(emulators: Emulators, scenario: str) -
     assert [obs.seq for obs in observations] == [exchange["seq"] for exchange in recorded]
     for exchange, obs in zip(recorded, observations, strict=True):
         compare(exchange, obs)
-
-
-def test_a_graph_with_nodes_not_emulated_is_accepted_and_fails(emulators: Emulators) -> None:
-    """dev.NO_LATENT_AUDIO: 07's graph is queued as recorded, then fails naming its first
-    node that is not emulated."""
-    import httpx
-
-    server = emulators("v2", token=TOKEN)
-    submit = exchanges("07_sdk_latent_emptylatentaudio")[0]
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
-        created = http.post("/api/v2/jobs", json=submit["request"]["body"]["json"])
-        assert created.status_code == submit["response"]["status"] == 201
-        job: dict[str, Any] = created.json()
-        for _ in range(3000):
-            job = http.get(f"/api/v2/jobs/{job['id']}").json()
-            if job["status"] not in ("queued", "running"):
-                break
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "node_execution_error"
-    assert job["error"]["class_type"] == "EmptyLatentAudio"
-    assert "not emulated" in job["error"]["message"]
 
 
 def test_every_deviation_is_used() -> None:
