@@ -92,14 +92,14 @@ class V2Server:
         ``progress`` or ``queue_position``; ``unknown`` when the queue never had it."""
         state = self.state
         entry = state.queue.history_entry(job_id)
+        if entry is not None and self.just_finished(job_id):  # the expired_race fault
+            return {"status": "unknown", "outputs": [], "outputs_reused": False}
         if entry is not None:
             messages = (entry.get("status") or {}).get("messages") or []
             events = [m[0] for m in messages if isinstance(m, list) and len(m) == 2]
             reused = any(m[0] == "execution_cached" and m[1].get("nodes")
                          for m in messages if isinstance(m, list) and len(m) == 2)
             outputs = self.outputs(job_id, entry, base)
-            if self.just_finished(job_id):
-                return {"status": "unknown", "outputs": [], "outputs_reused": False}
             if "execution_interrupted" in events:
                 return {"status": "canceled", "outputs": outputs, "outputs_reused": reused}
             if (entry.get("status") or {}).get("status_str", "success") == "success":
