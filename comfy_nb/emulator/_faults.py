@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 CONTROL_PREFIX = "/_emulator/"
-PROMPT_PATHS = ("/prompt", "/api/prompt")
+PROMPT_PATHS = ("/prompt", "/api/prompt", "/api/v2/jobs")  # where prompts are submitted
 
 
 @dataclass
@@ -85,9 +85,16 @@ class Faults:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def faults_middleware(faults: Faults) -> Any:
-    """aiohttp middleware applying latency, injected HTTP errors and lost prompt answers (a
-    prompt whose answer is lost is handled first: injected errors wait for the next request)."""
+def injected_error(status: int) -> dict[str, Any]:
+    """The body of an injected HTTP error (local and cloud dialects)."""
+    return {"code": "emulated_fault", "message": f"injected HTTP {status}"}
+
+
+def faults_middleware(faults: Faults,
+                      error_body: Callable[[int], dict[str, Any]] = injected_error) -> Any:
+    """aiohttp middleware applying latency, injected HTTP errors (``error_body`` makes their
+    body) and lost prompt answers (a prompt whose answer is lost is handled first: injected
+    errors wait for the next request)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -107,11 +114,7 @@ def faults_middleware(faults: Faults) -> Any:
             if retry_after is not None:
                 headers["Retry-After"] = str(int(retry_after) if float(retry_after).is_integer()
                                              else retry_after)
-            return web.json_response(
-                {"code": "emulated_fault", "message": f"injected HTTP {status}"},
-                status=status,
-                headers=headers,
-            )
+            return web.json_response(error_body(status), status=status, headers=headers)
         return await handler(request)
 
     return middleware

@@ -75,7 +75,8 @@ class EmulatorOptions:
     # the id is ignored and the server picks its own, as Cloud's PromptRequest (which has no
     # prompt_id) implies. Local always uses it, as ComfyUI does.
     cloud_honours_prompt_id: bool = False
-    token: str | None = None  # v2: the bearer token /api/v2/* needs (None: no auth, as the proxy)
+    # v2: the bearer token /api/v2/* needs (None: no auth, as the proxy); kept out of the repr
+    token: str | None = field(default=None, repr=False)
     sse_heartbeat: float = 15.0  # v2: seconds of silence before an event stream's keepalive
 
     def __post_init__(self) -> None:

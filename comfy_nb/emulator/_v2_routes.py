@@ -1,7 +1,8 @@
 """The v2 dialect's aiohttp application: the Comfy API v2 routes as comfy-api-proxy 0.1.6 serves
 them in front of ComfyUI (recorded), over this emulator's own queue and executor.
 
-Middlewares, outermost first: the emulator's faults (latency, injected errors), the origin
+Middlewares, outermost first: the emulator's faults (latency, injected errors in the v2
+envelope, lost answers to ``POST /api/v2/jobs``), the origin
 guard (a cross-site ``Sec-Fetch-Site`` or, on a loopback ``Host``, an ``Origin`` naming another
 host: 403 ``forbidden_origin``), then, with a token, bearer auth on ``/api/v2/*`` except
 ``GET /api/v2/health`` (401 ``unauthorized``). Unknown routes get aiohttp's own plain-text 404,
@@ -14,6 +15,7 @@ import hmac
 import ipaddress
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -82,13 +84,19 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     return middleware
 
 
+def injected_error(status: int) -> dict[str, Any]:
+    """An injected HTTP error in the v2 envelope."""
+    return {"error": {"code": "emulated_fault", "message": f"injected HTTP {status}",
+                      "details": None}}
+
+
 async def health(request: web.Request) -> web.Response:
     """Process reachability only; ``upstream`` names this server (it runs its own jobs)."""
     return web.json_response({"status": "healthy", "upstream": external_base(request)})
 
 
 def build_v2_app(state: EmulatorState) -> list[tuple[web.Application, int]]:
-    middlewares = [faults_middleware(state.faults), origin_guard]
+    middlewares = [faults_middleware(state.faults, injected_error), origin_guard]
     if state.options.token:
         middlewares.append(bearer_auth(state.options.token))
     app = web.Application(middlewares=middlewares,

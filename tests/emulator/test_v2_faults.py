@@ -284,3 +284,35 @@ def test_a_range_past_the_end_is_the_proxys_upstream_error(slow: RunningEmulator
                     headers={"Range": f"bytes={len(whole.content)}-"})
     assert past.status_code == 502
     assert past.json()["error"]["code"] == "upstream_error"
+
+
+# -- the emulator's general faults, in the v2 dialect ----------------------------------------
+
+
+def test_injected_errors_come_in_the_v2_envelope(slow: RunningEmulator,
+                                                 http: httpx.Client) -> None:
+    slow.set_faults(http_error_count=1, http_error_status=503, retry_after=2)
+    failed = http.get("/api/v2/jobs")
+    assert failed.status_code == 503
+    assert failed.headers["Retry-After"] == "2"
+    assert failed.json() == {"error": {"code": "emulated_fault", "message": "injected HTTP 503",
+                                       "details": None}}
+    assert http.get("/api/v2/jobs").status_code == 200
+
+
+def test_a_lost_answer_leaves_the_job_queued_and_its_key_used(slow: RunningEmulator,
+                                                              http: httpx.Client) -> None:
+    slow.set_faults(lose_prompt_answers=1)
+    headers = {"Idempotency-Key": "lost-answer-key"}
+    with pytest.raises(httpx.TransportError):
+        http.post("/api/v2/jobs", json=invert(17), headers=headers)
+    listed = http.get("/api/v2/jobs").json()["jobs"]
+    assert len(listed) == 1  # the job was queued all the same
+    again = http.post("/api/v2/jobs", json=invert(17), headers=headers)
+    assert again.status_code == 422
+    assert again.json()["error"]["code"] == "idempotency_key_reuse"
+
+
+def test_the_token_is_not_in_the_options_repr(slow: RunningEmulator) -> None:
+    assert TOKEN not in repr(slow.options)
+    assert TOKEN not in repr(slow)
