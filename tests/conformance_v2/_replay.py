@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +267,10 @@ class Replay:
                 return response, self.observe(exchange, response)
             time.sleep(0.01)
 
-    def stream(self, exchange: dict[str, Any]) -> Observation:
+    def stream(self, exchange: dict[str, Any], started: threading.Event | None = None,
+               frames_then: int = 0) -> Observation:
+        """An event stream, read to its end (or, where the client left, to the recorded number
+        of frames); ``started`` is set once ``frames_then`` frames have come."""
         recorded = exchange["response"]
         events = [e for e in recorded["sse_events"] if "event" in e]
         job = UUID.search(exchange["request"]["path"])
@@ -295,6 +299,8 @@ class Replay:
                     item = {**item, "data": masked(self.to_recorded(item["data"]))}
                 frames.append(item)
                 data_frames = sum(1 for f in frames if "data" in f)
+                if started is not None and data_frames >= frames_then:
+                    started.set()
                 if keep_reading is not None and data_frames >= keep_reading:
                     break
         obs.frames = frames
@@ -304,18 +310,25 @@ class Replay:
         """Replay one exchange (in the background when the recording shows the next request
         starting before this one ended) and keep its observation."""
         if "sse_events" in exchange["response"] and _overlaps(exchange, later):
-            thread = threading.Thread(target=self._in_background, args=(exchange,))
+            # go on once the stream has as many frames as it had when the next request started
+            started = threading.Event()
+            wanted = _frames_before(exchange, later[0])
+            thread = threading.Thread(target=self._in_background,
+                                      args=(exchange, started, wanted))
             thread.start()
             self.background.append((thread, exchange))
-            time.sleep(0.3)  # the recorded stream had started before the next request
+            started.wait(60)
             return
         self._now(exchange)
 
-    def _in_background(self, exchange: dict[str, Any]) -> None:
+    def _in_background(self, exchange: dict[str, Any], started: threading.Event,
+                       frames: int) -> None:
         try:
-            self._now(exchange)
+            self.results[exchange["seq"]] = self.stream(exchange, started, frames)
         except BaseException as exc:  # reported by finish()
             self.errors.append(exc)
+        finally:
+            started.set()
 
     def _now(self, exchange: dict[str, Any]) -> None:
         recorded = exchange["response"]
@@ -341,14 +354,20 @@ class Replay:
         return [self.results[seq] for seq in sorted(self.results)]
 
 
-def _overlaps(exchange: dict[str, Any], later: list[dict[str, Any]]) -> bool:
-    if not later:
-        return False
-    from datetime import datetime
+def _offset(exchange: dict[str, Any], then: dict[str, Any]) -> float:
+    """Seconds from the start of ``exchange`` to the start of ``then``."""
+    return (datetime.fromisoformat(then["started_at"]).timestamp()
+            - datetime.fromisoformat(exchange["started_at"]).timestamp())
 
-    start = datetime.fromisoformat(exchange["started_at"]).timestamp()
-    end = start + exchange["duration_ms"] / 1000
-    return datetime.fromisoformat(later[0]["started_at"]).timestamp() < end
+
+def _overlaps(exchange: dict[str, Any], later: list[dict[str, Any]]) -> bool:
+    return bool(later) and _offset(exchange, later[0]) < exchange["duration_ms"] / 1000
+
+
+def _frames_before(exchange: dict[str, Any], then: dict[str, Any]) -> int:
+    """How many data frames the recorded stream had when ``then`` started."""
+    offset = _offset(exchange, then)
+    return sum(1 for e in exchange["response"]["sse_events"] if "event" in e and e["t"] < offset)
 
 
 def sse_frames(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
