@@ -16,7 +16,7 @@ import pytest
 from ..factories import Emulators
 from ._proxy import comfy_api_proxy
 from ._replay import compare, exchanges, observation_shape, replay
-from .test_scenarios import PRELUDE, SCENARIOS, SLOW_JOBS, TOKEN, server_options
+from .test_scenarios import PRELUDE, SCENARIOS, TOKEN, job_speed, server_options
 
 pytestmark = pytest.mark.conformance
 
@@ -28,7 +28,7 @@ SLOW = {"23_two_sse_streams_same_job"}  # the proxy's own 15 s heartbeat ends th
     pytest.param(s, marks=[pytest.mark.slow] if s in SLOW else [])
     for s in SCENARIOS if s not in RACES])
 def test_proxy_and_emulator_answer_alike(emulators: Emulators, scenario: str) -> None:
-    comfyui = emulators("local", **SLOW_JOBS)
+    comfyui = emulators("local", **job_speed(scenario))
     with comfy_api_proxy(comfyui.url, TOKEN) as proxy_url:
         from_proxy = replay(proxy_url, scenario, TOKEN, PRELUDE.get(scenario, ()))
     v2 = emulators("v2", token=TOKEN, **server_options(scenario))

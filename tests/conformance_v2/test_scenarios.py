@@ -22,6 +22,8 @@ pytestmark = pytest.mark.conformance
 
 TOKEN = "v2-conformance-token"
 SLOW_JOBS: dict[str, Any] = {"node_delay": 0.1, "step_delay": 0.15}
+# slower still where a stream must open on a job that would otherwise end too soon
+SLOWER_JOBS: dict[str, dict[str, Any]] = {"13_sdk_execution_error": {"node_delay": 0.5}}
 # what a scenario needs of the server besides slow jobs, and the scenarios replayed before it
 SETUP: dict[str, dict[str, Any]] = {
     "10_sdk_cancel_running_txt2img": {"faults": {"cancel_noop": True}},  # dev.CANCEL_NOOP
@@ -35,8 +37,13 @@ SCENARIOS = [path.name for path in fixture_paths.listing(
     fixture_paths.COMFY_API_V2, where=lambda path: path.is_dir())]
 
 
+def job_speed(scenario: str) -> dict[str, Any]:
+    """How slowly jobs run for ``scenario`` (the emulator behind the proxy too)."""
+    return {**SLOW_JOBS, **SLOWER_JOBS.get(scenario, {})}
+
+
 def server_options(scenario: str) -> dict[str, Any]:
-    return {**SLOW_JOBS, **SETUP.get(scenario, {})}
+    return {**job_speed(scenario), **SETUP.get(scenario, {})}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -59,3 +59,12 @@ def test_without_a_token_the_v2_api_is_open() -> None:
     with emulator_process() as (url, lines):
         assert any("no auth" in line for line in lines)
         assert httpx.get(url + "/api/v2/jobs", timeout=5).status_code == 200
+
+
+def test_the_proxys_races_can_be_switched_on_from_the_command_line() -> None:
+    with emulator_process("--fault", "cancel_noop=true", "--fault", "sse_stall=15",
+                          "--fault", "expired_race=0.5") as (url, _):
+        faults = httpx.get(url + "/_emulator/faults", timeout=5).json()
+    assert faults["cancel_noop"] is True
+    assert faults["sse_stall"] == 15
+    assert faults["expired_race"] == 0.5
