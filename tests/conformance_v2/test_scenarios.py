@@ -21,7 +21,7 @@ from ._replay import compare, exchanges, replay
 pytestmark = pytest.mark.conformance
 
 TOKEN = "v2-conformance-token"
-SLOW_JOBS: dict[str, Any] = {"node_delay": 0.1, "step_delay": 0.15}
+SLOW_JOBS: dict[str, Any] = {"node_delay": 0.2, "step_delay": 0.15}
 # slower still where a stream must open on a job that would otherwise end too soon
 SLOWER_JOBS: dict[str, dict[str, Any]] = {"13_sdk_execution_error": {"node_delay": 0.5}}
 # what a scenario needs of the server besides slow jobs, and the scenarios replayed before it
