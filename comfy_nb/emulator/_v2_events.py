@@ -9,7 +9,8 @@ comfy-api-proxy 0.1.6 bridges ComfyUI's websocket (recorded):
   ``status`` frame of its final state and the ``output`` frames not sent yet, then the end;
 - no ``id:`` fields, ``Last-Event-ID`` ignored: a reconnect gets a fresh snapshot;
 - a ``: keepalive`` comment after ``sse_heartbeat`` seconds (15) without events, followed by a
-  fresh read of the job (which ends the stream if the job is over);
+  fresh read of the job (which ends the stream if the job is over), and, on a busy stream, after
+  the first event that comes ``sse_heartbeat`` seconds after the last keepalive;
 - one listener per job, as ComfyUI keys sockets by client id: a second stream on the same job
   silences the first until its heartbeat.
 
@@ -176,11 +177,13 @@ class JobStream:
                 for closing in ending:
                     yield closing
                 return
+        last_beat = time.monotonic()
         while True:
             try:
                 kind, payload = await asyncio.wait_for(events.get(), heartbeat)
             except asyncio.TimeoutError:
                 yield KEEPALIVE
+                last_beat = time.monotonic()
                 ending = self.ending()
                 if ending is not None:
                     for closing in ending:
@@ -194,6 +197,9 @@ class JobStream:
                 return
             for item in translated:
                 yield item
+            if time.monotonic() - last_beat > heartbeat:  # a busy stream beats too
+                yield KEEPALIVE
+                last_beat = time.monotonic()
 
 
 async def close_streams(app: web.Application) -> None:

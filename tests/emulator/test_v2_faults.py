@@ -316,3 +316,25 @@ def test_a_lost_answer_leaves_the_job_queued_and_its_key_used(slow: RunningEmula
 def test_the_token_is_not_in_the_options_repr(slow: RunningEmulator) -> None:
     assert TOKEN not in repr(slow.options)
     assert TOKEN not in repr(slow)
+
+
+def test_a_busy_stream_beats_too(emulators: Emulators) -> None:
+    """Events every 0.1 s for 1.5 s, a 0.4 s heartbeat: keepalives among them, none of them
+    ending the stream early."""
+    server = emulators("v2", token=TOKEN, node_delay=0.1, sse_heartbeat=0.4)
+    workflow = {"workflow": {
+        "1": {"class_type": "StringConcatenate",
+              "inputs": {"string_a": "a", "string_b": "b", "delimiter": ""}},
+        **{str(n): {"class_type": "StringConcatenate",
+                    "inputs": {"string_a": [str(n - 1), 0], "string_b": "x", "delimiter": ""}}
+           for n in range(2, 16)},
+        "16": {"class_type": "PreviewAny", "inputs": {"source": ["15", 0]}},
+    }}
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
+        job_id = http.post("/api/v2/jobs", json=workflow).json()["id"]
+        wait_until(http, job_id, {"running"})
+        stream = events(http, job_id)
+    beats = [i for i, f in enumerate(stream) if "comment" in f]
+    assert beats, kinds(stream)
+    assert any(f.get("event") == "progress" for f in stream[beats[0] + 1:])  # still live after
+    assert stream[-1] == {"event": "status", "data": {"status": "succeeded"}}
