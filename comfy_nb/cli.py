@@ -28,13 +28,14 @@ def _emulator_options(args: argparse.Namespace) -> EmulatorOptions:
     return EmulatorOptions(
         dialect=args.dialect, host=args.host, port=args.port, step_delay=args.step_delay,
         node_delay=args.node_delay, api_key=args.api_key, tier=args.tier,
-        data_dir=Path(args.data_dir) if args.data_dir else None,
+        data_dir=Path(args.data_dir) if args.data_dir else None, token=args.token,
     )
 
 
 def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dialect", choices=["local", "cloud"], default="local",
-                        help="emulate a local ComfyUI server or Comfy Cloud (default: local)")
+    parser.add_argument("--dialect", choices=["local", "cloud", "v2"], default="local",
+                        help="emulate a local ComfyUI server, Comfy Cloud, or the Comfy API v2 "
+                             "(/api/v2, as comfy-api-proxy serves it) (default: local)")
     parser.add_argument("--step-delay", type=float, default=0.05, metavar="S",
                         help="seconds per sampler step (default: 0.05)")
     parser.add_argument("--node-delay", type=float, default=0.0, metavar="S",
@@ -43,6 +44,9 @@ def _add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cloud: concurrency tier, 1/3/5 jobs at once (default: creator)")
     parser.add_argument("--api-key", default=None,
                         help="cloud: the key the emulator accepts (default: a generated one)")
+    parser.add_argument("--token", default=None,
+                        help="v2: require 'Authorization: Bearer TOKEN' on /api/v2/* "
+                             "(default: no auth)")
     parser.add_argument("--data-dir", default=None,
                         help="keep input/, output/ and temp/ here (default: a temporary folder)")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
@@ -75,6 +79,9 @@ def serve_forever(args: argparse.Namespace) -> int:
         print(f"  storage origin: {emulator.storage_url}", flush=True)
         if args.api_key is None:
             print(f"  emulator key (not a Comfy key): {emulator.api_key}", flush=True)
+    if options.dialect == "v2":
+        auth = "Bearer token required" if options.token else "no auth (start with --token)"
+        print(f"  Comfy API v2 at {emulator.url}/api/v2 ({auth})", flush=True)
     print("  Press Ctrl+C to stop.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,6 +1,7 @@
 """Where the tests find the recorded reference material: ``tests/fixtures/`` in this repository
 (see its README for where each file came from), or the folder named by ``COMFY_NB_FIXTURES``,
-laid out the same way (``comfyui/``, ``ui2api/``, ``ui2api-fe158/``, ``reference/``).
+laid out the same way (``comfyui/``, ``comfy-api-v2/``, ``ui2api/``, ``ui2api-fe158/``,
+``reference/``).
 
 A missing folder fails only the tests that need it, each with the reason (:func:`not_found`),
 and stops nothing else: tests/conftest.py turns a read under a missing folder (in a test, a
@@ -18,6 +19,8 @@ from pathlib import Path
 ROOT = Path(os.environ.get("COMFY_NB_FIXTURES") or Path(__file__).resolve().parent / "fixtures")
 COMFYUI = ROOT / "comfyui"  # traffic of a real ComfyUI 0.3.64
 RUNS = COMFYUI / "runs"
+# Comfy API v2 traffic: comfy-api-proxy 0.1.6 in front of that ComfyUI, driven by comfy-sdk 0.5.0
+COMFY_API_V2 = ROOT / "comfy-api-v2"
 UI2API = ROOT / "ui2api"  # editor workflows and the API format the editor (1.27.10) made of them
 UI2API_FE158 = ROOT / "ui2api-fe158"  # the same from the current editor (frontend 1.58.1)
 CLOUD_SPEC = ROOT / "reference" / "openapi-cloud.yaml"  # the Comfy Cloud OpenAPI spec

@@ -11,7 +11,9 @@ graph as deterministic stand-in pixels, never model output. Start it with ``comf
         server.faults.update(http_error_count=2, http_error_status=503)
 
 With ``dialect="cloud"`` the server also has ``.api_key`` and a separate storage origin that
-``/api/view`` redirects to.
+``/api/view`` redirects to. ``dialect="v2"`` serves the Comfy API v2 (``/api/v2/...``) as
+comfy-api-proxy 0.1.6 serves it in front of ComfyUI; ``token=`` makes it require
+``Authorization: Bearer <token>`` (``.api_key`` is then that token).
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ class RunningEmulator:
 
         self.options = options
         self.state = EmulatorState(options)
-        build = build_cloud_apps if options.dialect == "cloud" else build_local_app
+        build: Any = build_cloud_apps if options.dialect == "cloud" else build_local_app
+        if options.dialect == "v2":
+            from ._v2_routes import build_v2_app
+
+            build = build_v2_app
         self._thread = ServerThread(self.state, build)
         self._stopped = False
 
@@ -64,7 +70,8 @@ class RunningEmulator:
 
     @property
     def api_key(self) -> str | None:
-        """Cloud only: the key the emulator accepts in ``X-API-Key`` and ``token=``."""
+        """Cloud: the key the emulator accepts in ``X-API-Key`` and ``token=``; v2: the bearer
+        token it requires (None: it requires none)."""
         return self.state.api_key
 
     @property

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 CONTROL_PREFIX = "/_emulator/"
-PROMPT_PATHS = ("/prompt", "/api/prompt")
+PROMPT_PATHS = ("/prompt", "/api/prompt", "/api/v2/jobs")  # where prompts are submitted
 
 
 @dataclass
@@ -36,6 +36,10 @@ class Faults:
     rate_limited: bool = False  # cloud: POST /api/prompt answers 429 with Retry-After
     lose_prompt_answers: int = 0  # queue the next N prompts, then drop the connection unanswered
     history_delay: float = 0.0  # seconds between execution_success and the history being written
+    # v2: the races of comfy-api-proxy 0.1.6, as recorded
+    expired_race: float = 0.0  # > 0: a job that ended less than N s ago reads as "expired"
+    sse_stall: float = 0.0  # > 0: event streams miss N s of live events, then reconcile
+    cancel_noop: bool = False  # cancel answers canceling/queued but the job runs on
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -57,6 +61,10 @@ class Faults:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def file_faults_armed(self) -> bool:
+        """Whether file routes answer other than normally (see :func:`faulty_file`)."""
+        return self.html_view or self.truncate_view or self.trickle_view > 0
+
     def take_lost_answer(self) -> bool:
         """Consume one armed ``lose_prompt_answers``, if any."""
         with self._lock:
@@ -77,9 +85,16 @@ class Faults:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def faults_middleware(faults: Faults) -> Any:
-    """aiohttp middleware applying latency, injected HTTP errors and lost prompt answers (a
-    prompt whose answer is lost is handled first: injected errors wait for the next request)."""
+def injected_error(status: int) -> dict[str, Any]:
+    """The body of an injected HTTP error (local and cloud dialects)."""
+    return {"code": "emulated_fault", "message": f"injected HTTP {status}"}
+
+
+def faults_middleware(faults: Faults,
+                      error_body: Callable[[int], dict[str, Any]] = injected_error) -> Any:
+    """aiohttp middleware applying latency, injected HTTP errors (``error_body`` makes their
+    body) and lost prompt answers (a prompt whose answer is lost is handled first: injected
+    errors wait for the next request)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -99,11 +114,7 @@ def faults_middleware(faults: Faults) -> Any:
             if retry_after is not None:
                 headers["Retry-After"] = str(int(retry_after) if float(retry_after).is_integer()
                                              else retry_after)
-            return web.json_response(
-                {"code": "emulated_fault", "message": f"injected HTTP {status}"},
-                status=status,
-                headers=headers,
-            )
+            return web.json_response(error_body(status), status=status, headers=headers)
         return await handler(request)
 
     return middleware

@@ -6,6 +6,8 @@ socket with the same id replaces the old one, and closing either unregisters the
 A message for a ``sid`` goes to that socket only; ``sid=None`` broadcasts to all.
 Cloud dialect: every socket belongs to the account of its token; a message for the account goes to
 every socket of the account (``clientId`` is ignored).
+v2 dialect: as local, plus one in-process listener per job id (:meth:`SocketHub.listen`), which
+the event streams read.
 
 Worker threads call :meth:`SocketHub.send_json` / :meth:`send_binary` from any thread; a single
 publisher task on the event loop delivers frames in the order they were sent.
@@ -74,6 +76,8 @@ class SocketHub:
         self._lock = threading.Lock()
         self._by_sid: dict[str, Connection] = {}  # local: the socket registered for a clientId
         self._all: list[Connection] = []  # cloud: every open socket
+        # v2: the in-process listener of a job's events, keyed like a socket by client id
+        self._listeners: dict[str, asyncio.Queue[tuple[str, Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue[tuple[str, Any, str | None, str]] | None = None
         self._publisher: asyncio.Task[None] | None = None
@@ -133,6 +137,18 @@ class SocketHub:
             if conn in self._all:
                 self._all.remove(conn)
 
+    def listen(self, sid: str) -> asyncio.Queue[tuple[str, Any]]:
+        """From the event loop: receive the frames sent to ``sid`` (``("json", message)`` or
+        ``("binary", payload)``, previews in their metadata form). Like a socket registered
+        under a clientId, a new listener for ``sid`` replaces the previous one."""
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._listeners[sid] = queue
+        return queue
+
+    def unlisten(self, sid: str, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        if self._listeners.get(sid) is queue:
+            del self._listeners[sid]
+
     def connection_count(self) -> int:
         with self._lock:
             return len(self._all)
@@ -181,6 +197,9 @@ class SocketHub:
                 if only == "legacy" and conn.supports_preview_metadata and sid is not None:
                     continue
                 await self._deliver(conn, kind, payload)
+            listener = self._listeners.get(sid) if sid is not None else None
+            if listener is not None and only != "legacy":
+                listener.put_nowait((kind, payload))
 
     async def _deliver(self, conn: Connection, kind: str, payload: Any) -> None:
         if conn.closed or conn.ws.closed:

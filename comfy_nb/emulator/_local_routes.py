@@ -467,10 +467,13 @@ def render_view(path: Path, query: Any) -> tuple[bytes, str]:
             buffer = io.BytesIO()
             out.save(buffer, format="PNG")
             return buffer.getvalue(), "image/png"
+    return path.read_bytes(), file_content_type(filename)
+
+
+def file_content_type(filename: str) -> str:
+    """The Content-Type ``/view`` serves a file as (scriptable types as octet-stream)."""
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    if content_type in UNSAFE_CONTENT_TYPES:
-        content_type = "application/octet-stream"
-    return path.read_bytes(), content_type
+    return "application/octet-stream" if content_type in UNSAFE_CONTENT_TYPES else content_type
 
 
 async def get_view(request: web.Request) -> web.StreamResponse:
@@ -478,6 +481,13 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     resolved = resolve_view_path(state, request.rel_url.query)
     if isinstance(resolved, int):
         return empty(resolved)
+    query = request.rel_url.query
+    if not state.faults.file_faults_armed() and "preview" not in query and (
+            query.get("channel", "rgba") not in ("rgb", "a")):
+        # the file as it is, through aiohttp's FileResponse as ComfyUI sends it: Range honoured
+        return web.FileResponse(resolved, headers={
+            "Content-Disposition": f'filename="{resolved.name}"',
+            "Content-Type": file_content_type(resolved.name)})
     try:
         body, content_type = render_view(resolved, request.rel_url.query)
     except (OSError, ValueError, SyntaxError):  # preview / channel of a file that is no image

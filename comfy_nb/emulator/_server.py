@@ -25,7 +25,7 @@ from ._hub import SocketHub
 from ._object_info import current_object_info
 from ._queue import PromptQueue, QueueItem
 
-Dialect = Literal["local", "cloud"]
+Dialect = Literal["local", "cloud", "v2"]
 TIER_CONCURRENCY = {"standard": 1, "creator": 3, "pro": 5}
 STATE: web.AppKey[EmulatorState] = web.AppKey("comfy_nb_emulator_state")
 STAND_IN_NOTICE = (
@@ -75,11 +75,16 @@ class EmulatorOptions:
     # the id is ignored and the server picks its own, as Cloud's PromptRequest (which has no
     # prompt_id) implies. Local always uses it, as ComfyUI does.
     cloud_honours_prompt_id: bool = False
+    # v2: the bearer token /api/v2/* needs (None: no auth, as the proxy); kept out of the repr
+    token: str | None = field(default=None, repr=False)
+    sse_heartbeat: float = 15.0  # v2: seconds of silence before an event stream's keepalive
 
     def __post_init__(self) -> None:
         self.host = bare_host(self.host)
-        if self.dialect not in ("local", "cloud"):
-            raise ValueError(f"dialect must be 'local' or 'cloud', not {self.dialect!r}")
+        if self.dialect not in ("local", "cloud", "v2"):
+            raise ValueError(f"dialect must be 'local', 'cloud' or 'v2', not {self.dialect!r}")
+        if self.sse_heartbeat <= 0:
+            raise ValueError("sse_heartbeat must be > 0")
         if self.tier not in TIER_CONCURRENCY:
             raise ValueError(f"tier must be one of {sorted(TIER_CONCURRENCY)}, not {self.tier!r}")
         if self.step_delay < 0 or self.node_delay < 0:
@@ -112,6 +117,8 @@ class EmulatorState:
         self.api_key = options.api_key or (
             "comfyui-emulator-" + secrets.token_hex(16) if options.dialect == "cloud" else None
         )
+        if options.dialect == "v2":
+            self.api_key = options.token
         self.account = "emulated-account" if options.dialect == "cloud" else ""
         self._owns_data_dir = options.data_dir is None
         root = Path(options.data_dir or tempfile.mkdtemp(prefix="comfy-nb-emulator-"))

@@ -61,7 +61,7 @@ def test_local_has_no_key() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"dialect": "remote"}, "dialect must be 'local' or 'cloud'"),
+        ({"dialect": "remote"}, "dialect must be 'local', 'cloud' or 'v2'"),
         ({"dialect": "cloud", "tier": "gold"}, "tier must be one of"),
         ({"step_delay": -1}, "must be >= 0"),
     ],

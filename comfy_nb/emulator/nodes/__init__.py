@@ -8,7 +8,7 @@ that is in object_info but not here validates normally and fails at execution wi
 
 from __future__ import annotations
 
-from . import audio, image, sampling, text, video  # noqa: F401  (registers the nodes)
+from . import audio, image, latent, sampling, text, video  # noqa: F401  (registers the nodes)
 from ._base import (
     IMPLEMENTATIONS,
     InterruptedByUser,
