@@ -102,15 +102,16 @@ def module_clients(module_emulators: Emulators) -> Iterator[Clients]:
 
 # -- markers ------------------------------------------------------------------------------------
 
-CONFORMANCE = Path(__file__).resolve().parent / "conformance"
+CONFORMANCE = [Path(__file__).resolve().parent / name for name in ("conformance", "conformance_v2")]
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``conformance`` on every test of tests/conformance/, ``browser`` on every test that uses
-    the ``browser`` fixture (a Chromium page, through Playwright)."""
+    """``conformance`` on every test of tests/conformance/ and tests/conformance_v2/,
+    ``browser`` on every test that uses the ``browser`` fixture (a Chromium page, through
+    Playwright)."""
     for item in items:
-        if CONFORMANCE in item.path.parents:
+        if any(folder in item.path.parents for folder in CONFORMANCE):
             item.add_marker(pytest.mark.conformance)
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
