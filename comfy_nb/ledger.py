@@ -56,6 +56,7 @@ from .provenance import public_url
 
 if TYPE_CHECKING:
     from .client import Client
+    from .result import Result
 
 try:
     import fcntl
@@ -255,12 +256,17 @@ def _record_of(entry: LedgerEntry) -> dict[str, Any]:
             "comfy_nb": entry.version}
 
 
-def note_saved(job_id: str, paths: list[Path]) -> None:
-    """Note where the notebook saved a job's outputs (shown as links by ``%comfy jobs``).
-    Paths inside the working folder are kept relative to it."""
+def note_saved(result: Result, paths: list[Path]) -> None:
+    """Note where the notebook saved the outputs of a job of the ledger (``%comfy jobs``
+    links them). Paths inside the working folder are kept relative to it. Results served by the
+    result cache or replayed are not noted: no job of theirs ran."""
     path = ledger_path()
-    if path is None or not paths:
+    if path is None or not paths or result.from_cache or \
+            getattr(result, "replayed_from", None) is not None:
         return
+    job_id = result.prompt_id
+    if not any(entry.id == job_id for entry in read_entries(path)):
+        return  # not a job of the ledger (submitted while it was off, or elsewhere)
     here = Path.cwd().resolve()
     shown = []
     for saved in paths:
@@ -268,8 +274,6 @@ def note_saved(job_id: str, paths: list[Path]) -> None:
             shown.append(str(saved.resolve().relative_to(here)))
         except ValueError:
             shown.append(str(saved.resolve()))
-    if not any(entry.id == job_id for entry in read_entries(path)):
-        return  # not a job of the ledger (served by the result cache, or replayed)
     record = {"v": VERSION, "id": job_id, "saved": shown}
     try:
         append(record, path)

@@ -137,8 +137,9 @@ def test_a_label_names_the_jobs_submitted_under_it(journal: Path, clients: Clien
         client.run(txt2img(), seed=5, timeout=WAIT)
     client.run(txt2img(), timeout=WAIT)
     first, second = lines(journal)
-    assert first["label"] == "portraits · seed=5"
-    assert second["label"] == ""
+    # (with " · cell N" in between where an IPython shell runs in this process)
+    assert first["label"].startswith("portraits · ") and first["label"].endswith(" · seed=5")
+    assert "portraits" not in second["label"] and "seed" not in second["label"]
     with ledger.label("x" * 10_000):  # a line stays under PIPE_BUF
         job = client.submit(txt2img())
     assert len(journal.read_bytes().splitlines()[-1]) <= ledger.LINE_LIMIT
@@ -223,7 +224,7 @@ APPENDER = """
         ledger.append({{"v": 1, "id": f"{{name}}-{{n}}", "server": "s", "dialect": "local",
                        "workflow": "w", "label": name * 3000, "submitted": time.time(),
                        "comfy_nb": "0"}}, path)
-        if n % 60 == 0:
+        if n % 10 == 0:
             ledger.prune(path)
 """
 

@@ -384,7 +384,7 @@ class ComfyMagics(Magics):
         """Replace the panel by the outcome: the result (saved to disk), or what went wrong."""
         try:
             result = job.wait(timeout=60)
-            ledger.note_saved(job.id, result_display.save_for_notebook(result, save))
+            ledger.note_saved(result, result_display.save_for_notebook(result, save))
         except JobCancelled as exc:
             how = " (Cancel button)" if panel.cancel_clicked else ""
             panel.finish(StaticNote(f"comfy_nb: {exc}{how}", "comfy-nb-cancelled"))
