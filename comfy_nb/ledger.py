@@ -236,6 +236,8 @@ def prune(path: Path | None = None) -> None:
         lines = [_line(_record_of(entry)) for entry in entries]
         lines += [_line({"v": VERSION, "id": entry.id, "saved": entry.saved})
                   for entry in entries if entry.saved]
+        if path.read_bytes() == b"".join(lines):
+            return  # nothing to drop: the file stays as it is
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".jobs-", suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as file:
@@ -451,6 +453,12 @@ def jobs(client: Client | None = None, *, limit: int = 20,
         raise ValueError("limit must be a positive number of jobs")
     if client is None:
         client = _session_client()
+    from .client import Client
+
+    if not isinstance(client, Client):
+        raise TypeError("comfy_nb.jobs() takes a comfy_nb.Client (from comfy_nb.connect()); "
+                        "with an AsyncClient, follow a job of comfy_nb.ledger.read_entries() "
+                        "with await client.job(entry.id)")
     path = ledger_path()
     if path is not None:
         try:

@@ -213,6 +213,9 @@ def test_pruning_drops_old_entries_and_keeps_the_newest(journal: Path) -> None:
     assert b"old" not in journal.read_bytes() and b"garbage" not in journal.read_bytes()
     left = {p.name for p in journal.parent.iterdir()}  # no temporary file is left behind
     assert left <= {"jobs.jsonl", "jobs.jsonl.lock"}
+    inode = journal.stat().st_ino
+    ledger.prune()  # nothing to drop: the file is not rewritten
+    assert journal.stat().st_ino == inode
 
 
 APPENDER = """
@@ -292,3 +295,10 @@ def public(url: str) -> str:
     from comfy_nb.provenance import public_url
 
     return public_url(url) or ""
+
+
+async def test_jobs_wants_a_synchronous_client(journal: Path, clients: Clients,
+                                               local: RunningEmulator) -> None:
+    api = await clients.api("async", local)
+    with pytest.raises(TypeError, match=r"takes a comfy_nb\.Client"):
+        comfy_nb.jobs(api.client)
