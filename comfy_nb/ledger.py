@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._loop import LoopThread
+from ._secret import REDACTED, redact
 from ._version import package_version
 from .client._dialects import JobStatus
 from .client._runs import SubmittedRun, job_observers
@@ -314,10 +315,14 @@ def _current_label(run: SubmittedRun) -> str:
     if isinstance(count, int) and not isinstance(count, bool):
         parts.append(f"cell {count}")
     values = [f"{name}={value}" for name, value in run.job.parameters.items()
-              if isinstance(value, (int, float, str)) and len(str(value)) <= 40]
+              if isinstance(value, (int, float, str)) and len(str(value)) <= 40
+              and not any(key in str(value) for key in run.credentials)]
     if values:
         parts.append(", ".join(values))
-    return " · ".join(parts)
+    text = " · ".join(parts)
+    for key in run.credentials:  # (a key typed into a label)
+        text = text.replace(key, REDACTED)
+    return redact(text)
 
 
 def _ipython() -> Any:

@@ -117,11 +117,14 @@ def test_an_entry_says_what_ran_where_and_never_a_secret(journal: Path, clients:
         result = client.run(workflow, partner_key=True, extra_data={"note": "extra-marker"},
                             timeout=WAIT)
         result.save(tmp_path / "out")
+        with ledger.label(f"typed {canary} by mistake"):  # a key in a label or a value
+            client.run(txt2img(), seed=4, timeout=WAIT, **{"Positive Prompt.text": canary})
         stored = journal.read_bytes()
         for secret in (canary, "api_key_comfy_org", "extra-marker", "prompt-text-marker",
                        cloud.storage_url, "token=", "Signature"):
             assert secret.encode() not in stored, secret
-        (entry,) = lines(journal)
+        entry, keyed = lines(journal)
+        assert keyed["label"] == "typed [redacted] by mistake · seed=4"
         assert entry["id"] == result.prompt_id
         assert entry["server"] == cloud.url and entry["dialect"] == "cloud"
         assert entry["workflow"] == ledger.workflow_hash(result.workflow)
