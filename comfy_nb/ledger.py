@@ -294,8 +294,9 @@ _recorded = 0  # jobs this process recorded (pruning every PRUNE_EVERY)
 
 @contextlib.contextmanager
 def label(text: str) -> Iterator[None]:
-    """Record the jobs submitted inside the ``with`` block under ``text`` (the cell of a
-    notebook is named anyway: ``cell 12``)."""
+    """Record the jobs submitted inside the ``with`` block (by any thread of this process)
+    under ``text``; the cell of a notebook is named anyway (``cell 12``), and so are the values
+    the run set (``seed=3``)."""
     with _labels_lock:
         _labels.append(str(text))
     try:

@@ -263,6 +263,7 @@ def test_jobs_lists_this_servers_jobs_newest_first_with_their_state(
     assert [job.id for job in found] == ["forgotten-job", done.prompt_id]
     forgotten, finished = found
     assert forgotten.status is JobStatus.UNKNOWN and not forgotten.known
+    assert "does not know" in (forgotten.problem or "")
     assert finished.status is JobStatus.SUCCEEDED and finished.known
     assert finished.wait(WAIT).files[0].filename == done.files[0].filename
 
@@ -276,6 +277,8 @@ def test_jobs_lists_this_servers_jobs_newest_first_with_their_state(
     with pytest.raises(comfy_nb.JobCancelled):
         mine.wait(WAIT)
     assert len(comfy_nb.jobs(client, limit=1)) == 1
+    with pytest.raises(comfy_nb.JobLost):
+        forgotten.wait(WAIT)
     with pytest.raises(ValueError, match="limit"):
         comfy_nb.jobs(client, limit=0)
 
