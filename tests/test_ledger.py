@@ -23,6 +23,7 @@ from comfy_nb.emulator import RunningEmulator, serve
 from comfy_nb.workflows import bundled
 
 from .factories import Clients, Emulators
+from .wiretap import Wiretap
 
 WAIT = 60.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,3 +309,24 @@ async def test_jobs_wants_a_synchronous_client(journal: Path, clients: Clients,
     api = await clients.api("async", local)
     with pytest.raises(TypeError, match=r"takes a comfy_nb\.Client"):
         comfy_nb.jobs(api.client)
+
+
+@pytest.mark.parametrize("dialect", ["local", "cloud"])
+def test_the_status_of_many_jobs_comes_from_one_listing(dialect: str, journal: Path,
+                                                        clients: Clients,
+                                                        emulators: Emulators) -> None:
+    server = emulators(dialect, step_delay=0.0)
+    tap = Wiretap(server.url).start()
+    try:
+        client = clients.connect(server, url=tap.url)
+        ids = [client.run(txt2img(), seed=seed, timeout=WAIT).prompt_id for seed in range(4)]
+        restarted = clients.connect(server, url=tap.url)  # a new kernel's client
+        before = len(tap.requests())
+        found = comfy_nb.jobs(restarted)
+        sent = [head.split(b" ")[1].split(b"?")[0] for head in tap.requests()[before:]]
+    finally:
+        tap.close()
+    assert [job.id for job in found] == ids[::-1]
+    assert {job.status for job in found} == {JobStatus.SUCCEEDED}
+    expected = [b"/api/queue", b"/api/history"] if dialect == "local" else [b"/api/jobs"]
+    assert sent == expected
