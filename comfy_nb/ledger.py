@@ -378,6 +378,7 @@ class LedgerJob(Job):
 
     def __init__(self, entry: LedgerEntry, client: Client | None, status: JobStatus,
                  followed: Job | None = None, problem: str | None = None) -> None:
+        # (no Job.__init__: the job it wraps, and the loop, are the properties below)
         self.entry = entry
         self._client = client
         self._status = status
@@ -485,7 +486,8 @@ def jobs(client: Client | None = None, *, limit: int = 20,
     found = []
     for entry in chosen:
         if entry.server != server:
-            found.append(LedgerJob(entry, None, JobStatus.UNKNOWN))
+            found.append(LedgerJob(entry, None, JobStatus.UNKNOWN,
+                                   problem=f"submitted to {entry.server}, not to {server}"))
         elif entry.id in listed:
             found.append(LedgerJob(entry, client, listed[entry.id]))
         else:

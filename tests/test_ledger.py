@@ -270,6 +270,8 @@ def test_jobs_lists_this_servers_jobs_newest_first_with_their_state(
 
     everywhere = comfy_nb.jobs(client, all_servers=True)
     assert [job.id for job in everywhere] == ["forgotten-job", running.id, done.prompt_id]
+    assert everywhere[1].problem == f"submitted to {public(slow.url)}, not to " \
+        f"{public(client.url)}"
     with pytest.raises(comfy_nb.ComfyError, match="follow it with a client of that server"):
         everywhere[1].wait(1)
     (mine,) = comfy_nb.jobs(other)
