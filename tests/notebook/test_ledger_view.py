@@ -136,3 +136,40 @@ def test_a_replay_session_has_no_jobs(shell: InteractiveShell, tmp_path: Path) -
     outcome = shell.run_cell("%comfy jobs")
     assert isinstance(outcome.error_in_exec, UsageError)
     assert "replays a recording" in str(outcome.error_in_exec)
+
+
+def _shown_text(request: Any) -> str:
+    """Everything a cell printed or displayed as text."""
+    parts = [request.stdout]
+    for message in request.of_type("display_data", "update_display_data", "execute_result"):
+        parts.append(message["content"]["data"].get("text/plain", ""))
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_a_restarted_kernel_finds_its_running_job_and_attaches(
+        emulators: Emulators, tmp_path: Path) -> None:
+    from .kernel_session import kernel_session
+
+    slow = emulators(step_delay=0.25)
+    # the ledger where a user's is: .comfy_nb/jobs.jsonl in the notebook's folder
+    env = {"COMFY_URL": slow.url, "COMFY_NB_JOBS": "", "COMFY_NB_PROGRESS": "text"}
+    with kernel_session(tmp_path, env) as first:
+        first.run("%load_ext comfy_nb")
+        cell = first.run("job = %comfy_run txt2img --set steps=40 --no-wait -q --label long")
+        assert not cell.errors, cell.errors
+        job_id = first.run("print(job.id)").stdout.strip()
+    # (the kernel was killed with the job running)
+    (entry,) = ledger.read_entries(tmp_path / ".comfy_nb" / "jobs.jsonl")
+    assert entry.id == job_id and entry.label.startswith("long · cell ")
+    with kernel_session(tmp_path, env) as second:
+        second.run("%load_ext comfy_nb")
+        table = _shown_text(second.run("%comfy jobs"))
+        assert job_id in table and "running" in table, table
+        attached = second.run(f"r = %comfy jobs --attach {job_id[:8]}", timeout=120)
+        assert not attached.errors, attached.errors
+        assert f"comfy_nb job {job_id[:8]}: running" in _shown_text(attached)
+        assert second.run("print(r.prompt_id, len(r.images))").stdout.split() == [job_id, "1"]
+        after = _shown_text(second.run("%comfy jobs"))
+        assert "succeeded" in after and "ComfyUI_00001_.png" in after, after
+    assert (tmp_path / "comfy_outputs" / "ComfyUI_00001_.png").is_file()
