@@ -13,15 +13,19 @@ notebook's folder); :data:`settings` ``.path``, else ``$COMFY_NB_JOBS``, chooses
 
 the second kind noting the files the notebook saved of a job's outputs. The server is stored
 without user, password, query or fragment; the workflow only as the SHA-256 of its canonical
-JSON. The ledger never holds an API key, a signed URL, ``extra_data`` or the workflow itself.
-Runs served by the result cache (no job on a server) and replayed runs are not recorded.
+JSON; the label is the one given (:func:`label`, ``%%comfy_run --label``), the IPython cell's
+number, and the short values the run set (a sweep item's), with any key sent with the job
+redacted. The ledger never holds an API key, a signed URL, ``extra_data`` or the workflow
+itself. Runs served by the result cache (no job on a server) and replayed runs are not
+recorded.
 
 Appends are one ``os.write`` of a whole line (under ``PIPE_BUF``) to a file opened with
 ``O_APPEND``, under an exclusive lock file where the platform has ``fcntl``, so kernels writing
 at once never interleave; a damaged line is skipped when reading. Pruning (entries older than
 ``settings.max_age_days``, or beyond the newest ``settings.max_entries``) rewrites the file
 whole (a temporary file, then ``os.replace``) under the same lock, when it is listed and every
-:data:`PRUNE_EVERY` jobs a process records.
+:data:`PRUNE_EVERY` jobs a process records. (Without ``fcntl``, on Windows, an append that
+meets a pruning in another process at that very moment can be lost.)
 
 Owns: the ledger file, the label of the runs being submitted (:func:`label`), and
 :func:`jobs`. Must not: speak HTTP (it asks the client: one listing of the server's recent
@@ -372,7 +376,7 @@ if _observe not in job_observers:
 class LedgerJob(Job):
     """A job of the ledger: a :class:`~comfy_nb.Job` (``wait()``, iteration, ``cancel()``...),
     followed on the server the first time something needs more than its :attr:`status`, with
-    what the ledger knows of it: :attr:`label`, :attr:`submitted_at`, :attr:`server`,
+    what the ledger knows of it: :attr:`label`, :attr:`submitted`, :attr:`server`,
     :attr:`dialect`, :attr:`saved`. A job of another server (``all_servers=True``) cannot be
     followed with this client: following it raises :class:`~comfy_nb.ComfyError`."""
 
@@ -421,7 +425,8 @@ class LedgerJob(Job):
         return self.entry.label
 
     @property
-    def submitted_at(self) -> datetime.datetime:
+    def submitted(self) -> datetime.datetime:
+        """When it was submitted (local time)."""
         return self.entry.submitted_at
 
     @property

@@ -92,7 +92,7 @@ def comfy_jobs(magics: ComfyMagics, args: Any) -> Any:
             return None
         return magics.attach(job)
     found = ledger.jobs(client, limit=LISTED)
-    rows = [(job.id, job.label, job.submitted_at.strftime("%Y-%m-%d %H:%M:%S"),
+    rows = [(job.id, job.label, job.submitted.strftime("%Y-%m-%d %H:%M:%S"),
              job.status.value, _outputs(job)) for job in found]
     where = ledger.ledger_path()
     caption = (f"jobs submitted from here to {client.url} (newest first; %comfy jobs --attach "
