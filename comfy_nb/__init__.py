@@ -31,12 +31,14 @@ _LAZY: dict[str, str] = {
     "OutputFile": ".result", "Result": ".result",
     **dict.fromkeys(("AsyncSweep", "Sweep", "SweepItem", "asweep", "sweep"), ".sweeps"),
     "Workflow": ".workflow",
+    "jobs": ".ledger",
     "WorkflowFunction": ".workflow_function", "use": ".workflow_function",
 }
-_SUBMODULES = {"cache", "errors", "events", "recordings", "sweeps"}  # loaded on first use too
+# loaded on first use too
+_SUBMODULES = {"cache", "errors", "events", "ledger", "recordings", "sweeps"}
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from . import cache, errors, events, recordings, sweeps
+    from . import cache, errors, events, ledger, recordings, sweeps
     from .cache import ResultCache
     from .client import AsyncClient, Client, JobStatus, connect
     from .client._backoff import RetryPolicy
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         WorkflowInvalid,
     )
     from .job import AsyncJob, Job, JobProgress
+    from .ledger import jobs
     from .notebook.interact import Interact
     from .recordings import AsyncReplayClient, Recording, ReplayClient, record, replay
     from .result import OutputFile, Result
@@ -172,6 +175,8 @@ __all__ = [
     "errors",
     "events",
     "interact",
+    "jobs",
+    "ledger",
     "record",
     "recordings",
     "replay",

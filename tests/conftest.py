@@ -3,7 +3,8 @@ starts (they inherit the environment):
 
 - the result cache (comfy_nb.cache) is off and points at a throw-away folder, so one test's run
   never comes back from another test's cache, nor from the user's (tests/test_cache.py turns it
-  on explicitly, with its own folders);
+  on explicitly, with its own folders); the job ledger (comfy_nb.ledger) is written there too,
+  never into the working folder;
 - the tests are hermetic: nothing is probed on 127.0.0.1:8188 (``COMFY_NB_LOCAL_URL=off``; tests
   of that discovery point it at a server they started), "cloud" names an address that can never
   resolve (``COMFY_NB_CLOUD_URL``; tests of Cloud point it at a Cloud-dialect emulator), and the
@@ -48,6 +49,7 @@ _SIGINT_BEFORE: list[Any] = []  # the SIGINT handler to put back, when it was ch
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["COMFY_NB_CACHE"] = "off"
     os.environ["COMFY_NB_CACHE_DIR"] = _FOLDER
+    os.environ["COMFY_NB_JOBS"] = os.path.join(_FOLDER, "jobs.jsonl")
     os.environ["COMFY_NB_LOCAL_URL"] = "off"
     os.environ["COMFY_NB_CLOUD_URL"] = UNREACHABLE_CLOUD
     for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY"):

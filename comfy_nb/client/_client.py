@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import ledger  # noqa: F401  (records every job submitted, through job_observers)
 from .._config import resolve, url_argument
 from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data

@@ -1,5 +1,6 @@
 """The ``%comfy`` commands (``connect``, ``status``, ``queue``, ``cancel``, ``interrupt``,
-``upload``, ``nodes``, ``models``, ``record``, ``replay``), each a function of the session's
+``upload``, ``nodes``, ``models``, ``record``, ``replay``; ``jobs`` is in :mod:`.ledger_view`),
+each a function of the session's
 :class:`~.magics.ComfyMagics` and the parsed line (:data:`COMMANDS` maps a command to it), and
 the small displays they show (:class:`Table`, the connection banner).
 
@@ -226,6 +227,12 @@ def comfy_models(magics: ComfyMagics, args: Any) -> list[str]:
     return magics.session_client().models(args.values[0] if args.values else None)
 
 
+def comfy_jobs(magics: ComfyMagics, args: Any) -> Any:
+    from .ledger_view import comfy_jobs as show_jobs
+
+    return show_jobs(magics, args)
+
+
 def matches(pattern: str, text: str) -> bool:
     """``pattern`` (a glob when it has ``*?[``, else a substring) found in ``text``."""
     if any(char in pattern for char in "*?["):
@@ -251,4 +258,5 @@ COMMANDS: dict[str, Callable[[ComfyMagics, Any], Any]] = {
     "upload": comfy_upload,
     "nodes": comfy_nodes,
     "models": comfy_models,
+    "jobs": comfy_jobs,
 }

@@ -25,6 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe
 from traitlets import validate as validate_trait  # the class has a trait named validate
 
+from .. import ledger
 from .._config import normalize_url
 from .._secret import Secret
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
@@ -209,6 +210,8 @@ class ComfyMagics(Magics):
               help="--sweep: show the comparison grid (X along, Y down, Z as pages) as it fills")
     @argument("--no-cache", action="store_true",
               help="run on the server even if this exact run is in the result cache")
+    @argument("--label", metavar="TEXT",
+              help="name the job in the job ledger (%%comfy jobs) besides the cell's number")
     @argument("-q", "--quiet", action="store_true", help="no progress panel")
     @argument("-h", "--help", action="store_true", help="show this help")
     @line_cell_magic
@@ -251,6 +254,13 @@ class ComfyMagics(Magics):
             raise UsageError(str(exc)) from None
         if args.seed is not None:
             overrides["seed"] = "random" if args.seed == "random" else _seed(args.seed)
+        with ledger.label(args.label) if args.label else contextlib.nullcontext():
+            outcome = self._run_or_sweep(workflow, args, overrides)
+        if variable is not None:
+            self._namespace()[variable] = outcome
+        return outcome
+
+    def _run_or_sweep(self, workflow: Any, args: Any, overrides: dict[str, Any]) -> Any:
         if args.sweep:
             outcome: Any = self.sweep(workflow, args, overrides)
         else:
@@ -258,8 +268,6 @@ class ComfyMagics(Magics):
                                timeout=args.timeout if args.timeout is not None
                                else self.timeout, save=args.save, quiet=args.quiet,
                                cache=self.cache and not args.no_cache)
-        if variable is not None:
-            self._namespace()[variable] = outcome
         return outcome
 
     def _namespace(self) -> dict[str, Any]:
@@ -376,7 +384,7 @@ class ComfyMagics(Magics):
         """Replace the panel by the outcome: the result (saved to disk), or what went wrong."""
         try:
             result = job.wait(timeout=60)
-            result_display.save_for_notebook(result, save)
+            ledger.note_saved(result, result_display.save_for_notebook(result, save))
         except JobCancelled as exc:
             how = " (Cancel button)" if panel.cancel_clicked else ""
             panel.finish(StaticNote(f"comfy_nb: {exc}{how}", "comfy-nb-cancelled"))
@@ -399,6 +407,30 @@ class ComfyMagics(Magics):
             panel.finish(StaticNote(text, "comfy-nb-error"))
             return None
         panel.finish(result)
+        return result
+
+    def attach(self, job: Job) -> Result | None:
+        """Show ``job`` (submitted earlier, by this kernel or another) in this cell: the live
+        progress panel of ``%%comfy_run`` while it runs, then its outputs (saved as a run's
+        are) or what went wrong. Stopping the kernel stops the watching, not the job."""
+        backend = choose_backend(None if self.progress == "auto" else self.progress)
+        panel = make_panel(job, backend, hint="interrupt the kernel (■ stop) to stop watching; "
+                                              "the job runs on")
+        panel.show()
+        try:
+            follow(job, panel, timeout=self.timeout)
+        except KeyboardInterrupt:
+            panel.finish(StaticNote(f"comfy_nb: stopped watching job {job.id}; it runs on "
+                                    f"(%comfy cancel {job.id} stops it)", "comfy-nb-banner"))
+            raise
+        if not job.done:
+            panel.finish(StaticNote(f"comfy_nb: job {job.id} is still running after "
+                                    f"{self.timeout:g} s; %comfy jobs --attach {job.id} "
+                                    "follows it again", "comfy-nb-banner"))
+            return None
+        result = self._end(job, panel, None, raise_=False)
+        if result is not None and progress_backend(backend).displayed:
+            result_display.mark_shown(result)
         return result
 
     @staticmethod
@@ -455,14 +487,16 @@ class ComfyMagics(Magics):
     @magic_arguments()
     @argument("command", nargs="?", default="status",
               choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes",
-                       "models", "record", "replay"],
+                       "models", "record", "replay", "jobs"],
               help="connect URL|cloud|emulator · status · queue · cancel [ID ...|--all] · "
                    "interrupt · upload PATH · nodes [PATTERN] · models [FOLDER] · "
                    "record [PATH|--stop] · "
-                   "replay [PATH]")
+                   "replay [PATH] · jobs [--attach ID]")
     @argument("values", nargs="*", help="the command's arguments")
     @argument("--all", action="store_true", help="cancel: every queued and running job")
     @argument("--stop", action="store_true", help="record: stop recording")
+    @argument("--attach", metavar="ID",
+              help="jobs: follow this job (a unique start of its id) in the cell")
     @argument("-h", "--help", action="store_true", help="show this help")
     @line_magic
     def comfy(self, line: str) -> Any:
@@ -471,7 +505,9 @@ class ComfyMagics(Magics):
         ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``, ``%comfy models [FOLDER]`` (the
         server's model files, e.g. ``checkpoints``); ``%comfy record [PATH]`` writes
         every job of the notebook into a folder (default ``recording``; ``--stop`` ends it) and
-        ``%comfy replay [PATH]`` serves the cells from it with no server and no key.
+        ``%comfy replay [PATH]`` serves the cells from it with no server and no key;
+        ``%comfy jobs`` lists the jobs this folder's notebooks submitted to the server (from
+        earlier kernels too) and ``%comfy jobs --attach ID`` follows one in the cell.
         Settings: ``%config ComfyMagics``.
         """
         args = parse_line(self.comfy, line)
