@@ -139,6 +139,11 @@ class WorkflowFunction:
         """A copy of the workflow (API format) this function runs."""
         return self._workflow.copy()
 
+    def __comfy_workflow__(self) -> Workflow:
+        """The workflow this function stands for where a workflow is asked for
+        (``client.run(f)``, ``%comfy_interact f``): a copy, with its defaults."""
+        return self._workflow.copy()
+
     @property
     def inputs(self) -> dict[str, FunctionInput]:
         """The inputs by name: each one's node input (``param``), every input it sets

@@ -575,3 +575,12 @@ def test_interact_leaves_out_an_input_that_sets_several(
         assert "'size' sets 2 inputs; it has no control" in caplog.text
     finally:
         ui.close()
+
+
+def test_a_function_stands_for_its_workflow_where_a_workflow_is_asked_for(
+        txt2img: WorkflowFunction, client: comfy_nb.Client, emulator: RunningEmulator) -> None:
+    """``client.run(f)``, ``Workflow.load(f)`` and the magics take a function as the workflow
+    it runs, with its defaults."""
+    assert comfy_nb.Workflow.load(txt2img) == txt2img.workflow
+    result = client.run(txt2img, steps=1, timeout=WAIT)
+    assert sent_prompt(emulator, result.prompt_id)["3"]["inputs"]["steps"] == 1

@@ -76,6 +76,9 @@ class Workflow:
     def __init__(self, source: WorkflowSource, *,
                  object_info: Mapping[str, Any] | Any | None = None) -> None:
         object_info = _node_definitions(object_info)
+        held = getattr(source, "__comfy_workflow__", None)
+        if callable(held):  # an object that stands for a workflow (a comfy_nb.use function)
+            source = held()
         if isinstance(source, Workflow):
             self.format = source.format
             self._data = _copy.deepcopy(source._data)
@@ -95,7 +98,9 @@ class Workflow:
              object_info: Mapping[str, Any] | Any | None = None) -> Workflow:
         """A Workflow from ``source``: a path (``.json``, ``.png``, ``.webp``), a dict, JSON text,
         the bytes of a PNG / WEBP file ComfyUI saved, another Workflow (copied), a saved output
-        with a ``.comfy_nb.json`` sidecar, or the name of a bundled workflow (``"txt2img"``).
+        with a ``.comfy_nb.json`` sidecar, the name of a bundled workflow (``"txt2img"``), or an
+        object whose ``__comfy_workflow__()`` gives one of these (a :func:`comfy_nb.use`
+        function: its workflow with its current defaults).
 
         API or UI format is detected; a ``{"prompt": {...}}`` request body is unwrapped. From an
         image, the API-format ``prompt`` metadata is preferred over the editor's ``workflow``.
