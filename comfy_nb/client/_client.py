@@ -19,6 +19,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -377,13 +378,20 @@ class AsyncClient:
 _open_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-@atexit.register
 def _flush_at_exit() -> None:
     """Results still being cached by synchronous clients nobody closed are finished before
     the interpreter exits (their loop threads are daemons that would just stop)."""
     for client in list(_open_clients):
         with contextlib.suppress(Exception):
             client._run(client._async._runs.flush(), timeout=30)
+
+
+# Flushing needs thread pools (DNS look-ups, file reads, an embedded emulator's file responses),
+# and they stop taking work when the interpreter starts to exit, in threading's exit hooks,
+# which run before atexit's: the flush is one of those hooks, registered after the pools' own,
+# so it runs before them. Where threading has no such hooks, atexit is the next best.
+_register_at_exit = getattr(threading, "_register_atexit", atexit.register)
+_register_at_exit(_flush_at_exit)
 
 
 class Client:

@@ -27,6 +27,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ._faults import faulty_file
 from ._queue import QueueItem
+from ._ranges import ranged
 from ._requests import (
     bad_requests_as_json,
     fault_problem,
@@ -484,10 +485,17 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     query = request.rel_url.query
     if not state.faults.file_faults_armed() and "preview" not in query and (
             query.get("channel", "rgba") not in ("rgb", "a")):
-        # the file as it is, through aiohttp's FileResponse as ComfyUI sends it: Range honoured
-        return web.FileResponse(resolved, headers={
-            "Content-Disposition": f'filename="{resolved.name}"',
-            "Content-Type": file_content_type(resolved.name)})
+        # the file as it is, answered as aiohttp's FileResponse (ComfyUI's) answers: Range
+        # honoured. Read here rather than by FileResponse, whose reads go to the loop's thread
+        # pool, which stops taking work once the interpreter starts to exit: an embedded
+        # emulator must still serve the downloads a client finishes at exit.
+        try:
+            body = resolved.read_bytes()
+        except OSError:
+            return empty(404)
+        response = ranged(request, body, file_content_type(resolved.name))
+        response.headers["Content-Disposition"] = f'filename="{resolved.name}"'
+        return response
     try:
         body, content_type = render_view(resolved, request.rel_url.query)
     except (OSError, ValueError, SyntaxError):  # preview / channel of a file that is no image

@@ -6,7 +6,7 @@ satisfiable range (``a-b``, ``a-``, ``-n``; an end past the file is cut to it); 
 or starts at or past the end.
 
 :func:`ranged` answers from bytes in memory (the v2 dialect's asset content); the local dialect
-serves plain ``/view`` files with aiohttp's ``FileResponse`` itself.
+serves plain ``/view`` files through it too.
 """
 
 from __future__ import annotations
