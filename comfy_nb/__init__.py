@@ -16,7 +16,8 @@ _LAZY: dict[str, str] = {
     # name -> the module that defines it
     **dict.fromkeys(
         ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
-         "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NodeError",
+         "FeatureUnavailable", "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost",
+         "JobTimeout", "NodeError",
          "NotFoundError", "ParameterError", "PaymentRequiredError", "RateLimitError",
          "ReplayError", "ReplayMismatch", "RequestError", "ServerError", "SubmissionUncertain",
          "SweepTimeout", "TransportError", "UnexpectedContent", "ValidationError",
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         ComfyError,
         DownloadTimeout,
         ExecutionFailed,
+        FeatureUnavailable,
         InvalidJobId,
         InvalidURL,
         JobCancelled,
@@ -131,6 +133,7 @@ __all__ = [
     "ComfyError",
     "DownloadTimeout",
     "ExecutionFailed",
+    "FeatureUnavailable",
     "InvalidJobId",
     "InvalidURL",
     "Job",

@@ -7,7 +7,8 @@ starts (they inherit the environment):
 - the tests are hermetic: nothing is probed on 127.0.0.1:8188 (``COMFY_NB_LOCAL_URL=off``; tests
   of that discovery point it at a server they started), "cloud" names an address that can never
   resolve (``COMFY_NB_CLOUD_URL``; tests of Cloud point it at a Cloud-dialect emulator), and the
-  user's own ``COMFY_URL`` and ``COMFY_CLOUD_API_KEY`` are not seen;
+  user's own ``COMFY_URL`` and ``COMFY_CLOUD_API_KEY`` (nor the v2 SDK's ``COMFY_BASE_URL``
+  and ``COMFY_API_KEY``) are not seen;
 - Ctrl+C works as in a terminal or in a kernel running a cell: SIGINT raises KeyboardInterrupt
   in the main thread, and the subprocesses the tests start (the CLI) get SIGINT's default. A
   run started in the background by a shell without job control (``pytest ... &`` in a script)
@@ -50,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["COMFY_NB_CACHE_DIR"] = _FOLDER
     os.environ["COMFY_NB_LOCAL_URL"] = "off"
     os.environ["COMFY_NB_CLOUD_URL"] = UNREACHABLE_CLOUD
-    for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY"):
+    for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY", "COMFY_BASE_URL", "COMFY_API_KEY"):
         os.environ.pop(name, None)
     handler = signal.getsignal(signal.SIGINT)
     if handler in (signal.SIG_IGN, signal.SIG_DFL):

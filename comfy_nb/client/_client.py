@@ -79,8 +79,9 @@ class AsyncClient:
         download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
-        if dialect not in (None, "local", "cloud"):
-            raise ValueError("dialect must be 'local', 'cloud' or None (detect)")
+        if dialect not in (None, "local", "cloud", "v2"):
+            raise ValueError("dialect must be 'local', 'cloud', 'v2' (Comfy API v2) or None "
+                             "(detect)")
         if not connect_timeout > 0:
             raise ValueError("connect_timeout must be a positive number of seconds")
         connection = Connection(
