@@ -206,3 +206,25 @@ async def _events(api: Api, job: Any) -> Any:
     else:
         async for event in job:
             yield event
+
+
+def test_bytes_the_server_has_are_not_sent_again(v2: V2Server) -> None:
+    from ..wiretap import Wiretap
+
+    picture = io.BytesIO()
+    Image.new("RGB", (7, 7), (1, 2, 3)).save(picture, format="PNG")
+    data = picture.getvalue()
+    tap = Wiretap(v2.url).start()
+    try:
+        for _ in range(2):  # two clients: nothing is remembered between them
+            with comfy_nb.connect(tap.url, api_key=v2.token) as client:
+                name = client.upload_image(data, name="same.png")
+                assert client.run(load_image(name), cache=False).status == "succeeded"
+        heads = tap.requests()
+    finally:
+        tap.close()
+    asked = [h for h in heads if h.startswith(b"HEAD /api/v2/assets/by-hash/blake3:")]
+    uploaded = [h for h in heads if h.startswith(b"POST /api/v2/assets ")]
+    minted = [h for h in heads if h.startswith(b"POST /api/v2/assets/from-hash ")]
+    assert (len(asked), len(uploaded), len(minted)) == (2, 1, 1)
+    assert tap.sent.count(data) == 1  # the bytes went once
