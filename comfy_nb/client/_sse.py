@@ -48,7 +48,7 @@ from ._v2 import JOBS, V2Dialect
 log = logging.getLogger("comfy_nb")
 
 #: seconds of silence after which a job is told to read its state (then its polling goes on)
-SILENCE_NUDGES = (0.25, 0.5, 1.0)
+SILENCE_NUDGES = (0.1, 0.25, 0.5, 1.0)
 RECONNECT = Backoff(0.2, 5.0, (0.8, 1.0))  # waits between attempts to reopen a broken stream
 MAX_FAILURES = 8  # broken streams in a row before a job is left to polling alone
 READ_TIMEOUT = 45.0  # seconds without a byte (heartbeats included) before a stream counts as broken
