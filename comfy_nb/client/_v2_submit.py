@@ -21,6 +21,10 @@ gets one fresh key (and a marker in ``metadata``), and:
 
 When the job can be neither found nor shown absent, :class:`SubmissionUncertain` is raised: it
 may or may not exist, and it cannot run twice.
+
+Owns: the Idempotency-Key of a submission and the decision to send it again or look for it.
+Must not: build the body (:meth:`~comfy_nb.client._v2.V2Dialect.submit_body` does), or follow
+the job.
 """
 
 from __future__ import annotations

@@ -121,3 +121,24 @@ async def test_a_connection_that_drops_mid_job_loses_nothing(v2: V2Server) -> No
     finally:
         cable.close()
     assert result.status == "succeeded" and result.images
+
+
+def test_a_v2_run_is_recorded_and_replays_without_a_server(v2: V2Server, tmp_path: Path) -> None:
+    folder = tmp_path / "recording"
+    workflow = invert()
+    with comfy_nb.connect(v2.url, api_key=v2.token) as client:
+        recording = comfy_nb.record(folder)
+        try:
+            live = client.run(workflow, timeout=WAIT)
+            assert len(recording.written) == 1
+        finally:
+            recording.stop()
+    recorded = "\n".join(path.read_text("utf-8", errors="replace")
+                         for path in folder.rglob("*") if path.is_file()
+                         and path.suffix in (".json", ".txt", ".md"))
+    assert v2.token not in recorded  # the key is in no file of the recording
+    with comfy_nb.replay(folder) as replayed:
+        again = replayed.run(workflow, timeout=WAIT)
+        assert again.replayed_from is not None
+        assert again.prompt_id == live.prompt_id
+        assert again.images[0].read() == live.images[0].read()
