@@ -31,7 +31,14 @@ import httpx
 
 from .._secret import Secret, install_log_redaction, reveal_all
 from .._version import package_version
-from ..errors import ComfyError, DownloadTimeout, InvalidURL, RequestError, TransportError
+from ..errors import (
+    AuthenticationError,
+    ComfyError,
+    DownloadTimeout,
+    InvalidURL,
+    RequestError,
+    TransportError,
+)
 from ._backoff import RetryPolicy
 from ._http_errors import body_of, error_for_status, parse_retry_after
 
@@ -413,6 +420,11 @@ class Transport:
         if body is None:
             body = self._redact(body_of(content, headers.get("content-type")))
         error = error_for_status(status, body, retry_after=retry_after, what=label)
+        if status == 401 and self.bearer:  # Comfy API v2: its own variables
+            error = AuthenticationError(
+                f"{label} was refused (401): the API key is missing or wrong. Pass api_key=... "
+                "or set COMFY_API_KEY (and COMFY_BASE_URL to this server).", status=status,
+                body=body)
         retryable = status == 429 or (may_repeat and status in RETRYABLE_STATUSES)
         return _Failure(error, retryable=retryable, retry_after=retry_after)
 

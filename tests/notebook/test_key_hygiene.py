@@ -375,7 +375,7 @@ def test_the_v2_environment_key_goes_to_comfy_base_url_only(
     monkeypatch.setenv("COMFY_BASE_URL", "http://127.0.0.1:9")  # another server's origin
     with comfy_nb.connect(tap.url) as client:
         assert client.dialect == "v2"
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(AuthenticationError, match="COMFY_API_KEY"):
             client.run("txt2img", steps=1, timeout=WAIT)
     assert not tap.carries(CANARY)
     monkeypatch.setenv("COMFY_BASE_URL", tap.url)  # now it is the key's server
