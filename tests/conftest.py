@@ -104,15 +104,19 @@ def module_clients(module_emulators: Emulators) -> Iterator[Clients]:
 # -- markers ------------------------------------------------------------------------------------
 
 CONFORMANCE = Path(__file__).resolve().parent / "conformance"
+V2 = Path(__file__).resolve().parent / "v2"  # the client through the vendor's comfy-api-proxy
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``conformance`` on every test of tests/conformance/, ``browser`` on every test that uses
-    the ``browser`` fixture (a Chromium page, through Playwright)."""
+    """``conformance`` on every test of tests/conformance/, ``v2`` on every test of tests/v2/,
+    ``browser`` on every test that uses the ``browser`` fixture (a Chromium page, through
+    Playwright)."""
     for item in items:
         if CONFORMANCE in item.path.parents:
             item.add_marker(pytest.mark.conformance)
+        if V2 in item.path.parents:
+            item.add_marker(pytest.mark.v2)
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
 
