@@ -6,7 +6,13 @@
   on, in a throw-away folder) and with ``cache=False``;
 - ``comfy_api_simplified`` (``queue_and_wait_images``), if installed;
 - ``comfy-sdk`` (``Comfy.run`` + ``to_bytes``) through the vendor's ``comfy-api-proxy`` started
-  in front of the same server on 127.0.0.1, if both are installed.
+  in front of the same server on 127.0.0.1, if both are installed, and comfy_nb on Comfy API v2
+  through the same proxy (``connect(proxy_url, api_key=token)``, ``cache=False``).
+
+Then the v2 duel: comfy_nb (dialect ``v2``) and comfy-sdk through the same proxy, ``--v2-runs``
+quick jobs each (taking turns), each run tried once: how many succeeded, and the median and p95
+of those that did (comfy-sdk fails a run the proxy falsely reports ``expired``; comfy_nb reads
+such a state again before believing it).
 
 Two jobs: EmptyImage 64x64 -> ImageInvert -> SaveImage (a few ms on the server) and EmptyImage
 768x768 -> ImageBlur (radius 6) -> SaveImage (about 90-100 ms on the emulator). Every run has a
@@ -18,6 +24,7 @@ The peers are extras: ``pip install -e ".[bench]"``. A peer that is not installe
 with a notice.
 
 Usage: python benchmarks/peers.py [--url URL] [--runs N] [--imports N] [--blur-radius R]
+                                 [--v2-runs N] [--v2-only]
 """
 
 from __future__ import annotations
@@ -204,6 +211,59 @@ def sdk_runner(base: str, token: str) -> tuple[Runner, Callable[[], None], list[
     return run, client.close, failures
 
 
+def sdk_once(base: str, token: str) -> tuple[Runner, Callable[[], None]]:
+    """comfy-sdk's ``run``, tried once (its failures count as failures)."""
+    os.environ["COMFY_BASE_URL"] = base
+    from comfy_sdk import Comfy
+
+    client = Comfy(api_key=token)
+
+    def run(prompt: Workflow) -> None:
+        job = client.run(client.workflows.from_json(prompt))
+        assert job.outputs and all(output.to_bytes() for output in job.outputs)
+    return run, client.close
+
+
+def v2_client(base: str, token: str) -> Any:
+    import comfy_nb
+
+    client = comfy_nb.connect(base, api_key=token)
+    assert client.dialect == "v2", client.dialect
+    return client
+
+
+def duel(columns: dict[str, Runner], runs: int, offset: int
+         ) -> dict[str, tuple[int, list[float]]]:
+    """Each column's successes and the seconds of its successful runs, ``runs`` quick jobs
+    each, taking turns; a run that raises counts as a failure."""
+    names = list(columns)
+    outcome: dict[str, tuple[list[int], list[float]]] = {name: ([0], []) for name in names}
+    counter = offset
+    for round_ in range(runs):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            counter += 1
+            prompt = invert(counter)
+            started = time.perf_counter()
+            try:
+                columns[name](prompt)
+            except Exception as exc:  # a failed run is counted, not retried
+                print(f"{name}: run failed: {type(exc).__name__}: {exc}"[:200])
+                continue
+            outcome[name][1].append(time.perf_counter() - started)
+            outcome[name][0][0] += 1
+    return {name: (ok[0], times) for name, (ok, times) in outcome.items()}
+
+
+def duel_table(runs: int, results: dict[str, tuple[int, list[float]]]) -> None:
+    print(f"\nComfy API v2 through comfy-api-proxy: {runs} quick jobs each (64x64 invert), "
+          "each tried once")
+    print(f"{'client':<30} {'succeeded':>10} {'median ms':>10} {'p95 ms':>8}")
+    for name, (successes, times) in results.items():
+        median = f"{statistics.median(times) * 1e3:10.1f}" if times else f"{'-':>10}"
+        tail = f"{p95(times) * 1e3:8.1f}" if times else f"{'-':>8}"
+        print(f"{name:<30} {f'{successes}/{runs}':>10} {median} {tail}")
+
+
 # -- measuring -----------------------------------------------------------------------------------
 
 
@@ -264,7 +324,14 @@ def main() -> None:
     parser.add_argument("--imports", type=int, default=15, help="fresh processes per import")
     parser.add_argument("--blur-radius", type=int, default=6,
                         help="ImageBlur radius of the second job (decides its server time)")
+    parser.add_argument("--v2-runs", type=int, default=30,
+                        help="quick jobs per client in the Comfy API v2 duel")
+    parser.add_argument("--v2-only", action="store_true",
+                        help="only the Comfy API v2 duel (comfy_nb v2 against comfy-sdk)")
     args = parser.parse_args()
+    if args.v2_only:
+        v2_only(args)
+        return
 
     data_dir = Path(tempfile.mkdtemp(prefix="comfy-nb-bench-"))
     cache_dir = Path(tempfile.mkdtemp(prefix="comfy-nb-bench-cache-"))
@@ -301,6 +368,9 @@ def main() -> None:
             run, close, sdk_failures = sdk_runner(base, token)
             closers.append(close)
             columns["comfy-sdk via comfy-api-proxy"] = run
+            v2 = v2_client(base, token)
+            closers.append(v2.close)
+            columns["comfy_nb v2 via comfy-api-proxy"] = comfy_nb_runner(v2, False)
         else:
             print("comfy-sdk or comfy-api-proxy is not installed: its column is skipped "
                   "(pip install comfy-sdk comfy-api-proxy)")
@@ -311,12 +381,17 @@ def main() -> None:
         large = measure(columns, lambda i: blur(i, args.blur_radius), args.runs, args.warm,
                         2_000_000)
         large_server = list(floor.server_ms)
+        duelled = None
+        if "comfy_nb v2 via comfy-api-proxy" in columns:
+            sdk_run, sdk_close = sdk_once(base, token)
+            closers.append(sdk_close)
+            duelled = duel({"comfy_nb v2": columns["comfy_nb v2 via comfy-api-proxy"],
+                            "comfy-sdk": sdk_run}, args.v2_runs, 3_000_000)
     finally:
         for close in reversed(closers):
             close()
         for process in [*processes, *([emulator] if emulator else [])]:
-            process.terminate()
-            process.wait(10)
+            stop(process)
         shutil.rmtree(data_dir, ignore_errors=True)
         shutil.rmtree(cache_dir, ignore_errors=True)
 
@@ -328,12 +403,51 @@ def main() -> None:
     if sdk_failures and sdk_failures[0]:
         print(f"comfy-sdk: {sdk_failures[0]} runs ended 'expired' (a known proxy race) and were "
               "run again; their time counts")
+    if duelled is not None:
+        duel_table(args.v2_runs, duelled)
     imports = import_times(args.imports)
     print(f"\nimport (fresh processes, median of {args.imports})")
     for name, seconds in imports.items():
         print(f"{name:<34} {seconds * 1e3:8.1f} ms")
     print(f"{'ratio import comfy_nb / import httpx':<34} "
           f"{imports['import comfy_nb'] / imports['import httpx']:8.2f}")
+
+
+def v2_only(args: argparse.Namespace) -> None:
+    """The Comfy API v2 duel alone, on the emulator (or ``--url``) behind comfy-api-proxy."""
+    data_dir = Path(tempfile.mkdtemp(prefix="comfy-nb-bench-"))
+    emulator, url = (None, args.url) if args.url else start_emulator(data_dir)
+    token = secrets.token_urlsafe(24)
+    proxy, base = start_proxy(url, token)
+    closers: list[Callable[[], None]] = []
+    try:
+        client = v2_client(base, token)
+        closers.append(client.close)
+        sdk_run, sdk_close = sdk_once(base, token)
+        closers.append(sdk_close)
+        columns = {"comfy_nb v2": comfy_nb_runner(client, False), "comfy-sdk": sdk_run}
+        duel(columns, args.warm, 4_000_000)  # warm up both
+        results = duel(columns, args.v2_runs, 3_000_000)
+    finally:
+        for close in reversed(closers):
+            close()
+        for process in [proxy, *([emulator] if emulator else [])]:
+            stop(process)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"server: {args.url or 'the comfy_nb emulator'}; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    duel_table(args.v2_runs, results)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate a child process; kill it if it lingers (comfy-api-proxy may, on open
+    streams)."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 if __name__ == "__main__":

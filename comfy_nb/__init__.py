@@ -16,7 +16,8 @@ _LAZY: dict[str, str] = {
     # name -> the module that defines it
     **dict.fromkeys(
         ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
-         "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NodeError",
+         "FeatureUnavailable", "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost",
+         "JobTimeout", "NodeError",
          "NotFoundError", "ParameterError", "PaymentRequiredError", "RateLimitError",
          "ReplayError", "ReplayMismatch", "RequestError", "ServerError", "SubmissionUncertain",
          "SweepTimeout", "TransportError", "UnexpectedContent", "ValidationError",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         ComfyError,
         DownloadTimeout,
         ExecutionFailed,
+        FeatureUnavailable,
         InvalidJobId,
         InvalidURL,
         JobCancelled,
@@ -134,6 +136,7 @@ __all__ = [
     "ComfyError",
     "DownloadTimeout",
     "ExecutionFailed",
+    "FeatureUnavailable",
     "InvalidJobId",
     "InvalidURL",
     "Job",

@@ -1,15 +1,19 @@
 """Where the server and the key come from, and where the key may go.
 
-The server: an explicit argument, then the environment (``COMFY_URL``; ``COMFY_CLOUD_API_KEY``
-meaning Comfy Cloud), then a local ComfyUI at ``http://127.0.0.1:8188`` if it answers quickly
-(``COMFY_NB_LOCAL_URL`` names another address, or ``off``), else the embedded emulator. The word
+The server: an explicit argument, then the environment (``COMFY_URL``, ``COMFY_BASE_URL``;
+``COMFY_CLOUD_API_KEY`` or ``COMFY_API_KEY`` meaning Comfy Cloud), then a local ComfyUI at
+``http://127.0.0.1:8188`` if it answers quickly (``COMFY_NB_LOCAL_URL`` names another address,
+or ``off``), else the embedded emulator. The word
 ``emulator`` in place of a URL always means the embedded emulator; ``cloud`` means Comfy Cloud
 (``COMFY_NB_CLOUD_URL`` moves it, e.g. to a staging deployment). ``dialect="cloud"`` never
 resolves to a local server: without a key it is the emulator of Comfy Cloud.
 
 The key: one passed with ``api_key=`` goes to the server it was passed for; one from
-``COMFY_CLOUD_API_KEY`` goes to the Comfy Cloud origin only. The client adds either only once the
-server has shown that it speaks the Cloud API (see :class:`Target`).
+``COMFY_CLOUD_API_KEY`` goes to the Comfy Cloud origin only. Comfy API v2 has the official SDK's
+variables: ``COMFY_BASE_URL`` names a v2 server (after ``COMFY_URL`` in the order above), and
+``COMFY_API_KEY`` goes to the origin of ``COMFY_BASE_URL`` only (Comfy Cloud when it is unset).
+The client adds a key only once the server has shown that it speaks the Cloud API or Comfy API
+v2 (see :class:`Target`); on v2 only as ``Authorization: Bearer``.
 
 It decides; it never keeps or prints a key (keys travel as :class:`~comfy_nb._secret.Secret`).
 """
@@ -30,6 +34,8 @@ LOCAL_URL = "http://127.0.0.1:8188"
 EMULATOR = "emulator"  # in place of a URL: the embedded emulator
 URL_VARIABLE = "COMFY_URL"
 KEY_VARIABLE = "COMFY_CLOUD_API_KEY"
+V2_URL_VARIABLE = "COMFY_BASE_URL"  # the official v2 SDK's: a v2 server
+V2_KEY_VARIABLE = "COMFY_API_KEY"  # the official v2 SDK's: the key for COMFY_BASE_URL's origin
 CLOUD_URL_VARIABLE = "COMFY_NB_CLOUD_URL"  # where "cloud" and COMFY_CLOUD_API_KEY point
 LOCAL_URL_VARIABLE = "COMFY_NB_LOCAL_URL"  # the address probed for a running ComfyUI, or "off"
 # set in every mybinder.org session
@@ -213,7 +219,10 @@ def resolve(url: str | None = None, api_key: str | Secret | None = None,
         if normalized == EMULATOR:
             return Target(None, None, "environment")
         return _with_key(normalized, None, "environment")
-    if os.environ.get(KEY_VARIABLE):
+    v2_url = v2_base_url()
+    if os.environ.get(V2_URL_VARIABLE, "").strip():
+        return _with_key(v2_url, None, "environment")
+    if os.environ.get(KEY_VARIABLE) or os.environ.get(V2_KEY_VARIABLE):
         return _with_key(cloud_url(), None, "environment")
     if dialect == "cloud":  # never a local server: without a key, the Cloud emulator
         return Target(None, None, "emulator")
@@ -223,13 +232,28 @@ def resolve(url: str | None = None, api_key: str | Secret | None = None,
     return Target(None, None, "emulator")
 
 
+def v2_base_url() -> str:
+    """Where ``COMFY_API_KEY`` may go: ``COMFY_BASE_URL`` if set, else Comfy Cloud."""
+    configured = os.environ.get(V2_URL_VARIABLE, "").strip()
+    if not configured:
+        return cloud_url()
+    try:
+        return _server_url(configured)
+    except InvalidURL as exc:
+        raise InvalidURL(f"{V2_URL_VARIABLE}: {exc}") from None
+
+
 def _with_key(url: str, given: Secret | None, source: str) -> Target:
     """The target ``url`` with the key that may go there: ``given`` (passed for it), else the
-    environment's key if ``url`` is Comfy Cloud."""
+    environment's key for its origin: ``COMFY_CLOUD_API_KEY`` if ``url`` is Comfy Cloud, else
+    ``COMFY_API_KEY`` if ``url`` is on the origin of ``COMFY_BASE_URL`` (Comfy Cloud when
+    unset)."""
     if given:
         return Target(url, given, source)
-    if not os.environ.get(KEY_VARIABLE):
-        return Target(url, None, source)
-    if is_cloud(url):
-        return Target(url, Secret(os.environ[KEY_VARIABLE]), source)
-    return Target(url, None, source, key_withheld=True)
+    cloud_key = os.environ.get(KEY_VARIABLE)
+    v2_key = os.environ.get(V2_KEY_VARIABLE)
+    if cloud_key and is_cloud(url):
+        return Target(url, Secret(cloud_key), source)
+    if v2_key and _origin(url) == _origin(v2_base_url()):
+        return Target(url, Secret(v2_key), source)
+    return Target(url, None, source, key_withheld=bool(cloud_key or v2_key))

@@ -15,6 +15,8 @@
     │   └── ServerError           5xx
     ├── UnexpectedContent         a downloaded output is not what its name says (an HTML page
     │                             sent for ``a.png``); it is not saved
+    ├── FeatureUnavailable        the server does not offer it (a Comfy API v2 server without
+    │                             node definitions: ``interact``, ``%comfy nodes``...)
     ├── ExecutionFailed           the job ran and a node raised (node, exception, traceback)
     ├── SubmissionUncertain       a submission's answer was lost and the job was not found
     ├── JobCancelled              the job was interrupted or cancelled
@@ -51,6 +53,7 @@ __all__ = [
     "ComfyError",
     "DownloadTimeout",
     "ExecutionFailed",
+    "FeatureUnavailable",
     "InvalidJobId",
     "InvalidURL",
     "JobCancelled",
@@ -157,6 +160,12 @@ class NotFoundError(RequestError):
 
 class ServerError(RequestError):
     """5xx: the server failed."""
+
+
+class FeatureUnavailable(ComfyError):
+    """The server does not offer what was asked: a Comfy API v2 server without the v1 routes
+    has no node definitions (so no ``interact``, no pre-submit checks, no ``%comfy nodes``),
+    no model lists and no queue-wide interrupt."""
 
 
 class UnexpectedContent(ComfyError):

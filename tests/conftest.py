@@ -8,7 +8,8 @@ starts (they inherit the environment):
 - the tests are hermetic: nothing is probed on 127.0.0.1:8188 (``COMFY_NB_LOCAL_URL=off``; tests
   of that discovery point it at a server they started), "cloud" names an address that can never
   resolve (``COMFY_NB_CLOUD_URL``; tests of Cloud point it at a Cloud-dialect emulator), and the
-  user's own ``COMFY_URL`` and ``COMFY_CLOUD_API_KEY`` are not seen;
+  user's own ``COMFY_URL`` and ``COMFY_CLOUD_API_KEY`` (nor the v2 SDK's ``COMFY_BASE_URL``
+  and ``COMFY_API_KEY``) are not seen;
 - Ctrl+C works as in a terminal or in a kernel running a cell: SIGINT raises KeyboardInterrupt
   in the main thread, and the subprocesses the tests start (the CLI) get SIGINT's default. A
   run started in the background by a shell without job control (``pytest ... &`` in a script)
@@ -52,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["COMFY_NB_JOBS"] = os.path.join(_FOLDER, "jobs.jsonl")
     os.environ["COMFY_NB_LOCAL_URL"] = "off"
     os.environ["COMFY_NB_CLOUD_URL"] = UNREACHABLE_CLOUD
-    for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY"):
+    for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY", "COMFY_BASE_URL", "COMFY_API_KEY"):
         os.environ.pop(name, None)
     handler = signal.getsignal(signal.SIGINT)
     if handler in (signal.SIG_IGN, signal.SIG_DFL):
@@ -105,16 +106,20 @@ def module_clients(module_emulators: Emulators) -> Iterator[Clients]:
 # -- markers ------------------------------------------------------------------------------------
 
 CONFORMANCE = [Path(__file__).resolve().parent / name for name in ("conformance", "conformance_v2")]
+V2 = Path(__file__).resolve().parent / "v2"  # the client through the vendor's comfy-api-proxy
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``conformance`` on every test of tests/conformance/ and tests/conformance_v2/,
+    """``conformance`` on every test of tests/conformance/ and tests/conformance_v2/, ``v2`` on
+    every test of tests/v2/,
     ``browser`` on every test that uses the ``browser`` fixture (a Chromium page, through
     Playwright)."""
     for item in items:
         if any(folder in item.path.parents for folder in CONFORMANCE):
             item.add_marker(pytest.mark.conformance)
+        if V2 in item.path.parents:
+            item.add_marker(pytest.mark.v2)
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
 

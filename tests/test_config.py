@@ -61,7 +61,8 @@ def bystander(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY", "COMFY_NB_CLOUD_URL"):
+    for name in ("COMFY_URL", "COMFY_CLOUD_API_KEY", "COMFY_NB_CLOUD_URL", "COMFY_BASE_URL",
+                 "COMFY_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -80,6 +81,28 @@ def test_an_explicit_url_wins(clean_env: pytest.MonkeyPatch) -> None:
     assert given.api_key == ARG_KEY and not given.key_withheld
     cloud = _config.resolve("cloud")
     assert (cloud.url, cloud.api_key) == (_config.CLOUD_URL, ENV_KEY)
+
+
+def test_comfy_base_url_names_a_v2_server_and_comfy_api_key_goes_only_there(
+        clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("COMFY_BASE_URL", "http://v2-box:8189")
+    clean_env.setenv("COMFY_API_KEY", ENV_KEY)
+    target = _config.resolve()
+    assert (target.url, target.api_key, target.source) == (
+        "http://v2-box:8189", ENV_KEY, "environment")
+    same_origin = _config.resolve("http://v2-box:8189/api/v2")
+    assert same_origin.api_key == ENV_KEY
+    elsewhere = _config.resolve("http://other-box:8189")
+    assert elsewhere.api_key is None and elsewhere.key_withheld
+    assert _config.resolve("cloud").api_key is None  # not Comfy Cloud's key now
+    clean_env.delenv("COMFY_BASE_URL")  # unset: the SDK's default, Comfy Cloud
+    assert _config.resolve("cloud").api_key == ENV_KEY
+    assert _config.resolve("http://v2-box:8189").api_key is None
+    alone = _config.resolve()  # the key alone means Comfy Cloud, as for the SDK
+    assert (alone.url, alone.api_key) == (_config.CLOUD_URL, ENV_KEY)
+    clean_env.setenv("COMFY_URL", "http://gpu-box:8188")  # COMFY_URL comes first
+    clean_env.setenv("COMFY_BASE_URL", "http://v2-box:8189")
+    assert _config.resolve().url == "http://gpu-box:8188"
 
 
 def test_comfy_url_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:

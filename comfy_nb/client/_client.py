@@ -81,8 +81,9 @@ class AsyncClient:
         download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
-        if dialect not in (None, "local", "cloud"):
-            raise ValueError("dialect must be 'local', 'cloud' or None (detect)")
+        if dialect not in (None, "local", "cloud", "v2"):
+            raise ValueError("dialect must be 'local', 'cloud', 'v2' (Comfy API v2) or None "
+                             "(detect)")
         if not connect_timeout > 0:
             raise ValueError("connect_timeout must be a positive number of seconds")
         connection = Connection(
@@ -656,7 +657,9 @@ def connect(
     :class:`AsyncClient`'s.
 
     ``api_key`` goes to the server it is passed for; ``COMFY_CLOUD_API_KEY`` goes only to Comfy
-    Cloud. Either is sent only once the server has shown that it speaks the Cloud API."""
+    Cloud, ``COMFY_API_KEY`` only to the origin of ``COMFY_BASE_URL``. A key is sent only once
+    the server has shown that it speaks the Cloud API, or Comfy API v2 (``dialect="v2"``, found
+    by ``GET /api/v2/health``; the key then goes as ``Authorization: Bearer``)."""
     api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
     return Client(url, api_key=api_key, dialect=dialect, websocket=websocket, timeout=timeout,
                   connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,

@@ -1,6 +1,7 @@
 """How a client connects, before its first job: the embedded emulator started when no server is
 named (and the notice saying why), the question of what the server is (``GET /api/system_stats``,
-asked without the key: Comfy Cloud answers it publicly), and what to say when a server wants a key
+asked without the key: Comfy Cloud answers it publicly; a server without it that answers
+``GET /api/v2/health`` speaks Comfy API v2), and what to say when a server wants a key
 this client may not send it. It holds no key: it is handed the
 :class:`~comfy_nb._secret.Secret` that may go to the server (see :mod:`comfy_nb._config`).
 """
@@ -12,9 +13,23 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._config import CLOUD_URL_VARIABLE, KEY_VARIABLE, Target, cloud_url, local_url
+from .._config import (
+    CLOUD_URL_VARIABLE,
+    KEY_VARIABLE,
+    V2_KEY_VARIABLE,
+    V2_URL_VARIABLE,
+    Target,
+    cloud_url,
+    local_url,
+)
 from .._secret import Secret
-from ..errors import AuthenticationError, NotFoundError, RequestError, TransportError
+from ..errors import (
+    AuthenticationError,
+    ComfyError,
+    NotFoundError,
+    RequestError,
+    TransportError,
+)
 from ._transport import HttpResponse, Transport
 
 log = logging.getLogger("comfy_nb")
@@ -24,7 +39,7 @@ log = logging.getLogger("comfy_nb")
 class ServerInfo:
     """What ``/api/system_stats`` said: the dialect, the stats and the version."""
 
-    dialect: str  # "cloud" or "local"
+    dialect: str  # "cloud", "local" or "v2"
     stats: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
 
@@ -67,6 +82,10 @@ async def identify(transport: Transport, offered_key: Secret | None, target: Tar
     try:
         answer = await _system_stats(transport, connect_timeout)
     except RequestError as exc:
+        v2_may_answer = exc.status in (404, 405) or (exc.status in (401, 403)
+                                                     and not offered_key)
+        if v2_may_answer and await _speaks_v2(transport, connect_timeout):
+            return ServerInfo("v2")
         if exc.status not in (401, 403) or not offered_key:
             raise _refusal(exc, where, target) from None
         transport.api_key = offered_key
@@ -85,6 +104,18 @@ async def identify(transport: Transport, offered_key: Secret | None, target: Tar
     version = system.get("cloud_version") or system.get("comfyui_version")
     return ServerInfo("cloud" if "cloud_version" in system else "local", stats,
                       str(version) if version else None)
+
+
+async def _speaks_v2(transport: Transport, connect_timeout: float) -> bool:
+    """Whether the server answers Comfy API v2's ``GET /api/v2/health`` (which needs no key)
+    with a JSON object."""
+    try:
+        answer = await asyncio.wait_for(
+            transport.request("GET", "/api/v2/health", what="asking for Comfy API v2"),
+            connect_timeout)
+        return isinstance(answer.json(), dict)
+    except (ComfyError, ValueError, asyncio.TimeoutError):
+        return False
 
 
 async def _system_stats(transport: Transport, connect_timeout: float) -> HttpResponse:
@@ -119,5 +150,6 @@ def key_hint(target: Target, where: str) -> str:
     """What to do about a server that wants a key this client does not send it."""
     if target.key_withheld:
         return (f"{KEY_VARIABLE} is sent only to Comfy Cloud ({cloud_url()}; "
-                f"{CLOUD_URL_VARIABLE} moves it): pass api_key=... to send a key to {where}.")
+                f"{CLOUD_URL_VARIABLE} moves it), {V2_KEY_VARIABLE} only to the origin of "
+                f"{V2_URL_VARIABLE}: pass api_key=... to send a key to {where}.")
     return f"Pass api_key=... (or set {KEY_VARIABLE} for Comfy Cloud)."

@@ -1,10 +1,15 @@
 """One client's link to one server: :class:`Connection`.
 
 It owns the transport (httpx, retries), the dialect (found out by asking the server, without the
-key), the key (sent only once the server has shown that it speaks the Cloud API), the embedded
-emulator when no server is named, the one websocket and the routing of its events to the jobs
-being followed, and every request about the server's queue, jobs, files and models. Events that
-arrive while a submission waits for its answer are kept for the job the answer names.
+key), the key (sent only once the server has shown that it speaks the Cloud API or Comfy API
+v2), the embedded emulator when no server is named, the one websocket (or, on Comfy API v2, the
+SSE stream of each followed job, :mod:`comfy_nb.client._sse`) and the routing of its events to
+the jobs being followed, and every request about the server's queue, jobs, files and models.
+Events that arrive while a submission waits for its answer are kept for the job the answer
+names. On v2 the requests of its own routes go to :mod:`comfy_nb.client._v2` (jobs),
+:mod:`~comfy_nb.client._v2_submit` and :mod:`~comfy_nb.client._v2_assets`; what v2 lacks (node
+definitions, model lists, system stats) is asked of the v1 routes of the same origin, and is
+:class:`~comfy_nb.errors.FeatureUnavailable` where the server has none.
 
 Must not: stage, upload or validate workflows, or know the result cache (that is the run pipeline,
 :mod:`comfy_nb.client._runs`); never put the key in a URL, a log line or an error it raises.
@@ -22,14 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import Target
 from .._secret import Secret
-from ..errors import AuthenticationError, ComfyError
+from ..errors import AuthenticationError, ComfyError, FeatureUnavailable, RequestError
 from ..events import Event, Status
 from ._backoff import Backoff, RetryPolicy
 from ._connecting import identify, key_hint, start_emulator
 from ._dialects import DIALECTS, Dialect, JobSnapshot, JobStatus, job_path
 from ._events import EventSocket, WebSocketRefused
+from ._sse import EventStreams
 from ._submission import Submission, post_prompt
 from ._transport import Transport
+from ._v2 import PREFIX as V2_PREFIX
+from ._v2 import V2_OUTCOMES, V2Dialect, unavailable
+from ._v2_assets import download as v2_download
+from ._v2_assets import upload as v2_upload
+from ._v2_submit import post_job
 
 if TYPE_CHECKING:
     from ..job import AsyncJob
@@ -63,6 +74,7 @@ class Connection:
         self.emulator: Any = None  # the embedded emulator this connection started, if any
         self._transport: Transport | None = None
         self._socket: EventSocket | None = None
+        self._streams: EventStreams | None = None  # Comfy API v2: one SSE stream per job
         self._dialect: Dialect | None = None
         self._jobs: dict[str, AsyncJob] = {}
         self._submitting = 0  # submissions waiting for the server's answer
@@ -117,6 +129,9 @@ class Connection:
             if self._opened:
                 return
             url = self._target.url
+            forced = self._forced_dialect
+            if url is not None and url.rstrip("/").endswith(V2_PREFIX):  # the v2 API's own URL
+                url, forced = url.rstrip("/")[:-len(V2_PREFIX)], "v2"
             if url is None:
                 self.emulator = await asyncio.to_thread(
                     start_emulator, self._target, self._forced_dialect, self._emulator_options)
@@ -127,9 +142,14 @@ class Connection:
             self._transport = Transport(url, timeout=self._timeout, retry=self.retry,
                                         download_timeout=self._download_timeout)
             try:
-                self._dialect = DIALECTS[self._forced_dialect or await self._detect_dialect()]
+                name = forced or await self._detect_dialect()
+                self._dialect = V2Dialect() if name == "v2" else DIALECTS[name]
                 self._key_for(self._dialect.name)
-                if self._use_websocket:
+                if isinstance(self._dialect, V2Dialect):
+                    if self._use_websocket:
+                        self._streams = EventStreams(self._transport, self._dialect,
+                                                     self._route, self._nudge)
+                elif self._use_websocket:
                     await self._open_socket()
             except BaseException:
                 await self._release()
@@ -150,12 +170,14 @@ class Connection:
         return found.dialect
 
     def _key_for(self, dialect: str) -> None:
-        """Send the offered key from now on if the server speaks the Cloud API; never to a
-        local ComfyUI (not even one that asked for a key while connecting)."""
+        """Send the offered key from now on if the server speaks the Cloud API (as
+        ``X-API-Key``) or Comfy API v2 (as ``Authorization: Bearer``); never to a local ComfyUI
+        (not even one that asked for a key while connecting)."""
         assert self._transport is not None
-        self._api_key = self._offered_key if dialect == "cloud" else None
+        self._api_key = self._offered_key if dialect in ("cloud", "v2") else None
         self._transport.api_key = self._api_key
-        if dialect == "cloud" and self._api_key is None and self._target.key_withheld:
+        self._transport.bearer = dialect == "v2"
+        if dialect in ("cloud", "v2") and self._api_key is None and self._target.key_withheld:
             log.warning("comfy_nb: %s speaks the Comfy Cloud API, but %s", self.url,
                         key_hint(self._target, self.url))
 
@@ -194,6 +216,9 @@ class Connection:
         if self._socket is not None:
             await self._socket.close()
             self._socket = None
+        if self._streams is not None:
+            await self._streams.close()
+            self._streams = None
         if self._transport is not None:
             await self._transport.aclose()
         if self.emulator is not None:
@@ -228,6 +253,12 @@ class Connection:
         elif self._submitting and event.prompt_id:  # maybe of a job whose answer is on its way
             self._unclaimed.append(event)
 
+    def _nudge(self, prompt_id: str) -> None:
+        """Have a job read its state now (its event stream fell silent, or broke)."""
+        job = self._jobs.get(prompt_id)
+        if job is not None:
+            job.wake()
+
     async def _resync(self) -> None:
         """After a reconnect, events may have been lost: re-read every live job."""
         for job in list(self._jobs.values()):
@@ -248,8 +279,12 @@ class Connection:
         http, dialect = await self._ready_dialect()
         self._submitting += 1
         try:
-            answer = await post_prompt(http, dialect, submission, self.retry,
-                                       known_jobs=lambda: set(self._jobs))
+            if isinstance(dialect, V2Dialect):
+                answer = await post_job(http, dialect, submission, self.retry,
+                                        known_jobs=lambda: set(self._jobs))
+            else:
+                answer = await post_prompt(http, dialect, submission, self.retry,
+                                           known_jobs=lambda: set(self._jobs))
         except BaseException:
             self._submitting -= 1
             if not self._submitting:
@@ -265,6 +300,8 @@ class Connection:
             job.feed(event)
         if not self._submitting:
             self._unclaimed.clear()
+        if self._streams is not None and not job.done:
+            self._streams.follow(job.id)
 
     def followed(self, prompt_id: str) -> AsyncJob | None:
         """The job of that id this connection follows, if any."""
@@ -274,6 +311,8 @@ class Connection:
         """Stop routing events to a job that ended."""
         if self._jobs.get(job.id) is job:
             del self._jobs[job.id]
+            if self._streams is not None:
+                self._streams.stop(job.id)
 
     def _removed_from_queue(self, prompt_ids: list[str]) -> None:
         """Jobs this client deleted from the queue end as cancelled (a local server forgets
@@ -303,7 +342,10 @@ class Connection:
 
     async def snapshot(self, prompt_id: str) -> JobSnapshot:
         http, dialect = await self._ready_dialect()
-        return await dialect.snapshot(http, prompt_id)
+        snap = await dialect.snapshot(http, prompt_id)
+        if self._streams is not None and snap.status.terminal:  # read before its stream said it
+            self._streams.conclude(prompt_id, V2_OUTCOMES[snap.status])
+        return snap
 
     # -- the queue -----------------------------------------------------------------------------
 
@@ -349,8 +391,14 @@ class Connection:
 
     async def upload(self, path: str, filename: str, data: bytes, content_type: str,
                      fields: dict[str, str]) -> dict[str, Any]:
-        """POST one file to an upload route; the server's answer."""
-        http = await self.ready()
+        """POST one file to an upload route; the server's answer. On Comfy API v2 the file
+        becomes an input asset (see :mod:`comfy_nb.client._v2_assets`)."""
+        http, dialect = await self._ready_dialect()
+        if isinstance(dialect, V2Dialect):
+            if path != "/api/upload/image":
+                raise FeatureUnavailable("Comfy API v2 has no mask uploads: paint the mask into "
+                                         "the image's alpha channel and upload that")
+            return await v2_upload(http, dialect, filename, data, content_type)
         response = await http.request("POST", path, files={"image": (filename, data,
                                                                       content_type)},
                                       data=fields, what="uploading " + filename)
@@ -358,15 +406,29 @@ class Connection:
         return answer
 
     async def download(self, params: dict[str, str], to: Path | None) -> bytes | Path:
-        http = await self.ready()
+        http, dialect = await self._ready_dialect()
+        if isinstance(dialect, V2Dialect):
+            return await v2_download(http, dialect, params, to)
         return await http.download("/api/view", params, to=to)
 
     async def object_info(self) -> dict[str, Any]:
-        """The server's node definitions, asked now."""
+        """The server's node definitions, asked now (on Comfy API v2, of the v1 route of the
+        same origin: :class:`FeatureUnavailable` where there is none)."""
         http = await self.ready()
-        info: dict[str, Any] = (await http.request("GET", "/api/object_info",
-                                                   what="reading node definitions")).json()
+        info: dict[str, Any] = (await self._v1(http, "/api/object_info",
+                                               "reading node definitions",
+                                               "node definitions (interact, pre-submit "
+                                               "validation, %comfy nodes)")).json()
         return info
+
+    async def _v1(self, http: Transport, path: str, what: str, feature: str) -> Any:
+        """GET a v1 route; on a v2 server without it, :class:`FeatureUnavailable`."""
+        try:
+            return await http.request("GET", path, what=what)
+        except RequestError as exc:
+            if self.dialect != "v2" or exc.status not in (404, 405):
+                raise
+        raise FeatureUnavailable(unavailable(feature))
 
     async def models(self, folder: str | None = "checkpoints") -> list[str]:
         http, dialect = await self._ready_dialect()
@@ -374,12 +436,15 @@ class Connection:
 
     async def system_stats(self) -> dict[str, Any]:
         http = await self.ready()
-        stats: dict[str, Any] = (await http.request("GET", "/api/system_stats",
-                                                    what="reading system stats")).json()
+        stats: dict[str, Any] = (await self._v1(http, "/api/system_stats",
+                                                "reading system stats",
+                                                "system stats")).json()
         return stats
 
     async def user(self) -> dict[str, Any]:
         http = await self.ready()
+        if self.dialect == "v2":
+            return {"status": "Comfy API v2 server (no account endpoint)"}
         if self.dialect != "cloud":
             return {"status": "local server (no account)"}
         user: dict[str, Any] = (await http.request("GET", "/api/user",

@@ -83,7 +83,8 @@ class Requester(Protocol):
 
     async def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
                       files: Any = None, data: Any = None, retry_unsafe: bool = False,
-                      what: str | None = None, ok_statuses: Any = ()) -> Any: ...
+                      what: str | None = None, ok_statuses: Any = (),
+                      headers: Any = None) -> Any: ...
 
 
 def job_path(job_id: str) -> str:

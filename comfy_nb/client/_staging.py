@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import FeatureUnavailable
 from ._caching import DeferredUploads
 
 if TYPE_CHECKING:
@@ -83,8 +84,17 @@ class Stager:
         object_info: dict[str, Any] | None = None
         if loaded.format == "ui" or overrides or validate or loaded.bundled:
             # a bundled workflow takes the server's own model files: never from a copy
-            object_info = await self._definitions.get(
-                refresh=bool(loaded.bundled) and not self._definitions.confirmed)
+            try:
+                object_info = await self._definitions.get(
+                    refresh=bool(loaded.bundled) and not self._definitions.confirmed)
+            except FeatureUnavailable as exc:
+                if loaded.format == "ui":  # converting it needs them
+                    raise FeatureUnavailable(f"this workflow is in the editor's format, and "
+                                             f"converting it needs node definitions: {exc}. "
+                                             "Export it with 'Export (API)' instead"
+                                             ) from None
+                # an API-format workflow goes as it is; the server checks it on submit
+                log.debug("comfy_nb: no node definitions, so no check before submitting")
         unconfirmed = object_info is not None and not self._definitions.confirmed
         try:
             return await self._stage_with(loaded.copy() if unconfirmed else loaded, overrides,

@@ -12,6 +12,7 @@ partner-node key) and are encoded here, revealing them only into the bytes sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import io
 import json as _json
@@ -20,7 +21,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +31,14 @@ import httpx
 
 from .._secret import Secret, install_log_redaction, reveal_all
 from .._version import package_version
-from ..errors import ComfyError, DownloadTimeout, InvalidURL, RequestError, TransportError
+from ..errors import (
+    AuthenticationError,
+    ComfyError,
+    DownloadTimeout,
+    InvalidURL,
+    RequestError,
+    TransportError,
+)
 from ._backoff import RetryPolicy
 from ._http_errors import body_of, error_for_status, parse_retry_after
 
@@ -99,20 +107,25 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 class _ApiKeyAuth(httpx.Auth):
-    """Puts the API key into the ``X-API-Key`` header of each request of the API client (the
-    storage client has no auth), revealing it only into the request's own headers."""
+    """Puts the API key into each request of the API client (the storage client has no auth),
+    revealing it only into the request's own headers: ``X-API-Key`` (Comfy Cloud's API), or
+    ``Authorization: Bearer`` (Comfy API v2) when the transport's ``bearer`` is set. Only to
+    the API's own origin: a request to any other host gets no key."""
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
     def auth_flow(self, request: httpx.Request) -> Any:
         key = self._transport.api_key
-        if key:
-            request.headers["X-API-Key"] = key.reveal()
+        if key and _origin(request.url) == self._transport.origin:
+            if self._transport.bearer:
+                request.headers["Authorization"] = "Bearer " + key.reveal()
+            else:
+                request.headers["X-API-Key"] = key.reveal()
         yield request
 
     def __repr__(self) -> str:
-        return "<X-API-Key auth>"
+        return "<API key auth>"
 
 
 def _json_body(value: Any) -> bytes:
@@ -205,6 +218,8 @@ class Transport:
         self._origin = _origin(url)
         self._display = self._origin + url.path.rstrip("/")
         self._api_key = Secret.of(api_key, "api_key")
+        #: send the key as ``Authorization: Bearer`` (Comfy API v2) instead of ``X-API-Key``
+        self.bearer = False
         self._retry = retry
         self._timeout = httpx.Timeout(timeout)
         self._user_agent = user_agent or f"comfy-nb/{package_version()}"
@@ -230,6 +245,11 @@ class Transport:
         return self._base_url
 
     @property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` of the API: the only place the key goes."""
+        return self._origin
+
+    @property
     def api_key(self) -> Secret | None:
         """The key sent as ``X-API-Key`` on API requests from now on (None: no key)."""
         return self._api_key
@@ -241,7 +261,8 @@ class Transport:
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                       json: Any = None, files: Any = None, data: Mapping[str, Any] | None = None,
                       retry_unsafe: bool = False, what: str | None = None,
-                      ok_statuses: Collection[int] = ()) -> HttpResponse:
+                      ok_statuses: Collection[int] = (),
+                      headers: Mapping[str, str] | None = None) -> HttpResponse:
         """Send one API request and read the whole answer.
 
         Raises a :class:`~comfy_nb.errors.RequestError` subclass for a status >= 400
@@ -253,19 +274,23 @@ class Transport:
         refused it). ``what`` names the operation in messages (default ``"METHOD path"``). File
         objects in ``files`` are rewound by httpx on a retry; pass bytes for unseekable sources.
         ``json`` may hold :class:`~comfy_nb._secret.Secret` values: they are sent as their value.
+        ``headers``: more request headers (never the key: that is the transport's).
         """
         method = method.upper()
         self._check_path(path)
         label = what or f"{method} {path}"
         may_repeat = method in IDEMPOTENT_METHODS or retry_unsafe
         url = self._base_url + path
+        sent_headers = dict(headers or {})
+        if json is not None:
+            sent_headers["Content-Type"] = "application/json"
 
         async def attempt() -> HttpResponse:
             try:
                 response = await self._client.request(
                     method, url, params=params, files=files, data=data,
                     content=None if json is None else _json_body(json),
-                    headers=None if json is None else {"Content-Type": "application/json"})
+                    headers=sent_headers or None)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 never_sent = isinstance(exc, NEVER_SENT)
                 raise _Failure(self._unreachable(exc, never_sent=never_sent),
@@ -321,6 +346,41 @@ class Transport:
                 "saved); the server may be overloaded or the connection slow. A client made "
                 "with a larger download_timeout waits longer") from None
 
+    @contextlib.asynccontextmanager
+    async def stream_lines(self, path: str, *, headers: Mapping[str, str] | None = None,
+                           what: str | None = None,
+                           read_timeout: float | None = 60.0) -> AsyncIterator[
+                               AsyncIterator[str]]:
+        """GET ``path`` as a long-lived stream (Server-Sent Events): yields an iterator of the
+        answer's text lines, without their line endings. An error status raises its typed
+        error (as :meth:`request`, never retried here); a broken or silent connection
+        (nothing for ``read_timeout`` seconds) raises :class:`TransportError` from the
+        iteration."""
+        self._check_path(path)
+        label = what or f"GET {path}"
+        timeout = httpx.Timeout(self._timeout.connect, read=read_timeout,
+                                write=self._timeout.write, pool=self._timeout.pool)
+        try:
+            async with self._client.stream("GET", self._base_url + path, headers=headers,
+                                           timeout=timeout) as response:
+                log.debug("%s -> %d", label, response.status_code)
+                if response.status_code >= 400:
+                    content = await self._read_capped(response)
+                    raise self._status_failure(response.status_code, content,
+                                               dict(response.headers.items()), label,
+                                               False).error
+
+                async def lines() -> AsyncIterator[str]:
+                    try:
+                        async for line in response.aiter_lines():
+                            yield line.rstrip("\r\n")
+                    except (httpx.TransportError, httpx.DecodingError) as exc:
+                        raise self._unreachable(exc) from None
+
+                yield lines()
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise self._unreachable(exc, never_sent=isinstance(exc, NEVER_SENT)) from None
+
     async def aclose(self) -> None:
         """Close the pooled connections (API and storage)."""
         await self._client.aclose()
@@ -360,6 +420,11 @@ class Transport:
         if body is None:
             body = self._redact(body_of(content, headers.get("content-type")))
         error = error_for_status(status, body, retry_after=retry_after, what=label)
+        if status == 401 and self.bearer:  # Comfy API v2: its own variables
+            error = AuthenticationError(
+                f"{label} was refused (401): the API key is missing or wrong. Pass api_key=... "
+                "or set COMFY_API_KEY (and COMFY_BASE_URL to this server).", status=status,
+                body=body)
         retryable = status == 429 or (may_repeat and status in RETRYABLE_STATUSES)
         return _Failure(error, retryable=retryable, retry_after=retry_after)
 

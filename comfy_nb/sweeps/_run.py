@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._loop import LoopThread
-from ..errors import JobCancelled, ParameterError, SweepTimeout, WorkflowInvalid
+from ..errors import (
+    FeatureUnavailable,
+    JobCancelled,
+    ParameterError,
+    SweepTimeout,
+    WorkflowInvalid,
+)
 from ..workflow._params import SEED_INPUTS, resolve
 from ._items import CANCELLED, FAILED, SUCCEEDED, SweepData, SweepItem, SweepState
 from ._values import combinations
@@ -73,7 +79,10 @@ class AsyncSweep(SweepData):
         client = self.client
         base = (await client.prepare(self.workflow, overrides=dict(self.overrides),
                                      validate=False)).prompt
-        object_info = await client.object_info()
+        try:
+            object_info: dict[str, Any] | None = await client.object_info()
+        except FeatureUnavailable:  # a Comfy API v2 server: names resolve by the workflow alone
+            object_info = None
         paths: dict[str, str] = {}
         for name, _ in self.axes:
             node_id, input_name = resolve(base, name, object_info)

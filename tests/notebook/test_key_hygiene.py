@@ -327,3 +327,58 @@ def run(ip: InteractiveShell, source: str) -> Any:
     outcome = ip.run_cell(source)
     outcome.raise_error()
     return outcome.result
+
+
+# -- Comfy API v2 ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def v2_tap(emulators: Emulators) -> Iterator[tuple[Wiretap, str]]:
+    """comfy-api-proxy (its token: the canary) over a local emulator, behind a wiretap; yields
+    the wiretap and the proxy's own URL."""
+    from ..v2_proxy import serve_proxy
+
+    with serve_proxy(str(emulators(step_delay=0.0).url), token=CANARY) as proxy:
+        tap = Wiretap(proxy.url).start()
+        try:
+            yield tap, proxy.url
+        finally:
+            tap.close()
+
+
+def test_a_v2_server_gets_the_key_as_a_bearer_token_only(v2_tap: tuple[Wiretap, str]) -> None:
+    tap, _ = v2_tap
+    with comfy_nb.connect(tap.url, api_key=CANARY) as client:
+        assert client.dialect == "v2"
+        run_and_download(client)
+        client.upload_image(b"\x89PNG\r\n\x1a\n" + bytes(range(64)), name="canary.png")
+    heads = tap.requests()
+    asking = [head for head in heads
+              if head.startswith((b"GET /api/system_stats ", b"GET /api/v2/health "))]
+    assert heads[:2] == asking  # what it is: asked first, without the key
+    assert all(CANARY.encode() not in head for head in asking)
+    api = heads[2:]  # then the key on every request (v1 routes of the same origin included)
+    assert any(head.startswith(b"GET /api/v2/jobs/") and b"/events " in head for head in api)
+    assert any(head.startswith(b"HEAD /api/v2/assets/by-hash/blake3:") for head in api)
+    for head in api:
+        first_line, _, headers = head.partition(b"\r\n")
+        assert b"\r\nauthorization: bearer " + CANARY.encode() + b"\r\n" in (
+            b"\r\n" + headers.lower().replace(CANARY.lower().encode(), CANARY.encode()))
+        assert CANARY.encode() not in first_line  # never in a URL
+        assert b"x-api-key" not in headers.lower()
+
+
+def test_the_v2_environment_key_goes_to_comfy_base_url_only(
+        v2_tap: tuple[Wiretap, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tap, _ = v2_tap
+    monkeypatch.setenv("COMFY_API_KEY", CANARY)
+    monkeypatch.setenv("COMFY_BASE_URL", "http://127.0.0.1:9")  # another server's origin
+    with comfy_nb.connect(tap.url) as client:
+        assert client.dialect == "v2"
+        with pytest.raises(AuthenticationError, match="COMFY_API_KEY"):
+            client.run("txt2img", steps=1, timeout=WAIT)
+    assert not tap.carries(CANARY)
+    monkeypatch.setenv("COMFY_BASE_URL", tap.url)  # now it is the key's server
+    with comfy_nb.connect() as client:
+        run_and_download(client)
+    assert tap.carries(CANARY)
