@@ -29,7 +29,7 @@ from .. import ledger  # noqa: F401  (records every job submitted, through job_o
 from .._config import resolve, url_argument
 from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data
-from ..errors import ComfyError, JobTimeout
+from ..errors import ComfyError, FeatureUnavailable, JobTimeout
 from ..job import AsyncJob, Job
 from ..result import OutputFile, Result
 from ._backoff import RetryPolicy
@@ -366,9 +366,18 @@ class AsyncClient:
         if stats is None:
             try:
                 stats = await self.system_stats()
+            except FeatureUnavailable:  # a v2 server without v1 routes: no status to read
+                stats = {}
             except ComfyError as exc:
-                return describe_connection(self.url, self.dialect, {"error": str(exc)})
-            self._server.stats = stats if isinstance(stats, dict) else None
+                stats = {"error": str(exc)}
+            else:
+                self._server.stats = stats if isinstance(stats, dict) else None
+        if self.emulator is not None and not stats.get("emulator"):
+            # the embedded emulator this client started says what it is even where its
+            # dialect has no status route (v2)
+            from ..emulator import STAND_IN_NOTICE
+
+            stats = {**stats, "emulator": {"notice": STAND_IN_NOTICE}}
         return describe_connection(self.url, self.dialect, stats)
 
     async def user(self) -> dict[str, Any]:
