@@ -67,6 +67,7 @@ class V2Server:
         self.jobs: dict[str, V2Job] = {}
         self.keys: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.canceled: set[str] = set()  # queued jobs a cancel took off the queue
+        self.canceling: set[str] = set()  # running jobs being interrupted: read as canceling
         self.assets = AssetBook()
         self.output_ids = OutputIds(secrets.token_bytes(32))
         self.open_streams = 0
@@ -107,7 +108,8 @@ class V2Server:
             return {"status": "failed", "outputs": outputs, "error": failure(messages),
                     "outputs_reused": reused}
         if any(item.prompt_id == job_id for item in state.queue.running()):
-            return {"status": "running", "outputs": [], "outputs_reused": False,
+            return {"status": "canceling" if job_id in self.canceling else "running",
+                    "outputs": [], "outputs_reused": False,
                     "progress": {"value": 0.0, "nodes_done": 0, "nodes_total": 0}}
         pending = [item.prompt_id for item in state.queue.pending()]
         if job_id in pending:
@@ -374,6 +376,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         return not_found(job_id)
     if not v2.state.faults.cancel_noop:
         if found["status"] == "running":
+            v2.canceling.add(job_id)  # read as canceling until the interrupt ends it
             v2.state.interrupt(job_id)
         elif found["status"] == "queued" and v2.state.cancel_pending({job_id}):
             v2.canceled.add(job_id)

@@ -176,6 +176,8 @@ def test_cancel_interrupts_a_running_job(slow: RunningEmulator, http: httpx.Clie
     answer = http.post(f"/api/v2/jobs/{job_id}/cancel")
     assert answer.status_code == 200
     assert answer.json()["status"] == "canceling"
+    seen = status(http, job_id)  # until the interrupt lands: canceling, never running again
+    assert seen in ("canceling", "canceled"), seen
     assert wait_until(http, job_id, {"canceled", "succeeded", "failed"}) == "canceled"
 
 
