@@ -339,7 +339,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response({"jobs": listed, "truncated": False})
 
 
-async def get_job(request: web.Request) -> web.Response:
+def _known_job(request: web.Request) -> tuple[V2Server, str, str, dict[str, Any]] | web.Response:
+    """The server, job id, external base URL and status of the job a request names, or the 404
+    for an id that is no UUID or a job the server never had."""
     v2 = v2_of(request)
     job_id = request.match_info["id"]
     if not is_uuid(job_id):
@@ -348,6 +350,14 @@ async def get_job(request: web.Request) -> web.Response:
     found = v2.status_of(job_id, base)
     if found["status"] == "unknown" and job_id not in v2.jobs:
         return not_found(job_id)
+    return v2, job_id, base, found
+
+
+async def get_job(request: web.Request) -> web.Response:
+    known = _known_job(request)
+    if isinstance(known, web.Response):
+        return known
+    v2, job_id, base, found = known
     return web.json_response(v2.job_json(job_id, found, base))
 
 
@@ -366,14 +376,10 @@ async def cancel_job(request: web.Request) -> web.Response:
     """Cancel: a running job is interrupted (``canceling``, then ``canceled``), a queued one
     leaves the queue (``canceled``); a finished one answers its state. With ``cancel_noop``
     nothing is cancelled and a running job answers ``canceling``, a queued one ``queued``."""
-    v2 = v2_of(request)
-    job_id = request.match_info["id"]
-    if not is_uuid(job_id):
-        return not_found(job_id)
-    base = external_base(request)
-    found = v2.status_of(job_id, base)
-    if found["status"] == "unknown" and job_id not in v2.jobs:
-        return not_found(job_id)
+    known = _known_job(request)
+    if isinstance(known, web.Response):
+        return known
+    v2, job_id, base, found = known
     if not v2.state.faults.cancel_noop:
         if found["status"] == "running":
             v2.canceling.add(job_id)  # read as canceling until the interrupt ends it

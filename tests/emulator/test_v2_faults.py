@@ -185,6 +185,7 @@ def test_cancel_takes_a_queued_job_off_the_queue(slow: RunningEmulator,
                                                  http: httpx.Client) -> None:
     first = submit(http, 8)
     second = submit(http, 9)
+    wait_until(http, first, {"running"})  # then the second is first in the queue
     assert http.get(f"/api/v2/jobs/{second}").json()["queue_position"] == 1
     answer = http.post(f"/api/v2/jobs/{second}/cancel").json()
     assert answer["status"] == "canceled"
@@ -209,8 +210,9 @@ def test_cancel_noop_answers_canceling_and_the_job_succeeds(slow: RunningEmulato
 def test_cancel_noop_leaves_a_queued_job_queued(slow: RunningEmulator,
                                                 http: httpx.Client) -> None:
     slow.set_faults(cancel_noop=True)
-    submit(http, 11)
+    first = submit(http, 11)
     second = submit(http, 12)
+    wait_until(http, first, {"running"})  # then the second is first in the queue
     answer = http.post(f"/api/v2/jobs/{second}/cancel").json()
     assert answer["status"] == "queued" and answer["queue_position"] == 1
     assert wait_until(http, second, {"canceled", "succeeded", "failed"}) == "succeeded"
