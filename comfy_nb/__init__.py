@@ -23,7 +23,8 @@ _LAZY: dict[str, str] = {
          "SweepTimeout", "TransportError", "UnexpectedContent", "ValidationError",
          "WorkflowError", "WorkflowInvalid"),
         ".errors"),
-    **dict.fromkeys(("AsyncClient", "Client", "JobStatus", "connect"), ".client"),
+    **dict.fromkeys(("AsyncClient", "AsyncPool", "Client", "JobStatus", "NoMemberCanRun", "Pool",
+                     "connect"), ".client"),
     "RetryPolicy": ".client._backoff",
     "ResultCache": ".cache",
     "AsyncJob": ".job", "Job": ".job", "JobProgress": ".job",
@@ -41,7 +42,7 @@ _SUBMODULES = {"cache", "errors", "events", "ledger", "recordings", "sweeps"}
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from . import cache, errors, events, ledger, recordings, sweeps
     from .cache import ResultCache
-    from .client import AsyncClient, Client, JobStatus, connect
+    from .client import AsyncClient, AsyncPool, Client, JobStatus, NoMemberCanRun, Pool, connect
     from .client._backoff import RetryPolicy
     from .errors import (
         AuthenticationError,
@@ -129,6 +130,7 @@ def interact(workflow: Any, *names: str, **options: Any) -> Interact:
 __all__ = [
     "AsyncClient",
     "AsyncJob",
+    "AsyncPool",
     "AsyncReplayClient",
     "AsyncSweep",
     "AuthenticationError",
@@ -145,11 +147,13 @@ __all__ = [
     "JobProgress",
     "JobStatus",
     "JobTimeout",
+    "NoMemberCanRun",
     "NodeError",
     "NotFoundError",
     "OutputFile",
     "ParameterError",
     "PaymentRequiredError",
+    "Pool",
     "RateLimitError",
     "Recording",
     "ReplayClient",

@@ -16,6 +16,7 @@ _ERRORS = ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFai
            "ServerError", "SubmissionUncertain", "TransportError", "UnexpectedContent",
            "ValidationError")
 _LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._client",
+         "AsyncPool": "._pool", "Pool": "._pool", "NoMemberCanRun": "._pool_routing",
          "JobStatus": "._dialects", "PreparedPrompt": "._runs",
          **dict.fromkeys(_ERRORS, "..errors")}
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     )
     from ._client import AsyncClient, Client, connect
     from ._dialects import JobStatus
+    from ._pool import AsyncPool, Pool
+    from ._pool_routing import NoMemberCanRun
     from ._runs import PreparedPrompt
 
 
@@ -60,6 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AsyncClient",
+    "AsyncPool",
     "AuthenticationError",
     "Client",
     "ComfyError",
@@ -71,9 +75,11 @@ __all__ = [
     "JobLost",
     "JobStatus",
     "JobTimeout",
+    "NoMemberCanRun",
     "NodeError",
     "NotFoundError",
     "PaymentRequiredError",
+    "Pool",
     "PreparedPrompt",
     "RateLimitError",
     "RequestError",

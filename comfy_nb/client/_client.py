@@ -19,6 +19,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import ledger  # noqa: F401  (records every job submitted, through job_observers)
-from .._config import resolve, url_argument
+from .._config import URL_VARIABLE, resolve, url_argument
 from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data
 from ..errors import ComfyError, FeatureUnavailable, JobTimeout
@@ -643,7 +644,7 @@ class Client:
 
 
 def connect(
-    url: str | None = None,
+    url: str | list[str] | tuple[str, ...] | None = None,
     *,
     api_key: str | Secret | None = None,
     dialect: str | None = None,
@@ -668,8 +669,23 @@ def connect(
     ``api_key`` goes to the server it is passed for; ``COMFY_CLOUD_API_KEY`` goes only to Comfy
     Cloud, ``COMFY_API_KEY`` only to the origin of ``COMFY_BASE_URL``. A key is sent only once
     the server has shown that it speaks the Cloud API, or Comfy API v2 (``dialect="v2"``, found
-    by ``GET /api/v2/health``; the key then goes as ``Authorization: Bearer``)."""
+    by ``GET /api/v2/health``; the key then goes as ``Authorization: Bearer``).
+
+    Several servers (a list, or a string with commas, also in ``COMFY_URL``) make a
+    :class:`~comfy_nb.client._pool.Pool`: one client with the same methods, each run going to
+    the server that will start it soonest (``api_key`` then goes only to the one ``"cloud"``)."""
     api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
+    from ._pool import Pool, pool_urls
+
+    urls = pool_urls(url if url is not None else os.environ.get(URL_VARIABLE))
+    if urls is not None and len(urls) > 1:
+        return Pool(urls, api_key=api_key, dialect=dialect, websocket=websocket,
+                    timeout=timeout, connect_timeout=connect_timeout, retry=retry,
+                    poll_interval=poll_interval, cache_dir=cache_dir, client_id=client_id,
+                    emulator_options=emulator_options, result_cache=result_cache,
+                    download_timeout=download_timeout)
+    if isinstance(url, (list, tuple)):  # one server in a list: a client of it
+        url = urls[0] if urls else None
     return Client(url, api_key=api_key, dialect=dialect, websocket=websocket, timeout=timeout,
                   connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,
                   cache_dir=cache_dir, client_id=client_id, emulator_options=emulator_options,

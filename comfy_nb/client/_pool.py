@@ -45,3 +45,588 @@ cleanest way to make "pending jobs move" exact is to keep a pool-side queue, pla
 member only when a slot there is free, so a member that disappears holds only its running jobs;
 that needs a job object that exists before it has a server, the next step of this module.
 """
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from .._loop import LoopThread
+from .._secret import Secret
+from ..errors import ComfyError, FeatureUnavailable, NotFoundError
+from ..job import AsyncJob
+from ..result import Result
+from ._backoff import RetryPolicy
+from ._client import AsyncClient, Client
+from ._pool_routing import NoMemberCanRun, Requirements, lacking, requirements
+from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
+
+if TYPE_CHECKING:
+    from ..cache import ResultCache
+    from ._files import ClientFiles
+
+__all__ = ["AsyncPool", "Pool", "member_keys", "pool_urls"]
+
+log = logging.getLogger("comfy_nb")
+WorkflowLike = Any
+KeyArgument = str | Secret | Mapping[str, str | Secret | None] | None
+
+
+def pool_urls(url: str | Iterable[str] | None) -> list[str] | None:
+    """The members a ``url`` argument names when it names more than one (a list, or a string
+    with commas, as ``COMFY_URL`` may hold); None for a single server."""
+    if url is None:
+        return None
+    entries = url.split(",") if isinstance(url, str) else list(url)
+    if isinstance(url, str) and len(entries) < 2:
+        return None
+    urls = [entry.strip() for entry in entries if isinstance(entry, str) and entry.strip()]
+    if len(urls) != len(entries):
+        raise ValueError("a pool's servers are URLs (or 'cloud'), none of them empty")
+    if not urls:
+        raise ValueError("a pool needs at least one server")
+    if len(set(urls)) != len(urls):
+        raise ValueError(f"a server is named twice in {urls}")
+    return urls
+
+
+def member_keys(urls: list[str], api_key: KeyArgument) -> dict[str, Secret | None]:
+    """Each member's key. A mapping gives each member its own (by URL); one key is given only
+    when exactly one member is ``"cloud"`` (it goes there); without a key each member finds its
+    own as a single client would (``COMFY_CLOUD_API_KEY`` only for Comfy Cloud, ``COMFY_API_KEY``
+    only for the origin of ``COMFY_BASE_URL``). No key ever goes to another member."""
+    if api_key is None:
+        return dict.fromkeys(urls)
+    if isinstance(api_key, Mapping):
+        unknown = [url for url in api_key if url not in urls]
+        if unknown:
+            raise ValueError(f"api_key names servers that are not in the pool: {unknown}")
+        return {url: Secret.of(api_key.get(url), "api_key") for url in urls}
+    key = Secret.of(api_key, "api_key")
+    clouds = [url for url in urls if url == "cloud"]
+    if len(clouds) != 1:
+        raise ValueError("a pool sends each key to one server only: pass api_key={url: key, ...}")
+    return {url: (key if url == "cloud" else None) for url in urls}
+
+
+@dataclass
+class Member:
+    """One server of a pool: its client, how many jobs it runs at once, and how many jobs the
+    pool has placed there that have not ended."""
+
+    client: AsyncClient
+    capacity: int
+    index: int
+    placed: int = 0
+    definitions: dict[str, Any] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+    def ahead(self) -> tuple[float, float, int]:
+        """How soon a job placed now would start, as a sort key: jobs ahead of it per slot
+        (0 with a free slot), then the load per slot, then the pool's order."""
+        load = max(self.placed, self.client.queue_remaining or 0)
+        waiting = max(0, load + 1 - self.capacity)
+        return waiting / self.capacity, load / self.capacity, self.index
+
+    def lane(self) -> dict[str, Any]:
+        return {"server": self.url, "capacity": self.capacity, "placed": self.placed}
+
+
+class Members:
+    """The members of one pool, shared by its two parts, and which member holds which job."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.all = members
+        self.owners: dict[str, Member] = {}
+
+    def owner(self, prompt_id: str) -> Member | None:
+        return self.owners.get(prompt_id)
+
+    def by_owner(self, prompt_ids: list[str]) -> dict[int, tuple[Member, list[str]]]:
+        groups: dict[int, tuple[Member, list[str]]] = {}
+        for prompt_id in prompt_ids:
+            owners = [self.owners[prompt_id]] if prompt_id in self.owners else self.all
+            for member in owners:
+                groups.setdefault(member.index, (member, []))[1].append(prompt_id)
+        return groups
+
+
+class PoolServer:
+    """The :class:`~comfy_nb.client._parts.Server` part of a pool: every call goes to the
+    member it concerns, or to all of them."""
+
+    def __init__(self, members: Members) -> None:
+        self._members = members
+        self.client_id = uuid.uuid4().hex
+        self.server_version: str | None = None
+        self.stats: dict[str, Any] | None = None
+        self._closed = False
+
+    @property
+    def poll_interval(self) -> float:
+        return min(member.client.poll_interval for member in self._members.all)
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        for member in self._members.all:
+            member.client.poll_interval = seconds
+
+    @property
+    def queue_remaining(self) -> int | None:
+        counts = [member.client.queue_remaining for member in self._members.all]
+        known = [count for count in counts if count is not None]
+        return sum(known) if known else None
+
+    @queue_remaining.setter
+    def queue_remaining(self, count: int | None) -> None:
+        pass  # each member's websocket keeps its own
+
+    @property
+    def url(self) -> str:
+        return ", ".join(member.url for member in self._members.all)
+
+    @property
+    def dialect(self) -> str:
+        return "pool"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def emulator(self) -> Any:
+        return None
+
+    async def open(self) -> None:
+        opened = await asyncio.gather(*(member.client.open() for member in self._members.all),
+                                      return_exceptions=True)
+        failures = [outcome for outcome in opened if isinstance(outcome, BaseException)]
+        if failures:  # every member must answer for now; see the note on failover
+            await self.close()
+            raise failures[0]
+        versions = sorted({member.client.server_version or "?" for member in self._members.all})
+        self.server_version = ", ".join(versions)
+
+    async def close(self) -> None:
+        self._closed = True
+        await asyncio.gather(*(member.client.aclose() for member in self._members.all),
+                             return_exceptions=True)
+
+    async def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Each member's recent jobs (up to ``limit`` each), with the ``server`` they are on."""
+        found: list[dict[str, Any]] = []
+        for member in self._members.all:
+            found += [{**job, "server": member.url} for job in await member.client.jobs(limit)]
+        return found
+
+    async def queue(self) -> list[dict[str, Any]]:
+        """Every member's queue, with the ``server`` each job is on: running jobs first."""
+        entries: list[dict[str, Any]] = []
+        for member in self._members.all:
+            entries += [{**entry, "server": member.url} for entry in await member.client.queue()]
+        return sorted(entries, key=lambda entry: entry.get("position") != 0)
+
+    async def cancel(self, prompt_id: str) -> bool:
+        owner = self._members.owner(prompt_id)
+        for member in [owner] if owner else self._members.all:
+            if await member.client.cancel(prompt_id):
+                return True
+        return False
+
+    async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
+        live: list[str] = []
+        for member, ids in self._members.by_owner(prompt_ids).values():
+            live += await member.client.cancel_many(ids)
+        return live
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        owner = self._members.owner(prompt_id) if prompt_id else None
+        for member in [owner] if owner else self._members.all:
+            await member.client.interrupt(prompt_id)
+
+    async def clear_queue(self) -> None:
+        for member in self._members.all:
+            await member.client.clear_queue()
+
+    async def delete(self, prompt_ids: list[str]) -> None:
+        for member, ids in self._members.by_owner(prompt_ids).values():
+            await member.client.delete(ids)
+
+    async def download(self, params: dict[str, str], to: Path | None) -> bytes | Path:
+        """The file from the first member that has it (a Result downloads its files from the
+        member that made it; this is for files named by hand)."""
+        missing: NotFoundError | None = None
+        for member in self._members.all:
+            try:
+                return await member.client.download(params, to)
+            except NotFoundError as exc:
+                missing = exc
+        assert missing is not None
+        raise missing
+
+    async def models(self, folder: str | None = "checkpoints") -> list[str]:
+        """The model files (or folders) any member has."""
+        found: set[str] = set()
+        for member in self._members.all:
+            found.update(await member.client.models(folder))
+        return sorted(found)
+
+    async def system_stats(self) -> dict[str, Any]:
+        """Each member's ``/system_stats``, by URL."""
+        return {member.url: await member.client.system_stats() for member in self._members.all}
+
+    async def user(self) -> dict[str, Any]:
+        """The account of each member that has accounts, by URL."""
+        accounts = [member for member in self._members.all
+                    if member.client.dialect in ("cloud", "v2")]
+        if not accounts:
+            raise FeatureUnavailable("no server of the pool has accounts (local servers have "
+                                     "none)")
+        return {member.url: await member.client.user() for member in accounts}
+
+
+class PoolRuns:
+    """The :class:`~comfy_nb.client._parts.Runs` part of a pool: each run goes, through the
+    public methods of a member's client, to the compatible member that will start it soonest."""
+
+    def __init__(self, members: Members) -> None:
+        self._members = members
+        self._releases: set[asyncio.Task[None]] = set()
+
+    async def candidates(self, workflow: WorkflowLike, wanted: dict[str, Any]) -> list[Member]:
+        """The members whose node definitions have what the workflow needs; else
+        :class:`NoMemberCanRun` saying what each lacks."""
+        needs = requirements(workflow, wanted)
+        if needs == Requirements():
+            return list(self._members.all)
+        lacks: dict[str, list[str]] = {}
+        able: list[Member] = []
+        for member in self._members.all:
+            try:
+                definitions = await member.client.object_info()
+            except FeatureUnavailable:  # no definitions to check against: the member checks
+                able.append(member)
+                continue
+            missing = lacking(needs, definitions)
+            if missing:
+                lacks[member.url] = missing
+            else:
+                able.append(member)
+        if not able:
+            raise NoMemberCanRun(lacks)
+        return able
+
+    async def choose(self, workflow: WorkflowLike, wanted: dict[str, Any]) -> Member:
+        """The compatible member that will start the run soonest (not yet counted)."""
+        return min(await self.candidates(workflow, wanted), key=Member.ahead)
+
+    def place(self, member: Member) -> None:
+        member.placed += 1
+
+    def placed(self, member: Member, job: AsyncJob) -> None:
+        """``job`` runs on ``member``: counted there until it ends."""
+        self._members.owners[job.id] = member
+
+        async def release() -> None:
+            try:
+                with contextlib.suppress(ComfyError, RuntimeError):
+                    await job.wait()
+            finally:
+                member.placed -= 1
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def submit(self, workflow: Any, *, prompt_id: str | None,
+                     extra_data: dict[str, Any] | None, partner_key: bool | str | Secret,
+                     front: bool, validate: bool, overrides: dict[str, Any] | None,
+                     cache: bool | None, params: dict[str, Any]) -> AsyncJob:
+        member = await self.choose(workflow, {**(overrides or {}), **params})
+        self.place(member)  # counted before awaiting, so runs submitted at once spread
+        try:
+            job = await member.client.submit(
+                workflow, prompt_id=prompt_id, extra_data=extra_data, partner_key=partner_key,
+                front=front, validate=validate, overrides=overrides, cache=cache, **params)
+        except BaseException:
+            member.placed -= 1
+            raise
+        self.placed(member, job)
+        return job
+
+    async def prepare(self, workflow: Any, overrides: dict[str, Any],
+                      validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
+        member = await self.choose(workflow, overrides)
+        prepared = await member.client.prepare(workflow, overrides=overrides, validate=validate)
+        return prepared.prompt, prepared.seeds
+
+    async def cached_result(self, workflow: Any, overrides: dict[str, Any],
+                            validate: bool) -> Result | None:
+        for member in await self.candidates(workflow, overrides):
+            hit = await member.client.cached_result(workflow, overrides=overrides,
+                                                    validate=validate)
+            if hit is not None:
+                return hit
+        return None
+
+    async def follow(self, prompt_id: str) -> AsyncJob:
+        owner = self._members.owner(prompt_id)
+        if owner is None:
+            for member in self._members.all:
+                known = await member.client.jobs(100) + await member.client.queue()
+                if any(prompt_id in (entry.get("id"), entry.get("prompt_id"))
+                       for entry in known):
+                    owner = member
+                    break
+        if owner is None:
+            raise NotFoundError(f"no server of the pool knows job {prompt_id}", status=404)
+        return await owner.client.job(prompt_id)
+
+    async def object_info(self, refresh: bool = False) -> dict[str, Any]:
+        """The node classes any member has (each as the first member having it defines it)."""
+        merged: dict[str, Any] = {}
+        for member in self._members.all:
+            for name, definition in (await member.client.object_info(refresh)).items():
+                merged.setdefault(name, definition)
+        return merged
+
+    async def upload_image(self, image: Any, *, name: str | None, subfolder: str,
+                           overwrite: bool, kind: str) -> str:
+        """Uploaded to every member, so its name works whichever runs the job (a file passed
+        to ``run``/``submit`` itself goes only to the member that runs it)."""
+        names = {await member.client.upload_image(image, name=name, subfolder=subfolder,
+                                                  overwrite=overwrite, kind=kind)
+                 for member in self._members.all}
+        return _one_name(names)
+
+    async def upload_mask(self, mask: Any, original: str, *, name: str | None,
+                          subfolder: str, kind: str) -> str:
+        names = {await member.client.upload_mask(mask, original, name=name,
+                                                 subfolder=subfolder, kind=kind)
+                 for member in self._members.all}
+        return _one_name(names)
+
+    def settled(self, prompt_id: str, result: Result) -> bool:
+        return True  # a pool's runs are settled by the member's own run
+
+    async def settle(self, prompt_id: str, result: Result) -> None:
+        pass
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        pass  # each member flushes its own results as it closes
+
+    async def wind_down(self) -> None:
+        for task in list(self._releases):
+            task.cancel()
+
+
+def _one_name(names: set[str]) -> str:
+    if len(names) != 1:
+        raise ComfyError(f"the servers of the pool named the upload differently ({sorted(names)})"
+                         "; pass the file to run() or submit() instead, which uploads it to the "
+                         "server that runs the job")
+    return names.pop()
+
+
+class _MemberFiles:
+    """Where the members' Results read their files from: setting the synchronous pool's loop
+    sets every member's (what :class:`~comfy_nb.Client` does for its one client)."""
+
+    def __init__(self, members: Members) -> None:
+        self._members = members
+        self._loop: LoopThread | None = None
+
+    @property
+    def loop(self) -> LoopThread | None:
+        return self._loop
+
+    @loop.setter
+    def loop(self, loop: LoopThread | None) -> None:
+        self._loop = loop
+        for member in self._members.all:
+            files = member.client._files  # the hook Client._start_core sets, per member
+            if files is not None:
+                files.loop = loop
+
+
+class AsyncPool(AsyncClient):
+    """Several servers as one :class:`~comfy_nb.AsyncClient`: ``urls`` are their URLs (or
+    ``"cloud"``). ``api_key``: one key for the one ``"cloud"`` member, or ``{url: key}``; the
+    other options are :class:`~comfy_nb.AsyncClient`'s, for every member. ``capacity``: how many
+    jobs a member runs at once, by URL (1 when not said)."""
+
+    def __init__(
+        self,
+        urls: Iterable[str],
+        *,
+        api_key: KeyArgument = None,
+        dialect: str | None = None,
+        websocket: bool = True,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 1.0,
+        cache_dir: str | Path | None = None,
+        client_id: str | None = None,
+        emulator_options: dict[str, Any] | None = None,
+        result_cache: ResultCache | None = None,
+        download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
+        capacity: Mapping[str, int] | None = None,
+    ) -> None:
+        names = pool_urls(list(urls))
+        assert names is not None
+        keys = member_keys(names, api_key)
+        capacity = dict(capacity or {})
+        unknown = [url for url in capacity if url not in names]
+        if unknown:
+            raise ValueError(f"capacity names servers that are not in the pool: {unknown}")
+        if any(not isinstance(slots, int) or slots < 1 for slots in capacity.values()):
+            raise ValueError("a member's capacity is a whole number of jobs, at least 1")
+        members = [Member(AsyncClient(
+            url, api_key=keys[url], dialect=dialect, websocket=websocket, timeout=timeout,
+            connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,
+            cache_dir=cache_dir, client_id=client_id, emulator_options=emulator_options,
+            result_cache=result_cache, download_timeout=download_timeout),
+            capacity.get(url, 1), index) for index, url in enumerate(names)]
+        self._members = Members(members)
+        self._pool_runs = PoolRuns(self._members)
+        self._compose(PoolServer(self._members), self._pool_runs,
+                      cast("ClientFiles", _MemberFiles(self._members)))
+
+    @property
+    def members(self) -> list[AsyncClient]:
+        """The client of each member, in the pool's order."""
+        return [member.client for member in self._members.all]
+
+    def lanes(self) -> list[dict[str, Any]]:
+        """Each member's ``server``, ``capacity`` and the jobs ``placed`` there not yet ended."""
+        return [member.lane() for member in self._members.all]
+
+    def server_of(self, prompt_id: str) -> str | None:
+        """The URL of the member a job of this pool was placed on."""
+        owner = self._members.owner(prompt_id)
+        return owner.url if owner else None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    async def __aenter__(self) -> AsyncPool:
+        await self.open()
+        return self
+
+    async def open(self) -> AsyncPool:
+        """Connect every member (each as a single client connects)."""
+        await self._server.open()
+        return self
+
+    async def run(
+        self,
+        workflow: WorkflowLike,
+        *,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        prompt_id: str | None = None,
+        extra_data: dict[str, Any] | None = None,
+        partner_key: bool | str | Secret = False,
+        front: bool = False,
+        validate: bool = True,
+        overrides: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Result:
+        """Run on the compatible member that will start it soonest (see
+        :meth:`AsyncClient.run`); the Result's ``server`` says which."""
+        runs = self._pool_runs
+        member = await runs.choose(workflow, {**(overrides or {}), **params})
+        runs.place(member)  # counted before awaiting, so runs started at once spread
+        try:
+            result = await member.client.run(
+                workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
+                extra_data=extra_data, partner_key=partner_key, front=front,
+                validate=validate, overrides=overrides, **params)
+        finally:
+            member.placed -= 1
+        self._members.owners[result.prompt_id] = member
+        return result
+
+    async def describe(self) -> str:
+        """Each member, as a single client describes it."""
+        parts = [await member.client.describe() for member in self._members.all]
+        return f"A pool of {len(parts)} servers:\n" + "\n".join(parts)
+
+
+class Pool(Client):
+    """The synchronous pool: :class:`AsyncPool`'s methods, blocking, as :class:`~comfy_nb.Client`
+    has :class:`~comfy_nb.AsyncClient`'s."""
+
+    def __init__(
+        self,
+        urls: Iterable[str],
+        *,
+        api_key: KeyArgument = None,
+        dialect: str | None = None,
+        websocket: bool = True,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 1.0,
+        cache_dir: str | Path | None = None,
+        client_id: str | None = None,
+        emulator_options: dict[str, Any] | None = None,
+        result_cache: ResultCache | None = None,
+        download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
+        capacity: Mapping[str, int] | None = None,
+    ) -> None:
+        urls = list(urls)
+        keys = member_keys(pool_urls(urls) or urls, api_key)  # bad arguments fail before a thread
+
+        def make() -> AsyncClient:
+            return AsyncPool(
+                urls, api_key=keys, dialect=dialect, websocket=websocket, timeout=timeout,
+                connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,
+                cache_dir=cache_dir, client_id=client_id, emulator_options=emulator_options,
+                result_cache=result_cache, download_timeout=download_timeout, capacity=capacity)
+
+        self._start_core(make)
+
+    @property
+    def async_client(self) -> AsyncPool:
+        assert isinstance(self._async, AsyncPool)
+        return self._async
+
+    @property
+    def members(self) -> list[AsyncClient]:
+        """The client of each member, in the pool's order."""
+        return self.async_client.members
+
+    def lanes(self) -> list[dict[str, Any]]:
+        """Each member's ``server``, ``capacity`` and the jobs ``placed`` there not yet ended."""
+        return self.async_client.lanes()
+
+    def server_of(self, prompt_id: str) -> str | None:
+        """The URL of the member a job of this pool was placed on."""
+        return self.async_client.server_of(prompt_id)
+
+    def __repr__(self) -> str:
+        return f"<Pool {self.url}>"
+
+    def run(self, workflow: WorkflowLike, *, timeout: float | None = None,
+            cache: bool | None = None, prompt_id: str | None = None,
+            extra_data: dict[str, Any] | None = None, partner_key: bool | str | Secret = False,
+            front: bool = False, validate: bool = True,
+            overrides: dict[str, Any] | None = None, **params: Any) -> Result:
+        """Submit to the member that will start it soonest, and wait (see :meth:`Client.run`;
+        interrupting the wait or a timeout cancels the remote job too)."""
+        return self._run(self._async.run(
+            workflow, timeout=timeout, cache=cache, prompt_id=prompt_id, extra_data=extra_data,
+            partner_key=partner_key, front=front, validate=validate, overrides=overrides,
+            **params))
+
