@@ -1,0 +1,245 @@
+"""Pools: several emulators behind one client, over real sockets. Runs spread over the members
+by free capacity, go only to members that have what they need (else the error names what each
+lacks), and each member's key goes to that member only."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import json
+from typing import Any
+
+import pytest
+
+import comfy_nb
+from comfy_nb import AsyncPool, NoMemberCanRun, Pool
+from comfy_nb.emulator import RunningEmulator
+
+from ..factories import Emulators
+from ..fixture_paths import COMFYUI
+from ..wiretap import Wiretap
+
+
+def invert(color: int) -> dict[str, Any]:
+    """EmptyImage -> ImageInvert -> SaveImage; a new ``color`` defeats the server's cache."""
+    return {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage",
+              "inputs": {"images": ["2", 0], "filename_prefix": "pool_test"}},
+    }
+
+
+def txt2img(checkpoint: str) -> dict[str, Any]:
+    """A recorded txt2img prompt, two steps, loading ``checkpoint``."""
+    body = json.loads((COMFYUI / "runs" / "txt2img_random_sd15_preview_metadata"
+                       / "post_prompt.json").read_text("utf-8"))
+    prompt: dict[str, Any] = copy.deepcopy(body["request"]["body"]["prompt"])
+    for node in prompt.values():
+        if node["class_type"] == "KSampler":
+            node["inputs"]["steps"] = 2
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node["inputs"]["ckpt_name"] = checkpoint
+    return prompt
+
+
+async def pool_of(*servers: RunningEmulator, **options: Any) -> AsyncPool:
+    return await AsyncPool([server.url for server in servers], poll_interval=0.1,
+                           **options).open()
+
+
+async def history_ids(server: RunningEmulator) -> list[str]:
+    """The ids of the jobs ``server`` ran, read from it by a client of its own."""
+    async with comfy_nb.AsyncClient(server.url, api_key=server.api_key) as client:
+        return [job["id"] for job in await client.jobs(100)]
+
+
+# -- making a pool --------------------------------------------------------------------------------
+
+def test_connect_makes_a_pool_of_several_servers_and_a_client_of_one(
+        emulators: Emulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = emulators(), emulators()
+    with comfy_nb.connect(first.url) as single:
+        assert type(single) is comfy_nb.Client
+        assert single.url == first.url
+    with comfy_nb.connect([first.url]) as listed:
+        assert type(listed) is comfy_nb.Client
+    with comfy_nb.connect([first.url, second.url]) as pool:
+        assert isinstance(pool, Pool)
+        assert [member.url for member in pool.members] == [first.url, second.url]
+        assert pool.dialect == "pool"
+    monkeypatch.setenv("COMFY_URL", f"{first.url}, {second.url}")
+    with comfy_nb.connect() as pool:
+        assert isinstance(pool, Pool)
+        assert [member.url for member in pool.members] == [first.url, second.url]
+
+
+def test_bad_pool_arguments_fail_before_connecting(emulators: Emulators) -> None:
+    server = emulators()
+    with pytest.raises(ValueError, match="named twice"):
+        comfy_nb.connect([server.url, server.url])
+    with pytest.raises(ValueError, match="none of them empty"):
+        comfy_nb.connect(f"{server.url},,{server.url}")
+    with pytest.raises(ValueError, match="api_key=\\{url: key"):
+        comfy_nb.connect([server.url, "http://127.0.0.1:9"], api_key="sk-one-key-for-two")
+    with pytest.raises(ValueError, match="not in the pool"):
+        Pool([server.url], capacity={"http://elsewhere:8188": 2})
+
+
+# -- scheduling -----------------------------------------------------------------------------------
+
+async def test_runs_started_at_once_spread_one_per_free_member(emulators: Emulators) -> None:
+    servers = [emulators(node_delay=0.5) for _ in range(3)]
+    pool = await pool_of(*servers)
+    try:
+        results = await asyncio.gather(*(pool.run(invert(color)) for color in range(6)))
+        assert all(len(result.files) == 1 for result in results)
+        ran_on = collections.Counter(result.server for result in results)
+        assert ran_on == {server.url: 2 for server in servers}
+        for server in servers:  # each ran exactly the jobs the pool says it sent there
+            mine = {result.prompt_id for result in results if result.server == server.url}
+            assert set(await history_ids(server)) == mine
+            assert server.max_concurrent_jobs_seen <= 1
+        assert all(lane["placed"] == 0 for lane in pool.lanes())
+    finally:
+        await pool.aclose()
+
+
+async def test_a_member_gets_a_second_job_only_when_every_member_is_busy(
+        emulators: Emulators) -> None:
+    first, second = emulators(node_delay=1.0), emulators(node_delay=1.0)
+    pool = await pool_of(first, second)
+    try:
+        jobs = [await pool.submit(invert(color)) for color in range(3)]
+        assert [pool.server_of(job.id) for job in jobs] == [first.url, second.url, first.url]
+        assert [lane["placed"] for lane in pool.lanes()] == [2, 1]
+        results = [await job.wait(30) for job in jobs]
+        assert [result.server for result in results] == [first.url, second.url, first.url]
+        # once they ended, the first member is free again and comes first
+        await asyncio.sleep(0)  # the pool counts a job out as its wait ends
+        for _ in range(50):
+            if [lane["placed"] for lane in pool.lanes()] == [0, 0]:
+                break
+            await asyncio.sleep(0.05)
+        assert [lane["placed"] for lane in pool.lanes()] == [0, 0]
+        assert (await pool.run(invert(99))).server == first.url
+    finally:
+        await pool.aclose()
+
+
+async def test_capacity_lets_a_member_take_several_jobs_before_the_others(
+        emulators: Emulators) -> None:
+    cloud = emulators("cloud", node_delay=1.0, tier="creator")  # three jobs at once
+    local = emulators(node_delay=1.0)
+    pool = await AsyncPool([cloud.url, local.url], api_key={cloud.url: cloud.api_key},
+                           capacity={cloud.url: 3}, poll_interval=0.1).open()
+    try:
+        jobs = [await pool.submit(invert(color)) for color in range(5)]
+        placed = [pool.server_of(job.id) for job in jobs]
+        # a free slot first (the cloud's three, the local one); then the fewest jobs ahead
+        # per slot: one ahead of three slots starts sooner than one ahead of one
+        assert placed == [cloud.url, local.url, cloud.url, cloud.url, cloud.url]
+        assert [lane["placed"] for lane in pool.lanes()] == [4, 1]
+        assert sorted(await pool.cancel_many([job.id for job in jobs])) == sorted(
+            job.id for job in jobs)
+    finally:
+        await pool.aclose()
+
+
+# -- routing by what a member has ------------------------------------------------------------------
+
+async def test_a_run_goes_to_the_only_member_with_its_model(emulators: Emulators) -> None:
+    plain = emulators(checkpoints=("plain.safetensors",), step_delay=0.0)
+    special = emulators(checkpoints=("special.safetensors",), step_delay=0.0)
+    pool = await pool_of(plain, special)
+    try:
+        for _ in range(2):  # though the other member is free, twice
+            result = await pool.run(txt2img("special.safetensors"))
+            assert result.server == special.url
+        assert await history_ids(plain) == []
+        assert (await pool.run(txt2img("plain.safetensors"))).server == plain.url
+    finally:
+        await pool.aclose()
+
+
+async def test_a_run_no_member_can_take_says_what_each_lacks(emulators: Emulators) -> None:
+    first = emulators(checkpoints=("one.safetensors",))
+    second = emulators(checkpoints=("two.safetensors",))
+    pool = await pool_of(first, second)
+    try:
+        prompt = txt2img("one.safetensors")
+        prompt["99"] = {"class_type": "NodeNobodyHas", "inputs": {}}
+        with pytest.raises(NoMemberCanRun) as raised:
+            await pool.submit(prompt)
+        message = str(raised.value)
+        assert f"{first.url}: lacks node NodeNobodyHas\n" in message
+        assert (f"{second.url}: lacks node NodeNobodyHas, model one.safetensors "
+                "(CheckpointLoaderSimple.ckpt_name)") in message
+        assert raised.value.lacks == {
+            first.url: ["node NodeNobodyHas"],
+            second.url: ["node NodeNobodyHas",
+                         "model one.safetensors (CheckpointLoaderSimple.ckpt_name)"]}
+        with pytest.raises(NoMemberCanRun, match=r"three\.safetensors"):
+            await pool.run(txt2img("one.safetensors"), ckpt_name="three.safetensors")
+        assert await pool.queue() == []
+        assert await history_ids(first) == [] and await history_ids(second) == []
+    finally:
+        await pool.aclose()
+
+
+# -- files and keys -------------------------------------------------------------------------------
+
+async def test_an_image_passed_to_a_run_is_uploaded_only_where_it_runs(
+        emulators: Emulators) -> None:
+    from PIL import Image
+
+    first, second = emulators(node_delay=1.0), emulators()
+    pool = await pool_of(first, second)
+    try:
+        prompt = {
+            "1": {"class_type": "LoadImage", "inputs": {"image": Image.new("RGB", (4, 4), "red")}},
+            "2": {"class_type": "SaveImage",
+                  "inputs": {"images": ["1", 0], "filename_prefix": "pool_upload"}},
+        }
+        before = {server.url: set(server.input_dir.iterdir()) for server in (first, second)}
+        busy = await pool.submit(invert(1))  # the first member is busy: the run goes second
+        result = await pool.run(prompt)
+        assert result.server == second.url
+        await busy.wait(30)
+        assert set(first.input_dir.iterdir()) == before[first.url]
+        assert len(set(second.input_dir.iterdir()) - before[second.url]) == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_each_key_goes_to_its_own_member_only(emulators: Emulators) -> None:
+    local = emulators()
+    cloud = emulators("cloud", api_key="sk-cloud-key-of-the-pool")
+    other_cloud = emulators("cloud", api_key="sk-other-cloud-key")
+    taps = [Wiretap(server.url) for server in (local, cloud, other_cloud)]
+    for tap in taps:
+        tap.start()
+    try:
+        urls = [tap.url for tap in taps]
+        pool = await AsyncPool(urls, poll_interval=0.1, api_key={
+            urls[1]: "sk-cloud-key-of-the-pool", urls[2]: "sk-other-cloud-key"}).open()
+        try:
+            results = await asyncio.gather(*(pool.run(invert(color)) for color in range(3)))
+            assert {result.server for result in results} == set(urls)
+            for result in results:  # the files come from the member that made them
+                assert (await result.files[0].aread()).startswith(b"\x89PNG")
+        finally:
+            await pool.aclose()
+        local_tap, cloud_tap, other_tap = taps
+        assert local_tap.requests()
+        assert not local_tap.carries("sk-cloud-key-of-the-pool")
+        assert not local_tap.carries("sk-other-cloud-key")
+        assert cloud_tap.carries("sk-cloud-key-of-the-pool")
+        assert not cloud_tap.carries("sk-other-cloud-key")
+        assert other_tap.carries("sk-other-cloud-key")
+        assert not other_tap.carries("sk-cloud-key-of-the-pool")
+    finally:
+        for tap in taps:
+            tap.close()
