@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
+import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from comfy_nb.emulator import RunningEmulator
 
 from ..factories import Emulators
 from ..fixture_paths import COMFYUI
+from ..hiding_proxy import HidingProxy
 from ..wiretap import Wiretap
 
 
@@ -215,9 +218,10 @@ async def test_an_image_passed_to_a_run_is_uploaded_only_where_it_runs(
 
 
 async def test_each_key_goes_to_its_own_member_only(emulators: Emulators) -> None:
-    local = emulators()
-    cloud = emulators("cloud", api_key="sk-cloud-key-of-the-pool")
-    other_cloud = emulators("cloud", api_key="sk-other-cloud-key")
+    # jobs that take a while, so that the three runs started at once take one member each
+    local = emulators(node_delay=0.5)
+    cloud = emulators("cloud", api_key="sk-cloud-key-of-the-pool", node_delay=0.5)
+    other_cloud = emulators("cloud", api_key="sk-other-cloud-key", node_delay=0.5)
     taps = [Wiretap(server.url) for server in (local, cloud, other_cloud)]
     for tap in taps:
         tap.start()
@@ -243,3 +247,64 @@ async def test_each_key_goes_to_its_own_member_only(emulators: Emulators) -> Non
     finally:
         for tap in taps:
             tap.close()
+
+
+async def test_a_run_goes_to_the_only_member_with_its_node_class(emulators: Emulators) -> None:
+    lacking, having = emulators(), emulators(node_delay=0.5)
+    with HidingProxy(lacking.url, {"ImageInvert"}) as proxy:
+        pool = await AsyncPool([proxy.url, having.url], poll_interval=0.1).open()
+        try:
+            busy = await pool.submit(invert(1))  # though the first member comes first
+            assert pool.server_of(busy.id) == having.url
+            # and though the second member is busy now
+            assert (await pool.run(invert(2))).server == having.url
+            await busy.wait(30)
+            assert await history_ids(lacking) == []
+            # a run without that node class may go to either: here the free one
+            blank = {"1": {"class_type": "EmptyImage", "inputs": {
+                         "width": 8, "height": 8, "batch_size": 1, "color": 5}},
+                     "2": {"class_type": "SaveImage",
+                           "inputs": {"images": ["1", 0], "filename_prefix": "pool_test"}}}
+            assert (await pool.run(blank)).server == proxy.url
+        finally:
+            await pool.aclose()
+
+
+# -- the synchronous pool -------------------------------------------------------------------------
+
+def test_the_pools_are_twins_with_the_clients_methods() -> None:
+    def public(cls: type) -> dict[str, Any]:
+        return {name: inspect.signature(member) for name, member
+                in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")}
+
+    asynchronous, synchronous = public(AsyncPool), public(Pool)
+    assert set(public(comfy_nb.AsyncClient)) <= set(asynchronous)
+    assert set(asynchronous) - set(public(comfy_nb.AsyncClient)) == {"lanes", "server_of"}
+    assert set(synchronous) - set(public(comfy_nb.Client)) == {"lanes", "server_of"}
+    for name in ("run", "lanes", "server_of"):
+        mine, theirs = asynchronous[name], synchronous[name]
+        assert list(mine.parameters.values()) == list(theirs.parameters.values()), name
+    options = list(inspect.signature(AsyncPool).parameters.values())
+    assert list(inspect.signature(Pool).parameters.values()) == options
+    client_options = list(inspect.signature(comfy_nb.AsyncClient).parameters.values())
+    assert [option.name for option in options] == [
+        "urls", *[option.name for option in client_options[1:]], "capacity"]
+
+
+def test_the_synchronous_pool_runs_queues_and_cancels(emulators: Emulators,
+                                                      tmp_path: Path) -> None:
+    first, second = emulators(node_delay=3.0), emulators(node_delay=0.2)
+    with comfy_nb.connect([first.url, second.url], poll_interval=0.1) as pool:
+        assert isinstance(pool, Pool)
+        long = pool.submit(invert(1))
+        result = pool.run(invert(2))
+        assert result.server == second.url and pool.server_of(long.id) == first.url
+        saved = result.save(tmp_path)  # its files come from the member that made it
+        assert [path.read_bytes()[:4] for path in saved] == [b"\x89PNG"]
+        later = pool.submit(invert(3))
+        assert pool.server_of(later.id) == second.url
+        queued = {entry["id"]: entry["server"] for entry in pool.queue()}
+        assert queued[long.id] == first.url
+        assert sorted(pool.cancel_many([long.id, later.id])) == sorted([long.id, later.id])
+        with pytest.raises(comfy_nb.JobCancelled):
+            long.wait(30)
