@@ -35,15 +35,22 @@ when none has, :class:`~comfy_nb.client._pool_routing.NoMemberCanRun` says, memb
 what it lacks. Uploads then happen inside the chosen member's own submission: a file goes to the
 member that runs the job and nowhere else, each content once per member.
 
-Failover (the plan, not built yet). A member that stops answering is taken out of the choice
-(its websocket and reads say so: ``socket_connected``, a job's ``unreachable_for``); a job still
-pending there is cancelled on it when it comes back and placed elsewhere, a running job that was
-lost is submitted once more elsewhere, and the Result's ``server`` says where it ran. A job is
-never run twice on purpose: a job whose first member might still finish it (its submission
-uncertain, its server gone mid-run) is reported as such instead of silently repeated. The
-cleanest way to make "pending jobs move" exact is to keep a pool-side queue, placing a job on a
-member only when a slot there is free, so a member that disappears holds only its running jobs;
-that needs a job object that exists before it has a server, the next step of this module.
+Failover. A member that refuses connections is taken out of the choice for a while
+(:data:`~comfy_nb.client._pool_members.REJOIN_AFTER` seconds), then tried again, so a server
+that comes back rejoins. A submission refused before it was sent goes to the next member; one
+that may have reached the server is never sent again (the member's own submission rules hold).
+While :meth:`AsyncPool.run` waits for a job it checks the member every poll interval; when the
+member refuses connections (its server stopped, and with it its queue: a stopped ComfyUI keeps
+no queue), the run goes once more to another member, and its Result's ``server`` says which. A
+member that does not answer but still accepts connections (busy, or cut off) keeps its job: it
+may still finish it, so nothing is run twice on a guess; the wait then ends as a single client's
+does (the job is lost after ``unreachable_after`` seconds and says so).
+
+Not built yet: failover of jobs from :meth:`~comfy_nb.AsyncClient.submit` (what sweeps use):
+such a job is an :class:`~comfy_nb.job.AsyncJob` bound to its member. Moving it needs a pool
+job that can change host (or a pool-side queue that places a job on a member only when a slot
+there is free, so a member that stops holds only its running jobs). Reading a member's capacity
+from Comfy Cloud or a v2 deployment instead of ``capacity=`` is open too.
 """
 
 from __future__ import annotations
@@ -53,17 +60,24 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .._loop import LoopThread
 from .._secret import Secret
-from ..errors import ComfyError, FeatureUnavailable, NotFoundError
+from ..errors import ComfyError, FeatureUnavailable, NotFoundError, TransportError
 from ..job import AsyncJob
 from ..result import Result
 from ._backoff import RetryPolicy
 from ._client import AsyncClient, Client
+from ._pool_members import (
+    KeyArgument,
+    Member,
+    Members,
+    member_keys,
+    pool_urls,
+    refuses_connections,
+)
 from ._pool_routing import NoMemberCanRun, Requirements, lacking, requirements
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
 
@@ -71,93 +85,10 @@ if TYPE_CHECKING:
     from ..cache import ResultCache
     from ._files import ClientFiles
 
-__all__ = ["AsyncPool", "Pool", "member_keys", "pool_urls"]
+__all__ = ["AsyncPool", "NoMemberCanRun", "Pool", "member_keys", "pool_urls"]
 
 log = logging.getLogger("comfy_nb")
 WorkflowLike = Any
-KeyArgument = str | Secret | Mapping[str, str | Secret | None] | None
-
-
-def pool_urls(url: str | Iterable[str] | None) -> list[str] | None:
-    """The members a ``url`` argument names when it names more than one (a list, or a string
-    with commas, as ``COMFY_URL`` may hold); None for a single server."""
-    if url is None:
-        return None
-    entries = url.split(",") if isinstance(url, str) else list(url)
-    if isinstance(url, str) and len(entries) < 2:
-        return None
-    urls = [entry.strip() for entry in entries if isinstance(entry, str) and entry.strip()]
-    if len(urls) != len(entries):
-        raise ValueError("a pool's servers are URLs (or 'cloud'), none of them empty")
-    if not urls:
-        raise ValueError("a pool needs at least one server")
-    if len(set(urls)) != len(urls):
-        raise ValueError(f"a server is named twice in {urls}")
-    return urls
-
-
-def member_keys(urls: list[str], api_key: KeyArgument) -> dict[str, Secret | None]:
-    """Each member's key. A mapping gives each member its own (by URL); one key is given only
-    when exactly one member is ``"cloud"`` (it goes there); without a key each member finds its
-    own as a single client would (``COMFY_CLOUD_API_KEY`` only for Comfy Cloud, ``COMFY_API_KEY``
-    only for the origin of ``COMFY_BASE_URL``). No key ever goes to another member."""
-    if api_key is None:
-        return dict.fromkeys(urls)
-    if isinstance(api_key, Mapping):
-        unknown = [url for url in api_key if url not in urls]
-        if unknown:
-            raise ValueError(f"api_key names servers that are not in the pool: {unknown}")
-        return {url: Secret.of(api_key.get(url), "api_key") for url in urls}
-    key = Secret.of(api_key, "api_key")
-    clouds = [url for url in urls if url == "cloud"]
-    if len(clouds) != 1:
-        raise ValueError("a pool sends each key to one server only: pass api_key={url: key, ...}")
-    return {url: (key if url == "cloud" else None) for url in urls}
-
-
-@dataclass
-class Member:
-    """One server of a pool: its client, how many jobs it runs at once, and how many jobs the
-    pool has placed there that have not ended."""
-
-    client: AsyncClient
-    capacity: int
-    index: int
-    placed: int = 0
-    definitions: dict[str, Any] | None = None
-
-    @property
-    def url(self) -> str:
-        return self.client.url
-
-    def ahead(self) -> tuple[float, float, int]:
-        """How soon a job placed now would start, as a sort key: jobs ahead of it per slot
-        (0 with a free slot), then the load per slot, then the pool's order."""
-        load = max(self.placed, self.client.queue_remaining or 0)
-        waiting = max(0, load + 1 - self.capacity)
-        return waiting / self.capacity, load / self.capacity, self.index
-
-    def lane(self) -> dict[str, Any]:
-        return {"server": self.url, "capacity": self.capacity, "placed": self.placed}
-
-
-class Members:
-    """The members of one pool, shared by its two parts, and which member holds which job."""
-
-    def __init__(self, members: list[Member]) -> None:
-        self.all = members
-        self.owners: dict[str, Member] = {}
-
-    def owner(self, prompt_id: str) -> Member | None:
-        return self.owners.get(prompt_id)
-
-    def by_owner(self, prompt_ids: list[str]) -> dict[int, tuple[Member, list[str]]]:
-        groups: dict[int, tuple[Member, list[str]]] = {}
-        for prompt_id in prompt_ids:
-            owners = [self.owners[prompt_id]] if prompt_id in self.owners else self.all
-            for member in owners:
-                groups.setdefault(member.index, (member, []))[1].append(prompt_id)
-        return groups
 
 
 class PoolServer:
@@ -325,9 +256,19 @@ class PoolRuns:
             raise NoMemberCanRun(lacks)
         return able
 
-    async def choose(self, workflow: WorkflowLike, wanted: dict[str, Any]) -> Member:
-        """The compatible member that will start the run soonest (not yet counted)."""
-        return min(await self.candidates(workflow, wanted), key=Member.ahead)
+    async def choose(self, workflow: WorkflowLike, wanted: dict[str, Any],
+                     tried: Iterable[Member] = ()) -> Member:
+        """The compatible member that will start the run soonest (not yet counted), among
+        those not ``tried`` yet that answer (else among those not tried); else the
+        :class:`~comfy_nb.errors.TransportError` saying none could take it."""
+        tried = list(tried)
+        able = [member for member in await self.candidates(workflow, wanted)
+                if member not in tried]
+        if not able:
+            raise TransportError("no server of the pool that can run this job answers: "
+                                 + ", ".join(member.url for member in tried), never_sent=True)
+        answering = [member for member in able if member.available()]
+        return min(answering or able, key=Member.ahead)
 
     def place(self, member: Member) -> None:
         member.placed += 1
@@ -351,17 +292,30 @@ class PoolRuns:
                      extra_data: dict[str, Any] | None, partner_key: bool | str | Secret,
                      front: bool, validate: bool, overrides: dict[str, Any] | None,
                      cache: bool | None, params: dict[str, Any]) -> AsyncJob:
-        member = await self.choose(workflow, {**(overrides or {}), **params})
-        self.place(member)  # counted before awaiting, so runs submitted at once spread
-        try:
-            job = await member.client.submit(
-                workflow, prompt_id=prompt_id, extra_data=extra_data, partner_key=partner_key,
-                front=front, validate=validate, overrides=overrides, cache=cache, **params)
-        except BaseException:
-            member.placed -= 1
-            raise
-        self.placed(member, job)
-        return job
+        tried: list[Member] = []
+        while True:
+            member = await self.choose(workflow, {**(overrides or {}), **params}, tried)
+            self.place(member)  # counted before awaiting, so runs submitted at once spread
+            try:
+                job = await member.client.submit(
+                    workflow, prompt_id=prompt_id, extra_data=extra_data,
+                    partner_key=partner_key, front=front, validate=validate,
+                    overrides=overrides, cache=cache, **params)
+            except TransportError as exc:
+                member.placed -= 1
+                if not exc.never_sent:  # it may have reached the server: never sent twice
+                    raise
+                member.refused()
+                tried.append(member)
+                log.warning("comfy_nb: %s does not answer; the job goes to another server of "
+                            "the pool", member.url)
+                continue
+            except BaseException:
+                member.placed -= 1
+                raise
+            member.answered()
+            self.placed(member, job)
+            return job
 
     async def prepare(self, workflow: Any, overrides: dict[str, Any],
                       validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
@@ -545,17 +499,61 @@ class AsyncPool(AsyncClient):
         """Run on the compatible member that will start it soonest (see
         :meth:`AsyncClient.run`); the Result's ``server`` says which."""
         runs = self._pool_runs
-        member = await runs.choose(workflow, {**(overrides or {}), **params})
-        runs.place(member)  # counted before awaiting, so runs started at once spread
-        try:
-            result = await member.client.run(
+        wanted = {**(overrides or {}), **params}
+        tried: list[Member] = []
+        while True:
+            member = await runs.choose(workflow, wanted, tried)
+            runs.place(member)  # counted before awaiting, so runs started at once spread
+            running = asyncio.ensure_future(member.client.run(
                 workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
                 extra_data=extra_data, partner_key=partner_key, front=front,
-                validate=validate, overrides=overrides, **params)
-        finally:
-            member.placed -= 1
-        self._members.owners[result.prompt_id] = member
-        return result
+                validate=validate, overrides=overrides, **params))
+            gone = asyncio.ensure_future(self._gone(member))
+            try:
+                await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # the caller gave up: the member's run cancels its job
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+                raise
+            finally:
+                gone.cancel()
+                member.placed -= 1
+            if running.done():
+                try:
+                    result = running.result()
+                except TransportError as exc:
+                    if not (exc.never_sent and not tried):
+                        raise
+                    member.refused()  # refused before the job was sent: nothing ran there
+                    tried.append(member)
+                    continue
+                member.answered()
+                self._members.owners[result.prompt_id] = member
+                return result
+            # the server refuses connections now: it stopped, and its queue with it
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            member.refused()
+            tried.append(member)
+            if len(tried) > 1:
+                raise TransportError(f"the servers that took this job stopped answering: "
+                                     f"{', '.join(m.url for m in tried)}")
+            log.warning("comfy_nb: %s stopped answering while it had this job; it runs again "
+                        "on another server of the pool", member.url)
+
+    async def _gone(self, member: Member) -> None:
+        """Return once ``member`` refuses connections (its server stopped), checking every
+        poll interval; a server that answers, or cannot be reached for another reason (it
+        may still run the job), keeps its jobs."""
+        while True:
+            await asyncio.sleep(max(member.client.poll_interval, 0.1))
+            try:
+                await member.client.queue()
+            except TransportError as exc:
+                if exc.never_sent and await refuses_connections(member.url):
+                    return
+            except ComfyError:
+                pass
 
     async def describe(self) -> str:
         """Each member, as a single client describes it."""

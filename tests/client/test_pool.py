@@ -308,3 +308,33 @@ def test_the_synchronous_pool_runs_queues_and_cancels(emulators: Emulators,
         assert sorted(pool.cancel_many([long.id, later.id])) == sorted([long.id, later.id])
         with pytest.raises(comfy_nb.JobCancelled):
             long.wait(30)
+
+
+# -- failover -------------------------------------------------------------------------------------
+
+async def test_a_server_stopped_mid_run_has_its_runs_done_elsewhere_once(
+        emulators: Emulators) -> None:
+    servers = [emulators(node_delay=0.4) for _ in range(3)]
+    doomed = servers[1]
+    pool = await pool_of(*servers)
+    try:
+        runs = [asyncio.ensure_future(pool.run(invert(color), cache=False))
+                for color in range(6)]
+        for _ in range(100):  # until the doomed server runs one of them
+            if (await asyncio.to_thread(lambda: doomed.max_concurrent_jobs_seen)) >= 1:
+                break
+            await asyncio.sleep(0.05)
+        doomed.stop()
+        results = await asyncio.wait_for(asyncio.gather(*runs), 60)
+        assert sorted(result.workflow["1"]["inputs"]["color"] for result in results) == list(
+            range(6))
+        assert {result.server for result in results} <= {servers[0].url, servers[2].url}
+        ran = [await history_ids(server) for server in (servers[0], servers[2])]
+        assert sorted(ran[0] + ran[1]) == sorted(result.prompt_id for result in results)
+        lanes = {lane["server"]: lane for lane in pool.lanes()}
+        assert lanes[doomed.url]["up"] is False
+        # later runs go to the servers that answer, at once
+        more = await asyncio.gather(*(pool.run(invert(color)) for color in range(6, 9)))
+        assert {result.server for result in more} <= {servers[0].url, servers[2].url}
+    finally:
+        await pool.aclose()

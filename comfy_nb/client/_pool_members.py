@@ -1,0 +1,138 @@
+"""The members of a pool (:mod:`comfy_nb.client._pool`): which servers a ``url`` argument names
+(:func:`pool_urls`), which key each gets (:func:`member_keys`), and each member's standing
+(:class:`Member`: its capacity, the jobs placed on it, whether it answers, and how soon it would
+start a job placed now, the order the pool chooses by).
+
+Must not: submit or follow jobs (the pool's parts do, through each member's client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._secret import Secret
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient
+
+__all__ = ["REJOIN_AFTER", "KeyArgument", "Member", "Members", "member_keys", "pool_urls",
+           "refuses_connections"]
+
+KeyArgument = str | Secret | Mapping[str, str | Secret | None] | None
+REJOIN_AFTER = 5.0  # seconds before a server that refused connections is tried again
+
+
+def pool_urls(url: str | Iterable[str] | None) -> list[str] | None:
+    """The members a ``url`` argument names when it names more than one (a list, or a string
+    with commas, as ``COMFY_URL`` may hold); None for a single server."""
+    if url is None:
+        return None
+    entries = url.split(",") if isinstance(url, str) else list(url)
+    if isinstance(url, str) and len(entries) < 2:
+        return None
+    urls = [entry.strip() for entry in entries if isinstance(entry, str) and entry.strip()]
+    if len(urls) != len(entries):
+        raise ValueError("a pool's servers are URLs (or 'cloud'), none of them empty")
+    if not urls:
+        raise ValueError("a pool needs at least one server")
+    if len(set(urls)) != len(urls):
+        raise ValueError(f"a server is named twice in {urls}")
+    return urls
+
+
+def member_keys(urls: list[str], api_key: KeyArgument) -> dict[str, Secret | None]:
+    """Each member's key. A mapping gives each member its own (by URL); one key is given only
+    when exactly one member is ``"cloud"`` (it goes there); without a key each member finds its
+    own as a single client would (``COMFY_CLOUD_API_KEY`` only for Comfy Cloud, ``COMFY_API_KEY``
+    only for the origin of ``COMFY_BASE_URL``). No key ever goes to another member."""
+    if api_key is None:
+        return dict.fromkeys(urls)
+    if isinstance(api_key, Mapping):
+        unknown = [url for url in api_key if url not in urls]
+        if unknown:
+            raise ValueError(f"api_key names servers that are not in the pool: {unknown}")
+        return {url: Secret.of(api_key.get(url), "api_key") for url in urls}
+    key = Secret.of(api_key, "api_key")
+    clouds = [url for url in urls if url == "cloud"]
+    if len(clouds) != 1:
+        raise ValueError("a pool sends each key to one server only: pass api_key={url: key, ...}")
+    return {url: (key if url == "cloud" else None) for url in urls}
+
+
+@dataclass
+class Member:
+    """One server of a pool: its client, how many jobs it runs at once, and how many jobs the
+    pool has placed there that have not ended."""
+
+    client: AsyncClient
+    capacity: int
+    index: int
+    placed: int = 0
+    down_since: float | None = None  # when it last refused a connection (None: answering)
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+    def available(self) -> bool:
+        """Whether runs may go here: it answers, or it refused long enough ago to be tried
+        again (a server that comes back rejoins)."""
+        return self.down_since is None or time.monotonic() - self.down_since >= REJOIN_AFTER
+
+    def refused(self) -> None:
+        if self.down_since is None or self.available():
+            self.down_since = time.monotonic()
+
+    def answered(self) -> None:
+        self.down_since = None
+
+    def ahead(self) -> tuple[float, float, int]:
+        """How soon a job placed now would start, as a sort key: jobs ahead of it per slot
+        (0 with a free slot), then the load per slot, then the pool's order."""
+        load = max(self.placed, self.client.queue_remaining or 0)
+        waiting = max(0, load + 1 - self.capacity)
+        return waiting / self.capacity, load / self.capacity, self.index
+
+    def lane(self) -> dict[str, Any]:
+        return {"server": self.url, "capacity": self.capacity, "placed": self.placed,
+                "up": self.down_since is None}
+
+
+class Members:
+    """The members of one pool, shared by its two parts, and which member holds which job."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.all = members
+        self.owners: dict[str, Member] = {}
+
+    def owner(self, prompt_id: str) -> Member | None:
+        return self.owners.get(prompt_id)
+
+    def by_owner(self, prompt_ids: list[str]) -> dict[int, tuple[Member, list[str]]]:
+        groups: dict[int, tuple[Member, list[str]]] = {}
+        for prompt_id in prompt_ids:
+            owners = [self.owners[prompt_id]] if prompt_id in self.owners else self.all
+            for member in owners:
+                groups.setdefault(member.index, (member, []))[1].append(prompt_id)
+        return groups
+
+
+async def refuses_connections(url: str) -> bool:
+    """Whether nothing listens at ``url``'s host and port: the connection is refused (a server
+    that does not answer in time may be there still, busy or cut off)."""
+    parsed = urllib.parse.urlsplit(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parsed.hostname or "127.0.0.1", port), 5.0)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    return False
