@@ -21,7 +21,8 @@ Scheduling. Every member has a capacity: how many jobs it runs at once (a local 
 Cloud its tier's limit, a v2 deployment its limit; the client cannot read a tier, so
 ``capacity={url: n}`` says it, and 1 is assumed). A job goes to the compatible member that will
 start it soonest: the one with the fewest jobs ahead of it per slot, counting the jobs this pool
-placed there and not yet ended, and the queue length the member's websocket last reported
+placed there and not yet ended (read from the jobs themselves when asked, so a job that ended a
+moment ago frees its slot at once), and the queue length the member's websocket last reported
 (other users' jobs), whichever is larger. A member with a free slot wins over any queue, so a
 local server gets a second job only when every member is busy; ties go to the member named
 first. The choice is made and counted before the submission is awaited, so jobs submitted at
@@ -56,7 +57,6 @@ from Comfy Cloud or a v2 deployment instead of ``capacity=`` is open too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -231,7 +231,6 @@ class PoolRuns:
 
     def __init__(self, members: Members) -> None:
         self._members = members
-        self._releases: set[asyncio.Task[None]] = set()
 
     async def candidates(self, workflow: WorkflowLike, wanted: dict[str, Any]) -> list[Member]:
         """The members whose node definitions have what the workflow needs; else
@@ -270,23 +269,10 @@ class PoolRuns:
         answering = [member for member in able if member.available()]
         return min(answering or able, key=Member.ahead)
 
-    def place(self, member: Member) -> None:
-        member.placed += 1
-
     def placed(self, member: Member, job: AsyncJob) -> None:
         """``job`` runs on ``member``: counted there until it ends."""
         self._members.owners[job.id] = member
-
-        async def release() -> None:
-            try:
-                with contextlib.suppress(ComfyError, RuntimeError):
-                    await job.wait()
-            finally:
-                member.placed -= 1
-
-        task = asyncio.get_running_loop().create_task(release())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
+        member.jobs.add(job)
 
     async def submit(self, workflow: Any, *, prompt_id: str | None,
                      extra_data: dict[str, Any] | None, partner_key: bool | str | Secret,
@@ -295,14 +281,14 @@ class PoolRuns:
         tried: list[Member] = []
         while True:
             member = await self.choose(workflow, {**(overrides or {}), **params}, tried)
-            self.place(member)  # counted before awaiting, so runs submitted at once spread
+            member.reserved += 1  # counted before awaiting, so runs submitted at once spread
             try:
                 job = await member.client.submit(
                     workflow, prompt_id=prompt_id, extra_data=extra_data,
                     partner_key=partner_key, front=front, validate=validate,
                     overrides=overrides, cache=cache, **params)
             except TransportError as exc:
-                member.placed -= 1
+                member.reserved -= 1
                 if not exc.never_sent:  # it may have reached the server: never sent twice
                     raise
                 member.refused()
@@ -311,8 +297,9 @@ class PoolRuns:
                             "the pool", member.url)
                 continue
             except BaseException:
-                member.placed -= 1
+                member.reserved -= 1
                 raise
+            member.reserved -= 1
             member.answered()
             self.placed(member, job)
             return job
@@ -379,8 +366,7 @@ class PoolRuns:
         pass  # each member flushes its own results as it closes
 
     async def wind_down(self) -> None:
-        for task in list(self._releases):
-            task.cancel()
+        pass  # each member winds its own runs down as it closes
 
 
 def _one_name(names: set[str]) -> str:
@@ -503,7 +489,7 @@ class AsyncPool(AsyncClient):
         tried: list[Member] = []
         while True:
             member = await runs.choose(workflow, wanted, tried)
-            runs.place(member)  # counted before awaiting, so runs started at once spread
+            member.reserved += 1  # counted before awaiting, so runs started at once spread
             running = asyncio.ensure_future(member.client.run(
                 workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
                 extra_data=extra_data, partner_key=partner_key, front=front,
@@ -517,7 +503,7 @@ class AsyncPool(AsyncClient):
                 raise
             finally:
                 gone.cancel()
-                member.placed -= 1
+                member.reserved -= 1
             if running.done():
                 try:
                     result = running.result()

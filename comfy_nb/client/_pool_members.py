@@ -12,12 +12,13 @@ import asyncio
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._secret import Secret
 
 if TYPE_CHECKING:
+    from ..job import AsyncJob
     from ._client import AsyncClient
 
 __all__ = ["REJOIN_AFTER", "KeyArgument", "Member", "Members", "member_keys", "pool_urls",
@@ -66,14 +67,22 @@ def member_keys(urls: list[str], api_key: KeyArgument) -> dict[str, Secret | Non
 
 @dataclass
 class Member:
-    """One server of a pool: its client, how many jobs it runs at once, and how many jobs the
-    pool has placed there that have not ended."""
+    """One server of a pool: its client, how many jobs it runs at once, and the jobs the pool
+    has placed there."""
 
     client: AsyncClient
     capacity: int
     index: int
-    placed: int = 0
+    reserved: int = 0  # runs on their way there (chosen, not yet submitted or ended)
+    jobs: set[AsyncJob] = field(default_factory=set)  # jobs submitted there, until they end
     down_since: float | None = None  # when it last refused a connection (None: answering)
+
+    @property
+    def placed(self) -> int:
+        """The runs placed here that have not ended (read when asked: a job that ended a
+        moment ago no longer counts, whoever learnt it first)."""
+        self.jobs = {job for job in self.jobs if not (job.done or job.lost)}
+        return self.reserved + len(self.jobs)
 
     @property
     def url(self) -> str:

@@ -338,3 +338,17 @@ async def test_a_server_stopped_mid_run_has_its_runs_done_elsewhere_once(
         assert {result.server for result in more} <= {servers[0].url, servers[2].url}
     finally:
         await pool.aclose()
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+def test_a_sweep_over_a_pool_keeps_every_server_busy(emulators: Emulators) -> None:
+    servers = [emulators(node_delay=0.3) for _ in range(4)]
+    with comfy_nb.connect([server.url for server in servers], poll_interval=0.1) as pool:
+        swept = comfy_nb.sweep(invert(0), {"EmptyImage.color": list(range(8))}, client=pool,
+                               concurrency=4, progress="off", cache=False)
+        assert [row["status"] for row in swept.rows()] == ["succeeded"] * 8
+        ran_on = collections.Counter(item.result.server for item in swept.items
+                                     if item.result is not None)
+        assert ran_on == {server.url: 2 for server in servers}
+        assert all(server.max_concurrent_jobs_seen == 1 for server in servers)
