@@ -59,10 +59,21 @@ def member_keys(urls: list[str], api_key: KeyArgument) -> dict[str, Secret | Non
             raise ValueError(f"api_key names servers that are not in the pool: {unknown}")
         return {url: Secret.of(api_key.get(url), "api_key") for url in urls}
     key = Secret.of(api_key, "api_key")
-    clouds = [url for url in urls if url == "cloud"]
+    clouds = [url for url in urls if _is_cloud(url)]
     if len(clouds) != 1:
         raise ValueError("a pool sends each key to one server only: pass api_key={url: key, ...}")
-    return {url: (key if url == "cloud" else None) for url in urls}
+    return {url: (key if url in clouds else None) for url in urls}
+
+
+def _is_cloud(url: str) -> bool:
+    """Whether ``url`` names Comfy Cloud (``"cloud"``, or its URL)."""
+    from .._config import cloud_url, normalize_url
+    from ..errors import InvalidURL
+
+    try:
+        return normalize_url(url) == cloud_url()
+    except (InvalidURL, TypeError):
+        return False
 
 
 @dataclass

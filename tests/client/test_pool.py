@@ -352,3 +352,58 @@ def test_a_sweep_over_a_pool_keeps_every_server_busy(emulators: Emulators) -> No
                                      if item.result is not None)
         assert ran_on == {server.url: 2 for server in servers}
         assert all(server.max_concurrent_jobs_seen == 1 for server in servers)
+
+
+async def test_the_cloud_key_goes_only_to_the_cloud_member(
+        emulators: Emulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = emulators(node_delay=0.5)
+    cloud = emulators("cloud", api_key="sk-cloud-key-from-the-environment", node_delay=0.5)
+    local_tap, cloud_tap = Wiretap(local.url), Wiretap(cloud.url)
+    for tap in (local_tap, cloud_tap):
+        tap.start()
+    try:
+        monkeypatch.setenv("COMFY_NB_CLOUD_URL", cloud_tap.url)
+        for key in (None, "sk-cloud-key-from-the-environment"):  # from the environment, given
+            if key is None:
+                monkeypatch.setenv("COMFY_CLOUD_API_KEY", "sk-cloud-key-from-the-environment")
+            else:
+                monkeypatch.delenv("COMFY_CLOUD_API_KEY")
+            pool = await AsyncPool([local_tap.url, "cloud"], api_key=key,
+                                   poll_interval=0.1).open()
+            try:
+                results = await asyncio.gather(pool.run(invert(1)), pool.run(invert(2)))
+                assert {result.server for result in results} == {local_tap.url, cloud_tap.url}
+            finally:
+                await pool.aclose()
+        assert local_tap.requests() and cloud_tap.requests()
+        assert not local_tap.carries("sk-cloud-key-from-the-environment")
+        assert cloud_tap.carries("sk-cloud-key-from-the-environment")
+    finally:
+        local_tap.close()
+        cloud_tap.close()
+
+
+async def test_a_key_for_the_cloud_never_reaches_a_v2_member(emulators: Emulators,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    v2 = emulators("v2", node_delay=0.5)
+    cloud = emulators("cloud", api_key="sk-cloud-key-not-for-v2", node_delay=0.5)
+    v2_tap, cloud_tap = Wiretap(v2.url), Wiretap(cloud.url)
+    for tap in (v2_tap, cloud_tap):
+        tap.start()
+    try:
+        monkeypatch.setenv("COMFY_NB_CLOUD_URL", cloud_tap.url)
+        pool = await AsyncPool([v2_tap.url, "cloud"], api_key="sk-cloud-key-not-for-v2",
+                               poll_interval=0.1).open()
+        try:
+            assert [member.dialect for member in pool.members] == ["v2", "cloud"]
+            results = await asyncio.gather(pool.run(invert(1)), pool.run(invert(2)))
+            assert {result.server for result in results} == {v2_tap.url, cloud_tap.url}
+        finally:
+            await pool.aclose()
+        assert v2_tap.requests()
+        assert not v2_tap.carries("sk-cloud-key-not-for-v2")
+        assert cloud_tap.carries("sk-cloud-key-not-for-v2")
+    finally:
+        v2_tap.close()
+        cloud_tap.close()
