@@ -36,7 +36,8 @@ when none has, :class:`~comfy_nb.client._pool_routing.NoMemberCanRun` says, memb
 what it lacks. Uploads then happen inside the chosen member's own submission: a file goes to the
 member that runs the job and nowhere else, each content once per member.
 
-Failover. A member that refuses connections is taken out of the choice for a while
+Failover. A pool opens with the members that answer (at least one); the others join when they
+do. A member that refuses connections is taken out of the choice for a while
 (:data:`~comfy_nb.client._pool_members.REJOIN_AFTER` seconds), then tried again, so a server
 that comes back rejoins. A submission refused before it was sent goes to the next member; one
 that may have reached the server is never sent again (the member's own submission rules hold).
@@ -138,13 +139,25 @@ class PoolServer:
         return None
 
     async def open(self) -> None:
-        opened = await asyncio.gather(*(member.client.open() for member in self._members.all),
-                                      return_exceptions=True)
-        failures = [outcome for outcome in opened if isinstance(outcome, BaseException)]
-        if failures:  # every member must answer for now; see the note on failover
+        """Connect every member that answers (one that does not joins when it does); fails
+        when none does, or when one refuses for another reason than being unreachable."""
+        members = self._members.all
+        try:
+            connected = await asyncio.gather(*(member.connect() for member in members))
+        except BaseException:
             await self.close()
-            raise failures[0]
-        versions = sorted({member.client.server_version or "?" for member in self._members.all})
+            raise
+        if not any(connected):
+            await self.close()
+            failure = members[0].failure
+            assert failure is not None
+            raise failure
+        for member in members:
+            if not member.opened:
+                log.warning("comfy_nb: %s does not answer (%s); it joins the pool when it does",
+                            member.url, member.failure)
+        versions = sorted({member.client.server_version or "?" for member in members
+                           if member.opened})
         self.server_version = ", ".join(versions)
 
     async def close(self) -> None:
@@ -155,20 +168,20 @@ class PoolServer:
     async def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Each member's recent jobs (up to ``limit`` each), with the ``server`` they are on."""
         found: list[dict[str, Any]] = []
-        for member in self._members.all:
+        for member in self._members.opened:
             found += [{**job, "server": member.url} for job in await member.client.jobs(limit)]
         return found
 
     async def queue(self) -> list[dict[str, Any]]:
         """Every member's queue, with the ``server`` each job is on: running jobs first."""
         entries: list[dict[str, Any]] = []
-        for member in self._members.all:
+        for member in self._members.opened:
             entries += [{**entry, "server": member.url} for entry in await member.client.queue()]
         return sorted(entries, key=lambda entry: entry.get("position") != 0)
 
     async def cancel(self, prompt_id: str) -> bool:
         owner = self._members.owner(prompt_id)
-        for member in [owner] if owner else self._members.all:
+        for member in [owner] if owner else self._members.opened:
             if await member.client.cancel(prompt_id):
                 return True
         return False
@@ -181,11 +194,11 @@ class PoolServer:
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
         owner = self._members.owner(prompt_id) if prompt_id else None
-        for member in [owner] if owner else self._members.all:
+        for member in [owner] if owner else self._members.opened:
             await member.client.interrupt(prompt_id)
 
     async def clear_queue(self) -> None:
-        for member in self._members.all:
+        for member in self._members.opened:
             await member.client.clear_queue()
 
     async def delete(self, prompt_ids: list[str]) -> None:
@@ -196,7 +209,7 @@ class PoolServer:
         """The file from the first member that has it (a Result downloads its files from the
         member that made it; this is for files named by hand)."""
         missing: NotFoundError | None = None
-        for member in self._members.all:
+        for member in self._members.opened:
             try:
                 return await member.client.download(params, to)
             except NotFoundError as exc:
@@ -207,17 +220,17 @@ class PoolServer:
     async def models(self, folder: str | None = "checkpoints") -> list[str]:
         """The model files (or folders) any member has."""
         found: set[str] = set()
-        for member in self._members.all:
+        for member in self._members.opened:
             found.update(await member.client.models(folder))
         return sorted(found)
 
     async def system_stats(self) -> dict[str, Any]:
         """Each member's ``/system_stats``, by URL."""
-        return {member.url: await member.client.system_stats() for member in self._members.all}
+        return {member.url: await member.client.system_stats() for member in self._members.opened}
 
     async def user(self) -> dict[str, Any]:
         """The account of each member that has accounts, by URL."""
-        accounts = [member for member in self._members.all
+        accounts = [member for member in self._members.opened
                     if member.client.dialect in ("cloud", "v2")]
         if not accounts:
             raise FeatureUnavailable("no server of the pool has accounts (local servers have "
@@ -236,11 +249,15 @@ class PoolRuns:
         """The members whose node definitions have what the workflow needs; else
         :class:`NoMemberCanRun` saying what each lacks."""
         needs = requirements(workflow, wanted)
+        reachable = [member for member in self._members.all if await member.connect()]
+        if not reachable:
+            raise TransportError("no server of the pool answers: " + ", ".join(
+                member.url for member in self._members.all), never_sent=True)
         if needs == Requirements():
-            return list(self._members.all)
+            return reachable
         lacks: dict[str, list[str]] = {}
         able: list[Member] = []
-        for member in self._members.all:
+        for member in reachable:
             try:
                 definitions = await member.client.object_info()
             except FeatureUnavailable:  # no definitions to check against: the member checks
@@ -252,7 +269,8 @@ class PoolRuns:
             else:
                 able.append(member)
         if not able:
-            raise NoMemberCanRun(lacks)
+            raise NoMemberCanRun(lacks, [member.url for member in self._members.all
+                                         if member not in reachable])
         return able
 
     async def choose(self, workflow: WorkflowLike, wanted: dict[str, Any],
@@ -322,7 +340,7 @@ class PoolRuns:
     async def follow(self, prompt_id: str) -> AsyncJob:
         owner = self._members.owner(prompt_id)
         if owner is None:
-            for member in self._members.all:
+            for member in self._members.opened:
                 known = await member.client.jobs(100) + await member.client.queue()
                 if any(prompt_id in (entry.get("id"), entry.get("prompt_id"))
                        for entry in known):
@@ -335,7 +353,7 @@ class PoolRuns:
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
         """The node classes any member has (each as the first member having it defines it)."""
         merged: dict[str, Any] = {}
-        for member in self._members.all:
+        for member in self._members.opened:
             for name, definition in (await member.client.object_info(refresh)).items():
                 merged.setdefault(name, definition)
         return merged
@@ -346,14 +364,14 @@ class PoolRuns:
         to ``run``/``submit`` itself goes only to the member that runs it)."""
         names = {await member.client.upload_image(image, name=name, subfolder=subfolder,
                                                   overwrite=overwrite, kind=kind)
-                 for member in self._members.all}
+                 for member in self._members.opened}
         return _one_name(names)
 
     async def upload_mask(self, mask: Any, original: str, *, name: str | None,
                           subfolder: str, kind: str) -> str:
         names = {await member.client.upload_mask(mask, original, name=name,
                                                  subfolder=subfolder, kind=kind)
-                 for member in self._members.all}
+                 for member in self._members.opened}
         return _one_name(names)
 
     def settled(self, prompt_id: str, result: Result) -> bool:
@@ -543,7 +561,7 @@ class AsyncPool(AsyncClient):
 
     async def describe(self) -> str:
         """Each member, as a single client describes it."""
-        parts = [await member.client.describe() for member in self._members.all]
+        parts = [await member.client.describe() for member in self._members.opened]
         return f"A pool of {len(parts)} servers:\n" + "\n".join(parts)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._secret import Secret
+from ..errors import ComfyError, TransportError
 
 if TYPE_CHECKING:
     from ..job import AsyncJob
@@ -87,6 +88,8 @@ class Member:
     reserved: int = 0  # runs on their way there (chosen, not yet submitted or ended)
     jobs: set[AsyncJob] = field(default_factory=set)  # jobs submitted there, until they end
     down_since: float | None = None  # when it last refused a connection (None: answering)
+    opened: bool = False  # its client connected (a server down when the pool opened is not)
+    failure: ComfyError | None = None  # why it could not be connected to, last time
 
     @property
     def placed(self) -> int:
@@ -111,6 +114,23 @@ class Member:
     def answered(self) -> None:
         self.down_since = None
 
+    async def connect(self) -> bool:
+        """Whether its client is connected, connecting it if it was not and the server may be
+        back (see :meth:`available`); a server that cannot be reached counts as refusing."""
+        if self.opened:
+            return True
+        if not self.available():
+            return False
+        try:
+            await self.client.open()
+        except TransportError as exc:
+            self.failure = exc
+            self.refused()
+            return False
+        self.opened = True
+        self.answered()
+        return True
+
     def ahead(self) -> tuple[float, float, int]:
         """How soon a job placed now would start, as a sort key: jobs ahead of it per slot
         (0 with a free slot), then the load per slot, then the pool's order."""
@@ -130,13 +150,19 @@ class Members:
         self.all = members
         self.owners: dict[str, Member] = {}
 
+    @property
+    def opened(self) -> list[Member]:
+        """The members whose clients are connected (a server down since the pool opened is
+        not, until it answers)."""
+        return [member for member in self.all if member.opened]
+
     def owner(self, prompt_id: str) -> Member | None:
         return self.owners.get(prompt_id)
 
     def by_owner(self, prompt_ids: list[str]) -> dict[int, tuple[Member, list[str]]]:
         groups: dict[int, tuple[Member, list[str]]] = {}
         for prompt_id in prompt_ids:
-            owners = [self.owners[prompt_id]] if prompt_id in self.owners else self.all
+            owners = [self.owners[prompt_id]] if prompt_id in self.owners else self.opened
             for member in owners:
                 groups.setdefault(member.index, (member, []))[1].append(prompt_id)
         return groups

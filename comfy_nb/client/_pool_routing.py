@@ -25,11 +25,13 @@ __all__ = ["NoMemberCanRun", "Requirements", "lacking", "requirements"]
 
 class NoMemberCanRun(ComfyError):
     """No member of a pool has every node class and model file a workflow needs; ``lacks``
-    maps each member's URL to what it lacks."""
+    maps each member's URL to what it lacks, ``silent`` lists the members that did not answer."""
 
-    def __init__(self, lacks: dict[str, list[str]]) -> None:
+    def __init__(self, lacks: dict[str, list[str]], silent: list[str] | None = None) -> None:
         self.lacks = lacks
+        self.silent = list(silent or [])  # the members that did not answer, so were not asked
         lines = [f"  {url}: lacks {', '.join(missing)}" for url, missing in lacks.items()]
+        lines += [f"  {url}: does not answer" for url in self.silent]
         super().__init__("no server of the pool can run this workflow:\n" + "\n".join(lines)
                          + "\nInstall what is missing on one of them, or change the workflow.")
 

@@ -9,6 +9,7 @@ import collections
 import copy
 import inspect
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -407,3 +408,39 @@ async def test_a_key_for_the_cloud_never_reaches_a_v2_member(emulators: Emulator
     finally:
         v2_tap.close()
         cloud_tap.close()
+
+
+async def test_a_server_down_when_the_pool_opens_joins_when_it_answers(
+        emulators: Emulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfy_nb.client import _pool_members
+
+    monkeypatch.setattr(_pool_members, "REJOIN_AFTER", 0.3)
+    with socket.socket() as probe:  # a port nothing listens on, for now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    up = emulators(node_delay=0.5)
+    later = f"http://127.0.0.1:{port}"
+    pool = await AsyncPool([up.url, later], poll_interval=0.1, connect_timeout=2).open()
+    try:
+        assert [lane["up"] for lane in pool.lanes()] == [True, False]
+        results = await asyncio.gather(*(pool.run(invert(color)) for color in range(2)))
+        assert [result.server for result in results] == [up.url, up.url]
+        assert [entry["server"] for entry in await pool.queue()] == []
+        emulators(port=port, node_delay=0.5)
+        await asyncio.sleep(0.4)
+        results = await asyncio.gather(*(pool.run(invert(color)) for color in range(2, 4)))
+        assert sorted(result.server for result in results) == sorted([up.url, later])
+        assert [lane["up"] for lane in pool.lanes()] == [True, True]
+    finally:
+        await pool.aclose()
+
+
+async def test_a_pool_none_of_whose_servers_answers_fails_to_open() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = AsyncPool([f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/other"],
+                     connect_timeout=1)
+    with pytest.raises(comfy_nb.TransportError, match=str(port)):
+        await pool.open()
+    assert pool.closed
