@@ -32,7 +32,7 @@ REJOIN_AFTER = 5.0  # seconds before a server that refused connections is tried 
 def pool_urls(url: str | Iterable[str] | None) -> list[str] | None:
     """The members a ``url`` argument names when it names more than one (a list, or a string
     with commas, as ``COMFY_URL`` may hold); None for a single server."""
-    if url is None:
+    if not isinstance(url, (str, list, tuple)):  # (a single client explains a wrong type)
         return None
     entries = url.split(",") if isinstance(url, str) else list(url)
     if isinstance(url, str) and len(entries) < 2:

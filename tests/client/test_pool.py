@@ -444,3 +444,10 @@ async def test_a_pool_none_of_whose_servers_answers_fails_to_open() -> None:
     with pytest.raises(comfy_nb.TransportError, match=str(port)):
         await pool.open()
     assert pool.closed
+
+
+def test_a_server_argument_of_the_wrong_type_is_explained_as_for_one_server() -> None:
+    with pytest.raises(TypeError, match=r"must be a string.*got int"):
+        comfy_nb.connect(123)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="URLs"):
+        comfy_nb.connect(["http://127.0.0.1:1", 8188])  # type: ignore[list-item]
