@@ -48,10 +48,16 @@ member that does not answer but still accepts connections (busy, or cut off) kee
 may still finish it, so nothing is run twice on a guess; the wait then ends as a single client's
 does (the job is lost after ``unreachable_after`` seconds and says so).
 
-Not built yet: failover of jobs from :meth:`~comfy_nb.AsyncClient.submit` (what sweeps use):
-such a job is an :class:`~comfy_nb.job.AsyncJob` bound to its member. Moving it needs a pool
-job that can change host (or a pool-side queue that places a job on a member only when a slot
-there is free, so a member that stops holds only its running jobs). Reading a member's capacity
+Jobs from :meth:`~comfy_nb.AsyncClient.submit` (what sweeps use) move the same way
+(:mod:`comfy_nb.client._pool_failover`): a watch per member that holds jobs; when the member
+refuses connections, each of its unfinished jobs is submitted once to another member, and the
+first job ends with the outcome of the one that replaced it (``result.server`` and
+``result.prompt_id`` name the replacement; ``cancel`` of the first id reaches it).
+
+Open: a server that stops gracefully may first report its running job as interrupted, and that
+job then ends cancelled instead of moving; the progress events of a replacement job do not reach
+the first job's subscribers; a job whose files were uploaded to the member that stopped is
+resubmitted with their names, which the new member does not have. Reading a member's capacity
 from Comfy Cloud or a v2 deployment instead of ``capacity=`` is open too.
 """
 
@@ -71,6 +77,7 @@ from ..job import AsyncJob
 from ..result import Result
 from ._backoff import RetryPolicy
 from ._client import AsyncClient, Client
+from ._pool_failover import Failover
 from ._pool_members import (
     KeyArgument,
     Member,
@@ -180,6 +187,7 @@ class PoolServer:
         return sorted(entries, key=lambda entry: entry.get("position") != 0)
 
     async def cancel(self, prompt_id: str) -> bool:
+        prompt_id = self._members.current(prompt_id)
         owner = self._members.owner(prompt_id)
         for member in [owner] if owner else self._members.opened:
             if await member.client.cancel(prompt_id):
@@ -244,6 +252,7 @@ class PoolRuns:
 
     def __init__(self, members: Members) -> None:
         self._members = members
+        self._failover = Failover(members, self._resubmit)
 
     async def candidates(self, workflow: WorkflowLike, wanted: dict[str, Any]) -> list[Member]:
         """The members whose node definitions have what the workflow needs; else
@@ -291,6 +300,21 @@ class PoolRuns:
         """``job`` runs on ``member``: counted there until it ends."""
         self._members.owners[job.id] = member
         member.jobs.add(job)
+        if not job.done:
+            self._failover.watch(member)
+
+    async def _resubmit(self, job: AsyncJob, tried: list[Member]) -> tuple[AsyncJob, Member]:
+        """``job``'s workflow, as it was sent, submitted to another member than ``tried``."""
+        member = await self.choose(job.workflow, {}, tried)
+        member.reserved += 1
+        try:
+            replacement = await member.client.submit(job.workflow, validate=False, cache=False)
+        finally:
+            member.reserved -= 1
+        replacement.parameters = job.parameters
+        replacement.resolved_seeds = job.resolved_seeds
+        self.placed(member, replacement)
+        return replacement, member
 
     async def submit(self, workflow: Any, *, prompt_id: str | None,
                      extra_data: dict[str, Any] | None, partner_key: bool | str | Secret,
@@ -384,7 +408,7 @@ class PoolRuns:
         pass  # each member flushes its own results as it closes
 
     async def wind_down(self) -> None:
-        pass  # each member winds its own runs down as it closes
+        await self._failover.close()  # each member winds its own runs down as it closes
 
 
 def _one_name(names: set[str]) -> str:

@@ -149,6 +149,11 @@ class Members:
     def __init__(self, members: list[Member]) -> None:
         self.all = members
         self.owners: dict[str, Member] = {}
+        self.moved: dict[str, str] = {}  # a job's id -> the id of the job that replaced it
+
+    def current(self, prompt_id: str) -> str:
+        """The id of the job that runs in place of ``prompt_id`` now (itself, unless moved)."""
+        return self.moved.get(prompt_id, prompt_id)
 
     @property
     def opened(self) -> list[Member]:
@@ -161,7 +166,7 @@ class Members:
 
     def by_owner(self, prompt_ids: list[str]) -> dict[int, tuple[Member, list[str]]]:
         groups: dict[int, tuple[Member, list[str]]] = {}
-        for prompt_id in prompt_ids:
+        for prompt_id in map(self.current, prompt_ids):
             owners = [self.owners[prompt_id]] if prompt_id in self.owners else self.opened
             for member in owners:
                 groups.setdefault(member.index, (member, []))[1].append(prompt_id)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import copy
 import inspect
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import comfy_nb
 from comfy_nb import AsyncPool, NoMemberCanRun, Pool
 from comfy_nb.emulator import RunningEmulator
 
+from ..cable import Cable
 from ..factories import Emulators
 from ..fixture_paths import COMFYUI
 from ..hiding_proxy import HidingProxy
@@ -317,7 +320,9 @@ async def test_a_server_stopped_mid_run_has_its_runs_done_elsewhere_once(
         emulators: Emulators) -> None:
     servers = [emulators(node_delay=0.4) for _ in range(3)]
     doomed = servers[1]
-    pool = await pool_of(*servers)
+    cable = Cable(doomed.url).start()  # unplugged: the server is gone at once, as if killed
+    pool = await AsyncPool([servers[0].url, cable.url, servers[2].url],
+                           poll_interval=0.1).open()
     try:
         runs = [asyncio.ensure_future(pool.run(invert(color), cache=False))
                 for color in range(6)]
@@ -325,6 +330,7 @@ async def test_a_server_stopped_mid_run_has_its_runs_done_elsewhere_once(
             if (await asyncio.to_thread(lambda: doomed.max_concurrent_jobs_seen)) >= 1:
                 break
             await asyncio.sleep(0.05)
+        await asyncio.to_thread(cable.unplug)
         doomed.stop()
         results = await asyncio.wait_for(asyncio.gather(*runs), 60)
         assert sorted(result.workflow["1"]["inputs"]["color"] for result in results) == list(
@@ -333,12 +339,13 @@ async def test_a_server_stopped_mid_run_has_its_runs_done_elsewhere_once(
         ran = [await history_ids(server) for server in (servers[0], servers[2])]
         assert sorted(ran[0] + ran[1]) == sorted(result.prompt_id for result in results)
         lanes = {lane["server"]: lane for lane in pool.lanes()}
-        assert lanes[doomed.url]["up"] is False
+        assert lanes[cable.url]["up"] is False
         # later runs go to the servers that answer, at once
         more = await asyncio.gather(*(pool.run(invert(color)) for color in range(6, 9)))
         assert {result.server for result in more} <= {servers[0].url, servers[2].url}
     finally:
         await pool.aclose()
+        await asyncio.to_thread(cable.close)
 
 
 # -- sweeps ---------------------------------------------------------------------------------------
@@ -451,3 +458,35 @@ def test_a_server_argument_of_the_wrong_type_is_explained_as_for_one_server() ->
         comfy_nb.connect(123)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="URLs"):
         comfy_nb.connect(["http://127.0.0.1:1", 8188])  # type: ignore[list-item]
+
+
+def test_a_server_stopped_mid_sweep_has_its_jobs_done_elsewhere_once(
+        emulators: Emulators) -> None:
+    servers = [emulators(node_delay=0.3) for _ in range(3)]
+    doomed = servers[1]
+    survivors = [servers[0], servers[2]]
+    colors = list(range(100, 112))
+    cable = Cable(doomed.url).start()  # unplugged: the server is gone at once, as if killed
+    urls = [servers[0].url, cable.url, servers[2].url]
+    with contextlib.closing(cable), comfy_nb.connect(urls, poll_interval=0.1) as pool:
+        swept = comfy_nb.sweep(invert(0), {"EmptyImage.color": colors}, client=pool,
+                               concurrency=3, progress="off", cache=False, wait=False)
+        for _ in range(200):  # until the doomed server has a job
+            if doomed.max_concurrent_jobs_seen >= 1:
+                break
+            time.sleep(0.05)
+        cable.unplug()
+        doomed.stop()
+        swept.wait(60)
+        assert [row["status"] for row in swept.rows()] == ["succeeded"] * len(colors)
+        results = [item.result for item in swept.items]
+        assert all(result is not None for result in results)
+        made = sorted(result.workflow["1"]["inputs"]["color"]
+                      for result in results if result is not None)
+        assert made == colors
+        assert {result.server for result in results if result is not None} <= {
+            server.url for server in survivors}
+        ran = [job_id for server in survivors
+               for job_id in pool.loop.run(history_ids(server))]
+        assert sorted(ran) == sorted(result.prompt_id for result in results
+                                     if result is not None)
