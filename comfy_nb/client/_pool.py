@@ -550,9 +550,11 @@ class AsyncPool(AsyncClient):
                 try:
                     result = running.result()
                 except TransportError as exc:
-                    if not (exc.never_sent and not tried):
+                    # moved only when nothing listens there: a server that is only slow to
+                    # answer (or cut off) may still run the job, and it is never run twice
+                    if tried or not exc.never_sent or not await refuses_connections(member.url):
                         raise
-                    member.refused()  # refused before the job was sent: nothing ran there
+                    member.refused()
                     tried.append(member)
                     continue
                 member.answered()
