@@ -17,14 +17,14 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
          "FeatureUnavailable", "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost",
-         "JobTimeout", "NodeError",
+         "JobTimeout", "NoMemberCanRun", "NodeError",
          "NotFoundError", "ParameterError", "PaymentRequiredError", "RateLimitError",
          "ReplayError", "ReplayMismatch", "RequestError", "ServerError", "SubmissionUncertain",
          "SweepTimeout", "TransportError", "UnexpectedContent", "ValidationError",
          "WorkflowError", "WorkflowInvalid"),
         ".errors"),
-    **dict.fromkeys(("AsyncClient", "AsyncPool", "Client", "JobStatus", "NoMemberCanRun", "Pool",
-                     "connect"), ".client"),
+    **dict.fromkeys(("AsyncClient", "AsyncPool", "Client", "JobStatus", "Pool", "connect"),
+                    ".client"),
     "RetryPolicy": ".client._backoff",
     "ResultCache": ".cache",
     "AsyncJob": ".job", "Job": ".job", "JobProgress": ".job",
@@ -42,7 +42,7 @@ _SUBMODULES = {"cache", "errors", "events", "ledger", "recordings", "sweeps"}
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from . import cache, errors, events, ledger, recordings, sweeps
     from .cache import ResultCache
-    from .client import AsyncClient, AsyncPool, Client, JobStatus, NoMemberCanRun, Pool, connect
+    from .client import AsyncClient, AsyncPool, Client, JobStatus, Pool, connect
     from .client._backoff import RetryPolicy
     from .errors import (
         AuthenticationError,
@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         JobLost,
         JobTimeout,
         NodeError,
+        NoMemberCanRun,
         NotFoundError,
         ParameterError,
         PaymentRequiredError,

@@ -17,6 +17,8 @@
     │                             sent for ``a.png``); it is not saved
     ├── FeatureUnavailable        the server does not offer it (a Comfy API v2 server without
     │                             node definitions: ``interact``, ``%comfy nodes``...)
+    ├── NoMemberCanRun            no server of a pool has every node class and model file a
+    │                             workflow needs (``lacks``: what each server lacks)
     ├── ExecutionFailed           the job ran and a node raised (node, exception, traceback)
     ├── SubmissionUncertain       a submission's answer was lost and the job was not found
     ├── JobCancelled              the job was interrupted or cancelled
@@ -59,6 +61,7 @@ __all__ = [
     "JobCancelled",
     "JobLost",
     "JobTimeout",
+    "NoMemberCanRun",
     "NodeError",
     "NotFoundError",
     "ParameterError",
@@ -166,6 +169,19 @@ class FeatureUnavailable(ComfyError):
     """The server does not offer what was asked: a Comfy API v2 server without the v1 routes
     has no node definitions (so no ``interact``, no pre-submit checks, no ``%comfy nodes``),
     no model lists and no queue-wide interrupt."""
+
+
+class NoMemberCanRun(ComfyError):
+    """No member of a pool has every node class and model file a workflow needs; ``lacks``
+    maps each member's URL to what it lacks, ``silent`` lists the members that did not answer."""
+
+    def __init__(self, lacks: dict[str, list[str]], silent: list[str] | None = None) -> None:
+        self.lacks = lacks
+        self.silent = list(silent or [])  # the members that did not answer, so were not asked
+        lines = [f"  {url}: lacks {', '.join(missing)}" for url, missing in lacks.items()]
+        lines += [f"  {url}: does not answer" for url in self.silent]
+        super().__init__("no server of the pool can run this workflow:\n" + "\n".join(lines)
+                         + "\nInstall what is missing on one of them, or change the workflow.")
 
 
 class UnexpectedContent(ComfyError):

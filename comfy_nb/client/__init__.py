@@ -11,12 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _ERRORS = ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFailed",
-           "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NodeError",
-           "NotFoundError", "PaymentRequiredError", "RateLimitError", "RequestError",
+           "InvalidJobId", "InvalidURL", "JobCancelled", "JobLost", "JobTimeout", "NoMemberCanRun",
+           "NodeError", "NotFoundError", "PaymentRequiredError", "RateLimitError", "RequestError",
            "ServerError", "SubmissionUncertain", "TransportError", "UnexpectedContent",
            "ValidationError")
 _LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._client",
-         "AsyncPool": "._pool", "Pool": "._pool", "NoMemberCanRun": "._pool_routing",
+         "AsyncPool": "._pool", "Pool": "._pool",
          "JobStatus": "._dialects", "PreparedPrompt": "._runs",
          **dict.fromkeys(_ERRORS, "..errors")}
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         JobLost,
         JobTimeout,
         NodeError,
+        NoMemberCanRun,
         NotFoundError,
         PaymentRequiredError,
         RateLimitError,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from ._client import AsyncClient, Client, connect
     from ._dialects import JobStatus
     from ._pool import AsyncPool, Pool
-    from ._pool_routing import NoMemberCanRun
     from ._runs import PreparedPrompt
 
 

@@ -32,7 +32,7 @@ Routing. Before a job is placed, its requirements are read from the workflow (it
 and the model files it names in the inputs a server lists its files for, such as ``ckpt_name``;
 see :mod:`comfy_nb.client._pool_routing`) and checked against each member's node definitions
 (read once per member and kept by its client). Only members having all of them are candidates;
-when none has, :class:`~comfy_nb.client._pool_routing.NoMemberCanRun` says, member by member,
+when none has, :class:`~comfy_nb.errors.NoMemberCanRun` says, member by member,
 what it lacks. Uploads then happen inside the chosen member's own submission: a file goes to the
 member that runs the job and nowhere else, each content once per member.
 
@@ -72,7 +72,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._loop import LoopThread
 from .._secret import Secret
-from ..errors import ComfyError, FeatureUnavailable, NotFoundError, TransportError
+from ..errors import (
+    ComfyError,
+    FeatureUnavailable,
+    NoMemberCanRun,
+    NotFoundError,
+    TransportError,
+)
 from ..job import AsyncJob
 from ..result import Result
 from ._backoff import RetryPolicy
@@ -86,14 +92,14 @@ from ._pool_members import (
     pool_urls,
     refuses_connections,
 )
-from ._pool_routing import NoMemberCanRun, Requirements, lacking, requirements
+from ._pool_routing import Requirements, lacking, requirements
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
 
 if TYPE_CHECKING:
     from ..cache import ResultCache
     from ._files import ClientFiles
 
-__all__ = ["AsyncPool", "NoMemberCanRun", "Pool", "member_keys", "pool_urls"]
+__all__ = ["AsyncPool", "Pool", "member_keys", "pool_urls"]
 
 log = logging.getLogger("comfy_nb")
 WorkflowLike = Any

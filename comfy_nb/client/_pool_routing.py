@@ -1,6 +1,7 @@
 """Which members of a pool can run a workflow: :func:`requirements` (what a workflow needs of a
 server: its node classes, and the model files it names) and :func:`lacking` (what one member's
-node definitions do not have), with :class:`NoMemberCanRun` when no member has everything.
+node definitions do not have); the pool raises :class:`~comfy_nb.errors.NoMemberCanRun` when no
+member has everything.
 
 A model file counts when a node's input names a file (``ckpt_name``, ``lora_name``,
 ``vae_name``...: an input ending in ``_name``) and the server lists its choices for it. A bundled
@@ -18,22 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ComfyError
-
-__all__ = ["NoMemberCanRun", "Requirements", "lacking", "requirements"]
-
-
-class NoMemberCanRun(ComfyError):
-    """No member of a pool has every node class and model file a workflow needs; ``lacks``
-    maps each member's URL to what it lacks, ``silent`` lists the members that did not answer."""
-
-    def __init__(self, lacks: dict[str, list[str]], silent: list[str] | None = None) -> None:
-        self.lacks = lacks
-        self.silent = list(silent or [])  # the members that did not answer, so were not asked
-        lines = [f"  {url}: lacks {', '.join(missing)}" for url, missing in lacks.items()]
-        lines += [f"  {url}: does not answer" for url in self.silent]
-        super().__init__("no server of the pool can run this workflow:\n" + "\n".join(lines)
-                         + "\nInstall what is missing on one of them, or change the workflow.")
+__all__ = ["Requirements", "lacking", "requirements"]
 
 
 @dataclass(frozen=True)

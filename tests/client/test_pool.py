@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 import comfy_nb
-from comfy_nb import AsyncPool, NoMemberCanRun, Pool
+from comfy_nb import AsyncPool, Pool
 from comfy_nb.emulator import RunningEmulator
+from comfy_nb.errors import NoMemberCanRun
 
 from ..cable import Cable
 from ..factories import Emulators
