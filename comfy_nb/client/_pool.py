@@ -34,7 +34,10 @@ see :mod:`comfy_nb.client._pool_routing`) and checked against each member's node
 (read once per member and kept by its client). Only members having all of them are candidates;
 when none has, :class:`~comfy_nb.errors.NoMemberCanRun` says, member by member,
 what it lacks. Uploads then happen inside the chosen member's own submission: a file goes to the
-member that runs the job and nowhere else, each content once per member.
+member that runs the job and nowhere else, each content once per member. A workflow the pool
+prepares (a sweep prepares its workflow once) is checked by one member and keeps the files
+themselves in its file inputs, so each job made from it uploads them to the member it goes to.
+A sweep on a pool keeps as many jobs in flight as the members run at once (:attr:`capacity`).
 
 Failover. A pool opens with the members that answer (at least one); the others join when they
 do. A member that refuses connections is taken out of the choice for a while
@@ -92,7 +95,7 @@ from ._pool_members import (
     pool_urls,
     refuses_connections,
 )
-from ._pool_routing import Requirements, lacking, requirements
+from ._pool_routing import Requirements, file_values, lacking, requirements
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
 
 if TYPE_CHECKING:
@@ -354,9 +357,21 @@ class PoolRuns:
 
     async def prepare(self, workflow: Any, overrides: dict[str, Any],
                       validate: bool) -> tuple[dict[str, Any], dict[str, int]]:
+        """Prepared and checked by a member that can run it, keeping in its file inputs the
+        files themselves instead of that member's names for them: each job submitted with it
+        uploads them to the member it goes to (a sweep prepares its workflow once)."""
         member = await self.choose(workflow, overrides)
         prepared = await member.client.prepare(workflow, overrides=overrides, validate=validate)
-        return prepared.prompt, prepared.seeds
+        try:
+            definitions: dict[str, Any] | None = await member.client.object_info()
+        except FeatureUnavailable:
+            definitions = None
+        prompt = dict(prepared.prompt)
+        for (node_id, name), value in file_values(workflow, overrides, definitions).items():
+            node = prompt.get(node_id)
+            if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
+                prompt[node_id] = {**node, "inputs": {**node["inputs"], name: value}}
+        return prompt, prepared.seeds
 
     async def cached_result(self, workflow: Any, overrides: dict[str, Any],
                             validate: bool) -> Result | None:
@@ -494,6 +509,11 @@ class AsyncPool(AsyncClient):
     def members(self) -> list[AsyncClient]:
         """The client of each member, in the pool's order."""
         return [member.client for member in self._members.all]
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs the members run at once together (a sweep's default concurrency)."""
+        return sum(member.capacity for member in self._members.all)
 
     def lanes(self) -> list[dict[str, Any]]:
         """Each member's ``server``, ``capacity`` and the jobs ``placed`` there not yet ended."""

@@ -1,7 +1,8 @@
 """Which members of a pool can run a workflow: :func:`requirements` (what a workflow needs of a
 server: its node classes, and the model files it names) and :func:`lacking` (what one member's
 node definitions do not have); the pool raises :class:`~comfy_nb.errors.NoMemberCanRun` when no
-member has everything.
+member has everything. :func:`file_values` finds the files a workflow hands to its server (so a
+workflow the pool prepares keeps them, to be uploaded where each of its jobs goes).
 
 A model file counts when a node's input names a file (``ckpt_name``, ``lora_name``,
 ``vae_name``...: an input ending in ``_name``) and the server lists its choices for it. A bundled
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Requirements", "lacking", "requirements"]
+__all__ = ["Requirements", "file_values", "lacking", "requirements"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,37 @@ def lacking(needs: Requirements, object_info: Mapping[str, Any]) -> list[str]:
         if choices is not None and value not in choices:
             missing.append(f"model {value} ({class_type}.{name})")
     return missing
+
+
+def file_values(workflow: Any, wanted: Mapping[str, Any],
+                object_info: Mapping[str, Any] | None) -> dict[tuple[str, str], Any]:
+    """(node id, input name) -> the file (a local path, bytes, an image, a URL) ``workflow``
+    with the parameters ``wanted`` set hands to each file input that takes an upload. What
+    cannot be read here gives nothing: the member's own staging reports it."""
+    from ..workflow import Workflow, WorkflowError
+    from ..workflow._inputs import pending_uploads, wants_upload
+    from ..workflow._params import resolve
+
+    definitions = dict(object_info) if object_info is not None else None
+    api: dict[str, Any] | None = None
+    try:
+        loaded = workflow.copy() if isinstance(workflow, Workflow) else Workflow.load(workflow)
+        if loaded.format != "api":
+            loaded = Workflow.load(loaded.to_api(definitions), object_info=definitions)
+        texts = {name: value for name, value in wanted.items()
+                 if isinstance(value, (str, int, float, bool))}
+        if texts:
+            loaded = Workflow.load(loaded, object_info=definitions).set(texts)
+        api = loaded.to_api(definitions)
+    except (WorkflowError, TypeError, ValueError, OSError, KeyError):
+        if isinstance(workflow, dict):  # an API dict with Python objects in its inputs
+            api = workflow
+    if api is None:
+        return {}
+    found = {(node_id, name): value
+             for node_id, name, value in pending_uploads(api, definitions)}
+    for name, value in wanted.items():  # files given as parameters, not as text
+        if not isinstance(value, str) and wants_upload(value, []):
+            with contextlib.suppress(WorkflowError, KeyError):
+                found[resolve(api, name, definitions)] = value
+    return found

@@ -41,7 +41,8 @@ async def asweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = Non
     axes = sweep_axes(values, named, mode, max_jobs)  # before connecting
     await client.open()
     core = AsyncSweep(client, workflow, axes, mode,
-                      concurrency=resolve_concurrency(client.dialect, concurrency, tier),
+                      concurrency=resolve_concurrency(client.dialect, concurrency, tier,
+                                                      _capacity(client)),
                       overrides=overrides, validate=validate, cache=cache,
                       submit_options=submit_options)
     try:
@@ -98,7 +99,8 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
     client = client if client is not None else shared_client()
     async_client = client.async_client
     core = AsyncSweep(async_client, workflow, axes, mode,
-                      concurrency=resolve_concurrency(client.dialect, concurrency, tier),
+                      concurrency=resolve_concurrency(client.dialect, concurrency, tier,
+                                                      _capacity(async_client)),
                       overrides=overrides, validate=validate, cache=cache,
                       submit_options=submit_options, wrap=lambda job: Job(job, client.loop))
     try:
@@ -122,6 +124,13 @@ def sweep(workflow: Any, values: Mapping[str, Sequence[Any]] | None = None, /, *
 
 # ``comfy_nb.sweep.settings``: the settings travel with the function users call
 sweep.settings = settings  # type: ignore[attr-defined]
+
+
+def _capacity(client: AsyncClient) -> int | None:
+    """How many jobs ``client`` runs at once, when it knows (a pool does: its members')."""
+    from ..client._pool import AsyncPool
+
+    return client.capacity if isinstance(client, AsyncPool) else None
 
 
 async def _prepare_and_start(core: AsyncSweep) -> None:

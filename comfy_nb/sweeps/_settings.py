@@ -1,6 +1,6 @@
 """How many jobs a sweep keeps in flight: :data:`settings` (``comfy_nb.sweep.settings``) and
 :func:`resolve_concurrency`, which weighs the arguments, the settings, the Comfy Cloud plan and
-the kind of server.
+the kind of server (a pool of servers: the jobs its members run at once together).
 
 Owns: the plan limits of Comfy Cloud (:data:`TIER_CONCURRENCY`) and ``$COMFY_CLOUD_TIER``.
 Must not: connect or run anything.
@@ -39,11 +39,13 @@ settings = SweepSettings()
 
 
 def resolve_concurrency(dialect: str, concurrency: int | None = None,
-                        tier: str | None = None) -> int:
+                        tier: str | None = None, capacity: int | None = None) -> int:
     """How many jobs a sweep keeps in flight, the first that is given of: ``concurrency``; on
-    Comfy Cloud the limit of the plan ``tier`` names; ``settings.concurrency``; on Comfy Cloud
-    the plan in ``settings.tier`` or ``$COMFY_CLOUD_TIER``, else ``settings.cloud_concurrency``;
-    on a local server ``settings.local_concurrency``."""
+    Comfy Cloud the limit of the plan ``tier`` names; ``settings.concurrency``; on a pool
+    (dialect ``"pool"``) its ``capacity``, the sum of its members' (so each member has as many
+    jobs as it runs at once); on Comfy Cloud the plan in ``settings.tier`` or
+    ``$COMFY_CLOUD_TIER``, else ``settings.cloud_concurrency``; on a local server
+    ``settings.local_concurrency``."""
 
     def plan_limit(plan: str) -> int:
         key = plan.strip().lower()
@@ -59,6 +61,8 @@ def resolve_concurrency(dialect: str, concurrency: int | None = None,
         chosen = limit if cloud else None
     if chosen is None:
         chosen = settings.concurrency
+    if chosen is None and dialect == "pool" and capacity is not None:
+        chosen = capacity
     if chosen is None:
         plan = (settings.tier or os.environ.get(TIER_VARIABLE) or None) if cloud else None
         chosen = (plan_limit(plan) if plan else settings.cloud_concurrency) if cloud \

@@ -363,6 +363,45 @@ def test_a_sweep_over_a_pool_keeps_every_server_busy(emulators: Emulators) -> No
         assert all(server.max_concurrent_jobs_seen == 1 for server in servers)
 
 
+def test_a_sweep_over_a_pool_keeps_as_many_jobs_in_flight_as_its_members_run(
+        emulators: Emulators) -> None:
+    first, second = emulators(node_delay=0.3), emulators(node_delay=0.3)
+    assert comfy_nb.sweeps.resolve_concurrency("pool", capacity=5) == 5
+    assert comfy_nb.sweeps.resolve_concurrency("pool", 2, capacity=5) == 2
+    with Pool([first.url, second.url], poll_interval=0.1, capacity={first.url: 2}) as pool:
+        assert pool.async_client.capacity == 3
+        swept = comfy_nb.sweep(invert(0), {"EmptyImage.color": list(range(6))}, client=pool,
+                               progress="off", cache=False)
+        assert swept.concurrency == 3
+        assert [row["status"] for row in swept.rows()] == ["succeeded"] * 6
+        assert swept.max_in_flight == 3
+
+
+def test_a_sweeps_file_input_is_uploaded_to_each_member_its_jobs_go_to(
+        emulators: Emulators, tmp_path: Path) -> None:
+    from PIL import Image
+
+    servers = [emulators(node_delay=0.3), emulators(node_delay=0.3)]
+    picture = tmp_path / "swept_input.png"
+    Image.new("RGB", (4, 4), "blue").save(picture)
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": str(picture)}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+    }
+    before = {server.url: set(server.input_dir.iterdir()) for server in servers}
+    with Pool([server.url for server in servers], poll_interval=0.1) as pool:
+        swept = comfy_nb.sweep(workflow, {"SaveImage.filename_prefix": ["a", "b", "c", "d"]},
+                               client=pool, progress="off", cache=False)
+        assert [row["status"] for row in swept.rows()] == ["succeeded"] * 4, swept.rows()
+        ran_on = collections.Counter(item.result.server for item in swept.items
+                                     if item.result is not None)
+        assert ran_on == {server.url: 2 for server in servers}
+        for server in servers:  # the file went to each member once
+            added = set(server.input_dir.iterdir()) - before[server.url]
+            assert [path.name for path in added] == ["swept_input.png"]
+
+
 async def test_the_cloud_key_goes_only_to_the_cloud_member(
         emulators: Emulators, monkeypatch: pytest.MonkeyPatch) -> None:
     local = emulators(node_delay=0.5)
