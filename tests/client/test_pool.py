@@ -400,6 +400,13 @@ def test_a_sweeps_file_input_is_uploaded_to_each_member_its_jobs_go_to(
         for server in servers:  # the file went to each member once
             added = set(server.input_dir.iterdir()) - before[server.url]
             assert [path.name for path in added] == ["swept_input.png"]
+        # the file as a fixed parameter (a Path object) instead of in the workflow
+        swept = comfy_nb.sweep(workflow, {"SaveImage.filename_prefix": ["e", "f", "g", "h"]},
+                               overrides={"LoadImage.image": picture}, client=pool,
+                               progress="off", cache=False)
+        assert [row["status"] for row in swept.rows()] == ["succeeded"] * 4, swept.rows()
+        assert {item.result.server for item in swept.items if item.result is not None} == {
+            server.url for server in servers}
 
 
 async def test_the_cloud_key_goes_only_to_the_cloud_member(
