@@ -26,6 +26,7 @@ from ._cloud_http import error
 from ._requests import read_form
 from ._server import STATE, EmulatorState
 from ._storage import signed_url
+from ._view_files import render_view
 
 CLOUD_MAX_UPLOAD = 50 * 1024 * 1024
 MAX_EDGE = 16384
@@ -146,7 +147,7 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     if query.get("channel") in ("rgb", "a", "alpha"):
         channel = "a" if query["channel"] == "alpha" else query["channel"]
         try:
-            body, content_type = local.render_view(resolved, {"channel": channel})
+            body, content_type = render_view(resolved, {"channel": channel})
         except Exception:
             return error(400, "not_an_image", "channel= needs an image file.")
         return web.Response(body=body, content_type=content_type)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import mimetypes
 import os
 import platform
 import sys
@@ -42,6 +41,7 @@ from ._requests import (
 )
 from ._server import STAND_IN_NOTICE, STATE, EmulatorState
 from ._validation import validate_prompt
+from ._view_files import file_content_type, render_view
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COMFYUI_VERSION = "0.3.64"
@@ -53,9 +53,6 @@ MODEL_FOLDERS = [
     "gligen", "upscale_models", "custom_nodes", "hypernetworks", "photomaker", "classifiers",
     "model_patches", "audio_encoders",
 ]
-UNSAFE_CONTENT_TYPES = {
-    "text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css",
-}
 
 
 def state_of(request: web.Request) -> EmulatorState:
@@ -435,46 +432,6 @@ def _view_path(state: EmulatorState, query: Any) -> Path | int:
         folder = candidate
     path = folder / os.path.basename(filename)
     return path if path.is_file() else 404
-
-
-def render_view(path: Path, query: Any) -> tuple[bytes, str]:
-    """The bytes and content type ``/view`` serves for ``path`` with its query options."""
-    filename = path.name
-    if "preview" in query:
-        with Image.open(path) as img:
-            parts = query["preview"].split(";")
-            image_format = parts[0]
-            if image_format not in ("webp", "jpeg") or "a" in query.get("channel", ""):
-                image_format = "webp"
-            quality = int(parts[-1]) if parts[-1].isascii() and parts[-1].isdigit() else 90
-            picture: Image.Image = img
-            if image_format == "jpeg" or query.get("channel", "") == "rgb":
-                picture = img.convert("RGB")
-            buffer = io.BytesIO()
-            picture.save(buffer, format=image_format, quality=quality)
-            return buffer.getvalue(), f"image/{image_format}"
-    channel = query.get("channel", "rgba")
-    if channel in ("rgb", "a"):
-        with Image.open(path) as img:
-            if channel == "rgb":
-                if img.mode == "RGBA":
-                    out = Image.merge("RGB", img.split()[:3])
-                else:
-                    out = img.convert("RGB")
-            else:
-                alpha = img.split()[3] if img.mode == "RGBA" else Image.new("L", img.size, 255)
-                out = Image.new("RGBA", img.size)
-                out.putalpha(alpha)
-            buffer = io.BytesIO()
-            out.save(buffer, format="PNG")
-            return buffer.getvalue(), "image/png"
-    return path.read_bytes(), file_content_type(filename)
-
-
-def file_content_type(filename: str) -> str:
-    """The Content-Type ``/view`` serves a file as (scriptable types as octet-stream)."""
-    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    return "application/octet-stream" if content_type in UNSAFE_CONTENT_TYPES else content_type
 
 
 async def get_view(request: web.Request) -> web.StreamResponse:

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from aiohttp import BodyPartReader, web
 
-from ._local_routes import directory_by_type, file_content_type, save_upload
+from ._local_routes import directory_by_type, save_upload
 from ._ranges import NOT_SATISFIABLE, ranged
 from ._v2_http import RETENTION, error, external_base, iso, now, v2_of
+from ._view_files import file_content_type
 
 if TYPE_CHECKING:
     from ._v2_jobs import V2Server
