@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -658,6 +658,7 @@ def connect(
     emulator_options: dict[str, Any] | None = None,
     result_cache: ResultCache | None = None,
     download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
+    capacity: Mapping[str, int] | None = None,
 ) -> Client:
     """A connected :class:`Client`. ``url`` is a server URL, ``"cloud"`` (Comfy Cloud) or
     ``"emulator"`` (the embedded emulator, whatever else runs). Without it: ``COMFY_URL`` /
@@ -673,7 +674,9 @@ def connect(
 
     Several servers (a list, or a string with commas, also in ``COMFY_URL``) make a
     :class:`~comfy_nb.client._pool.Pool`: one client with the same methods, each run going to
-    the server that will start it soonest (``api_key`` then goes only to the one ``"cloud"``)."""
+    the server that will start it soonest (``api_key`` then goes only to the one ``"cloud"``;
+    ``capacity={url: n}`` says how many jobs a member runs at once, and means nothing for one
+    server)."""
     api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
     from ._pool import Pool, pool_urls
 
@@ -683,7 +686,7 @@ def connect(
                     timeout=timeout, connect_timeout=connect_timeout, retry=retry,
                     poll_interval=poll_interval, cache_dir=cache_dir, client_id=client_id,
                     emulator_options=emulator_options, result_cache=result_cache,
-                    download_timeout=download_timeout)
+                    download_timeout=download_timeout, capacity=capacity)
     if isinstance(url, (list, tuple)):  # one server in a list: a client of it
         url = urls[0] if urls else None
     return Client(url, api_key=api_key, dialect=dialect, websocket=websocket, timeout=timeout,

@@ -17,16 +17,17 @@ only that host (:mod:`comfy_nb.client._host`), so its events, reads, cancel and 
 :data:`~comfy_nb.client._runs.job_observers` (ledger, recordings) through the member's client.
 Nothing of a member's client is reached into: the pool uses its public methods only.
 
-Scheduling. Every member has a capacity: how many jobs it runs at once (a local ComfyUI 1, Comfy
-Cloud its tier's limit, a v2 deployment its limit; the client cannot read a tier, so
-``capacity={url: n}`` says it, and 1 is assumed). A job goes to the compatible member that will
-start it soonest: the one with the fewest jobs ahead of it per slot, counting the jobs this pool
-placed there and not yet ended (read from the jobs themselves when asked, so a job that ended a
-moment ago frees its slot at once), and the queue length the member's websocket last reported
-(other users' jobs), whichever is larger. A member with a free slot wins over any queue, so a
-local server gets a second job only when every member is busy; ties go to the member named
-first. The choice is made and counted before the submission is awaited, so jobs submitted at
-once (a sweep) spread instead of all seeing the same idle member.
+Scheduling. Every member has a capacity: how many jobs it runs at once. ``capacity={url: n}``
+says it; else a local ComfyUI 1, Comfy Cloud the limit of the plan ``$COMFY_CLOUD_TIER`` names
+(neither Cloud nor a v2 deployment tells its limit), anything else 1, raised to the most of its
+jobs seen running at once (:class:`~comfy_nb.client._pool_members.Member`). A job goes to the
+compatible member that will start it soonest: the one with the fewest jobs ahead of it per
+slot, counting the jobs this pool placed there and not yet ended (read from the jobs themselves
+when asked, so a job that ended a moment ago frees its slot at once), and the queue length the
+member's websocket last reported (other users' jobs), whichever is larger. A member with a free
+slot wins over any queue, so a local server gets a second job only when every member is busy;
+ties go to the member named first. The choice is made and counted before the submission is
+awaited, so jobs submitted at once (a sweep) spread instead of all seeing the same idle member.
 
 Routing. Before a job is placed, its requirements are read from the workflow (its node classes,
 and the model files it names in the inputs a server lists its files for, such as ``ckpt_name``;
@@ -60,8 +61,7 @@ first job ends with the outcome of the one that replaced it (``result.server`` a
 Open: a server that stops gracefully may first report its running job as interrupted, and that
 job then ends cancelled instead of moving; the progress events of a replacement job do not reach
 the first job's subscribers; a job whose files were uploaded to the member that stopped is
-resubmitted with their names, which the new member does not have. Reading a member's capacity
-from Comfy Cloud or a v2 deployment instead of ``capacity=`` is open too.
+resubmitted with their names, which the new member does not have.
 """
 
 from __future__ import annotations
@@ -499,7 +499,7 @@ class AsyncPool(AsyncClient):
             connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,
             cache_dir=cache_dir, client_id=client_id, emulator_options=emulator_options,
             result_cache=result_cache, download_timeout=download_timeout),
-            capacity.get(url, 1), index) for index, url in enumerate(names)]
+            capacity.get(url), index) for index, url in enumerate(names)]
         self._members = Members(members)
         self._pool_runs = PoolRuns(self._members)
         self._compose(PoolServer(self._members), self._pool_runs,
@@ -660,6 +660,11 @@ class Pool(Client):
     def members(self) -> list[AsyncClient]:
         """The client of each member, in the pool's order."""
         return self.async_client.members
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs the members run at once together (a sweep's default concurrency)."""
+        return self.async_client.capacity
 
     def lanes(self) -> list[dict[str, Any]]:
         """Each member's ``server``, ``capacity`` and the jobs ``placed`` there not yet ended."""

@@ -1,7 +1,7 @@
 """The members of a pool (:mod:`comfy_nb.client._pool`): which servers a ``url`` argument names
 (:func:`pool_urls`), which key each gets (:func:`member_keys`), and each member's standing
-(:class:`Member`: its capacity, the jobs placed on it, whether it answers, and how soon it would
-start a job placed now, the order the pool chooses by).
+(:class:`Member`: its capacity, given or learnt, the jobs placed on it, whether it answers,
+and how soon it would start a job placed now, the order the pool chooses by).
 
 Must not: submit or follow jobs (the pool's parts do, through each member's client).
 """
@@ -15,8 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._cloud_plans import named_plan, plan_limit
 from .._secret import Secret
 from ..errors import ComfyError, TransportError
+from ._dialects import JobStatus
 
 if TYPE_CHECKING:
     from ..job import AsyncJob
@@ -79,12 +81,13 @@ def _is_cloud(url: str) -> bool:
 
 @dataclass
 class Member:
-    """One server of a pool: its client, how many jobs it runs at once, and the jobs the pool
-    has placed there."""
+    """One server of a pool: its client, how many jobs it runs at once (:attr:`capacity`), and
+    the jobs the pool has placed there."""
 
     client: AsyncClient
-    capacity: int
+    given: int | None  # the capacity said for it (``capacity={url: n}``), None: learnt
     index: int
+    seen_running: int = 0  # the most of its jobs seen running at the same time
     reserved: int = 0  # runs on their way there (chosen, not yet submitted or ended)
     jobs: set[AsyncJob] = field(default_factory=set)  # jobs submitted there, until they end
     down_since: float | None = None  # when it last refused a connection (None: answering)
@@ -92,10 +95,27 @@ class Member:
     failure: ComfyError | None = None  # why it could not be connected to, last time
 
     @property
+    def capacity(self) -> int:
+        """How many jobs it runs at once: as given; else a local ComfyUI 1 (it has one prompt
+        worker), Comfy Cloud the limit of the plan ``$COMFY_CLOUD_TIER`` names (1, the smallest
+        plan with API access, when unset), any other 1; and never fewer than the most of its
+        jobs seen running at once (a Cloud plan or a v2 deployment larger than assumed shows
+        itself when a job placed beyond its slots starts at once)."""
+        if self.given is not None:
+            return self.given
+        assumed = 1
+        if self.opened and self.client.dialect == "cloud":
+            plan = named_plan()
+            assumed = plan_limit(plan) if plan else 1
+        return max(assumed, self.seen_running)
+
+    @property
     def placed(self) -> int:
         """The runs placed here that have not ended (read when asked: a job that ended a
         moment ago no longer counts, whoever learnt it first)."""
         self.jobs = {job for job in self.jobs if not (job.done or job.lost)}
+        running = sum(job.status is JobStatus.RUNNING for job in self.jobs)
+        self.seen_running = max(self.seen_running, running)
         return self.reserved + len(self.jobs)
 
     @property
@@ -135,11 +155,13 @@ class Member:
         """How soon a job placed now would start, as a sort key: jobs ahead of it per slot
         (0 with a free slot), then the load per slot, then the pool's order."""
         load = max(self.placed, self.client.queue_remaining or 0)
-        waiting = max(0, load + 1 - self.capacity)
-        return waiting / self.capacity, load / self.capacity, self.index
+        slots = self.capacity
+        waiting = max(0, load + 1 - slots)
+        return waiting / slots, load / slots, self.index
 
     def lane(self) -> dict[str, Any]:
-        return {"server": self.url, "capacity": self.capacity, "placed": self.placed,
+        placed = self.placed
+        return {"server": self.url, "capacity": self.capacity, "placed": placed,
                 "up": self.down_since is None}
 
 

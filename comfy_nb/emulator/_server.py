@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from .._cloud_plans import TIER_CONCURRENCY
 from ._executor import Worker, now_ms
 from ._faults import Faults
 from ._hub import SocketHub
@@ -26,7 +27,6 @@ from ._object_info import current_object_info
 from ._queue import PromptQueue, QueueItem
 
 Dialect = Literal["local", "cloud", "v2"]
-TIER_CONCURRENCY = {"standard": 1, "creator": 3, "pro": 5}
 STATE: web.AppKey[EmulatorState] = web.AppKey("comfy_nb_emulator_state")
 STAND_IN_NOTICE = (
     "comfy_nb emulator: model nodes render deterministic stand-in pixels, not model output"

@@ -2,23 +2,19 @@
 :func:`resolve_concurrency`, which weighs the arguments, the settings, the Comfy Cloud plan and
 the kind of server (a pool of servers: the jobs its members run at once together).
 
-Owns: the plan limits of Comfy Cloud (:data:`TIER_CONCURRENCY`) and ``$COMFY_CLOUD_TIER``.
+The plan limits of Comfy Cloud and ``$COMFY_CLOUD_TIER`` are in :mod:`comfy_nb._cloud_plans`.
 Must not: connect or run anything.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from .._cloud_plans import TIER_CONCURRENCY, TIER_VARIABLE, named_plan, plan_limit
+
 __all__ = ["TIER_CONCURRENCY", "TIER_VARIABLE", "SweepSettings", "resolve_concurrency",
            "settings"]
-
-#: jobs Comfy Cloud runs at once, by plan
-TIER_CONCURRENCY = {"standard": 1, "creator": 3, "pro": 5}
-TIER_VARIABLE = "COMFY_CLOUD_TIER"
-
 
 @dataclass
 class SweepSettings:
@@ -47,13 +43,6 @@ def resolve_concurrency(dialect: str, concurrency: int | None = None,
     ``$COMFY_CLOUD_TIER``, else ``settings.cloud_concurrency``; on a local server
     ``settings.local_concurrency``."""
 
-    def plan_limit(plan: str) -> int:
-        key = plan.strip().lower()
-        if key not in TIER_CONCURRENCY:
-            raise ValueError(f"unknown Comfy Cloud tier {plan!r}: use one of "
-                             f"{', '.join(TIER_CONCURRENCY)}")
-        return TIER_CONCURRENCY[key]
-
     cloud = dialect == "cloud"
     chosen: Any = concurrency
     if chosen is None and tier is not None:
@@ -64,7 +53,7 @@ def resolve_concurrency(dialect: str, concurrency: int | None = None,
     if chosen is None and dialect == "pool" and capacity is not None:
         chosen = capacity
     if chosen is None:
-        plan = (settings.tier or os.environ.get(TIER_VARIABLE) or None) if cloud else None
+        plan = (settings.tier or named_plan()) if cloud else None
         chosen = (plan_limit(plan) if plan else settings.cloud_concurrency) if cloud \
             else settings.local_concurrency
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
