@@ -22,9 +22,12 @@ FORMAT = 1  # of entry.json and of the key; a new format never reads old entries
 
 def server_identity(url: str, dialect: str,
                     system_stats: Mapping[str, Any] | None = None) -> str:
-    """What the cache calls a server: ``<dialect>:<normalized url>``; for the comfy_nb emulator
-    (its system stats have an ``emulator`` section) ``comfy_nb-emulator/<dialect>/<version>``,
-    whatever its port, so notebooks on the emulator hit across kernels. Never a credential."""
+    """What the cache calls a server: ``<dialect>:<normalized url>``, followed by the versions
+    its system stats report (``comfyui_version``, and Comfy Cloud's ``cloud_version``), so the
+    outputs of one build are not served for another at the same address; for the comfy_nb
+    emulator (its system stats have an ``emulator`` section)
+    ``comfy_nb-emulator/<dialect>/<version>``, whatever its port, so notebooks on the emulator
+    hit across kernels. Never a credential."""
     emulator = system_stats.get("emulator") if isinstance(system_stats, Mapping) else None
     if isinstance(emulator, Mapping):
         return f"comfy_nb-emulator/{dialect}/{package_version()}"
@@ -34,7 +37,14 @@ def server_identity(url: str, dialect: str,
     port = parts.port
     if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
-    return f"{dialect}:{scheme}://{host}{parts.path.rstrip('/')}"
+    identity = f"{dialect}:{scheme}://{host}{parts.path.rstrip('/')}"
+    system = system_stats.get("system") if isinstance(system_stats, Mapping) else None
+    if isinstance(system, Mapping):
+        for name in ("comfyui_version", "cloud_version"):
+            version = system.get(name)
+            if isinstance(version, str) and version:
+                identity += f" {name.split('_')[0]}/{version}"
+    return identity
 
 
 def canonical_json(value: Any) -> str:

@@ -175,6 +175,20 @@ def test_server_identity() -> None:
         == "cloud:https://cloud.comfy.org"
 
 
+def test_the_same_address_serving_another_build_is_another_server() -> None:
+    def stats(**system: str) -> dict[str, Any]:
+        return {"system": {"os": "posix", "python_version": "3.12", **system}}
+
+    old = server_identity("http://gpu1:8188", "local", stats(comfyui_version="0.3.64"))
+    new = server_identity("http://gpu1:8188", "local", stats(comfyui_version="0.3.65"))
+    assert old == "local:http://gpu1:8188 comfyui/0.3.64" and new != old
+    assert cache_key(old, solid()) != cache_key(new, solid())
+    assert server_identity("http://gpu1:8188", "local", stats(comfyui_version="0.3.64")) == old
+    cloud = server_identity("https://cloud.comfy.org", "cloud",
+                            stats(comfyui_version="0.3.64", cloud_version="2026.11.3"))
+    assert cloud == "cloud:https://cloud.comfy.org comfyui/0.3.64 cloud/2026.11.3"
+
+
 def test_store_and_read_back(store: ResultCache) -> None:
     key = key_of("one")
     entry = put(store, key, {"a.png": png((1, 2, 3)), "b.png": png((4, 5, 6))})
