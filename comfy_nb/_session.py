@@ -45,7 +45,7 @@ def shared_client() -> Client:
         return session
     with _lock:
         if _shared is None or _shared.loop.closed:
-            from .client._client import connect
+            from .client._connect import connect
 
             _shared = connect()
         return _shared

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
         UnexpectedContent,
         ValidationError,
     )
-    from ._client import AsyncClient, Client, connect
+    from ._client import AsyncClient, Client
+    from ._connect import connect
     from ._dialects import JobStatus
     from ._pool import AsyncPool, Pool
     from ._runs import PreparedPrompt

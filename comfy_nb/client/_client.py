@@ -19,15 +19,14 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import ledger  # noqa: F401  (records every job submitted, through job_observers)
-from .._config import URL_VARIABLE, resolve, url_argument
+from .._config import resolve, url_argument
 from .._loop import LoopThread
 from .._secret import Secret, hide_extra_data
 from ..errors import ComfyError, FeatureUnavailable, JobTimeout
@@ -642,54 +641,3 @@ class Client:
         """Cloud: the account's status (checks the key). Local servers have no accounts."""
         return self._run(self._async.user())
 
-
-def connect(
-    url: str | list[str] | tuple[str, ...] | None = None,
-    *,
-    api_key: str | Secret | None = None,
-    dialect: str | None = None,
-    websocket: bool = True,
-    timeout: float = 30.0,
-    connect_timeout: float = 10.0,
-    retry: RetryPolicy | None = None,
-    poll_interval: float = 1.0,
-    cache_dir: str | Path | None = None,
-    client_id: str | None = None,
-    emulator_options: dict[str, Any] | None = None,
-    result_cache: ResultCache | None = None,
-    download_timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
-    capacity: Mapping[str, int] | None = None,
-) -> Client:
-    """A connected :class:`Client`. ``url`` is a server URL, ``"cloud"`` (Comfy Cloud) or
-    ``"emulator"`` (the embedded emulator, whatever else runs). Without it: ``COMFY_URL`` /
-    ``COMFY_CLOUD_API_KEY``, then a local ComfyUI at 127.0.0.1:8188 (``COMFY_NB_LOCAL_URL``), then
-    the embedded emulator (with a notice); with ``dialect="cloud"`` never a local server, but
-    Comfy Cloud with a key and the emulator of Comfy Cloud without one. The other arguments are
-    :class:`AsyncClient`'s.
-
-    ``api_key`` goes to the server it is passed for; ``COMFY_CLOUD_API_KEY`` goes only to Comfy
-    Cloud, ``COMFY_API_KEY`` only to the origin of ``COMFY_BASE_URL``. A key is sent only once
-    the server has shown that it speaks the Cloud API, or Comfy API v2 (``dialect="v2"``, found
-    by ``GET /api/v2/health``; the key then goes as ``Authorization: Bearer``).
-
-    Several servers (a list, or a string with commas, also in ``COMFY_URL``) make a
-    :class:`~comfy_nb.client._pool.Pool`: one client with the same methods, each run going to
-    the server that will start it soonest (``api_key`` then goes only to the one ``"cloud"``;
-    ``capacity={url: n}`` says how many jobs a member runs at once, and means nothing for one
-    server)."""
-    api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
-    from ._pool import Pool, pool_urls
-
-    urls = pool_urls(url if url is not None else os.environ.get(URL_VARIABLE))
-    if urls is not None and len(urls) > 1:
-        return Pool(urls, api_key=api_key, dialect=dialect, websocket=websocket,
-                    timeout=timeout, connect_timeout=connect_timeout, retry=retry,
-                    poll_interval=poll_interval, cache_dir=cache_dir, client_id=client_id,
-                    emulator_options=emulator_options, result_cache=result_cache,
-                    download_timeout=download_timeout, capacity=capacity)
-    if isinstance(url, (list, tuple)):  # one server in a list: a client of it
-        url = urls[0] if urls else None
-    return Client(url, api_key=api_key, dialect=dialect, websocket=websocket, timeout=timeout,
-                  connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,
-                  cache_dir=cache_dir, client_id=client_id, emulator_options=emulator_options,
-                  result_cache=result_cache, download_timeout=download_timeout)
