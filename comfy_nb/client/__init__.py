@@ -15,7 +15,7 @@ _ERRORS = ("AuthenticationError", "ComfyError", "DownloadTimeout", "ExecutionFai
            "NodeError", "NotFoundError", "PaymentRequiredError", "RateLimitError", "RequestError",
            "ServerError", "SubmissionUncertain", "TransportError", "UnexpectedContent",
            "ValidationError")
-_LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._client",
+_LAZY = {"AsyncClient": "._client", "Client": "._client", "connect": "._connect",
          "AsyncPool": "._pool", "Pool": "._pool",
          "JobStatus": "._dialects", "PreparedPrompt": "._runs",
          **dict.fromkeys(_ERRORS, "..errors")}
