@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._loop import LoopThread
 from ._secret import REDACTED, redact
+from ._session import shared_client
 from ._version import package_version
 from .client._dialects import JobStatus
 from .client._runs import SubmittedRun, job_observers
@@ -358,12 +359,21 @@ def _observe(run: SubmittedRun) -> None:
               "comfy_nb": package_version()}
     try:
         append(record, path)
-        _recorded += 1
-        if _recorded % PRUNE_EVERY == 1:
-            prune(path)
     except (OSError, ValueError) as exc:
         log.warning("comfy_nb: cannot record job %s in the job ledger %s: %s", job.id, path,
                     exc)
+        return
+    _recorded += 1
+    if _recorded % PRUNE_EVERY == 1:  # rewrites the file: off the client's event loop
+        threading.Thread(target=_prune_quietly, args=(path,), name="comfy_nb-ledger-prune",
+                         daemon=False).start()  # joined at exit: never cut mid-write
+
+
+def _prune_quietly(path: Path) -> None:
+    try:
+        prune(path)
+    except (OSError, ValueError) as exc:
+        log.warning("comfy_nb: cannot prune the job ledger %s: %s", path, exc)
 
 
 if _observe not in job_observers:
@@ -464,7 +474,7 @@ def jobs(client: Client | None = None, *, limit: int = 20,
     if limit < 1:
         raise ValueError("limit must be a positive number of jobs")
     if client is None:
-        client = _session_client()
+        client = shared_client()
     from .client import Client
 
     if not isinstance(client, Client):
@@ -533,16 +543,3 @@ def _read_alone(entry: LedgerEntry, client: Client) -> LedgerJob:
         return LedgerJob(entry, client, JobStatus.UNKNOWN,
                          problem="the server does not know this job (any more)")
     return LedgerJob(entry, client, status, followed)
-
-
-def _session_client() -> Client:
-    """The client of the notebook's ``%comfy`` session, else a new :func:`comfy_nb.connect`."""
-    shell = _ipython()
-    manager = getattr(shell, "magics_manager", None)
-    magics = getattr(manager, "registry", {}).get("ComfyMagics") if manager else None
-    if magics is not None:
-        session: Client = magics.session_client()
-        return session
-    from .client import connect
-
-    return connect()

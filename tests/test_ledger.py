@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -333,3 +334,26 @@ def test_the_status_of_many_jobs_comes_from_one_listing(dialect: str, journal: P
     assert {job.status for job in found} == {JobStatus.SUCCEEDED}
     expected = [b"/api/queue", b"/api/history"] if dialect == "local" else [b"/api/jobs"]
     assert sent == expected
+
+
+def test_recording_jobs_prunes_the_ledger_off_the_clients_event_loop(
+        journal: Path, local: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    pruned_on: list[str] = []
+    real_prune = ledger.prune
+
+    def prune(path: Path | None = None) -> None:
+        pruned_on.append(threading.current_thread().name)
+        real_prune(path)
+
+    monkeypatch.setattr(ledger, "prune", prune)
+    monkeypatch.setattr(ledger, "_recorded", 0)  # the next job recorded is a pruning one
+    ledger.settings.max_entries = 1
+    with comfy_nb.connect(local.url) as client:
+        first = client.submit(txt2img())
+        first.wait(WAIT)
+        for _ in range(100):
+            if pruned_on:
+                break
+            time.sleep(0.05)
+        assert pruned_on == ["comfy_nb-ledger-prune"]
+        assert [entry.id for entry in ledger.read_entries()] == [first.id]
