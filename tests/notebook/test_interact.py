@@ -638,3 +638,27 @@ def test_the_example_notebook_gives_cfg_and_steps_the_ranges_people_use(
     ranges = {name: (ui.controls[name].widget.min, ui.controls[name].widget.max)
               for name in ("cfg", "steps")}
     assert ranges == {"cfg": (1, 12), "steps": (1, 40)}  # the server says 0–100 and 1–10000
+
+
+def test_interact_on_a_pool_runs_on_its_members_and_cancels_where_the_run_went(
+        emulators: Emulators, made: list[Interact]) -> None:
+    first_server, second_server = emulators(step_delay=0.01), emulators(step_delay=0.01)
+    with comfy_nb.connect([first_server.url, second_server.url]) as pool:
+        ui = comfy_nb.interact("txt2img", "steps", "seed", "sampler_name", client=pool)
+        made.append(ui)
+        assert ("heun", "heun") in ui.controls["sampler_name"].widget.options  # from the members
+        ui.set_values(steps=150, seed=1001)  # 1.5 s of sampling
+        ui.run()
+        eventually(lambda: ui.job is not None and ui.job.progress().node_value > 2,
+                   "the first job samples")
+        first = ui.job
+        assert first is not None
+        ran_on = {first_server.url: first_server, second_server.url: second_server}[
+            pool.server_of(first.id) or ""]
+        ui.set_values(steps=3, seed=1002)
+        result = ui.run(wait=True)
+        assert result.server in (first_server.url, second_server.url)
+        assert result.workflow["3"]["inputs"]["steps"] == 3
+        eventually(lambda: ran_on.state.jobs[first.id].raw_status == "cancelled",
+                   "the member that had the first job has it cancelled")
+        assert [entry.job_id for entry in ui.history] == [result.prompt_id]
