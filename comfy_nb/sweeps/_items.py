@@ -228,9 +228,10 @@ class SweepData:
         """On a pool, one dict per member, in the pool's order: its ``server``, ``capacity``
         and how many of this sweep's items are ``queued``, ``running``, ``done`` (succeeded)
         and ``failed`` (or cancelled) there; empty for a sweep on one server."""
-        lanes = {server: {"server": server, "capacity": capacity, "queued": 0, "running": 0,
-                          "done": 0, "failed": 0}
-                 for server, capacity in self._state.servers}
+        lanes: dict[str, dict[str, Any]] = {
+            server: {"server": server, "capacity": capacity, "queued": 0, "running": 0,
+                     "done": 0, "failed": 0}
+            for server, capacity in self._state.servers}
         for item in self.items:
             lane = lanes.get(item.server or "")
             if lane is None:
