@@ -22,6 +22,7 @@ from IPython.core.error import UsageError
 
 from .._config import KEY_VARIABLE, on_binder
 from .._secret import Secret
+from ..errors import ComfyError
 from .pool_view import is_pool, server_of
 from .progress import StaticNote
 
@@ -107,7 +108,15 @@ def comfy_connect(magics: ComfyMagics, args: Any) -> None:
             getpass.getpass("Comfy Cloud API key (not stored in the notebook): ").strip())
         if not api_key:
             raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
-    magics.connect(target, api_key=api_key)
+    if len(targets) == 1:
+        magics.connect(target, api_key=api_key)
+        return
+    try:
+        magics.connect(target, api_key=api_key)
+    except ComfyError:
+        raise
+    except ValueError as exc:  # servers that cannot make a pool (Comfy Cloud named twice)
+        raise UsageError(f"%comfy connect: {exc}") from None
 
 
 def connect_targets(values: list[str]) -> list[str]:

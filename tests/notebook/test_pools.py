@@ -157,6 +157,21 @@ def test_a_key_typed_in_goes_to_the_cloud_member_alone(
         cloud_tap.close()
 
 
+def test_a_typed_key_for_two_members_is_refused_before_anything_connects(
+        servers: list[RunningEmulator], shell: InteractiveShell,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cloud`` and Comfy Cloud's URL are both Comfy Cloud: one typed key cannot say which
+    member it is for, and none gets it."""
+    monkeypatch.setenv("COMFY_NB_CLOUD_URL", "http://127.0.0.1:9")  # never reached
+    monkeypatch.delenv("COMFY_CLOUD_API_KEY", raising=False)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": KEY)
+    outcome = shell.run_cell("%comfy connect cloud http://127.0.0.1:9")
+    error = outcome.error_in_exec
+    assert isinstance(error, UsageError) and "each key to one server only" in str(error)
+    assert KEY not in str(error)
+    assert magics(shell).client is None
+
+
 def test_status_and_queue_say_which_member_has_each_job(
         emulators: Emulators, shell: InteractiveShell,
         capsys: pytest.CaptureFixture[str]) -> None:
