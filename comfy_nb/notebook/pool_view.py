@@ -81,16 +81,17 @@ def lane_lines(sweep: SweepData) -> list[str]:
             for lane in sweep.lanes()]
 
 
+_LANE_COLUMNS = ("server", "capacity", "running", "queued", "done", "failed")
+_LANE_CELL = "padding:0 6px"
+
+
 def lanes_html(sweep: SweepData) -> str:
     """The lanes as a small table (empty for a sweep on one server)."""
     lanes = sweep.lanes()
     if not lanes:
         return ""
     esc = html.escape
-    head = "".join(f"<th style=\"padding:0 6px\">{name}</th>" for name in
-                   ("server", "capacity", "running", "queued", "done", "failed"))
-    rows = "".join(
-        "<tr>" + "".join(f"<td style=\"padding:0 6px\">{esc(str(lane[name]))}</td>" for name in
-                         ("server", "capacity", "running", "queued", "done", "failed"))
-        + "</tr>" for lane in lanes)
-    return (f"<table class=\"comfy-nb-sweep-lanes\"><tr>{head}</tr>{rows}</table>")
+    head = "".join(f"<th style=\"{_LANE_CELL}\">{name}</th>" for name in _LANE_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td style=\"{_LANE_CELL}\">{esc(str(lane[name]))}</td>"
+                                    for name in _LANE_COLUMNS) + "</tr>" for lane in lanes)
+    return f"<table class=\"comfy-nb-sweep-lanes\"><tr>{head}</tr>{rows}</table>"

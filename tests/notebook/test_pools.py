@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,20 @@ def test_connect_several_urls_makes_a_pool_and_names_its_members(
         assert re.search(rf"  {re.escape(server.url)} \(local, version [^)]+\) · capacity 1",
                          out), out
     assert out.count("stand-in pixels") == 1  # the members' warnings, each once
+
+
+def test_the_banner_says_which_member_does_not_answer(
+        servers: list[RunningEmulator], shell: InteractiveShell,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    run(shell, f"%comfy connect {servers[0].url} {nobody}")
+    out = capsys.readouterr().out
+    assert "connected to a pool of 2 servers (2 jobs at once)" in out
+    assert re.search(rf"  {re.escape(servers[0].url)} \(local, version [^)]+\) · capacity 1",
+                     out), out
+    assert f"  {nobody} · capacity 1 · not answering: it joins the pool when it does" in out
 
 
 def test_connect_one_url_is_a_client_as_before(servers: list[RunningEmulator],
