@@ -23,7 +23,7 @@ from IPython.core.error import UsageError
 from .._config import KEY_VARIABLE, on_binder
 from .._secret import Secret
 from ..errors import ComfyError
-from .pool_view import is_pool, server_of
+from .pool_view import describe_pool, is_pool
 from .progress import StaticNote
 
 if TYPE_CHECKING:
@@ -79,8 +79,6 @@ def show(obj: Any) -> None:
 def banner(client: Client) -> StaticNote:
     """What a connection says about itself (server, dialect, emulator or not; for a pool,
     each member with its capacity)."""
-    from .pool_view import describe_pool
-
     if is_pool(client):
         return StaticNote(describe_pool(client), "comfy-nb-banner")
     return StaticNote(client.describe(), "comfy-nb-banner")
@@ -179,7 +177,7 @@ def comfy_status(magics: ComfyMagics, args: Any) -> None:
     if is_pool(client):  # which member each job went to
         columns.append("server")
         for row, job in zip(rows, magics.jobs[-10:], strict=True):
-            row.append(server_of(client, job.id))
+            row.append(client.server_of(job.id) or "-")  # "-": from an earlier connection
     caption = (f"queue: {running} running, {len(queue) - running} pending · "
                f"jobs from this {session_word(magics)}: {len(magics.jobs)}")
     show(Table(columns, rows, caption))

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..client import Client, Pool
     from ..sweeps import SweepData
 
-__all__ = ["describe_pool", "is_pool", "lane_lines", "lanes_html", "server_of"]
+__all__ = ["describe_pool", "is_pool", "lane_lines", "lanes_html"]
 
 
 def is_pool(client: Client) -> TypeGuard[Pool]:
@@ -59,15 +59,6 @@ async def _members(pool: Pool) -> list[dict[str, Any]]:
         found.append({**lane, "dialect": client.dialect, "version": client.server_version,
                       "warnings": warnings})
     return found
-
-
-def server_of(client: Client, prompt_id: str) -> str:
-    """The server a job of ``client`` runs on: on a pool the member it was placed on."""
-    from ..client import Pool
-
-    if isinstance(client, Pool):
-        return client.server_of(prompt_id) or "?"
-    return client.url
 
 
 # -- the lanes of a sweep ------------------------------------------------------------------------
