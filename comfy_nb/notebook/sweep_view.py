@@ -116,7 +116,9 @@ def summary_html(sweep: SweepData, counts: SweepCounts | None = None, *, hint: s
     ended = [item for item in sweep.items if item.done and item.finished_at is not None]
     if ended:
         latest = max(ended, key=lambda item: item.finished_at or 0.0)
-        lines.append(f"<small>latest: {esc(latest.label)} {esc(latest.status)}</small>")
+        where = f" on {latest.server}" if lanes and latest.server else ""
+        lines.append(f"<small>latest: {esc(latest.label)} {esc(latest.status)}{esc(where)}"
+                     "</small>")
     failed = [item for item in sweep.items if item.status == "failed"]
     for item in failed[:failures]:
         lines.append(f"<span class=\"comfy-nb-error\" style=\"color:#b00\">failed: "

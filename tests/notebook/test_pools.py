@@ -254,6 +254,9 @@ def test_the_html_panel_of_a_sweep_on_a_pool_shows_the_lanes_as_it_runs(
         assert obj["text/html"].count("<tr><td") == 2
         assert all(server.url in obj["text/html"] and server.url in obj["text/plain"]
                    for server in servers)
+    latest = re.findall(r"latest: EmptyImage\.color=\d+ succeeded on (\S+)</small>",
+                        "".join(obj["text/html"] for obj in live))
+    assert latest and set(latest) <= {server.url for server in servers}
     # while it ran, some state showed a member running one job (server, capacity 1, running 1)
     assert any(re.search(rf"<td[^>]*>{re.escape(server.url)}</td><td[^>]*>1</td><td[^>]*>1</td>",
                          obj["text/html"]) for obj in live for server in servers)
