@@ -299,7 +299,7 @@ def test_rows_are_plain_data(client: comfy_nb.Client, tmp_path: Any,
     rows = done.rows()
     json.dumps(rows)  # nothing but plain values
     assert [set(row) for row in rows] == [{"seed", "cfg", "status", "files", "error",
-                                           "prompt_id", "seconds"}] * 2
+                                           "prompt_id", "server", "seconds"}] * 2
     paths = done.save(tmp_path)
     # tmp_path is outside the current folder: the paths stay absolute
     assert [row["files"] for row in done.rows()] == [[str(p)] for p in paths]

@@ -22,6 +22,8 @@ from IPython.core.error import UsageError
 
 from .._config import KEY_VARIABLE, on_binder
 from .._secret import Secret
+from ..errors import ComfyError
+from .pool_view import describe_pool, is_pool
 from .progress import StaticNote
 
 if TYPE_CHECKING:
@@ -75,7 +77,10 @@ def show(obj: Any) -> None:
 
 
 def banner(client: Client) -> StaticNote:
-    """What a connection says about itself (server, dialect, emulator or not)."""
+    """What a connection says about itself (server, dialect, emulator or not; for a pool,
+    each member with its capacity)."""
+    if is_pool(client):
+        return StaticNote(describe_pool(client), "comfy-nb-banner")
     return StaticNote(client.describe(), "comfy-nb-banner")
 
 
@@ -83,12 +88,16 @@ def banner(client: Client) -> StaticNote:
 
 
 def comfy_connect(magics: ComfyMagics, args: Any) -> None:
-    if len(args.values) != 1:
+    if not args.values:
         raise UsageError("%comfy connect URL|cloud|emulator (e.g. %comfy connect "
-                         "http://127.0.0.1:8188)")
-    target = args.values[0]
+                         "http://127.0.0.1:8188; several servers make a pool: %comfy connect "
+                         "URL URL ...)")
+    targets = connect_targets(args.values)
+    target: str | list[str] = targets[0] if len(targets) == 1 else targets
     api_key = None
-    if target.lower() == "cloud" and not os.environ.get(KEY_VARIABLE):
+    # the key typed in goes to Comfy Cloud alone, also as a member of a pool (comfy_nb.connect
+    # gives a pool's one key to its one "cloud" member and to no other)
+    if any(name.lower() == "cloud" for name in targets) and not os.environ.get(KEY_VARIABLE):
         if on_binder():
             raise UsageError("this is a public Binder session: do not enter an API key "
                              "here. Run the notebook on your own machine for Comfy Cloud.")
@@ -97,7 +106,31 @@ def comfy_connect(magics: ComfyMagics, args: Any) -> None:
             getpass.getpass("Comfy Cloud API key (not stored in the notebook): ").strip())
         if not api_key:
             raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
-    magics.connect(target, api_key=api_key)
+    if len(targets) == 1:
+        magics.connect(target, api_key=api_key)
+        return
+    try:
+        magics.connect(target, api_key=api_key)
+    except ComfyError:
+        raise
+    except ValueError as exc:  # servers that cannot make a pool (Comfy Cloud named twice)
+        raise UsageError(f"%comfy connect: {exc}") from None
+
+
+def connect_targets(values: list[str]) -> list[str]:
+    """The servers ``%comfy connect`` names: one, or several (separated by spaces or commas)
+    for a pool; a server named twice or an empty name is refused."""
+    from ..client._pool import pool_urls
+
+    if len(values) == 1 and "," not in values[0]:
+        return list(values)
+    # "URL, URL" arrives as two values, the first ending with its comma
+    text = values[0] if len(values) == 1 else ",".join(value.strip(",") for value in values)
+    try:
+        urls = pool_urls(text)
+    except ValueError as exc:
+        raise UsageError(f"%comfy connect: {exc}") from None
+    return urls or [text]
 
 def comfy_record(magics: ComfyMagics, args: Any) -> None:
     from ..recordings import record
@@ -140,9 +173,14 @@ def comfy_status(magics: ComfyMagics, args: Any) -> None:
     queue = client.queue()
     running = sum(1 for entry in queue if entry["running"])
     rows = [[job.id, job.status.value, f"{job.elapsed:.1f} s"] for job in magics.jobs[-10:]]
+    columns = ["job", "status", "time"]
+    if is_pool(client):  # which member each job went to
+        columns.append("server")
+        for row, job in zip(rows, magics.jobs[-10:], strict=True):
+            row.append(client.server_of(job.id) or "-")  # "-": from an earlier connection
     caption = (f"queue: {running} running, {len(queue) - running} pending · "
                f"jobs from this {session_word(magics)}: {len(magics.jobs)}")
-    show(Table(["job", "status", "time"], rows, caption))
+    show(Table(columns, rows, caption))
 
 def session_word(magics: ComfyMagics) -> str:
     """What the jobs of this session come from: a kernel (notebooks, consoles) or a shell
@@ -150,10 +188,16 @@ def session_word(magics: ComfyMagics) -> str:
     return "kernel" if getattr(magics.shell, "kernel", None) is not None else "shell"
 
 def comfy_queue(magics: ComfyMagics, args: Any) -> None:
-    entries = magics.session_client().queue()
+    client = magics.session_client()
+    entries = client.queue()
     rows = [[e["id"], "running" if e["running"] else f"pending #{e['position']}"]
             for e in entries]
-    show(Table(["job", "state"], rows, "the queue is empty" if not rows else ""))
+    columns = ["job", "state"]
+    if is_pool(client):  # a pool's queue is its members': each entry says whose
+        columns.append("server")
+        for row, entry in zip(rows, entries, strict=True):
+            row.append(entry.get("server", "?"))
+    show(Table(columns, rows, "the queue is empty" if not rows else ""))
 
 def comfy_cancel(magics: ComfyMagics, args: Any) -> None:
     client = magics.session_client()

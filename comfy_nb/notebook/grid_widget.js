@@ -161,6 +161,7 @@ function render({ model, el: root }) {
       frame.append(el("i", "comfy-nb-grid-status", cell.status));
     }
     td.append(frame, el("div", "comfy-nb-grid-caption", cell.caption));
+    if (cell.server) td.append(el("div", "comfy-nb-grid-server", `on ${cell.server}`));
     const actions = el("div", "comfy-nb-grid-actions");
     const pick = el("button", "comfy-nb-grid-pick", "Pick");
     pick.title = `put these values back: ${cell.set_line}`;

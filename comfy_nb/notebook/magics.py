@@ -141,9 +141,10 @@ class ComfyMagics(Magics):
 
     # -- session ----------------------------------------------------------------------------
 
-    def connect(self, url: str | None = None, api_key: str | Secret | None = None) -> Client:
+    def connect(self, url: str | list[str] | None = None,
+                api_key: str | Secret | None = None) -> Client:
         """Connect the session (closing the previous connection) and show a banner. ``url`` as
-        in :func:`comfy_nb.connect` (a URL, ``cloud`` or ``emulator``)."""
+        in :func:`comfy_nb.connect` (a URL, ``cloud`` or ``emulator``; several make a pool)."""
         api_key = Secret.of(api_key, "api_key")  # no frame below holds it in the clear
         with _EmulatorNoticeInBanner():
             client = connect(url, api_key=api_key)
@@ -488,9 +489,9 @@ class ComfyMagics(Magics):
     @argument("command", nargs="?", default="status",
               choices=["connect", "status", "queue", "cancel", "interrupt", "upload", "nodes",
                        "models", "record", "replay", "jobs"],
-              help="connect URL|cloud|emulator · status · queue · cancel [ID ...|--all] · "
-                   "interrupt · upload PATH · nodes [PATTERN] · models [FOLDER] · "
-                   "record [PATH|--stop] · "
+              help="connect URL|cloud|emulator [URL ...] · status · queue · "
+                   "cancel [ID ...|--all] · interrupt · upload PATH · nodes [PATTERN] · "
+                   "models [FOLDER] · record [PATH|--stop] · "
                    "replay [PATH] · jobs [--attach ID]")
     @argument("values", nargs="*", help="the command's arguments")
     @argument("--all", action="store_true", help="cancel: every queued and running job")
@@ -500,7 +501,8 @@ class ComfyMagics(Magics):
     @argument("-h", "--help", action="store_true", help="show this help")
     @line_magic
     def comfy(self, line: str) -> Any:
-        """Manage the session's server: ``%comfy connect URL|cloud|emulator``, ``%comfy status``,
+        """Manage the session's server: ``%comfy connect URL|cloud|emulator`` (several servers,
+        ``%comfy connect URL URL``, make a pool), ``%comfy status``,
         ``%comfy queue``, ``%comfy cancel [ID ...|--all]``, ``%comfy interrupt``,
         ``%comfy upload PATH``, ``%comfy nodes [PATTERN]``, ``%comfy models [FOLDER]`` (the
         server's model files, e.g. ``checkpoints``); ``%comfy record [PATH]`` writes

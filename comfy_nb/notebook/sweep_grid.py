@@ -203,13 +203,14 @@ def caption(item: SweepItem) -> str:
 
 
 def cell_state(item: SweepItem | None, where: tuple[int, int, int],
-               thumbnail: Thumbnail | None = None) -> dict[str, Any]:
+               thumbnail: Thumbnail | None = None, *, on_pool: bool = False) -> dict[str, Any]:
     """One cell as plain JSON: where it is, its item's index (-1: no combination), status,
-    caption, error (failed cells say why), values, ``--set`` line and thumbnail."""
+    caption, error (failed cells say why), values, ``--set`` line, thumbnail and, for a sweep
+    ``on_pool``, the ``server`` (member) that ran it ("" otherwise, or not yet)."""
     if item is None:
         return {"key": list(where), "index": -1, "status": "missing", "caption": "",
                 "error": "", "values": {}, "set_line": "", "thumb": "", "width": 0,
-                "height": 0}
+                "height": 0, "server": ""}
     error = _error_text(item, 10_000) if item.status in ("failed", "cancelled") \
         and item.error is not None else ""
     return {"key": list(where), "index": item.index, "status": item.status,
@@ -218,7 +219,8 @@ def cell_state(item: SweepItem | None, where: tuple[int, int, int],
             "set_line": set_line(item.params),
             "thumb": thumbnail.data_uri if thumbnail is not None else "",
             "width": thumbnail.width if thumbnail is not None else 0,
-            "height": thumbnail.height if thumbnail is not None else 0}
+            "height": thumbnail.height if thumbnail is not None else 0,
+            "server": (item.server or "") if on_pool else ""}
 
 
 # -- thumbnails ----------------------------------------------------------------------------------
@@ -317,7 +319,8 @@ _HEAD = "padding:4px 6px;text-align:center;font-weight:bold;vertical-align:middl
 _CELL = "padding:4px;text-align:center;vertical-align:top;border:1px solid #ddd"
 
 
-def _static_cell(item: SweepItem | None, thumbs: Thumbnails, size: int) -> str:
+def _static_cell(item: SweepItem | None, thumbs: Thumbnails, size: int,
+                 on_pool: bool = False) -> str:
     esc = html.escape
     if item is None:
         return (f'<td class="comfy-nb-grid-cell comfy-nb-missing" style="{_CELL};color:#888">'
@@ -337,14 +340,18 @@ def _static_cell(item: SweepItem | None, thumbs: Thumbnails, size: int) -> str:
         body = "<i>no image</i>"
     else:
         body = f'<div style="width:{size}px;color:#666"><i>{esc(status)}</i></div>'
+    server = (f'<div class="comfy-nb-grid-server"><small>on {esc(item.server)}</small></div>'
+              if on_pool and item.server else "")
     return (f'<td class="comfy-nb-grid-cell comfy-nb-{esc(status)}" style="{_CELL}">{body}'
-            f'<div><small>{esc(caption(item))}</small></div></td>')
+            f'<div><small>{esc(caption(item))}</small></div>{server}</td>')
 
 
-def static_html(grid: GridLayout, thumbs: Thumbnails, size: int, title: str = "") -> str:
+def static_html(grid: GridLayout, thumbs: Thumbnails, size: int, title: str = "",
+                on_pool: bool = False) -> str:
     """The grid as plain HTML: per page (z) a heading and a table whose header row holds the
     x labels and whose first column the y labels; thumbnails as data URIs linking the saved
-    files. No script, no stylesheet needed."""
+    files; for a sweep ``on_pool``, the member that ran each cell under it. No script, no
+    stylesheet needed."""
     esc = html.escape
     parts = ['<div class="comfy-nb-grid-static">']
     if title:
@@ -362,7 +369,7 @@ def static_html(grid: GridLayout, thumbs: Thumbnails, size: int, title: str = ""
         for r, row in enumerate(page):
             cells = [f'<th scope="row" style="{_HEAD};text-align:right">'
                      f"{esc(grid.y.labels[r])}</th>"] if grid.y is not None else []
-            cells += [_static_cell(item, thumbs, size) for item in row]
+            cells += [_static_cell(item, thumbs, size, on_pool) for item in row]
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
     parts.append("</div>")
@@ -505,7 +512,8 @@ class SweepGrid:
 
     def cells(self) -> list[dict[str, Any]]:
         """Every cell's state (see :func:`cell_state`), page by page, row by row."""
-        return [cell_state(item, where, self.thumbnails.get(item, self.size))
+        on_pool = bool(self.sweep.lanes())
+        return [cell_state(item, where, self.thumbnails.get(item, self.size), on_pool=on_pool)
                 for where, item in self.layout().cells()]
 
     def title(self) -> str:
@@ -513,7 +521,8 @@ class SweepGrid:
 
     def html(self) -> str:
         """The static grid (no script)."""
-        return static_html(self.layout(), self.thumbnails, self.size, self.title())
+        return static_html(self.layout(), self.thumbnails, self.size, self.title(),
+                           on_pool=bool(self.sweep.lanes()))
 
     def text(self) -> str:
         x, y, z = self.axes

@@ -1,13 +1,14 @@
 """A sweep in a notebook: one live summary panel, then a labelled grid of thumbnails.
 
 Owns: the summary panel of a running :class:`~comfy_nb.sweeps.Sweep` (done / running / queued /
-failed and one overall ``<progress>`` bar) in the three back ends of :mod:`.progress`, on its
-bases (widget: one HTML widget within the message budget of :class:`~.progress.WidgetView`;
-html: one output updated through its ``display_id``; text: status lines), the static rendering
-that replaces it (:func:`render_sweep`: a grid whose rows and columns are the swept values, a
-caption with the values under every thumbnail, a failed job's error in its own cell, the
-parameters → files table, a contact-sheet JPEG and a text summary), and the entry point of
-``%%comfy_run --sweep`` (:func:`run_sweep_in_cell`).
+failed, one overall ``<progress>`` bar and, on a pool, each member's lane from
+:mod:`.pool_view`) in the three back ends of :mod:`.progress`, on its bases (widget: one HTML
+widget within the message budget of :class:`~.progress.WidgetView`; html: one output updated
+through its ``display_id``; text: status lines), the static rendering that replaces it
+(:func:`render_sweep`: a grid whose rows and columns are the swept values, a caption with the
+values under every thumbnail, a failed job's error in its own cell, the parameters → files
+table (on a pool with the member that ran each), a contact-sheet JPEG and a text summary), and
+the entry point of ``%%comfy_run --sweep`` (:func:`run_sweep_in_cell`).
 
 Must not: speak HTTP or schedule jobs (the sweep does), or show full-resolution images
 (thumbnails come from :mod:`.display`'s helpers; full-size files go to disk).
@@ -30,6 +31,7 @@ from ..sweeps import FAILED, MAX_JOBS
 from . import display as result_display
 from .backends import SWEEP, choose_backend, progress_backend
 from .cell_events import cell_events
+from .pool_view import lane_lines, lanes_html
 from .progress import HtmlView, LiveStatus, LiveView, TextView, WidgetView
 
 if TYPE_CHECKING:
@@ -108,10 +110,15 @@ def summary_html(sweep: SweepData, counts: SweepCounts | None = None, *, hint: s
         f"<progress class=\"comfy-nb-sweep-progress\" value=\"{counts.fraction:.3f}\" "
         f"max=\"1\"></progress> {counts.fraction:.0%}",
     ]
+    lanes = lanes_html(sweep)  # a pool: each member's items
+    if lanes:
+        lines.append(lanes)
     ended = [item for item in sweep.items if item.done and item.finished_at is not None]
     if ended:
         latest = max(ended, key=lambda item: item.finished_at or 0.0)
-        lines.append(f"<small>latest: {esc(latest.label)} {esc(latest.status)}</small>")
+        where = f" on {latest.server}" if lanes and latest.server else ""
+        lines.append(f"<small>latest: {esc(latest.label)} {esc(latest.status)}{esc(where)}"
+                     "</small>")
     failed = [item for item in sweep.items if item.status == "failed"]
     for item in failed[:failures]:
         lines.append(f"<span class=\"comfy-nb-error\" style=\"color:#b00\">failed: "
@@ -179,7 +186,8 @@ class SweepHtmlPanel(SweepPanel, HtmlView):
 
     def _bundle(self) -> dict[str, str]:
         counts = self.sweep.counts()
-        return {"text/plain": summary_text(self.sweep, counts),
+        return {"text/plain": "\n".join([summary_text(self.sweep, counts),
+                                         *lane_lines(self.sweep)]),
                 "text/html": summary_html(self.sweep, counts, hint=self.hint)}
 
     def show(self) -> None:
@@ -198,7 +206,7 @@ class SweepTextPanel(SweepPanel, TextView):
 
     def _final_lines(self, replacement: Any) -> list[str]:
         failed = [item for item in self.sweep.items if item.status == "failed"]
-        return [summary_text(self.sweep),
+        return [summary_text(self.sweep), *lane_lines(self.sweep),
                 *(f"  failed: {item.label}: {_short_error(item, 200)}" for item in failed)]
 
 
@@ -433,6 +441,7 @@ def _html(sweep: SweepData) -> str:
     parts = ['<div class="comfy-nb-sweep">',
              f"<div class=\"comfy-nb-sweep-summary\"><b>comfy_nb</b> sweep: "
              f"{esc(sweep.summary())} · {sweep.elapsed:.1f} s</div>",
+             *([lanes_html(sweep)] if sweep.lanes() else []),  # a pool: each member's items
              '<div style="overflow-x:auto">',
              '<table class="comfy-nb-sweep-grid" style="border-collapse:collapse">']
     if grid.column_labels is not None:
@@ -527,7 +536,9 @@ def _rows_html(sweep: SweepData) -> str:
     esc = html.escape
     rows = sweep.rows()
     names = sweep.names
-    head = "".join(f"<th>{esc(c)}</th>" for c in [*names, "status", "files", "error"])
+    servers = ["server"] if sweep.lanes() else []  # a pool: which member ran each
+    head = "".join(f"<th>{esc(c)}</th>" for c in [*names, "status", *servers, "files",
+                                                  "error"])
     body = []
     for item, row in zip(sweep.items, rows, strict=True):
         files = []
@@ -540,7 +551,10 @@ def _rows_html(sweep: SweepData) -> str:
                              if path is not None else text)
         error = esc(_short_error(item, 200)) if item.error is not None else ""
         cells = [esc(str(row[name])) for name in names]
-        cells += [esc(row["status"]), "<br>".join(files), error]
+        cells.append(esc(row["status"]))
+        if servers:
+            cells.append(esc(row["server"] or ""))
+        cells += ["<br>".join(files), error]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     opened = " open" if len(rows) <= grid_settings.open_rows else ""
     return (f"<details{opened}><summary>parameters → files ({len(rows)} rows; "
@@ -552,7 +566,8 @@ def _rows_html(sweep: SweepData) -> str:
 def _plain(sweep: SweepData) -> str:
     rows = sweep.rows()
     names = sweep.names
-    table = [[*names, "status", "files / error"]]
+    servers = ["server"] if sweep.lanes() else []  # a pool: which member ran each
+    table = [[*names, "status", *servers, "files / error"]]
     limit = max(grid_settings.text_rows, 1)
     for row in rows[:limit]:
         if row["error"]:
@@ -560,7 +575,8 @@ def _plain(sweep: SweepData) -> str:
             detail = detail if len(detail) <= 100 else detail[:99] + "…"
         else:
             detail = ", ".join(row["files"]) or "-"
-        table.append([*(str(row[name]) for name in names), row["status"], detail])
+        server = [row["server"] or "-"] if servers else []
+        table.append([*(str(row[name]) for name in names), row["status"], *server, detail])
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     lines = [repr(sweep)]
     for line in table:

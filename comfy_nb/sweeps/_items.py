@@ -55,6 +55,21 @@ class SweepItem:
         self.submitted_at: float | None = None
         self.finished_at: float | None = None
         self._final: str | None = None
+        self._submitted_to: str | None = None
+
+    @property
+    def server(self) -> str | None:
+        """The server that ran the item's job (on a pool: the member; once it ended, the one
+        its Result names, a job that moved on failover included); None before it was
+        submitted, and for an item that never was."""
+        if self.result is not None and self.result.server:
+            return self.result.server
+        return self._submitted_to
+
+    def submitted(self, job: AsyncJob, server: str | None) -> None:
+        """The item's job was submitted to ``server`` (the run loop calls this)."""
+        self.async_job = job
+        self._submitted_to = server
 
     @property
     def label(self) -> str:
@@ -139,6 +154,8 @@ class SweepState:
     items: list[SweepItem] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
+    #: on a pool, each member's URL and capacity, in the pool's order (empty: one server)
+    servers: list[tuple[str, int]] = field(default_factory=list)
 
 
 class SweepData:
@@ -207,10 +224,29 @@ class SweepData:
                            failed=tally[FAILED], cancelled=tally[CANCELLED],
                            fraction=fraction / total if total else 1.0)
 
+    def lanes(self) -> list[dict[str, Any]]:
+        """On a pool, one dict per member, in the pool's order: its ``server``, ``capacity``
+        and how many of this sweep's items are ``queued``, ``running``, ``done`` (succeeded)
+        and ``failed`` (or cancelled) there; empty for a sweep on one server."""
+        lanes: dict[str, dict[str, Any]] = {
+            server: {"server": server, "capacity": capacity, "queued": 0, "running": 0,
+                     "done": 0, "failed": 0}
+            for server, capacity in self._state.servers}
+        for item in self.items:
+            lane = lanes.get(item.server or "")
+            if lane is None:
+                continue
+            status = item.status
+            key = {SUCCEEDED: "done", QUEUED: "queued", RUNNING: "running"}.get(status, "failed")
+            lane[key] += 1
+        return list(lanes.values())
+
     def rows(self) -> list[dict[str, Any]]:
         """One plain dict per combination: the swept values, ``status``, ``files`` (where they
         were saved, relative to the current folder when inside it, else their names on the
-        server), ``error`` (text or None), ``prompt_id`` and ``seconds``."""
+        server), ``error`` (text or None), ``prompt_id``, ``server`` (the server that ran it:
+        on a pool the member, else the one server; None for an item never submitted) and
+        ``seconds``."""
         rows = []
         for item in self.items:
             row: dict[str, Any] = dict(item.params)
@@ -218,6 +254,7 @@ class SweepData:
             row["files"] = file_names(item.result) if item.result is not None else []
             row["error"] = error_text(item.error) if item.error is not None else None
             row["prompt_id"] = item.prompt_id
+            row["server"] = item.server
             seconds = None
             if item.submitted_at is not None and item.finished_at is not None:
                 seconds = round(item.finished_at - item.submitted_at, 3)

@@ -98,6 +98,7 @@ class AsyncSweep(SweepData):
                 raise ParameterError(f"{name!r} is both swept and fixed (overrides); "
                                      "give it one way")
         self._base = base
+        self._state.servers = self._members()
         combos = combinations(self.axes, self.mode)
         items: list[SweepItem] = []
         rejected: list[WorkflowInvalid] = []
@@ -120,6 +121,22 @@ class AsyncSweep(SweepData):
             raise rejected[0]
         self._state.items = items
         self._pending = collections.deque(item for item in items if not item.done)
+
+    def _members(self) -> list[tuple[str, int]]:
+        """On a pool, each member's URL and capacity (read on the client's loop)."""
+        from ..client import AsyncPool
+
+        if not isinstance(self.client, AsyncPool):
+            return []
+        return [(lane["server"], lane["capacity"]) for lane in self.client.lanes()]
+
+    def _server_of(self, job: AsyncJob) -> str:
+        """The server ``job`` was submitted to: on a pool the member it went to."""
+        from ..client import AsyncPool
+
+        if isinstance(self.client, AsyncPool):
+            return self.client.server_of(job.id) or self.client.url
+        return self.client.url
 
     # -- running -----------------------------------------------------------------------------
 
@@ -160,7 +177,7 @@ class AsyncSweep(SweepData):
             except Exception as exc:  # refused, unreachable, a closed client: this item only
                 item.end(FAILED, error=exc)
                 return
-            item.async_job = job
+            item.submitted(job, self._server_of(job))
             item.job = self._wrap(job)
             if self._stopping:  # cancelled while this one was being submitted
                 await self._cancel_job(job)

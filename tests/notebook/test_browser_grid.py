@@ -1,7 +1,7 @@
 """``%%comfy_run --sweep ... --grid`` in a real JupyterLab, watched from Chromium: the sweep's
 comparison grid renders, its cells fill in as the jobs end, one zoom (slider, wheel) and pan
 apply to every cell, a click enlarges a cell, two cells compare, and Pick reports the values,
-checked in the kernel.
+checked in the kernel; on a pool each cell names the server that ran it.
 
 Needs Debian's chromium (``apt-get install chromium``); screenshots go to ``test-output/browser/``.
 """
@@ -127,3 +127,32 @@ def test_the_sweep_grid_fills_in_zooms_compares_and_picks(
     assert printed.strip() == "{'seed': 2, 'cfg': 7}", printed
     page.screenshot(path=artifacts / "grid-picked.png")
     assert stderr_outputs(page) == []
+
+
+def test_the_grid_of_a_sweep_on_a_pool_names_the_member_of_each_cell(
+        page: Any, lab: JupyterLab) -> None:
+    write_notebook(lab.root_dir, "pool_grid.ipynb", [
+        "%load_ext comfy_nb",
+        "import contextlib\nfrom comfy_nb.emulator import serve\n"
+        "stack = contextlib.ExitStack()\n"
+        "gpus = [stack.enter_context(serve(node_delay=0.05)) for _ in range(2)]",
+        "%comfy connect {gpus[0].url} {gpus[1].url}",
+        sweep_cell("swept --sweep seed=1,2 --grid seed --set KSampler.steps=4"),
+    ])
+    open_notebook(page, lab, "pool_grid.ipynb")
+    run_all_cells(page)
+    try:
+        poll(lambda: page.locator(FILLED).count() == 2, "both cells to fill in")
+        page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT * 1000, polling=100)
+        servers = json.loads(page.evaluate(
+            KERNEL_OUTPUT, "import json; print(json.dumps([row['server'] "
+                           "for row in swept.rows()]))"))
+        members = json.loads(page.evaluate(
+            KERNEL_OUTPUT, "print(json.dumps([gpu.url for gpu in gpus]))"))
+        assert sorted(servers) == sorted(members)  # one job on each member
+        poll(lambda: page.locator(".comfy-nb-grid .comfy-nb-grid-server").all_inner_texts()
+             == [f"on {server}" for server in servers], "each cell naming its member")
+        assert stderr_outputs(page) == []
+    finally:
+        page.evaluate(KERNEL_OUTPUT, "get_ipython().run_line_magic('unload_ext', 'comfy_nb'); "
+                                     "stack.close()")
