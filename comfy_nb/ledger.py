@@ -487,10 +487,11 @@ def jobs(client: Client | None = None, *, limit: int = 20,
             prune(path)
         except OSError as exc:
             log.warning("comfy_nb: cannot prune the job ledger %s: %s", path, exc)
-    server = public_url(client.url) or ""
+    servers = _servers_of(client)
+    server = ", ".join(sorted(servers))
     chosen = [entry for entry in reversed(read_entries(path))
-              if all_servers or entry.server == server][:limit]
-    mine = [entry for entry in chosen if entry.server == server]
+              if all_servers or entry.server in servers][:limit]
+    mine = [entry for entry in chosen if entry.server in servers]
     listed: dict[str, JobStatus] = {}
     if mine:
         try:
@@ -500,7 +501,7 @@ def jobs(client: Client | None = None, *, limit: int = 20,
             log.debug("comfy_nb: listing the server's jobs failed: %s", exc)
     found = []
     for entry in chosen:
-        if entry.server != server:
+        if entry.server not in servers:
             found.append(LedgerJob(entry, None, JobStatus.UNKNOWN,
                                    problem=f"submitted to {entry.server}, not to {server}"))
         elif entry.id in listed:
@@ -514,10 +515,11 @@ def find(prefix: str, client: Client) -> LedgerJob:
     """The job of the ledger whose id starts with ``prefix`` (unique among the jobs of
     ``client``'s server), read on the server; a :class:`LookupError` says why there is none."""
     prefix = prefix.strip()
-    server = public_url(client.url) or ""
+    servers = _servers_of(client)
+    server = ", ".join(sorted(servers))
     entries = [entry for entry in read_entries() if entry.id.startswith(prefix)] if prefix \
         else []
-    here = [entry for entry in entries if entry.server == server]
+    here = [entry for entry in entries if entry.server in servers]
     if len(here) == 1:
         return _read_alone(here[0], client)
     if len(here) > 1:
@@ -529,6 +531,16 @@ def find(prefix: str, client: Client) -> LedgerJob:
                           f"{server}: connect there first (%comfy connect {entries[-1].server})")
     raise LookupError(f"no job of the ledger ({ledger_path() or 'off'}) has an id starting with "
                       f"{prefix!r}: %comfy jobs lists them")
+
+
+def _servers_of(client: Client) -> set[str]:
+    """The servers whose jobs ``client`` follows, as the ledger names them: its own, or each
+    member's of a pool (a job is recorded with the member that took it)."""
+    from .client import Pool
+
+    urls = [member.url for member in client.members] if isinstance(client, Pool) \
+        else [client.url]
+    return {public_url(url) or "" for url in urls}
 
 
 def _read_alone(entry: LedgerEntry, client: Client) -> LedgerJob:

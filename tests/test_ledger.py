@@ -357,3 +357,24 @@ def test_recording_jobs_prunes_the_ledger_off_the_clients_event_loop(
             time.sleep(0.05)
         assert pruned_on == ["comfy_nb-ledger-prune"]
         assert [entry.id for entry in ledger.read_entries()] == [first.id]
+
+
+def test_the_jobs_of_a_pool_are_those_of_its_members(journal: Path, emulators: Emulators,
+                                                     local: RunningEmulator) -> None:
+    first, second = emulators(node_delay=0.3), emulators(node_delay=0.3)
+    with comfy_nb.connect(local.url) as elsewhere:
+        elsewhere.run(txt2img(3))
+    with comfy_nb.connect([first.url, second.url]) as pool:
+        submitted = [pool.submit(txt2img(steps)) for steps in (4, 5)]
+        assert {pool.server_of(job.id) for job in submitted} == {first.url, second.url}
+        for job in submitted:
+            job.wait(WAIT)
+        found = comfy_nb.jobs(pool)
+        assert [job.id for job in found] == [job.id for job in reversed(submitted)]
+        assert {job.server for job in found} == {first.url, second.url}
+        assert all(job.status is JobStatus.SUCCEEDED for job in found)
+        assert found[0].wait(WAIT).images  # followed through the pool, on its member
+        assert ledger.find(submitted[0].id[:8], pool).id == submitted[0].id
+        everything = comfy_nb.jobs(pool, all_servers=True)
+        assert len(everything) == 3 and everything[-1].server == local.url
+        assert everything[-1].status is JobStatus.UNKNOWN
