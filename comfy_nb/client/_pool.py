@@ -667,8 +667,12 @@ class Pool(Client):
         return self.async_client.capacity
 
     def lanes(self) -> list[dict[str, Any]]:
-        """Each member's ``server``, ``capacity`` and the jobs ``placed`` there not yet ended."""
-        return self.async_client.lanes()
+        """Each member's ``server``, ``capacity`` and the jobs ``placed`` there not yet ended
+        (read on the pool's event loop, where its jobs come and go)."""
+        async def read() -> list[dict[str, Any]]:
+            return self.async_client.lanes()
+
+        return self._run(read())
 
     def server_of(self, prompt_id: str) -> str | None:
         """The URL of the member a job of this pool was placed on."""
