@@ -83,8 +83,14 @@ def parse_cell(body: str, namespace: dict[str, Any]) -> dict[str, Any]:
 
 def workflow_from_path(path: str) -> Any:
     """A workflow file, or the name of a bundled workflow (``txt2img``)."""
-    if not Path(path).exists() and re.fullmatch(r"[a-z0-9_]+", path) is None:
-        raise UsageError(f"no workflow file {path!r} (relative to {os.getcwd()})")
+    try:
+        exists = Path(path).exists()
+    except (OSError, ValueError):  # a name too long for a file, a NUL in it: no such file
+        exists = False
+    if not exists and re.fullmatch(r"[a-z0-9_]+", path) is None:
+        shown = path if len(path) <= 80 else path[:77] + "..."
+        raise UsageError(f"no workflow file {shown!r} (relative to {os.getcwd()}); a workflow "
+                         "written out goes in the cell of %%comfy_run, below the line")
     return Workflow.load(path)
 
 

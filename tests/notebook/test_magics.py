@@ -282,6 +282,7 @@ def test_an_execution_error_names_the_node_and_the_exception(
     ("%%comfy_run --file wf.json\n{}", "use one of them"),
     ("%comfy_run", "needs a workflow file"),
     ("%comfy_run missing.json", "no workflow file 'missing.json'"),
+    ("%comfy_run '" + "{\"1\": {}}" * 40 + "'", "goes in the cell of %%comfy_run"),
     ("%%comfy_run\n{\"seed\": {{nope}}}", "no variable 'nope'"),
     ("%comfy_run txt2img --seed soon", "--seed takes a whole number"),
     ("%comfy_run txt2img --set steps", "--set takes NAME=VALUE"),
