@@ -29,6 +29,7 @@ from .. import ledger
 from .._config import normalize_url
 from .._secret import Secret
 from ..client import Client, ComfyError, JobCancelled, JobTimeout, connect
+from ..client._pool_members import pool_urls
 from ..job import Job
 from ..result import Result, folder_problem
 from ..workflow._params import parse_assignments
@@ -155,11 +156,16 @@ class ComfyMagics(Magics):
         return client
 
     def session_client(self, url: str | None = None) -> Client:
-        """The client for a run: the session's, or one for ``--url`` (kept for reuse)."""
+        """The client for a run: the session's, or one for ``--url`` (kept for reuse; URLs
+        separated by commas make a pool)."""
         if url:
-            key = normalize_url(url)
+            try:
+                members = pool_urls(url)
+            except ValueError as exc:
+                raise UsageError(f"--url {url}: {exc}") from None
+            key = ",".join(members) if members else normalize_url(url)
             if key not in self._clients:
-                self._clients[key] = connect(key)
+                self._clients[key] = connect(members or key)
             return self._clients[key]
         if self.client is None:
             self.connect(self.url or None)

@@ -114,6 +114,19 @@ def test_the_banner_says_which_member_does_not_answer(
     assert f"  {nobody} · capacity 1 · not answering: it joins the pool when it does" in out
 
 
+def test_a_cells_url_may_name_a_pool(servers: list[RunningEmulator],
+                                     shell: InteractiveShell) -> None:
+    first, second = servers
+    urls = f"{first.url},{second.url}"
+    run(shell, f"%%comfy_run result --url {urls}\n{json.dumps(invert(7))}")
+    result = shell.user_ns["result"]
+    assert isinstance(result, comfy_nb.Result) and result.server in (first.url, second.url)
+    pool = magics(shell).session_client(urls)
+    assert isinstance(pool, comfy_nb.Pool) and magics(shell).session_client(urls) is pool
+    with pytest.raises(UsageError, match="named twice"):
+        run(shell, f"%%comfy_run --url {first.url},{first.url}\n{json.dumps(invert(8))}")
+
+
 def test_connect_one_url_is_a_client_as_before(servers: list[RunningEmulator],
                                                shell: InteractiveShell,
                                                capsys: pytest.CaptureFixture[str]) -> None:
