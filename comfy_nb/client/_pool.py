@@ -71,7 +71,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from .._loop import LoopThread
 from .._secret import Secret
@@ -100,7 +100,6 @@ from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
 
 if TYPE_CHECKING:
     from ..cache import ResultCache
-    from ._files import ClientFiles
 
 __all__ = ["AsyncPool", "Pool", "member_keys", "pool_urls"]
 
@@ -440,27 +439,6 @@ def _one_name(names: set[str]) -> str:
     return names.pop()
 
 
-class _MemberFiles:
-    """Where the members' Results read their files from: setting the synchronous pool's loop
-    sets every member's (what :class:`~comfy_nb.Client` does for its one client)."""
-
-    def __init__(self, members: Members) -> None:
-        self._members = members
-        self._loop: LoopThread | None = None
-
-    @property
-    def loop(self) -> LoopThread | None:
-        return self._loop
-
-    @loop.setter
-    def loop(self, loop: LoopThread | None) -> None:
-        self._loop = loop
-        for member in self._members.all:
-            files = member.client._files  # the hook Client._start_core sets, per member
-            if files is not None:
-                files.loop = loop
-
-
 class AsyncPool(AsyncClient):
     """Several servers as one :class:`~comfy_nb.AsyncClient`: ``urls`` are their URLs (or
     ``"cloud"``). ``api_key``: one key for the one ``"cloud"`` member, or ``{url: key}``; the
@@ -502,13 +480,23 @@ class AsyncPool(AsyncClient):
             capacity.get(url, 1), index) for index, url in enumerate(names)]
         self._members = Members(members)
         self._pool_runs = PoolRuns(self._members)
-        self._compose(PoolServer(self._members), self._pool_runs,
-                      cast("ClientFiles", _MemberFiles(self._members)))
+        self._compose(PoolServer(self._members), self._pool_runs)
 
     @property
     def members(self) -> list[AsyncClient]:
         """The client of each member, in the pool's order."""
         return [member.client for member in self._members.all]
+
+    @property
+    def results_loop(self) -> LoopThread | None:
+        """The loop thread the members' Results read their files through (the synchronous
+        :class:`Pool`'s, set on every member)."""
+        return self._members.all[0].client.results_loop
+
+    @results_loop.setter
+    def results_loop(self, loop: LoopThread | None) -> None:
+        for member in self._members.all:
+            member.client.results_loop = loop
 
     @property
     def capacity(self) -> int:
