@@ -90,6 +90,7 @@ class Member:
     down_since: float | None = None  # when it last refused a connection (None: answering)
     opened: bool = False  # its client connected (a server down when the pool opened is not)
     failure: ComfyError | None = None  # why it could not be connected to, last time
+    ended_by_pool_at: float | None = None  # the pool last interrupted or cleared it, if ever
 
     @property
     def placed(self) -> int:
@@ -150,6 +151,7 @@ class Members:
         self.all = members
         self.owners: dict[str, Member] = {}
         self.moved: dict[str, str] = {}  # a job's id -> the id of the job that replaced it
+        self.ended: set[str] = set()  # jobs this pool was asked to cancel, interrupt or delete
 
     def current(self, prompt_id: str) -> str:
         """The id of the job that runs in place of ``prompt_id`` now (itself, unless moved)."""
@@ -160,6 +162,20 @@ class Members:
         """The members whose clients are connected (a server down since the pool opened is
         not, until it answers)."""
         return [member for member in self.all if member.opened]
+
+    def ending(self, prompt_ids: Iterable[str]) -> list[str]:
+        """``prompt_ids`` (as the jobs running in their place now), noted as asked to end by
+        this pool: their interruption is not taken for their server stopping."""
+        current = [self.current(prompt_id) for prompt_id in prompt_ids]
+        self.ended.update(current)
+        return current
+
+    def asked_to_end(self, prompt_id: str, member: Member, since: float) -> bool:
+        """Whether this pool was asked to end job ``prompt_id``, placed on ``member`` at
+        ``since`` (a ``time.monotonic()``): by its id, or by interrupting or clearing that
+        member since."""
+        at = member.ended_by_pool_at
+        return prompt_id in self.ended or (at is not None and at >= since)
 
     def owner(self, prompt_id: str) -> Member | None:
         return self.owners.get(prompt_id)
