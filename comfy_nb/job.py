@@ -173,6 +173,11 @@ class AsyncJob:
         return self._lost
 
     @property
+    def cancel_asked(self) -> bool:
+        """Whether its client was asked to end it: :meth:`cancel`, or removed from the queue."""
+        return self._cancel_asked or self._cancel_requested
+
+    @property
     def unreachable_for(self) -> float | None:
         """Seconds the job's state has not been readable (the server unreachable or failing;
         frozen once the job is lost), or None."""
@@ -336,7 +341,7 @@ class AsyncJob:
     async def _goes_on_elsewhere(self) -> bool:
         """Whether an interruption nobody asked for here moves the job instead of ending it
         (see :attr:`interruption_check`: asked once, every read meanwhile waits for it)."""
-        if self._cancel_requested or self._cancel_asked or self.done:
+        if self.cancel_asked or self.done:
             return False
         if self._interruption is None:
             if self.interruption_check is None:

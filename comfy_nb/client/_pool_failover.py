@@ -7,7 +7,8 @@ run), each of its jobs that had not ended is submitted once to another member th
 and the first job ends with the second one's outcome: whoever waits for it gets the Result of
 the run that took its place (``result.server`` and ``result.prompt_id`` name it), and whoever
 follows its events (``job.on``, ``async for event in job``, a progress panel) gets the
-replacement's events after its own, then the end. A job that was moved once is not moved again;
+replacement's events after its own, then the end. A job that was moved once is not moved again,
+nor is a job asked to end (through the pool or the job; see below), which ends as on one server;
 a member that does not answer but still accepts connections keeps its jobs (it may still
 finish them), and they end as a single client's would. The replacement uploads the job's files
 to its own member: the resubmission is the workflow as it was sent (its seeds as drawn) with
@@ -15,7 +16,8 @@ the files themselves back in the inputs the stopped member had named its uploads
 
 A server that stops gracefully may interrupt its running job first, report it (a local
 server's ``execution_interrupted``, a record saying cancelled) and only then refuse
-connections, as the emulator's :meth:`~comfy_nb.emulator.RunningEmulator.stop` does. So an
+connections, as the emulator's :meth:`~comfy_nb.emulator.RunningEmulator.stop` does (a local
+ComfyUI stopped with Ctrl-C reports nothing: its worker thread ends with the process). So an
 interruption that nobody of this pool asked for (not through the pool's ``cancel``,
 ``cancel_many``, ``interrupt``, ``clear_queue`` or ``delete``, nor the job's own ``cancel``)
 holds the job's end for up to :data:`GRACEFUL_STOP_WINDOW` seconds: when the member refuses
@@ -160,8 +162,13 @@ class Failover:
             self._move_later(job, member)
 
     def _move_later(self, job: AsyncJob, gone_from: Member) -> None:
-        """Move ``job`` off ``gone_from`` in the background, unless it was moved already."""
+        """Move ``job`` off ``gone_from`` in the background, unless it was moved already or
+        asked to end (it ends as a single client's job would)."""
         if job.id in self._moving or job.id in self.moved.values():
+            return
+        if job.cancel_asked or self._members.asked_to_end(job.id, gone_from, job.submitted_at):
+            log.info("comfy_nb: %s stopped with job %s, which was asked to end: it is not run "
+                     "elsewhere", gone_from.url, job.id)
             return
         self._moving.add(job.id)
         task = asyncio.ensure_future(self._move(job, gone_from))

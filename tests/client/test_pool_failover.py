@@ -6,6 +6,7 @@ reach the member it moves to, and those following the first job see the replacem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -179,6 +180,37 @@ async def test_a_job_the_pool_or_its_holder_cancels_ends_cancelled_though_its_se
         assert await history_ids(other) == []
     finally:
         await pool.aclose()
+
+
+async def test_a_job_asked_to_end_is_not_run_elsewhere_when_its_server_stops(
+        emulators: Emulators, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="comfy_nb")
+    doomed, other = emulators(node_delay=1.0), emulators(node_delay=0.2)
+    cable = Cable(doomed.url).start()
+    pool = await AsyncPool([cable.url, other.url], poll_interval=0.1).open()
+    try:
+        job = await pool.submit(invert(9), cache=False)
+        await until_running_on(doomed)
+        cancelling = asyncio.ensure_future(pool.cancel(job.id))
+        await asyncio.sleep(0)  # the cancellation starts (the pool notes it) ...
+        cable.unplug()  # ... and the server is gone before anything of it is read
+        with contextlib.suppress(comfy_nb.ComfyError):
+            await cancelling
+        await asyncio.to_thread(doomed.stop)
+
+        def decided() -> list[str]:
+            return [record.getMessage() for record in caplog.records
+                    if job.id in record.getMessage() and "stopped with job" in record.getMessage()]
+
+        await until(lambda: bool(decided()))
+        assert "not run elsewhere" in decided()[0]
+        job.unreachable_after = 1.0  # (not to wait a minute for what follows)
+        with pytest.raises(comfy_nb.TransportError):  # lost with its server, as on one server
+            await job.wait(60)
+        assert await history_ids(other) == []
+    finally:
+        await pool.aclose()
+        await asyncio.to_thread(cable.close)
 
 
 # -- a moved job's files and events ----------------------------------------------------------------
