@@ -127,6 +127,8 @@ def test_a_sweep_whose_server_stops_gracefully_ends_with_every_job_done(
         results = [item.result for item in swept.items if item.result is not None]
         assert sorted(result.workflow["1"]["inputs"]["color"] for result in results) == colors
         assert {result.server for result in results} <= {server.url for server in survivors}
+        ran = [job_id for server in survivors for job_id in pool.loop.run(history_ids(server))]
+        assert sorted(ran) == sorted(result.prompt_id for result in results)  # each once
 
 
 async def test_a_job_another_client_interrupts_on_a_running_server_ends_cancelled(
@@ -244,6 +246,29 @@ async def test_a_moved_jobs_files_are_uploaded_to_the_member_it_moves_to(
         assert {result.workflow["1"]["inputs"]["image"] for result in results} == added
         ran = [result.prompt_id for result in results] + [(await filler.wait(60)).prompt_id]
         assert sorted(await history_ids(other)) == sorted(ran)
+    finally:
+        await pool.aclose()
+        await asyncio.to_thread(cable.close)
+
+
+async def test_a_moved_runs_file_is_uploaded_to_the_member_it_moves_to(
+        emulators: Emulators) -> None:
+    from PIL import Image
+
+    doomed, other = emulators(node_delay=1.0), emulators()
+    cable = Cable(doomed.url).start()
+    pool = await AsyncPool([cable.url, other.url], poll_interval=0.1).open()
+    try:
+        before = set(other.input_dir.iterdir())
+        run = asyncio.ensure_future(pool.run(picture_workflow(Image.new("RGB", (4, 4), "blue")),
+                                             cache=False))
+        await until_running_on(doomed)
+        await asyncio.to_thread(cable.unplug)
+        await asyncio.to_thread(doomed.stop)
+        result = await asyncio.wait_for(run, 60)
+        assert result.server == other.url
+        added = {path.name for path in set(other.input_dir.iterdir()) - before}
+        assert len(added) == 1 and result.workflow["1"]["inputs"]["image"] in added
     finally:
         await pool.aclose()
         await asyncio.to_thread(cable.close)
