@@ -68,8 +68,8 @@ Open: reading a member's capacity from Comfy Cloud or a v2 deployment instead of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
@@ -219,13 +219,19 @@ class PoolServer:
         owner = self._members.owner(prompt_id) if prompt_id else None
         for member in [owner] if owner else self._members.opened:
             if not prompt_id:
-                member.ended_by_pool_at = time.monotonic()
+                await self._ending_on(member, running=True)
             await member.client.interrupt(prompt_id)
 
     async def clear_queue(self) -> None:
         for member in self._members.opened:
-            member.ended_by_pool_at = time.monotonic()
+            await self._ending_on(member, running=False)
             await member.client.clear_queue()
+
+    async def _ending_on(self, member: Member, *, running: bool) -> None:
+        """Note the jobs running (or waiting) on ``member`` as asked to end by this pool."""
+        with contextlib.suppress(ComfyError):  # (the request that ends them says what failed)
+            self._members.ending(entry["id"] for entry in await member.client.queue()
+                                 if bool(entry.get("running")) is running)
 
     async def delete(self, prompt_ids: list[str]) -> None:
         self._members.ending(prompt_ids)
@@ -569,7 +575,6 @@ class AsyncPool(AsyncClient):
                 workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
                 extra_data=extra_data, partner_key=partner_key, front=front,
                 validate=validate, overrides=overrides, **params))
-            started = time.monotonic()
             gone_away = asyncio.ensure_future(gone(member))
             try:
                 await asyncio.wait({running, gone_away}, return_when=asyncio.FIRST_COMPLETED)
@@ -593,7 +598,7 @@ class AsyncPool(AsyncClient):
                     continue
                 except JobCancelled as exc:  # by its server as it stopped, or by someone else
                     if tried or not await runs.failover.stopped_after_interruption(
-                            member, exc.prompt_id, started):
+                            member, exc.prompt_id):
                         raise
                     tried.append(member)
                     log.warning("comfy_nb: %s stopped after interrupting this job; it runs "

@@ -101,19 +101,18 @@ class Failover:
         if task is None or task.done():
             self._watches[member.index] = asyncio.ensure_future(self._watch(member))
 
-    async def stopped_after_interruption(self, member: Member, prompt_id: str,
-                                         since: float) -> bool:
-        """Whether the interruption of job ``prompt_id`` (placed on ``member`` at ``since``,
-        a ``time.monotonic()``) came from its server stopping: nobody of the pool asked for
-        it, and the member refuses connections within :data:`GRACEFUL_STOP_WINDOW` seconds."""
-        if self._members.asked_to_end(prompt_id, member, since):
+    async def stopped_after_interruption(self, member: Member, prompt_id: str) -> bool:
+        """Whether the interruption of job ``prompt_id`` on ``member`` came from its server
+        stopping: nobody of the pool asked for it, and the member refuses connections within
+        :data:`GRACEFUL_STOP_WINDOW` seconds."""
+        if self._members.asked_to_end(prompt_id):
             return False
         log.info("comfy_nb: job %s was interrupted on %s by another than this pool; it runs "
                  "elsewhere if that server stops within %g s", prompt_id, member.url,
                  GRACEFUL_STOP_WINDOW)
         if not await self._refuses_within(member, GRACEFUL_STOP_WINDOW):
             return False
-        if self._members.asked_to_end(prompt_id, member, since):  # asked meanwhile
+        if self._members.asked_to_end(prompt_id):  # asked meanwhile
             return False
         member.refused()
         return True
@@ -134,8 +133,7 @@ class Failover:
             assert task is not None
             self._checks.add(task)
             try:
-                stopped = await self.stopped_after_interruption(member, job.id,
-                                                                job.submitted_at)
+                stopped = await self.stopped_after_interruption(member, job.id)
             finally:
                 self._checks.discard(task)
             if self._closed:  # left as it is: its wait ends as the pool's clients close
@@ -166,7 +164,7 @@ class Failover:
         asked to end (it ends as a single client's job would)."""
         if job.id in self._moving or job.id in self.moved.values():
             return
-        if job.cancel_asked or self._members.asked_to_end(job.id, gone_from, job.submitted_at):
+        if job.cancel_asked or self._members.asked_to_end(job.id):
             log.info("comfy_nb: %s stopped with job %s, which was asked to end: it is not run "
                      "elsewhere", gone_from.url, job.id)
             return

@@ -90,7 +90,6 @@ class Member:
     down_since: float | None = None  # when it last refused a connection (None: answering)
     opened: bool = False  # its client connected (a server down when the pool opened is not)
     failure: ComfyError | None = None  # why it could not be connected to, last time
-    ended_by_pool_at: float | None = None  # the pool last interrupted or cleared it, if ever
 
     @property
     def placed(self) -> int:
@@ -170,12 +169,10 @@ class Members:
         self.ended.update(current)
         return current
 
-    def asked_to_end(self, prompt_id: str, member: Member, since: float) -> bool:
-        """Whether this pool was asked to end job ``prompt_id``, placed on ``member`` at
-        ``since`` (a ``time.monotonic()``): by its id, or by interrupting or clearing that
-        member since."""
-        at = member.ended_by_pool_at
-        return prompt_id in self.ended or (at is not None and at >= since)
+    def asked_to_end(self, prompt_id: str) -> bool:
+        """Whether this pool was asked to end job ``prompt_id`` (by its id, or by interrupting
+        or clearing the member while it ran or waited there)."""
+        return prompt_id in self.ended
 
     def owner(self, prompt_id: str) -> Member | None:
         return self.owners.get(prompt_id)

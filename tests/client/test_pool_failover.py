@@ -215,6 +215,33 @@ async def test_a_job_asked_to_end_is_not_run_elsewhere_when_its_server_stops(
         await asyncio.to_thread(cable.close)
 
 
+async def test_a_job_waiting_behind_one_the_pool_interrupted_still_moves(
+        emulators: Emulators) -> None:
+    doomed, other = emulators(node_delay=1.0), emulators(node_delay=0.2)
+    cable = Cable(doomed.url).start()
+    pool = await AsyncPool([cable.url, other.url], poll_interval=0.1,
+                           capacity={cable.url: 2}).open()
+    try:
+        interrupted = await pool.submit(invert(10), cache=False)
+        filler = await pool.submit(invert(11), cache=False)  # the other member is busy
+        waiting = await pool.submit(invert(12), cache=False)
+        assert [pool.server_of(job.id) for job in (interrupted, filler, waiting)] == [
+            cable.url, other.url, cable.url]
+        await until_running_on(doomed)
+        await until_running_on(other)
+        await pool.interrupt()  # what runs now, on every member: not the job waiting
+        for job in (interrupted, filler):
+            with pytest.raises(comfy_nb.JobCancelled):
+                await job.wait(60)
+        await asyncio.to_thread(cable.unplug)
+        await asyncio.to_thread(doomed.stop)
+        result = await waiting.wait(60)
+        assert result.server == other.url
+    finally:
+        await pool.aclose()
+        await asyncio.to_thread(cable.close)
+
+
 # -- a moved job's files and events ----------------------------------------------------------------
 
 async def test_a_moved_jobs_files_are_uploaded_to_the_member_it_moves_to(
