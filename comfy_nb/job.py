@@ -78,8 +78,7 @@ class JobProgress:
 
 
 EventCallback = Callable[[Event], None]
-#: see :attr:`AsyncJob.interruption_check`
-InterruptionCheck = Callable[["AsyncJob"], Awaitable[bool]]
+InterruptionCheck = Callable[["AsyncJob"], Awaitable[bool]]  # AsyncJob.interruption_check
 T = TypeVar("T")
 _END = object()
 LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
@@ -99,10 +98,9 @@ class AsyncJob:
     websocket is down too), or answering its job endpoints with errors; ``math.inf`` follows it
     for ever.
 
-    ``interruption_check`` (None: none) is awaited, once, before the job ends cancelled when
-    nobody cancelled it through this job or its host (another client interrupted it, or its
-    server did as it stopped): True means the job goes on elsewhere, and whoever said so ends
-    it (a pool moves such a job when its server stops right after)."""
+    ``interruption_check`` (or None) is awaited once before the job ends cancelled when its
+    client was not asked to end it (see :attr:`cancel_asked`): True means it goes on elsewhere,
+    and whoever said so ends it (a pool moves it if its server stops right after)."""
 
     def __init__(self, host: JobHost, prompt_id: str,
                  workflow: dict[str, Any] | None) -> None:
@@ -235,7 +233,7 @@ class AsyncJob:
                 error=self.error, unreachable_for=self.unreachable_for, lost=self._lost)
 
     def feed(self, event: Event) -> None:
-        """Take one websocket event of this job (called by its host)."""
+        """Take one event of this job (from its host, or from the job that replaced it)."""
         if self.done:
             return
         with self._state_lock:
