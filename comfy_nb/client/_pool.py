@@ -62,7 +62,8 @@ of this pool asked for, followed within a few seconds by the member refusing con
 the job (or the run) too; otherwise the job ends cancelled (see that module).
 
 Open: reading a member's capacity from Comfy Cloud or a v2 deployment instead of
-``capacity=``.
+``capacity=``; the pool does not see a cancellation sent through a member's own client, nor
+``cancel(id)`` of a :meth:`AsyncPool.run` whose server stops before the cancellation is read.
 """
 
 from __future__ import annotations
