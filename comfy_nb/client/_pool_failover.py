@@ -107,9 +107,8 @@ class Failover:
         :data:`GRACEFUL_STOP_WINDOW` seconds."""
         if self._members.asked_to_end(prompt_id):
             return False
-        log.info("comfy_nb: job %s was interrupted on %s by another than this pool; it runs "
-                 "elsewhere if that server stops within %g s", prompt_id, member.url,
-                 GRACEFUL_STOP_WINDOW)
+        log.info("comfy_nb: job %s on %s was interrupted, not by this pool; it runs elsewhere "
+                 "if that server stops within %g s", prompt_id, member.url, GRACEFUL_STOP_WINDOW)
         if not await self._refuses_within(member, GRACEFUL_STOP_WINDOW):
             return False
         if self._members.asked_to_end(prompt_id):  # asked meanwhile

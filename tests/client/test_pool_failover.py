@@ -25,7 +25,7 @@ from ..cable import Cable
 from ..factories import Emulators
 from .test_pool import history_ids, invert, pool_of, txt2img
 
-HELD = "by another than this pool"  # what the pool logs as it holds an interrupted job's end
+HELD = "was interrupted, not by this pool"  # logged as the pool holds such a job's end
 
 
 async def until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
