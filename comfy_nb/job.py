@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -78,6 +78,7 @@ class JobProgress:
 
 
 EventCallback = Callable[[Event], None]
+InterruptionCheck = Callable[["AsyncJob"], Awaitable[bool]]  # AsyncJob.interruption_check
 T = TypeVar("T")
 _END = object()
 LOST_AFTER = 3  # consecutive "unknown" answers before a job counts as lost
@@ -95,7 +96,11 @@ class AsyncJob:
     ``unreachable_after`` (default :data:`UNREACHABLE_AFTER`) is how many seconds the job's
     state may stay unreadable before the job counts as lost: the server unreachable (while its
     websocket is down too), or answering its job endpoints with errors; ``math.inf`` follows it
-    for ever."""
+    for ever.
+
+    ``interruption_check`` (or None) is awaited once before the job ends cancelled when its
+    client was not asked to end it (see :attr:`cancel_asked`): True means it goes on elsewhere,
+    and whoever said so ends it (a pool moves it if its server stops right after)."""
 
     def __init__(self, host: JobHost, prompt_id: str,
                  workflow: dict[str, Any] | None) -> None:
@@ -120,6 +125,9 @@ class AsyncJob:
         self._subscribers: list[asyncio.Queue[Any]] = []
         self._backlog: list[Event] = []  # every event so far, replayed to late listeners
         self._cancel_requested = False
+        self._cancel_asked = False  # cancel() was called: an interruption is this job's own
+        self.interruption_check: InterruptionCheck | None = None
+        self._interruption: asyncio.Future[bool] | None = None  # the check, once asked
         self._wake = asyncio.Event()
         self._hint_done = False
         self._awaiting_finish = False  # an outcome was announced; its record comes with Finished
@@ -161,6 +169,11 @@ class AsyncJob:
         or its state could not be read for ``unreachable_after`` seconds. :meth:`wait` raises
         why."""
         return self._lost
+
+    @property
+    def cancel_asked(self) -> bool:
+        """Whether its client was asked to end it: :meth:`cancel`, or removed from the queue."""
+        return self._cancel_asked or self._cancel_requested
 
     @property
     def unreachable_for(self) -> float | None:
@@ -220,7 +233,7 @@ class AsyncJob:
                 error=self.error, unreachable_for=self.unreachable_for, lost=self._lost)
 
     def feed(self, event: Event) -> None:
-        """Take one websocket event of this job (called by its host)."""
+        """Take one event of this job (from its host, or from the job that replaced it)."""
         if self.done:
             return
         with self._state_lock:
@@ -317,9 +330,22 @@ class AsyncJob:
             self.position = snapshot.position
         if snapshot.status is JobStatus.RUNNING:
             self._set_running()
+        if snapshot.status is JobStatus.CANCELLED and await self._goes_on_elsewhere():
+            return snapshot
         if snapshot.status.terminal:
             self.finish(snapshot)
         return snapshot
+
+    async def _goes_on_elsewhere(self) -> bool:
+        """Whether an interruption nobody asked for here moves the job instead of ending it
+        (see :attr:`interruption_check`: asked once, every read meanwhile waits for it)."""
+        if self.cancel_asked or self.done:
+            return False
+        if self._interruption is None:
+            if self.interruption_check is None:
+                return False
+            self._interruption = asyncio.ensure_future(self.interruption_check(self))
+        return await asyncio.shield(self._interruption)
 
     def finish(self, snapshot: JobSnapshot, result: Result | None = None) -> None:
         """End the job as ``snapshot`` says (a terminal status). Its Result is ``result`` when
@@ -557,6 +583,7 @@ class AsyncJob:
         """Remove the job from the queue, or interrupt it if it runs. True if it was live."""
         if self.done:
             return False
+        self._cancel_asked = True
         cancelled = await self._host.cancel(self.id)
         with contextlib.suppress(ComfyError):
             await self.refresh()

@@ -98,10 +98,20 @@ class AsyncClient:
     def _compose(self, server: Server, runs: Runs, files: ClientFiles | None = None) -> None:
         """Make this client of ``server`` and ``runs`` (a subclass serving something else than
         a live server, the replaying client, gives its own). ``files``: where its Results read
-        their files from the server (the synchronous :class:`Client` sets its loop)."""
+        their files from the server (through :attr:`results_loop`)."""
         self._server = server
         self._runs = runs
         self._files = files
+
+    @property
+    def results_loop(self) -> LoopThread | None:
+        """The loop thread its Results read files through without ``await`` (Client's own)."""
+        return self._files.loop if self._files is not None else None
+
+    @results_loop.setter
+    def results_loop(self, loop: LoopThread | None) -> None:
+        if self._files is not None:
+            self._files.loop = loop
 
     # -- what it is connected to ---------------------------------------------------------------
 
@@ -444,8 +454,7 @@ class Client:
 
         async def opened() -> AsyncClient:
             client = make()
-            if client._files is not None:  # its Results read their files from this thread too
-                client._files.loop = self._loop
+            client.results_loop = self._loop  # its Results read their files through it too
             return await client.open()
 
         try:

@@ -54,30 +54,35 @@ does (the job is lost after ``unreachable_after`` seconds and says so).
 
 Jobs from :meth:`~comfy_nb.AsyncClient.submit` (what sweeps use) move the same way
 (:mod:`comfy_nb.client._pool_failover`): a watch per member that holds jobs; when the member
-refuses connections, each of its unfinished jobs is submitted once to another member, and the
-first job ends with the outcome of the one that replaced it (``result.server`` and
-``result.prompt_id`` name the replacement; ``cancel`` of the first id reaches it).
+refuses connections, each of its unfinished jobs is submitted once to another member, with its
+files uploaded there anew, and the first job ends with the outcome of the one that replaced it
+(``result.server`` and ``result.prompt_id`` name the replacement; ``cancel`` of the first id
+reaches it; those following the first job's events get the replacement's). A server that stops
+gracefully may interrupt its running job before it refuses connections: an interruption nobody
+of this pool asked for, followed within a few seconds by the member refusing connections, moves
+the job (or the run) too; otherwise the job ends cancelled (see that module).
 
-Open: a server that stops gracefully may first report its running job as interrupted, and that
-job then ends cancelled instead of moving; the progress events of a replacement job do not reach
-the first job's subscribers; a job whose files were uploaded to the member that stopped is
-resubmitted with their names, which the new member does not have.
+Open: the pool does not see a cancellation sent through a member's own client, nor
+``cancel(id)`` of a :meth:`AsyncPool.run` whose server stops before the cancellation is read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from .._loop import LoopThread
 from .._secret import Secret
 from ..errors import (
     ComfyError,
     FeatureUnavailable,
+    JobCancelled,
     NoMemberCanRun,
     NotFoundError,
     TransportError,
@@ -86,7 +91,7 @@ from ..job import AsyncJob
 from ..result import Result
 from ._backoff import RetryPolicy
 from ._client import AsyncClient, Client
-from ._pool_failover import Failover
+from ._pool_failover import Failover, gone
 from ._pool_members import (
     KeyArgument,
     Member,
@@ -95,12 +100,11 @@ from ._pool_members import (
     pool_urls,
     refuses_connections,
 )
-from ._pool_routing import Requirements, file_values, lacking, requirements
+from ._pool_routing import Requirements, file_values, lacking, requirements, with_files
 from ._transport import DEFAULT_DOWNLOAD_TIMEOUT
 
 if TYPE_CHECKING:
     from ..cache import ResultCache
-    from ._files import ClientFiles
 
 __all__ = ["AsyncPool", "Pool", "member_keys", "pool_urls"]
 
@@ -196,7 +200,7 @@ class PoolServer:
         return sorted(entries, key=lambda entry: entry.get("position") != 0)
 
     async def cancel(self, prompt_id: str) -> bool:
-        prompt_id = self._members.current(prompt_id)
+        [prompt_id] = self._members.ending([prompt_id])
         owner = self._members.owner(prompt_id)
         for member in [owner] if owner else self._members.opened:
             if await member.client.cancel(prompt_id):
@@ -205,20 +209,33 @@ class PoolServer:
 
     async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
         live: list[str] = []
+        self._members.ending(prompt_ids)
         for member, ids in self._members.by_owner(prompt_ids).values():
             live += await member.client.cancel_many(ids)
         return live
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
+        if prompt_id:
+            [prompt_id] = self._members.ending([prompt_id])
         owner = self._members.owner(prompt_id) if prompt_id else None
         for member in [owner] if owner else self._members.opened:
+            if not prompt_id:
+                await self._ending_on(member, running=True)
             await member.client.interrupt(prompt_id)
 
     async def clear_queue(self) -> None:
         for member in self._members.opened:
+            await self._ending_on(member, running=False)
             await member.client.clear_queue()
 
+    async def _ending_on(self, member: Member, *, running: bool) -> None:
+        """Note the jobs running (or waiting) on ``member`` as asked to end by this pool."""
+        with contextlib.suppress(ComfyError):  # (the request that ends them says what failed)
+            self._members.ending(entry["id"] for entry in await member.client.queue()
+                                 if bool(entry.get("running")) is running)
+
     async def delete(self, prompt_ids: list[str]) -> None:
+        self._members.ending(prompt_ids)
         for member, ids in self._members.by_owner(prompt_ids).values():
             await member.client.delete(ids)
 
@@ -261,7 +278,10 @@ class PoolRuns:
 
     def __init__(self, members: Members) -> None:
         self._members = members
-        self._failover = Failover(members, self._resubmit)
+        self.failover = Failover(members, self._resubmit)
+        # each job's workflow and parameters as given (its files, not a member's names for them)
+        self._sources: weakref.WeakKeyDictionary[AsyncJob, tuple[Any, dict[str, Any]]] = (
+            weakref.WeakKeyDictionary())
 
     async def candidates(self, workflow: WorkflowLike, wanted: dict[str, Any]) -> list[Member]:
         """The members whose node definitions have what the workflow needs; else
@@ -310,14 +330,26 @@ class PoolRuns:
         self._members.owners[job.id] = member
         member.jobs.add(job)
         if not job.done:
-            self._failover.watch(member)
+            self.failover.watch(member, job)
+
+    async def _definitions(self, member: Member) -> dict[str, Any] | None:
+        try:
+            return await member.client.object_info()
+        except FeatureUnavailable:
+            return None
 
     async def _resubmit(self, job: AsyncJob, tried: list[Member]) -> tuple[AsyncJob, Member]:
-        """``job``'s workflow, as it was sent, submitted to another member than ``tried``."""
+        """``job``'s workflow, as it was sent but with its files themselves in its file inputs
+        (uploaded anew), submitted to another member than ``tried``."""
         member = await self.choose(job.workflow, {}, tried)
+        workflow = job.workflow or {}
+        source = self._sources.get(job)
+        if source is not None:
+            files = file_values(*source, await self._definitions(member))
+            workflow = with_files(workflow, files)
         member.reserved += 1
         try:
-            replacement = await member.client.submit(job.workflow, validate=False, cache=False)
+            replacement = await member.client.submit(workflow, validate=False, cache=False)
         finally:
             member.reserved -= 1
         replacement.parameters = job.parameters
@@ -352,6 +384,7 @@ class PoolRuns:
                 raise
             member.reserved -= 1
             member.answered()
+            self._sources[job] = (workflow, {**(overrides or {}), **params})
             self.placed(member, job)
             return job
 
@@ -362,16 +395,8 @@ class PoolRuns:
         uploads them to the member it goes to (a sweep prepares its workflow once)."""
         member = await self.choose(workflow, overrides)
         prepared = await member.client.prepare(workflow, overrides=overrides, validate=validate)
-        try:
-            definitions: dict[str, Any] | None = await member.client.object_info()
-        except FeatureUnavailable:
-            definitions = None
-        prompt = dict(prepared.prompt)
-        for (node_id, name), value in file_values(workflow, overrides, definitions).items():
-            node = prompt.get(node_id)
-            if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
-                prompt[node_id] = {**node, "inputs": {**node["inputs"], name: value}}
-        return prompt, prepared.seeds
+        files = file_values(workflow, overrides, await self._definitions(member))
+        return with_files(prepared.prompt, files), prepared.seeds
 
     async def cached_result(self, workflow: Any, overrides: dict[str, Any],
                             validate: bool) -> Result | None:
@@ -429,7 +454,7 @@ class PoolRuns:
         pass  # each member flushes its own results as it closes
 
     async def wind_down(self) -> None:
-        await self._failover.close()  # each member winds its own runs down as it closes
+        await self.failover.close()  # each member winds its own runs down as it closes
 
 
 def _one_name(names: set[str]) -> str:
@@ -438,27 +463,6 @@ def _one_name(names: set[str]) -> str:
                          "; pass the file to run() or submit() instead, which uploads it to the "
                          "server that runs the job")
     return names.pop()
-
-
-class _MemberFiles:
-    """Where the members' Results read their files from: setting the synchronous pool's loop
-    sets every member's (what :class:`~comfy_nb.Client` does for its one client)."""
-
-    def __init__(self, members: Members) -> None:
-        self._members = members
-        self._loop: LoopThread | None = None
-
-    @property
-    def loop(self) -> LoopThread | None:
-        return self._loop
-
-    @loop.setter
-    def loop(self, loop: LoopThread | None) -> None:
-        self._loop = loop
-        for member in self._members.all:
-            files = member.client._files  # the hook Client._start_core sets, per member
-            if files is not None:
-                files.loop = loop
 
 
 class AsyncPool(AsyncClient):
@@ -502,13 +506,23 @@ class AsyncPool(AsyncClient):
             capacity.get(url), index) for index, url in enumerate(names)]
         self._members = Members(members)
         self._pool_runs = PoolRuns(self._members)
-        self._compose(PoolServer(self._members), self._pool_runs,
-                      cast("ClientFiles", _MemberFiles(self._members)))
+        self._compose(PoolServer(self._members), self._pool_runs)
 
     @property
     def members(self) -> list[AsyncClient]:
         """The client of each member, in the pool's order."""
         return [member.client for member in self._members.all]
+
+    @property
+    def results_loop(self) -> LoopThread | None:
+        """The loop thread the members' Results read their files through (the synchronous
+        :class:`Pool`'s, set on every member)."""
+        return self._members.all[0].client.results_loop
+
+    @results_loop.setter
+    def results_loop(self, loop: LoopThread | None) -> None:
+        for member in self._members.all:
+            member.client.results_loop = loop
 
     @property
     def capacity(self) -> int:
@@ -562,15 +576,15 @@ class AsyncPool(AsyncClient):
                 workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
                 extra_data=extra_data, partner_key=partner_key, front=front,
                 validate=validate, overrides=overrides, **params))
-            gone = asyncio.ensure_future(self._gone(member))
+            gone_away = asyncio.ensure_future(gone(member))
             try:
-                await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({running, gone_away}, return_when=asyncio.FIRST_COMPLETED)
             except BaseException:  # the caller gave up: the member's run cancels its job
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
                 raise
             finally:
-                gone.cancel()
+                gone_away.cancel()
                 member.reserved -= 1
             if running.done():
                 try:
@@ -582,6 +596,14 @@ class AsyncPool(AsyncClient):
                         raise
                     member.refused()
                     tried.append(member)
+                    continue
+                except JobCancelled as exc:  # by its server as it stopped, or by someone else
+                    if tried or not await runs.failover.stopped_after_interruption(
+                            member, exc.prompt_id):
+                        raise
+                    tried.append(member)
+                    log.warning("comfy_nb: %s stopped after interrupting this job; it runs "
+                                "again on another server of the pool", member.url)
                     continue
                 member.answered()
                 self._members.owners[result.prompt_id] = member
@@ -596,20 +618,6 @@ class AsyncPool(AsyncClient):
                                      f"{', '.join(m.url for m in tried)}")
             log.warning("comfy_nb: %s stopped answering while it had this job; it runs again "
                         "on another server of the pool", member.url)
-
-    async def _gone(self, member: Member) -> None:
-        """Return once ``member`` refuses connections (its server stopped), checking every
-        poll interval; a server that answers, or cannot be reached for another reason (it
-        may still run the job), keeps its jobs."""
-        while True:
-            await asyncio.sleep(max(member.client.poll_interval, 0.1))
-            try:
-                await member.client.queue()
-            except TransportError as exc:
-                if exc.never_sent and await refuses_connections(member.url):
-                    return
-            except ComfyError:
-                pass
 
     async def describe(self) -> str:
         """Each member, as a single client describes it."""

@@ -172,6 +172,7 @@ class Members:
         self.all = members
         self.owners: dict[str, Member] = {}
         self.moved: dict[str, str] = {}  # a job's id -> the id of the job that replaced it
+        self.ended: set[str] = set()  # jobs this pool was asked to cancel, interrupt or delete
 
     def current(self, prompt_id: str) -> str:
         """The id of the job that runs in place of ``prompt_id`` now (itself, unless moved)."""
@@ -182,6 +183,18 @@ class Members:
         """The members whose clients are connected (a server down since the pool opened is
         not, until it answers)."""
         return [member for member in self.all if member.opened]
+
+    def ending(self, prompt_ids: Iterable[str]) -> list[str]:
+        """``prompt_ids`` (as the jobs running in their place now), noted as asked to end by
+        this pool: their interruption is not taken for their server stopping."""
+        current = [self.current(prompt_id) for prompt_id in prompt_ids]
+        self.ended.update(current)
+        return current
+
+    def asked_to_end(self, prompt_id: str) -> bool:
+        """Whether this pool was asked to end job ``prompt_id`` (by its id, or by interrupting
+        or clearing the member while it ran or waited there)."""
+        return prompt_id in self.ended
 
     def owner(self, prompt_id: str) -> Member | None:
         return self.owners.get(prompt_id)

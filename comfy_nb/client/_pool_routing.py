@@ -2,7 +2,8 @@
 server: its node classes, and the model files it names) and :func:`lacking` (what one member's
 node definitions do not have); the pool raises :class:`~comfy_nb.errors.NoMemberCanRun` when no
 member has everything. :func:`file_values` finds the files a workflow hands to its server (so a
-workflow the pool prepares keeps them, to be uploaded where each of its jobs goes).
+workflow the pool prepares keeps them, to be uploaded where each of its jobs goes, and a job
+moved to another member uploads them there); :func:`with_files` puts them back in a prompt.
 
 A model file counts when a node's input names a file (``ckpt_name``, ``lora_name``,
 ``vae_name``...: an input ending in ``_name``) and the server lists its choices for it. A bundled
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Requirements", "file_values", "lacking", "requirements"]
+__all__ = ["Requirements", "file_values", "lacking", "requirements", "with_files"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,15 @@ def file_values(workflow: Any, wanted: Mapping[str, Any],
             with contextlib.suppress(WorkflowError, KeyError):
                 found[resolve(api, name, definitions)] = value
     return found
+
+
+def with_files(prompt: Mapping[str, Any],
+               files: Mapping[tuple[str, str], Any]) -> dict[str, Any]:
+    """A copy of the API ``prompt`` with ``files`` (as :func:`file_values` gives them) in the
+    inputs they name, instead of the names one server gave them."""
+    changed = dict(prompt)
+    for (node_id, name), value in files.items():
+        node = changed.get(node_id)
+        if isinstance(node, dict) and isinstance(node.get("inputs"), dict):
+            changed[node_id] = {**node, "inputs": {**node["inputs"], name: value}}
+    return changed
