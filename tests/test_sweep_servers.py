@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ import comfy_nb
 from comfy_nb import provenance
 
 from .factories import Emulators
+from .tiny_workflows import invert
 
 
 @pytest.fixture(autouse=True)
@@ -23,16 +23,6 @@ def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMFY_NB_PROGRESS", "off")
     monkeypatch.setenv("COMFY_NB_CACHE", "off")
 
-
-def invert(color: int) -> dict[str, Any]:
-    """EmptyImage -> ImageInvert -> SaveImage; each ``color`` is a job of its own."""
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage",
-              "inputs": {"images": ["2", 0], "filename_prefix": "servers_test"}},
-    }
 
 
 def history_ids(url: str) -> set[str]:

@@ -26,18 +26,8 @@ from ..cable import Cable
 from ..factories import Emulators
 from ..fixture_paths import COMFYUI
 from ..hiding_proxy import HidingProxy
+from ..tiny_workflows import invert
 from ..wiretap import Wiretap
-
-
-def invert(color: int) -> dict[str, Any]:
-    """EmptyImage -> ImageInvert -> SaveImage; a new ``color`` defeats the server's cache."""
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage",
-              "inputs": {"images": ["2", 0], "filename_prefix": "pool_test"}},
-    }
 
 
 def txt2img(checkpoint: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import comfy_nb
 from comfy_nb import AsyncPool
 
 from ..factories import Emulators
-from .test_pool import invert
+from ..tiny_workflows import invert
 
 
 async def running(job: comfy_nb.AsyncJob) -> None:

@@ -23,7 +23,8 @@ from comfy_nb.events import Event, Finished, NodeExecuted, Preview, Progress
 
 from ..cable import Cable
 from ..factories import Emulators
-from .test_pool import history_ids, invert, pool_of, txt2img
+from ..tiny_workflows import invert
+from .test_pool import history_ids, pool_of, txt2img
 
 HELD = "was interrupted, not by this pool"  # logged as the pool holds such a job's end
 

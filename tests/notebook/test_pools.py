@@ -26,22 +26,13 @@ from comfy_nb.notebook.sweep_grid import SweepGrid
 from comfy_nb.notebook.sweep_view import render_sweep
 
 from ..factories import Emulators
+from ..tiny_workflows import invert
 from ..wiretap import Wiretap
 from .comms import FakeHandle
 
 WAIT = 60.0  # a safety net against hangs, never asserted on
 KEY = "sk-typed-in-for-the-cloud-member"
 
-
-def invert(color: int = 0) -> dict[str, Any]:
-    """EmptyImage -> ImageInvert -> SaveImage; each ``color`` is a job of its own."""
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage",
-              "inputs": {"images": ["2", 0], "filename_prefix": "pool_nb"}},
-    }
 
 
 @pytest.fixture
