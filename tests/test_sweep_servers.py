@@ -5,6 +5,7 @@ status), and the provenance of every saved file, which names the server that pro
 from __future__ import annotations
 
 import collections
+import time
 from pathlib import Path
 
 import httpx
@@ -47,9 +48,9 @@ def test_rows_name_the_member_of_a_pool_that_ran_each_item(emulators: Emulators,
         ran = collections.Counter(row["server"] for row in rows)
         assert swept.lanes() == [
             {"server": first.url, "capacity": 1, "queued": 0, "running": 0,
-             "done": ran[first.url], "failed": 0},
+             "done": ran[first.url], "failed": 0, "cancelled": 0},
             {"server": second.url, "capacity": 1, "queued": 0, "running": 0,
-             "done": ran[second.url], "failed": 0}]
+             "done": ran[second.url], "failed": 0, "cancelled": 0}]
         swept.save(tmp_path)
         for row in swept.rows():  # every saved file says which member produced it
             (path,) = row["files"]
@@ -81,3 +82,23 @@ def test_an_item_never_submitted_names_no_server(emulators: Emulators) -> None:
         rows = swept.rows()
         assert [row["status"] for row in rows] == ["succeeded", "failed"]
         assert [row["server"] for row in rows] == [server.url, None]
+
+
+def test_a_pools_lanes_count_cancelled_items_apart_from_failed_ones(
+        emulators: Emulators) -> None:
+    first, second = emulators(node_delay=0.5), emulators(node_delay=0.5)
+    with comfy_nb.connect([first.url, second.url], poll_interval=0.1) as pool:
+        swept = comfy_nb.sweep(invert(0), {"EmptyImage.color": [11, 12, 13, 14, 15, 16]},
+                               client=pool, cache=False, wait=False)
+        for _ in range(200):  # until both members run one
+            if first.max_concurrent_jobs_seen and second.max_concurrent_jobs_seen:
+                break
+            time.sleep(0.05)
+        swept.cancel()
+        rows = swept.rows()
+        lanes = swept.lanes()
+        cancelled = [row for row in rows if row["status"] == "cancelled"]
+        assert cancelled and not [row for row in rows if row["status"] == "failed"]
+        assert sum(lane["cancelled"] for lane in lanes) == sum(
+            1 for row in cancelled if row["server"] is not None)
+        assert all(lane["failed"] == 0 for lane in lanes)

@@ -68,11 +68,12 @@ def lane_lines(sweep: SweepData) -> list[str]:
     """A line per member of the sweep's pool (none for a sweep on one server)."""
     return [f"  {lane['server']} (capacity {lane['capacity']}): running {lane['running']} · "
             f"queued {lane['queued']} · done {lane['done']}"
-            + (f" · failed {lane['failed']}" if lane["failed"] else "")
+            + "".join(f" · {name} {lane[name]}" for name in ("failed", "cancelled")
+                      if lane[name])
             for lane in sweep.lanes()]
 
 
-_LANE_COLUMNS = ("server", "capacity", "running", "queued", "done", "failed")
+_LANE_COLUMNS = ("server", "capacity", "running", "queued", "done", "failed", "cancelled")
 _LANE_CELL = "padding:0 6px"
 
 

@@ -226,18 +226,19 @@ class SweepData:
 
     def lanes(self) -> list[dict[str, Any]]:
         """On a pool, one dict per member, in the pool's order: its ``server``, ``capacity``
-        and how many of this sweep's items are ``queued``, ``running``, ``done`` (succeeded)
-        and ``failed`` (or cancelled) there; empty for a sweep on one server."""
+        and how many of this sweep's items are ``queued``, ``running``, ``done`` (succeeded),
+        ``failed`` and ``cancelled`` there; empty for a sweep on one server."""
         lanes: dict[str, dict[str, Any]] = {
             server: {"server": server, "capacity": capacity, "queued": 0, "running": 0,
-                     "done": 0, "failed": 0}
+                     "done": 0, "failed": 0, "cancelled": 0}
             for server, capacity in self._state.servers}
         for item in self.items:
             lane = lanes.get(item.server or "")
             if lane is None:
                 continue
             status = item.status
-            key = {SUCCEEDED: "done", QUEUED: "queued", RUNNING: "running"}.get(status, "failed")
+            key = {SUCCEEDED: "done", QUEUED: "queued", RUNNING: "running",
+                   CANCELLED: "cancelled"}.get(status, "failed")
             lane[key] += 1
         return list(lanes.values())
 
