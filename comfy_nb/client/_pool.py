@@ -1,9 +1,10 @@
 """Pools: several servers behind one client (:class:`AsyncPool`, :class:`Pool`).
 
 A pool is an :class:`~comfy_nb.AsyncClient` made of pool parts (the seam of
-:mod:`comfy_nb.client._parts`): a :class:`PoolServer` and :class:`PoolRuns` that delegate to one
-ordinary, unchanged AsyncClient per member. So a pool has the client's whole interface (``run``,
-``submit``, ``queue``, ``cancel``, ``upload_image``, ``object_info``...), and the synchronous
+:mod:`comfy_nb.client._parts`): a :class:`~comfy_nb.client._pool_server.PoolServer` and
+:class:`PoolRuns` that delegate to one ordinary, unchanged AsyncClient per member. So a pool has
+the client's whole interface (``run``, ``submit``, ``queue``, ``cancel``, ``upload_image``,
+``object_info``...), and the synchronous
 :class:`Pool` is a :class:`~comfy_nb.Client` over it, which is what sweeps, ``interact`` and the
 magics already drive.
 
