@@ -27,7 +27,7 @@ __all__ = ["connect"]
 def connect(
     url: str | list[str] | tuple[str, ...] | None = None,
     *,
-    api_key: str | Secret | None = None,
+    api_key: str | Secret | Mapping[str, str | Secret | None] | None = None,
     dialect: str | None = None,
     websocket: bool = True,
     timeout: float = 30.0,
@@ -55,22 +55,32 @@ def connect(
 
     Several servers (a list, or a string with commas, also in ``COMFY_URL``) make a
     :class:`~comfy_nb.client._pool.Pool`: one client with the same methods, each run going to
-    the server that will start it soonest (``api_key`` then goes only to the one ``"cloud"``;
-    ``capacity={url: n}`` says how many jobs a member runs at once, and means nothing for one
-    server)."""
-    api_key = Secret.of(api_key, "api_key")  # from here on no frame holds it in the clear
+    the server that will start it soonest (one ``api_key`` then goes only to the one
+    ``"cloud"``; ``api_key={url: key}`` gives each member its own; ``capacity={url: n}`` says
+    how many jobs a member runs at once, and means nothing for one server)."""
+    # from here on no frame holds a key in the clear
+    keys = {name: Secret.of(key, "api_key") for name, key in api_key.items()} \
+        if isinstance(api_key, Mapping) else None
+    key = None if isinstance(api_key, Mapping) else Secret.of(api_key, "api_key")
+    del api_key
     from ._pool import Pool, pool_urls
 
     urls = pool_urls(url if url is not None else os.environ.get(URL_VARIABLE))
     if urls is not None and len(urls) > 1:
-        return Pool(urls, api_key=api_key, dialect=dialect, websocket=websocket,
-                    timeout=timeout, connect_timeout=connect_timeout, retry=retry,
-                    poll_interval=poll_interval, cache_dir=cache_dir, client_id=client_id,
-                    emulator_options=emulator_options, result_cache=result_cache,
-                    download_timeout=download_timeout, capacity=capacity)
+        return Pool(urls, api_key=keys if keys is not None else key, dialect=dialect,
+                    websocket=websocket, timeout=timeout, connect_timeout=connect_timeout,
+                    retry=retry, poll_interval=poll_interval, cache_dir=cache_dir,
+                    client_id=client_id, emulator_options=emulator_options,
+                    result_cache=result_cache, download_timeout=download_timeout,
+                    capacity=capacity)
     if isinstance(url, (list, tuple)):  # one server in a list: a client of it
         url = urls[0] if urls else None
-    return Client(url, api_key=api_key, dialect=dialect, websocket=websocket, timeout=timeout,
+    if keys is not None:  # keys by server, for one server: its own
+        if url is None or set(keys) - {url}:
+            raise ValueError("api_key={url: key} names servers that are not the one connected "
+                             f"to ({url or 'none named'}): {sorted(set(keys) - {url or ''})}")
+        key = keys.get(url)
+    return Client(url, api_key=key, dialect=dialect, websocket=websocket, timeout=timeout,
                   connect_timeout=connect_timeout, retry=retry, poll_interval=poll_interval,
                   cache_dir=cache_dir, client_id=client_id, emulator_options=emulator_options,
                   result_cache=result_cache, download_timeout=download_timeout)

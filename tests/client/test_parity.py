@@ -57,12 +57,14 @@ def test_every_async_method_has_a_sync_twin_with_the_same_parameters() -> None:
 def test_the_clients_take_the_same_options_as_connect() -> None:
     expected = list(inspect.signature(AsyncClient).parameters.values())
     assert list(inspect.signature(Client).parameters.values()) == expected
-    # connect's url may also name several servers (a pool), whose members' capacities it
-    # takes as Pool does: the rest is the same
+    # connect's url may also name several servers (a pool), whose members' keys and capacities
+    # it takes by URL as Pool does: the rest is the same
     pool_url = expected[0].replace(annotation="str | list[str] | tuple[str, ...] | None")
+    keys = expected[1].replace(
+        annotation="str | Secret | Mapping[str, str | Secret | None] | None")
     capacity = inspect.signature(comfy_nb.Pool).parameters["capacity"]
     assert list(inspect.signature(comfy_nb.connect).parameters.values()) == [
-        pool_url, *expected[1:], capacity]
+        pool_url, keys, *expected[2:], capacity]
 
 
 def test_known_options_are_named_not_swallowed() -> None:

@@ -13,6 +13,7 @@ from comfy_nb import AsyncPool
 
 from ..factories import Emulators
 from ..tiny_workflows import invert
+from ..wiretap import Wiretap
 
 
 async def running(job: comfy_nb.AsyncJob) -> None:
@@ -73,3 +74,27 @@ def test_connect_passes_capacity_to_a_pool(emulators: Emulators) -> None:
         assert isinstance(pool, comfy_nb.Pool)
         assert [lane["capacity"] for lane in pool.lanes()] == [1, 3]
         assert pool.capacity == 4
+
+
+def test_connect_gives_each_member_the_key_named_for_it(emulators: Emulators) -> None:
+    cloud = emulators("cloud", api_key="sk-key-of-the-cloud-member")
+    local = emulators()
+    taps = [Wiretap(server.url).start() for server in (local, cloud)]
+    local_tap, cloud_tap = taps
+    try:
+        with comfy_nb.connect([local_tap.url, cloud_tap.url],
+                              api_key={cloud_tap.url: "sk-key-of-the-cloud-member"}) as pool:
+            assert [member.dialect for member in pool.members] == ["local", "cloud"]
+            assert pool.loop.run(pool.members[1].user())  # the cloud member has its key
+        assert cloud_tap.carries("sk-key-of-the-cloud-member")
+        assert not local_tap.carries("sk-key-of-the-cloud-member")
+        # keys by server for one server: its own, and a key for another is refused
+        with comfy_nb.connect(cloud.url, api_key={cloud.url: "sk-key-of-the-cloud-member"}) \
+                as single:
+            assert type(single) is comfy_nb.Client and single.dialect == "cloud"
+            assert single.user() is not None
+        with pytest.raises(ValueError, match="not the one connected to"):
+            comfy_nb.connect(local.url, api_key={cloud.url: "sk-key-of-the-cloud-member"})
+    finally:
+        for tap in taps:
+            tap.close()
