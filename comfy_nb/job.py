@@ -99,7 +99,7 @@ class AsyncJob:
     for ever.
 
     ``interruption_check`` (or None) is awaited once before the job ends cancelled when its
-    client was not asked to end it (see :attr:`cancel_asked`): True means it goes on elsewhere,
+    client was not asked to end it (``cancel_asked``): True means it goes on elsewhere,
     and whoever said so ends it (a pool moves it if its server stops right after)."""
 
     def __init__(self, host: JobHost, prompt_id: str,
@@ -125,7 +125,8 @@ class AsyncJob:
         self._subscribers: list[asyncio.Queue[Any]] = []
         self._backlog: list[Event] = []  # every event so far, replayed to late listeners
         self._cancel_requested = False
-        self._cancel_asked = False  # cancel() was called: an interruption is this job's own
+        #: its client was asked to end it (cancel, interrupt, delete): an interruption is its own
+        self.cancel_asked = False
         self.interruption_check: InterruptionCheck | None = None
         self._interruption: asyncio.Future[bool] | None = None  # the check, once asked
         self._wake = asyncio.Event()
@@ -169,11 +170,6 @@ class AsyncJob:
         or its state could not be read for ``unreachable_after`` seconds. :meth:`wait` raises
         why."""
         return self._lost
-
-    @property
-    def cancel_asked(self) -> bool:
-        """Whether its client was asked to end it: :meth:`cancel`, or removed from the queue."""
-        return self._cancel_asked or self._cancel_requested
 
     @property
     def unreachable_for(self) -> float | None:
@@ -310,7 +306,7 @@ class AsyncJob:
     def removed_from_queue(self) -> None:
         """The client deleted this job from the queue: if the server forgets it, it was
         cancelled, not lost (its host calls this)."""
-        self._cancel_requested = True
+        self._cancel_requested = self.cancel_asked = True
         self._awaiting_finish = False
         self._wake.set()
 
@@ -583,7 +579,7 @@ class AsyncJob:
         """Remove the job from the queue, or interrupt it if it runs. True if it was live."""
         if self.done:
             return False
-        self._cancel_asked = True
+        self.cancel_asked = True
         cancelled = await self._host.cancel(self.id)
         with contextlib.suppress(ComfyError):
             await self.refresh()

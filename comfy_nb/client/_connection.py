@@ -314,6 +314,14 @@ class Connection:
             if self._streams is not None:
                 self._streams.stop(job.id)
 
+    def _asked_to_end(self, prompt_ids: list[str]) -> None:
+        """Note, before the request goes, that this client was asked to end these jobs: an
+        interruption read before its answer (or instead of it, the server gone) is theirs."""
+        for prompt_id in prompt_ids:
+            job = self._jobs.get(prompt_id)
+            if job is not None:
+                job.cancel_asked = True
+
     def _removed_from_queue(self, prompt_ids: list[str]) -> None:
         """Jobs this client deleted from the queue end as cancelled (a local server forgets
         them entirely, which would otherwise look like a lost job)."""
@@ -361,6 +369,7 @@ class Connection:
     async def cancel(self, prompt_id: str) -> bool:
         job_path(prompt_id)  # refuses an id that could address another endpoint
         http, dialect = await self._ready_dialect()
+        self._asked_to_end([prompt_id])
         cancelled = await dialect.cancel(http, prompt_id)
         if cancelled:
             self._removed_from_queue([prompt_id])
@@ -368,12 +377,15 @@ class Connection:
 
     async def cancel_many(self, prompt_ids: list[str]) -> list[str]:
         http, dialect = await self._ready_dialect()
+        self._asked_to_end(prompt_ids)
         cancelled = await dialect.cancel_many(http, list(prompt_ids))
         self._removed_from_queue(cancelled)
         return cancelled
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
         http, dialect = await self._ready_dialect()
+        self._asked_to_end([prompt_id] if prompt_id else [
+            job.id for job in self._jobs.values() if job.status is JobStatus.RUNNING])
         await dialect.interrupt(http, prompt_id)
 
     async def clear_queue(self) -> None:
@@ -384,6 +396,7 @@ class Connection:
 
     async def delete(self, prompt_ids: list[str]) -> None:
         http, dialect = await self._ready_dialect()
+        self._asked_to_end(prompt_ids)
         await dialect.delete_pending(http, prompt_ids)
         self._removed_from_queue(prompt_ids)
 
