@@ -63,8 +63,9 @@ gracefully may interrupt its running job before it refuses connections: an inter
 of this pool asked for, followed within a few seconds by the member refusing connections, moves
 the job (or the run) too; otherwise the job ends cancelled (see that module).
 
-Open: the pool does not see a cancellation sent through a member's own client, nor
-``cancel(id)`` of a :meth:`AsyncPool.run` whose server stops before the cancellation is read.
+A job asked to end (through the pool, the job or its member's client) is never moved: a run
+learns the id of the job its member submits (:func:`~comfy_nb.client._pool_failover.
+noting_jobs`), so a cancellation of that id counts for it too.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ from ..job import AsyncJob
 from ..result import Result
 from ._backoff import RetryPolicy
 from ._client import AsyncClient, Client
-from ._pool_failover import Failover, gone
+from ._pool_failover import Failover, gone, noting_jobs
 from ._pool_members import (
     KeyArgument,
     Member,
@@ -412,10 +413,12 @@ class AsyncPool(AsyncClient):
         while True:
             member = await runs.choose(workflow, wanted, tried)
             member.reserved += 1  # counted before awaiting, so runs started at once spread
-            running = asyncio.ensure_future(member.client.run(
-                workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
-                extra_data=extra_data, partner_key=partner_key, front=front,
-                validate=validate, overrides=overrides, **params))
+            submitted: list[AsyncJob] = []  # the job the member's run submits, once it has
+            with noting_jobs(submitted):
+                running = asyncio.ensure_future(member.client.run(
+                    workflow, timeout=timeout, cache=cache, prompt_id=prompt_id,
+                    extra_data=extra_data, partner_key=partner_key, front=front,
+                    validate=validate, overrides=overrides, **params))
             gone_away = asyncio.ensure_future(gone(member))
             try:
                 await asyncio.wait({running, gone_away}, return_when=asyncio.FIRST_COMPLETED)
@@ -438,8 +441,8 @@ class AsyncPool(AsyncClient):
                     tried.append(member)
                     continue
                 except JobCancelled as exc:  # by its server as it stopped, or by someone else
-                    if tried or not await runs.failover.stopped_after_interruption(
-                            member, exc.prompt_id):
+                    if tried or self._asked_to_end(submitted) or not await \
+                            runs.failover.stopped_after_interruption(member, exc.prompt_id):
                         raise
                     tried.append(member)
                     log.warning("comfy_nb: %s stopped after interrupting this job; it runs "
@@ -449,6 +452,10 @@ class AsyncPool(AsyncClient):
                 self._members.owners[result.prompt_id] = member
                 return result
             # the server refuses connections now: it stopped, and its queue with it
+            if self._asked_to_end(submitted):  # it ends as on one server: never run twice
+                log.info("comfy_nb: %s stopped with a job that was asked to end: it is not run "
+                         "elsewhere", member.url)
+                return await running
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             member.refused()
@@ -458,6 +465,11 @@ class AsyncPool(AsyncClient):
                                      f"{', '.join(m.url for m in tried)}")
             log.warning("comfy_nb: %s stopped answering while it had this job; it runs again "
                         "on another server of the pool", member.url)
+
+    def _asked_to_end(self, jobs: list[AsyncJob]) -> bool:
+        """Whether anyone asked to end one of ``jobs``: through the pool, the job, or the
+        client of the member that has it."""
+        return any(job.cancel_asked or self._members.asked_to_end(job.id) for job in jobs)
 
     async def describe(self) -> str:
         """Each member, as a single client describes it."""

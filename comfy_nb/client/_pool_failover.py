@@ -24,7 +24,8 @@ holds the job's end for up to :data:`GRACEFUL_STOP_WINDOW` seconds: when the mem
 connections within that time, the job moves as above (and a run of :meth:`~comfy_nb.client.
 _pool.AsyncPool.run` goes to another member); otherwise the interruption was another client's,
 on a server that keeps running, and the job ends cancelled, never run twice on a guess. A
-cancellation asked through a member's own client (``pool.members[i]``) is not seen by the pool.
+cancellation asked through a member's own client (``pool.members[i]``) counts as well: the
+client notes it on the job before sending it (``AsyncJob.cancel_asked``).
 
 Must not: decide where a job goes (the pool's choice does) or speak to a server itself beyond
 asking whether it accepts connections.
@@ -33,20 +34,50 @@ asking whether it accepts connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import ComfyError, ExecutionFailed, JobCancelled, TransportError
 from ._dialects import JobSnapshot, JobStatus
 from ._pool_members import Member, Members, refuses_connections
+from ._runs import SubmittedRun, job_observers
 
 if TYPE_CHECKING:
     from ..job import AsyncJob, InterruptionCheck
 
-__all__ = ["GRACEFUL_STOP_WINDOW", "Failover", "gone"]
+__all__ = ["GRACEFUL_STOP_WINDOW", "Failover", "gone", "noting_jobs"]
+
+#: where the jobs submitted in this context go (a pool's run learns its job's id this way)
+_NOTED_JOBS: contextvars.ContextVar[list[AsyncJob] | None] = contextvars.ContextVar(
+    "comfy_nb_pool_noted_jobs", default=None)
+
+
+def _note_job(run: SubmittedRun) -> None:
+    """A :data:`~comfy_nb.client._runs.job_observers` hook: note the job in the list of the
+    context it was submitted in, if any."""
+    noted = _NOTED_JOBS.get()
+    if noted is not None:
+        noted.append(run.job)
+
+
+if _note_job not in job_observers:
+    job_observers.append(_note_job)
+
+
+@contextlib.contextmanager
+def noting_jobs(noted: list[AsyncJob]) -> Iterator[None]:
+    """Within it, the jobs that tasks created here submit are appended to ``noted``: a member's
+    ``run`` submits its job in the task the pool's run creates for it."""
+    token = _NOTED_JOBS.set(noted)
+    try:
+        yield
+    finally:
+        _NOTED_JOBS.reset(token)
 
 log = logging.getLogger("comfy_nb")
 

@@ -185,8 +185,9 @@ async def test_a_job_the_pool_or_its_holder_cancels_ends_cancelled_though_its_se
         await pool.aclose()
 
 
+@pytest.mark.parametrize("through", ["pool", "member"])
 async def test_a_job_asked_to_end_is_not_run_elsewhere_when_its_server_stops(
-        emulators: Emulators, caplog: pytest.LogCaptureFixture) -> None:
+        through: str, emulators: Emulators, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="comfy_nb")
     doomed, other = emulators(node_delay=1.0), emulators(node_delay=0.2)
     cable = Cable(doomed.url).start()
@@ -194,7 +195,9 @@ async def test_a_job_asked_to_end_is_not_run_elsewhere_when_its_server_stops(
     try:
         job = await pool.submit(invert(9), cache=False)
         await until_running_on(doomed)
-        cancelling = asyncio.ensure_future(pool.cancel(job.id))
+        # through the pool, or through the client of the member that has the job
+        canceller = pool if through == "pool" else pool.members[0]
+        cancelling = asyncio.ensure_future(canceller.cancel(job.id))
         await asyncio.sleep(0)  # the cancellation starts (the pool notes it) ...
         cable.unplug()  # ... and the server is gone before anything of it is read
         with contextlib.suppress(comfy_nb.ComfyError):
@@ -330,6 +333,33 @@ async def test_those_following_a_moved_job_see_its_replacements_events_and_end(
             assert {Progress, Preview, NodeExecuted, Finished} <= kinds, kinds
         progress = job.progress()
         assert progress.status.value == "succeeded" and progress.previews >= 1
+    finally:
+        await pool.aclose()
+        await asyncio.to_thread(cable.close)
+
+
+@pytest.mark.parametrize("through", ["pool", "member"])
+async def test_a_run_cancelled_by_its_id_is_not_run_elsewhere_when_its_server_stops(
+        through: str, emulators: Emulators) -> None:
+    doomed, other = emulators(node_delay=1.0), emulators(node_delay=0.2)
+    cable = Cable(doomed.url).start()
+    pool = await AsyncPool([cable.url, other.url], poll_interval=0.1).open()
+    try:
+        run = asyncio.ensure_future(pool.run(invert(12), cache=False, timeout=15))
+        await until_running_on(doomed)
+        [running] = [entry["id"] for entry in await pool.queue() if entry.get("position") == 0]
+        canceller = pool if through == "pool" else pool.members[0]
+        cancelling = asyncio.ensure_future(canceller.cancel(running))
+        await asyncio.sleep(0)  # the cancellation starts (the pool notes it) ...
+        cable.unplug()  # ... and the server is gone before anything of it is read
+        with contextlib.suppress(comfy_nb.ComfyError):
+            await cancelling
+        await asyncio.to_thread(doomed.stop)
+        # it ends as on one server: cancelled, lost with its server, or out of time
+        with pytest.raises((comfy_nb.JobCancelled, comfy_nb.TransportError, comfy_nb.JobLost,
+                            comfy_nb.JobTimeout)):
+            await asyncio.wait_for(run, 90)
+        assert await history_ids(other) == []  # never run a second time
     finally:
         await pool.aclose()
         await asyncio.to_thread(cable.close)
