@@ -16,11 +16,12 @@ from IPython.core.interactiveshell import InteractiveShell
 import comfy_nb
 from comfy_nb import ledger
 from comfy_nb.emulator import RunningEmulator
-from comfy_nb.notebook import display, ledger_view
+from comfy_nb.notebook import ledger_view
 from comfy_nb.notebook.ledger_view import JobsTable
 from comfy_nb.workflows import bundled
 
 from ..factories import Clients, Emulators
+from ..shells import comfy_shell, run
 
 WAIT = 60.0
 
@@ -48,22 +49,9 @@ def shown(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 @pytest.fixture
 def shell(emulator: RunningEmulator, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("COMFY_URL", emulator.url)
-    monkeypatch.setenv("COMFY_NB_PROGRESS", "text")
-    monkeypatch.setenv("COMFY_NB_JOBS", str(tmp_path / ".comfy_nb" / "jobs.jsonl"))
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "comfy_nb")
-    yield ip
-    ip.run_line_magic("unload_ext", "comfy_nb")
-    ip.config.pop("ComfyMagics", None)
-    display.settings.__init__()  # type: ignore[misc]
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    outcome = ip.run_cell(source)
-    outcome.raise_error()
-    return outcome.result
+    with comfy_shell(monkeypatch, tmp_path, COMFY_URL=emulator.url, COMFY_NB_PROGRESS="text",
+                     COMFY_NB_JOBS=str(tmp_path / ".comfy_nb" / "jobs.jsonl")) as ip:
+        yield ip
 
 
 def test_the_table_lists_the_jobs_with_links_to_saved_outputs(

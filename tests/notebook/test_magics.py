@@ -24,6 +24,7 @@ from comfy_nb.notebook.progress import StaticNote
 from comfy_nb.workflows import bundled
 
 from ..factories import Emulators
+from ..shells import comfy_shell, fails, magics, run
 from .samples import FAILING
 
 TXT2IMG = json.dumps(bundled("txt2img"), indent=1)
@@ -37,35 +38,9 @@ def emulator(module_emulators: Emulators) -> RunningEmulator:
 @pytest.fixture
 def shell(emulator: RunningEmulator, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("COMFY_URL", emulator.url)
-    monkeypatch.setenv("COMFY_NB_PROGRESS", "text")
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "comfy_nb")
-    yield ip
-    ip.run_line_magic("unload_ext", "comfy_nb")
-    ip.config.pop("ComfyMagics", None)  # %config settings of this test
-    comfy_nb.ComfyError.short_tracebacks = True
-    display.settings.__init__()  # type: ignore[misc]
-
-
-def magics(ip: InteractiveShell) -> ComfyMagics:
-    found: ComfyMagics = ip._comfy_nb_magics  # type: ignore[attr-defined]
-    return found
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    """Run a cell; raise what it raised."""
-    outcome = ip.run_cell(source)
-    outcome.raise_error()
-    return outcome.result
-
-
-def fails(ip: InteractiveShell, source: str) -> BaseException:
-    outcome = ip.run_cell(source)
-    error = outcome.error_in_exec or outcome.error_before_exec
-    assert error is not None, "the cell should have failed"
-    return error
+    with comfy_shell(monkeypatch, tmp_path, COMFY_URL=emulator.url,
+                     COMFY_NB_PROGRESS="text") as ip:
+        yield ip
 
 
 # -- loading -------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
@@ -20,12 +19,11 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import comfy_nb
 from comfy_nb.emulator import RunningEmulator
-from comfy_nb.notebook import display
-from comfy_nb.notebook.magics import ComfyMagics
 from comfy_nb.notebook.sweep_grid import SweepGrid
 from comfy_nb.notebook.sweep_view import render_sweep
 
 from ..factories import Emulators
+from ..shells import comfy_shell, magics, run
 from ..tiny_workflows import invert
 from ..wiretap import Wiretap
 from .comms import FakeHandle
@@ -44,27 +42,9 @@ def servers(emulators: Emulators) -> list[RunningEmulator]:
 @pytest.fixture
 def shell(servers: list[RunningEmulator], tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("COMFY_URL", servers[0].url)
-    monkeypatch.setenv("COMFY_NB_PROGRESS", "text")
-    monkeypatch.setenv("COMFY_NB_CACHE", "off")  # every job runs
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "comfy_nb")
-    yield ip
-    ip.run_line_magic("unload_ext", "comfy_nb")
-    ip.config.pop("ComfyMagics", None)
-    display.settings.__init__()  # type: ignore[misc]
-
-
-def magics(ip: InteractiveShell) -> ComfyMagics:
-    found: ComfyMagics = ip._comfy_nb_magics  # type: ignore[attr-defined]
-    return found
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    outcome = ip.run_cell(source)
-    outcome.raise_error()
-    return outcome.result
+    with comfy_shell(monkeypatch, tmp_path, COMFY_URL=servers[0].url, COMFY_NB_PROGRESS="text",
+                     COMFY_NB_CACHE="off") as ip:  # (every job runs)
+        yield ip
 
 
 def sweep_cell(values: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -16,10 +15,10 @@ from IPython.core.interactiveshell import InteractiveShell
 import comfy_nb
 from comfy_nb import AsyncClient, ResultCache
 from comfy_nb.events import Progress
-from comfy_nb.notebook import display
 
 from ..both_clients import WAIT
 from ..cable import Cable
+from ..shells import comfy_shell, run
 from .conftest import V2Server
 from .workflows import invert, txt2img
 
@@ -27,23 +26,9 @@ from .workflows import invert, txt2img
 @pytest.fixture
 def shell(v2: V2Server, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("COMFY_BASE_URL", v2.url)
-    monkeypatch.setenv("COMFY_API_KEY", v2.token)
-    monkeypatch.setenv("COMFY_NB_PROGRESS", "text")
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "comfy_nb")
-    yield ip
-    ip.run_line_magic("unload_ext", "comfy_nb")
-    ip.config.pop("ComfyMagics", None)
-    comfy_nb.ComfyError.short_tracebacks = True
-    display.settings.__init__()  # type: ignore[misc]
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    outcome = ip.run_cell(source)
-    outcome.raise_error()
-    return outcome.result
+    with comfy_shell(monkeypatch, tmp_path, COMFY_BASE_URL=v2.url, COMFY_API_KEY=v2.token,
+                     COMFY_NB_PROGRESS="text") as ip:
+        yield ip
 
 
 def test_comfy_run_on_v2_runs_shows_progress_and_saves(
