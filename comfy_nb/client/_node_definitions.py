@@ -167,6 +167,7 @@ class NodeDefinitions:
         self._confirmed = False  # _object_info came from the server, not a copy
         self._fetched = 0.0  # time.monotonic() when the server gave them
         self._background: set[asyncio.Future[Any]] = set()  # definitions fetched or written
+        self._fetching: asyncio.Future[dict[str, Any]] | None = None  # the request going now
 
     @property
     def confirmed(self) -> bool:
@@ -188,6 +189,15 @@ class NodeDefinitions:
         return self._object_info
 
     async def _fetch(self) -> dict[str, Any]:
+        """The server's definitions; callers at the same time share one request (a pool checks
+        several runs started at once against the same member)."""
+        if self._fetching is None or self._fetching.done():
+            self._fetching = asyncio.ensure_future(self._fetch_now())
+            # (read here, so that a request every caller gave up on is not reported unread)
+            self._fetching.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(self._fetching)
+
+    async def _fetch_now(self) -> dict[str, Any]:
         info = await self._connection.object_info()
         self._object_info = info
         self._confirmed = True

@@ -5,6 +5,7 @@ front of the emulator, through the synchronous and the asynchronous client."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+import comfy_nb
 from comfy_nb.cache import ResultCache, settings
 from comfy_nb.client import _node_definitions as node_definitions
 from comfy_nb.client._node_definitions import FOLDER
@@ -231,3 +233,14 @@ async def test_the_cloud_key_is_never_kept(mode: str, store: ResultCache) -> Non
         (path,) = stored_copies(store)
         assert cloud.api_key and cloud.api_key not in path.read_text("utf-8")
         assert cloud.api_key not in str(path)
+
+
+async def test_runs_started_at_once_share_one_read_of_the_definitions(
+        tap: Wiretap, store: ResultCache) -> None:
+    async with comfy_nb.AsyncClient(tap.url, result_cache=store) as fresh:
+        results = await asyncio.gather(*(fresh.run(invert(color), cache=False, timeout=WAIT)
+                                         for color in range(30, 34)))
+        assert all(result.files for result in results)
+        assert definition_reads(tap) == 1  # one request, its answer shared by the four
+        await asyncio.gather(fresh.object_info(refresh=True), fresh.object_info(refresh=True))
+        assert definition_reads(tap) == 2
