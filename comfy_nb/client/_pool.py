@@ -262,11 +262,20 @@ class PoolRuns:
         return await owner.client.job(prompt_id)
 
     async def object_info(self, refresh: bool = False) -> dict[str, Any]:
-        """The node classes any member has (each as the first member having it defines it)."""
+        """The node classes any member has (each as the first member having it defines it);
+        a member that serves no definitions (Comfy API v2) adds none."""
         merged: dict[str, Any] = {}
+        lacking: FeatureUnavailable | None = None
         for member in self._members.opened:
-            for name, definition in (await member.client.object_info(refresh)).items():
+            try:
+                definitions = await member.client.object_info(refresh)
+            except FeatureUnavailable as exc:
+                lacking = exc
+                continue
+            for name, definition in definitions.items():
                 merged.setdefault(name, definition)
+        if not merged and lacking is not None:
+            raise lacking
         return merged
 
     async def upload_image(self, image: Any, *, name: str | None, subfolder: str,

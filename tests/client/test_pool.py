@@ -416,6 +416,7 @@ async def test_the_cloud_key_goes_only_to_the_cloud_member(
             pool = await AsyncPool([local_tap.url, "cloud"], api_key=key,
                                    poll_interval=0.1).open()
             try:
+                await pool.object_info()  # each member's definitions read: both runs go at once
                 results = await asyncio.gather(pool.run(invert(1)), pool.run(invert(2)))
                 assert {result.server for result in results} == {local_tap.url, cloud_tap.url}
             finally:
@@ -442,6 +443,7 @@ async def test_a_key_for_the_cloud_never_reaches_a_v2_member(emulators: Emulator
                                poll_interval=0.1).open()
         try:
             assert [member.dialect for member in pool.members] == ["v2", "cloud"]
+            await pool.object_info()  # each member's definitions read: both runs go at once
             results = await asyncio.gather(pool.run(invert(1)), pool.run(invert(2)))
             assert {result.server for result in results} == {v2_tap.url, cloud_tap.url}
         finally:

@@ -27,6 +27,9 @@ async def test_runs_spread_over_a_local_member_and_a_v2_member(emulators: Emulat
                                    poll_interval=0.1).open()
             try:
                 assert [member.dialect for member in pool.members] == ["local", "v2"]
+                # the local member's definitions (v2 serves none), read before: the four runs
+                # go at once
+                assert "ImageInvert" in await pool.object_info()
                 results = await asyncio.wait_for(
                     asyncio.gather(*(pool.run(invert("v2_pool")) for _ in range(4))), WAIT)
                 assert collections.Counter(result.server for result in results) == {
