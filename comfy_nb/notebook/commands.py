@@ -106,14 +106,11 @@ def comfy_connect(magics: ComfyMagics, args: Any) -> None:
             getpass.getpass("Comfy Cloud API key (not stored in the notebook): ").strip())
         if not api_key:
             raise UsageError(f"no key given: set {KEY_VARIABLE} or paste the key")
-    if len(targets) == 1:
-        magics.connect(target, api_key=api_key)
-        return
     try:
         magics.connect(target, api_key=api_key)
-    except ComfyError:
-        raise
     except ValueError as exc:  # servers that cannot make a pool (Comfy Cloud named twice)
+        if len(targets) == 1 or isinstance(exc, ComfyError):
+            raise
         raise UsageError(f"%comfy connect: {exc}") from None
 
 

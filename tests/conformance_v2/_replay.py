@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from tests.conformance._replay import shape
 from tests.fixture_paths import COMFY_API_V2, require
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -81,18 +82,6 @@ def masked(value: Any) -> Any:
             return "<time>"
         return COUNTER.sub("_NNNNN_.", value)
     return value
-
-
-def shape(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "null" if value is None else type(value).__name__
 
 
 def sorted_node_errors(body: Any) -> Any:

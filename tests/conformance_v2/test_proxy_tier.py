@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from ..factories import Emulators
-from ._proxy import comfy_api_proxy
+from ..v2_proxy import serve_proxy
 from ._replay import compare, exchanges, observation_shape, replay
 from .test_scenarios import PRELUDE, SCENARIOS, TOKEN, job_speed, server_options
 
@@ -29,8 +29,8 @@ SLOW = {"23_two_sse_streams_same_job"}  # the proxy's own 15 s heartbeat ends th
     for s in SCENARIOS if s not in RACES])
 def test_proxy_and_emulator_answer_alike(emulators: Emulators, scenario: str) -> None:
     comfyui = emulators("local", **job_speed(scenario))
-    with comfy_api_proxy(comfyui.url, TOKEN) as proxy_url:
-        from_proxy = replay(proxy_url, scenario, TOKEN, PRELUDE.get(scenario, ()))
+    with serve_proxy(comfyui.url, token=TOKEN) as proxy:
+        from_proxy = replay(proxy.url, scenario, TOKEN, PRELUDE.get(scenario, ()))
     v2 = emulators("v2", token=TOKEN, **server_options(scenario))
     from_emulator = replay(v2.url, scenario, TOKEN, PRELUDE.get(scenario, ()))
     recorded = exchanges(scenario)
@@ -74,8 +74,8 @@ def test_ranges_of_an_output_are_answered_alike(emulators: Emulators) -> None:
     """The local emulator's /view honours Range, so the proxy passes 206 through and turns
     its 416 into 502 upstream_error; the v2 emulator answers the same."""
     comfyui = emulators("local")
-    with comfy_api_proxy(comfyui.url, TOKEN) as proxy_url:
-        through_proxy = range_answers(proxy_url)
+    with serve_proxy(comfyui.url, token=TOKEN) as proxy:
+        through_proxy = range_answers(proxy.url)
     from_emulator = range_answers(emulators("v2", token=TOKEN).url)
     assert from_emulator == through_proxy
     assert [status for status, *_ in from_emulator] == [200, 206, 206, 502]
